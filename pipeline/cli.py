@@ -1,0 +1,155 @@
+"""The ``spikestream`` command line.
+
+Core commands live here (``run``, ``node``, ``nodes``); stage packages add theirs (``info``, ``convert``,
+``demo`` ...) through the ``spikestream.commands`` entry points, each a ``register(subparsers)`` function.
+Every error a user can cause prints one line and exits non-zero; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import load_graph
+from .errors import SpikestreamError
+from .registry import commands, node_types
+
+
+def write_results(path: str | None, results: dict[str, Any]) -> None:
+    if not path:
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    print(
+        f"{results['graph']}: {results['events_in']:,} events in {results['wall_s']:.2f} s "
+        f"({results['events_per_s'] / 1e6:.2f} M events/s, transport {results['transport']})"
+    )
+    for name, report in results["nodes"].items():
+        c = report.get("counters", {})
+        if not c:
+            print(f"  {name}: {report.get('error')}")
+            continue
+        lat = c.get("latency") or {}
+        print(
+            f"  {name:<12} in {c['events_in']:>12,} ev  out {c['events_out']:>12,} ev  gaps {c['gaps']}"
+            f"  drops {c['drops']}  malformed {c['malformed']}  errors {c['errors']}"
+            + (f"  latency p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms" if lat else "")
+        )
+    for key in ("train_accuracy", "test_accuracy"):
+        if results.get(key) is not None:
+            print(f"  {key}: {results[key]:.4f}")
+
+
+def _finish(results: dict[str, Any], args: argparse.Namespace) -> int:
+    write_results(args.results, results)
+    if not args.quiet:
+        print_summary(results)
+        if args.results:
+            print(f"results written to {args.results}")
+    for name, why in results["errors"].items():
+        print(f"spikestream: error in node {name}: {why}", file=sys.stderr)
+    return 1 if results["errors"] else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_graph
+
+    graph = load_graph(args.config, args.set)
+    return _finish(run_graph(graph, state_dir=args.state), args)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from .runner import run_single_node
+
+    graph = load_graph(args.config, args.set)
+    return _finish(run_single_node(graph, args.name, state_dir=args.state), args)
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    for name, target in sorted(node_types().items()):
+        print(f"{name:<16} {target}")
+    return 0
+
+
+def _graph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. nodes.source.events=1000 (repeatable)",
+    )
+    p.add_argument("--results", metavar="FILE", help="write the results (counters, accuracies) as JSON")
+    p.add_argument("--state", metavar="DIR", help="checkpoint folder (overrides the config's state_dir)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikestream", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--version", action="version", version=f"spikestream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a graph described in a TOML file")
+    p.add_argument("config", help="graph file (TOML)")
+    _graph_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("node", help="run one node of a graph alone (spread a pipeline over hosts)")
+    p.add_argument("name", help="the node's name in the graph")
+    p.add_argument("--config", required=True, help="graph file (TOML)")
+    _graph_args(p)
+    p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("nodes", help="list the registered node types")
+    p.set_defaults(func=cmd_nodes)
+
+    for name, ep in sorted(commands().items()):
+        try:
+            ep.load()(sub)
+        except ImportError as exc:  # a broken optional stage must not take the whole CLI down
+            logging.getLogger("spikestream").debug("command %s unavailable: %s", name, exc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SpikestreamError as exc:
+        print(f"spikestream: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("spikestream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Graph configuration: TOML files, ``--set`` overrides, and typed per-node parameter dataclasses.
+
+A graph file::
+
+    name = "passthrough"
+    transport = "ipc"                      # inproc (one process) | ipc | tcp (one process per node)
+    links = ["source -> relay", "relay -> sink"]   # lossless PUSH/PULL
+    taps = []                              # lossy PUB/SUB, drops counted at the subscriber
+
+    [nodes.source]
+    type = "synthetic"                     # looked up in the node registry
+    events = 1_000_000
+
+Keys of ``[nodes.NAME]`` other than the runtime keys (``type``, ``address``, ``bind``, ``tap_address``,
+``tap_bind``) are the node's parameters and are checked against its frozen config dataclass: an unknown
+key is an error naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+TRANSPORTS = ("inproc", "ipc", "tcp")
+NODE_RUNTIME_KEYS = ("type", "address", "bind", "tap_address", "tap_bind", "curve")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeSpec:
+    """One node of a graph as written in the file: its type, parameters and network addresses."""
+
+    name: str
+    type: str
+    params: Mapping[str, Any]
+    address: str | None = None  # where upstream nodes reach this node's input (tcp://host:port)
+    bind: str | None = None  # what this node binds for its input, when it differs from ``address``
+    tap_address: str | None = None
+    tap_bind: str | None = None
+    curve: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphConfig:
+    """A whole graph. ``source`` is the file it came from (for error messages)."""
+
+    name: str
+    transport: str
+    nodes: dict[str, NodeSpec]
+    links: tuple[tuple[str, str], ...]
+    taps: tuple[tuple[str, str], ...] = ()
+    hwm: int = 64
+    tap_hwm: int = 256
+    ipc_dir: str | None = None
+    state_dir: str | None = None
+    checkpoint_s: float = 0.0
+    log_every_s: float = 5.0
+    source: str = "<memory>"
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def upstream(self, name: str) -> list[str]:
+        return [a for a, b in self.links if b == name]
+
+    def downstream(self, name: str) -> list[str]:
+        return [b for a, b in self.links if a == name]
+
+    def tap_upstream(self, name: str) -> list[str]:
+        return [a for a, b in self.taps if b == name]
+
+    def tapped(self, name: str) -> bool:
+        return any(a == name for a, _ in self.taps)
+
+
+def data_root() -> Path:
+    """Where real recordings live: ``$SPIKESTREAM_DATA``, else ``../shared/recordings``."""
+    env = os.environ.get("SPIKESTREAM_DATA")
+    return Path(env) if env else Path("..") / "shared" / "recordings"
+
+
+def data_path(path: str | os.PathLike[str]) -> Path:
+    """Resolve a data path from a config: absolute, or relative to the current folder if it exists there,
+    else relative to ``data_root()``."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return data_root() / p
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML value if it parses as one (``3``, ``2.5``, ``true``, ``[1, 2]``, ``"x"``),
+    else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides to a raw TOML document (returns a new dict)."""
+    import copy
+
+    doc = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+        parts = key.strip().split(".")
+        target = doc
+        for part in parts[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a table in {source}")
+            target = nxt
+        target[parts[-1]] = parse_value(value.strip())
+    return doc
+
+
+def _parse_link(item: Any, where: str) -> tuple[str, str]:
+    if not isinstance(item, str) or "->" not in item:
+        raise ConfigError(f"{where}: a link is written 'a -> b', got {item!r}")
+    a, b = (s.strip() for s in item.split("->", 1))
+    return a, b
+
+
+def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig:
+    """Validate a raw TOML document as a graph (structure only; node parameters are checked later)."""
+    known = {
+        "name",
+        "transport",
+        "nodes",
+        "links",
+        "taps",
+        "hwm",
+        "tap_hwm",
+        "ipc_dir",
+        "state_dir",
+        "checkpoint_s",
+        "log_every_s",
+        "description",
+    }
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown top-level key {key!r} (known: {', '.join(sorted(known))})")
+    transport = raw.get("transport", "inproc")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{source}: transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    raw_nodes = raw.get("nodes")
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        raise ConfigError(f"{source}: a graph needs a [nodes.NAME] table for each node")
+    nodes: dict[str, NodeSpec] = {}
+    for name, table in raw_nodes.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: nodes.{name} must be a table")
+        if "type" not in table or not isinstance(table["type"], str):
+            raise ConfigError(f"{source}: nodes.{name} has no 'type'")
+        params = {k: v for k, v in table.items() if k not in NODE_RUNTIME_KEYS}
+        nodes[name] = NodeSpec(
+            name=name,
+            type=table["type"],
+            params=params,
+            address=table.get("address"),
+            bind=table.get("bind"),
+            tap_address=table.get("tap_address"),
+            tap_bind=table.get("tap_bind"),
+            curve=table.get("curve"),
+        )
+    links = tuple(_parse_link(x, f"{source}: links") for x in raw.get("links", []))
+    taps = tuple(_parse_link(x, f"{source}: taps") for x in raw.get("taps", []))
+    for kind, pairs in (("links", links), ("taps", taps)):
+        for a, b in pairs:
+            for end in (a, b):
+                if end not in nodes:
+                    raise ConfigError(f"{source}: {kind} names node {end!r}, which is not in [nodes]")
+            if a == b:
+                raise ConfigError(f"{source}: {kind} links {a!r} to itself")
+    if len(set(links)) != len(links):
+        raise ConfigError(f"{source}: a link is listed twice")
+
+    def number(key: str, default: float, minimum: float) -> float:
+        value = raw.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(f"{source}: {key} must be a number >= {minimum}, got {value!r}")
+        return value
+
+    return GraphConfig(
+        name=str(raw.get("name", Path(source).stem)),
+        transport=transport,
+        nodes=nodes,
+        links=links,
+        taps=taps,
+        hwm=int(number("hwm", 64, 1)),
+        tap_hwm=int(number("tap_hwm", 256, 1)),
+        ipc_dir=raw.get("ipc_dir"),
+        state_dir=raw.get("state_dir"),
+        checkpoint_s=float(number("checkpoint_s", 0.0, 0.0)),
+        log_every_s=float(number("log_every_s", 5.0, 0.0)),
+        source=source,
+        raw=raw,
+    )
+
+
+def load_graph(path: str | os.PathLike[str], overrides: list[str] | None = None) -> GraphConfig:
+    """Read a graph TOML file, apply ``--set`` overrides, validate the structure."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_graph(apply_overrides(raw, overrides or [], str(p)), str(p))
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a (simple) type annotation; ints are accepted for floats, lists for tuples."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in args:
+            if arg is type(None) and value is None:
+                return None
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
+            return tuple(
+                _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
+        inner = args[0] if args else Any
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Mapping) or annotation in (dict, Mapping):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return build_params(annotation, value, where)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def build_params(cls: type, table: Mapping[str, Any], where: str) -> Any:
+    """Build the frozen dataclass ``cls`` from a TOML table, rejecting unknown keys and wrong types.
+
+    ``where`` names the place for messages, e.g. ``"configs/demo.toml [nodes.stdp]"``. A field's
+    ``__post_init__`` may raise ``ValueError``; it is reported as a ``ConfigError`` at the same place.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(fields) or 'none'})")
+    kwargs = {key: _coerce(value, hints[key], f"{where} {key}") for key, value in table.items()}
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

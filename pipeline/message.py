@@ -1,0 +1,102 @@
+"""Messages: what nodes exchange. A message is a kind, a typed record batch and a small header."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .events import EVENT_DTYPE, LABEL_DTYPE, SPIKE_DTYPE, prediction_dtype
+
+EVENTS = "events"
+SPIKES = "spikes"
+LABELS = "labels"
+PREDICTIONS = "predictions"
+CONTROL = "control"
+METRICS = "metrics"
+
+#: Every kind, with the dtype of its payload (``None``: no payload; predictions depend on the class count).
+KINDS: dict[str, np.dtype | None] = {
+    EVENTS: EVENT_DTYPE,
+    SPIKES: SPIKE_DTYPE,
+    LABELS: LABEL_DTYPE,
+    PREDICTIONS: None,
+    CONTROL: None,
+    METRICS: None,
+}
+
+#: Control commands. ``eos`` (end of stream) travels through the whole graph; the others are handed to
+#: every node on the way (a node ignores what does not concern it) and forwarded downstream.
+EOS = "eos"
+FREEZE = "freeze"
+UNFREEZE = "unfreeze"
+CHECKPOINT = "checkpoint"
+CONTROL_COMMANDS = (EOS, FREEZE, UNFREEZE, CHECKPOINT)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message. ``data`` is a structured array of the kind's dtype (``None`` for control/metrics).
+
+    ``stream`` and ``seq`` are stamped by the runtime when the message leaves a node; ``created_ns``
+    (wall clock, ns) is set where the data was created at the source and carried through the graph so that
+    every node can measure its end-to-end latency.
+    """
+
+    kind: str
+    data: np.ndarray | None = None
+    stream: str = ""
+    seq: int = -1
+    width: int | None = None
+    height: int | None = None
+    created_ns: int = 0
+    command: str | None = None
+    body: dict[str, Any] | None = None
+
+    @property
+    def count(self) -> int:
+        return 0 if self.data is None else int(self.data.shape[0])
+
+    @property
+    def is_eos(self) -> bool:
+        return self.kind == CONTROL and self.command == EOS
+
+    def stamped(self, stream: str, seq: int, created_ns: int) -> Message:
+        return replace(self, stream=stream, seq=seq, created_ns=self.created_ns or created_ns)
+
+
+def events_message(events: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
+    if events.dtype != EVENT_DTYPE:
+        raise ValueError(f"events must have dtype EVENT_DTYPE, got {events.dtype}")
+    return Message(EVENTS, events, width=width, height=height, created_ns=time.time_ns())
+
+
+def spikes_message(spikes: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
+    if spikes.dtype != SPIKE_DTYPE:
+        raise ValueError(f"spikes must have dtype SPIKE_DTYPE, got {spikes.dtype}")
+    return Message(SPIKES, spikes, width=width, height=height)
+
+
+def labels_message(labels: np.ndarray) -> Message:
+    if labels.dtype != LABEL_DTYPE:
+        raise ValueError(f"labels must have dtype LABEL_DTYPE, got {labels.dtype}")
+    return Message(LABELS, labels)
+
+
+def predictions_message(predictions: np.ndarray) -> Message:
+    fields: dict[str, Any] = dict(predictions.dtype.fields or {})
+    if "scores" not in fields or predictions.dtype != prediction_dtype(fields["scores"][0].shape[0]):
+        raise ValueError(f"predictions must have a prediction_dtype(classes) dtype, got {predictions.dtype}")
+    return Message(PREDICTIONS, predictions)
+
+
+def control_message(command: str, **body: Any) -> Message:
+    if command not in CONTROL_COMMANDS:
+        raise ValueError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
+    return Message(CONTROL, command=command, body=body or None, created_ns=time.time_ns())
+
+
+def metrics_message(body: dict[str, Any]) -> Message:
+    return Message(METRICS, body=body, created_ns=time.time_ns())

@@ -1,0 +1,146 @@
+"""The ``Node`` base class: what every stage implements, and the counters the runtime keeps for it.
+
+Lifecycle, driven by the runtime (``pipeline.runner``)::
+
+    node = Cls(name, config, context)
+    node.restore(state)           # if a checkpoint exists
+    await node.start()
+    await node.process(msg) ...   # for each data message (sources: ``async for msg in node.produce()``)
+    node.control(msg)             # for each control message other than end-of-stream
+    await node.flush()            # once every upstream has ended its stream
+    node.snapshot()               # periodically, on request, and at the end
+    await node.stop()
+
+``process``/``flush``/``control`` return the messages to send downstream; the runtime stamps them with
+the node's stream id and sequence numbers. A node never talks to sockets itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .message import Message
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoParams:
+    """Config of a node without parameters."""
+
+
+@dataclass
+class NodeContext:
+    """What the runtime tells a node about its place in the graph."""
+
+    name: str
+    graph: str
+    upstream: tuple[str, ...] = ()
+    downstream: tuple[str, ...] = ()
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("spikestream"))
+
+
+class Node:
+    """A stage of the graph. Subclasses set ``Config`` (a frozen dataclass) and override the hooks."""
+
+    Config: ClassVar[type] = NoParams
+    is_source: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: Any, context: NodeContext) -> None:
+        self.name = name
+        self.config = config
+        self.context = context
+        self.log = context.log
+
+    async def start(self) -> None:
+        """Open resources (files, devices, brokers). Called once before the first message."""
+
+    async def process(self, msg: Message) -> Sequence[Message]:
+        """Handle one data message (events, spikes, labels, predictions, metrics)."""
+        return ()
+
+    def control(self, msg: Message) -> Sequence[Message]:
+        """Handle a control message (freeze, unfreeze, checkpoint). It is forwarded downstream anyway."""
+        return ()
+
+    async def flush(self) -> Sequence[Message]:
+        """Every upstream has ended: emit what is still pending. Called once."""
+        return ()
+
+    def snapshot(self) -> dict[str, np.ndarray] | None:
+        """All learned and dynamic state as named arrays, or ``None`` if the node has none."""
+        return None
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Load a snapshot; raise ``CheckpointError`` if it does not fit the configuration."""
+
+    def results(self) -> dict[str, Any]:
+        """Figures for the results file (merged at its top level), e.g. accuracies."""
+        return {}
+
+    async def stop(self) -> None:
+        """Release resources. Called once, also after errors."""
+
+
+class Source(Node):
+    """A node without inputs: it produces messages until its data ends or it is asked to stop."""
+
+    is_source = True
+
+    def produce(self) -> AsyncIterator[Message]:
+        raise NotImplementedError
+
+    @property
+    def events_total(self) -> int | None:
+        """Events the source will produce in total, when known (for progress output)."""
+        return None
+
+
+class LatencyStats:
+    """A bounded reservoir of latencies (ns) with percentiles."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._buf = np.zeros(size, dtype=np.int64)
+        self._n = 0
+
+    def add(self, value_ns: int) -> None:
+        self._buf[self._n % self._buf.shape[0]] = value_ns
+        self._n += 1
+
+    def summary(self) -> dict[str, float]:
+        n = min(self._n, self._buf.shape[0])
+        if n == 0:
+            return {}
+        p50, p90, p99 = np.percentile(self._buf[:n], [50, 90, 99]) / 1e6
+        return {
+            "p50_ms": round(p50, 3),
+            "p90_ms": round(p90, 3),
+            "p99_ms": round(p99, 3),
+            "max_ms": round(float(self._buf[:n].max()) / 1e6, 3),
+        }
+
+
+@dataclass
+class Counters:
+    """Per-node counters reported in logs and the results file."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    events_in: int = 0
+    events_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    gaps: int = 0
+    missing: int = 0
+    drops: int = 0
+    malformed: int = 0
+    checkpoints: int = 0
+    latency: LatencyStats = field(default_factory=LatencyStats)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "latency"}
+        d["latency"] = self.latency.summary()
+        return d

@@ -1,0 +1,51 @@
+"""Find node classes and CLI commands by name without importing any stage package here.
+
+Stages declare themselves as entry points of the distribution (``pyproject.toml``)::
+
+    [project.entry-points."spikestream.nodes"]
+    replay = "recordings.replay:ReplaySource"
+
+A config may also name a class directly as ``"package.module:Class"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from .errors import ConfigError
+
+NODE_GROUP = "spikestream.nodes"
+COMMAND_GROUP = "spikestream.commands"
+
+
+def _load(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def node_types() -> dict[str, str]:
+    """Registered node type names and their targets."""
+    return {ep.name: ep.value for ep in entry_points(group=NODE_GROUP)}
+
+
+def node_class(type_name: str) -> type:
+    """The node class registered as ``type_name`` (or given as ``module:Class``)."""
+    if ":" in type_name:
+        try:
+            return _load(type_name)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load node class {type_name!r}: {exc}") from None
+    types = node_types()
+    if type_name not in types:
+        raise ConfigError(f"unknown node type {type_name!r}; registered: {', '.join(sorted(types))}")
+    return _load(types[type_name])  # type: ignore[no-any-return]
+
+
+def commands() -> dict[str, Any]:
+    """CLI sub-commands contributed by stage packages: name -> ``register(subparsers)`` callable."""
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}

@@ -1,0 +1,737 @@
+"""Run a graph: every node in one process (inproc links) or one process per node (ipc or tcp links).
+
+Each node is driven by a ``NodeRunner``: it binds its input, connects its outputs, reports ready, and
+then either pumps its source or receives, processes and forwards messages until every upstream node has
+ended its stream. End-of-stream is a control message sent after the last data message on every lossless
+link, so a node that has seen it from all its upstream nodes has seen everything. Control messages
+(freeze, checkpoint, end-of-stream) travel in-band on the data links on purpose: they then take effect at
+an exact, reproducible position of the stream, which learning determinism needs.
+
+Stopping (Ctrl-C, SIGTERM): sources stop producing and end their streams; the other nodes keep going until
+the end-of-stream reaches them (or a grace period passes), then flush, checkpoint and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+import zmq.auth
+
+from .checkpoint import load_state, save_state
+from .config import GraphConfig, build_params
+from .errors import CheckpointError, ConfigError, SpikestreamError
+from .message import CHECKPOINT, CONTROL, EOS, control_message
+from .node import Counters, Node, NodeContext, Source
+from .registry import node_class
+from .transport import Curve, Inlet, Outlet
+
+log = logging.getLogger("spikestream.runner")
+
+STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where one node's input and tap live: what it binds and what others connect to."""
+
+    in_bind: str | None
+    in_connect: str | None
+    tap_bind: str | None
+    tap_connect: str | None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def resolve_endpoints(graph: GraphConfig, run_dir: str | None, *, pick_ports: bool) -> dict[str, Endpoints]:
+    """Addresses of every node's input and tap socket for the graph's transport."""
+    out: dict[str, Endpoints] = {}
+    for name, spec in graph.nodes.items():
+        has_input = bool(graph.upstream(name))
+        has_tap = graph.tapped(name)
+        if graph.transport == "inproc":
+            base = f"inproc://{graph.name}/{name}"
+            inp, tap = base + "/in", base + "/tap"
+            out[name] = Endpoints(inp if has_input else None, inp, tap if has_tap else None, tap)
+        elif graph.transport == "ipc":
+            folder = graph.ipc_dir or run_dir
+            if folder is None:
+                folder = os.path.join(tempfile.gettempdir(), f"spikestream-{graph.name}-{os.getuid()}")
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            inp, tap = f"ipc://{folder}/{name}.in", f"ipc://{folder}/{name}.tap"
+            out[name] = Endpoints(inp if has_input else None, inp, tap if has_tap else None, tap)
+        else:
+
+            def tcp(
+                addr: str | None, bind: str | None, what: str, needed: bool, name: str = name
+            ) -> tuple[str | None, str | None]:
+                if not needed:
+                    return None, addr
+                if addr is None:
+                    if not pick_ports:
+                        raise ConfigError(
+                            f"{graph.source}: nodes.{name} needs '{what}' (tcp://host:port) "
+                            "for the tcp transport"
+                        )
+                    addr = f"tcp://127.0.0.1:{_free_port()}"
+                return bind or addr, addr
+
+            in_bind, in_connect = tcp(spec.address, spec.bind, "address", has_input)
+            tap_bind, tap_connect = tcp(spec.tap_address, spec.tap_bind, "tap_address", has_tap)
+            out[name] = Endpoints(in_bind, in_connect, tap_bind, tap_connect)
+    return out
+
+
+def _load_key_file(path: str, where: str) -> tuple[bytes, bytes | None]:
+    """Read a key file written by ``spikestream keys``: ``public`` and (for secret files) ``secret``."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(Path(path).expanduser().read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read key file {path}: {exc}") from None
+    public = doc.get("public")
+    if not isinstance(public, str) or len(public) != 40:
+        raise ConfigError(f"{where}: key file {path} has no valid 'public' key (40 z85 characters)")
+    secret = doc.get("secret")
+    return public.encode(), secret.encode() if isinstance(secret, str) else None
+
+
+def curve_settings(graph: GraphConfig, name: str) -> tuple[Curve | None, Curve | None, list[bytes] | None]:
+    """CURVE settings of node ``name``: (for its input as server, for its outputs as client, allowed
+    client public keys). A node's ``curve`` table names ``secret_key`` (its own key file) and, for
+    its outputs, every downstream node's public key comes from that node's table (``public_key``)."""
+    spec = graph.nodes[name]
+    if not spec.curve:
+        return None, None, None
+    where = f"{graph.source} [nodes.{name}.curve]"
+    known = {"secret_key", "public_key", "server_key", "allow"}
+    for key in spec.curve:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+    if "secret_key" not in spec.curve:
+        raise ConfigError(f"{where}: needs 'secret_key' (a key file from 'spikestream keys')")
+    public, secret = _load_key_file(str(spec.curve["secret_key"]), where)
+    if secret is None:
+        raise ConfigError(f"{where}: {spec.curve['secret_key']} holds no secret key")
+    server = Curve(public, secret) if graph.upstream(name) else None
+    client = None
+    if graph.downstream(name):
+        server_key = spec.curve.get("server_key")
+        if server_key is None:
+            raise ConfigError(f"{where}: needs 'server_key' (the downstream node's public key file)")
+        client = Curve(public, secret, _load_key_file(str(server_key), where)[0])
+    allowed = None
+    if "allow" in spec.curve:
+        allowed = [_load_key_file(str(p), where)[0] for p in spec.curve["allow"]]
+    return server, client, allowed
+
+
+class _Authenticator:
+    """A ZAP handler that accepts only the listed CURVE client keys and logs refusals."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, node: str, allowed: list[bytes]) -> None:
+        from zmq.auth.asyncio import AsyncioAuthenticator
+
+        self.node = node
+        self.auth = AsyncioAuthenticator(ctx, log=logging.getLogger(f"spikestream.auth.{node}"))
+        self.auth.start()
+        self.auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+        allowed_set = set(allowed)
+        outer = self
+
+        class _Policy:
+            def callback(self, domain: str, key: bytes) -> bool:
+                ok = zmq.utils.z85.encode(key) in allowed_set
+                if not ok:
+                    log.warning("%s: refused a CURVE peer with an unknown public key", outer.node)
+                return ok
+
+        self.auth.configure_curve_callback(domain="*", credentials_provider=_Policy())
+
+    def stop(self) -> None:
+        self.auth.stop()
+
+
+class NodeRunner:
+    """Drives one node: sockets, the receive/process/send loop, checkpoints, counters, shutdown."""
+
+    def __init__(
+        self,
+        graph: GraphConfig,
+        name: str,
+        endpoints: dict[str, Endpoints],
+        ctx: zmq.asyncio.Context,
+        *,
+        state_dir: str | None = None,
+    ) -> None:
+        self.graph = graph
+        self.name = name
+        self.spec = graph.nodes[name]
+        self.ctx = ctx
+        self.endpoints = endpoints
+        self.state_dir = state_dir if state_dir is not None else graph.state_dir
+        self.counters = Counters()
+        self.stop_requested = asyncio.Event()
+        self.error: str | None = None
+        self.errors = 0
+        cls = node_class(self.spec.type)
+        if not issubclass(cls, Node):
+            raise ConfigError(f"{graph.source}: nodes.{name}: type {self.spec.type!r} is not a Node")
+        params = build_params(cls.Config, self.spec.params, f"{graph.source} [nodes.{name}]")
+        self.context = NodeContext(
+            name=name,
+            graph=graph.name,
+            upstream=tuple(graph.upstream(name)) + tuple(graph.tap_upstream(name)),
+            downstream=tuple(graph.downstream(name)),
+            log=logging.getLogger(f"spikestream.{name}"),
+        )
+        self.node: Node = cls(name, params, self.context)
+        if self.node.is_source and graph.upstream(name):
+            raise ConfigError(f"{graph.source}: nodes.{name} is a source and cannot have upstream links")
+        if not self.node.is_source and not graph.upstream(name) and not graph.tap_upstream(name):
+            raise ConfigError(f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'")
+        self._seq = 0
+        self._last_checkpoint = time.monotonic()
+        self._started = 0.0
+        self.inlet: Inlet | None = None
+        self.outlet: Outlet | None = None
+        self._auth: _Authenticator | None = None
+
+    # -- state ----------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return Path(self.state_dir) / f"{self.name}.npz" if self.state_dir else None
+
+    def restore(self) -> None:
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return
+        state = load_state(path)
+        try:
+            self.node.restore(state)
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit nodes.{self.name}: {exc}") from None
+        self.node.log.info("%s: restored state from %s", self.name, path)
+
+    def checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            return
+        state = self.node.snapshot()
+        if state is None:
+            return
+        save_state(path, state)
+        self.counters.checkpoints += 1
+        self._last_checkpoint = time.monotonic()
+
+    # -- sockets ---------------------------------------------------------------------------------------
+    def open(self) -> None:
+        ep = self.endpoints[self.name]
+        server, client, allowed = curve_settings(self.graph, self.name)
+        if allowed is not None:
+            self._auth = _Authenticator(self.ctx, self.name, allowed)
+        taps_in = [self.endpoints[a].tap_connect for a in self.graph.tap_upstream(self.name)]
+        if ep.in_bind is not None or taps_in:
+            self.inlet = Inlet(
+                self.ctx,
+                name=self.name,
+                bind=ep.in_bind,
+                hwm=self.graph.hwm,
+                tap_connect=[t for t in taps_in if t],
+                tap_hwm=self.graph.tap_hwm,
+                counters=self.counters,
+                curve=server,
+            )
+        connect = [self.endpoints[b].in_connect for b in self.graph.downstream(self.name)]
+        self.outlet = Outlet(
+            self.ctx,
+            [c for c in connect if c],
+            hwm=self.graph.hwm,
+            tap_bind=ep.tap_bind,
+            tap_hwm=self.graph.tap_hwm,
+            counters=self.counters,
+            curve=client,
+        )
+
+    def close(self) -> None:
+        if self.inlet is not None:
+            self.inlet.close()
+        if self.outlet is not None:
+            self.outlet.close()
+        if self._auth is not None:
+            self._auth.stop()
+
+    # -- the loop --------------------------------------------------------------------------------------
+    async def _send(self, msgs: Any, created_ns: int = 0) -> None:
+        assert self.outlet is not None
+        for msg in msgs:
+            await self.outlet.send(msg.stamped(self.name, self._seq, created_ns or time.time_ns()))
+            self._seq += 1
+
+    def _handle_error(self, where: str, exc: BaseException) -> None:
+        self.errors += 1
+        if isinstance(exc, SpikestreamError):
+            self.node.log.error("%s: %s: %s", self.name, where, exc)
+        elif self.errors <= 3:
+            self.node.log.exception("%s: %s failed", self.name, where)
+        if self.error is None:
+            self.error = f"{where}: {exc}"
+
+    async def _pump_source(self) -> None:
+        node = self.node
+        assert isinstance(node, Source)
+        agen: Any = node.produce()
+        try:
+            async for msg in agen:
+                await self._send([msg])
+                self._maybe_checkpoint()
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # a corrupt recording, a vanished camera: end the stream cleanly
+            self._handle_error("source", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await agen.aclose()
+
+    def _maybe_checkpoint(self) -> None:
+        period = self.graph.checkpoint_s
+        if period > 0 and time.monotonic() - self._last_checkpoint >= period:
+            try:
+                self.checkpoint()
+            except CheckpointError as exc:
+                self._handle_error("checkpoint", exc)
+
+    async def _consume(self) -> None:
+        """Receive until every upstream node has sent end-of-stream. A stop request gives the
+        upstream nodes ``STOP_GRACE_S`` to end their streams before this node stops anyway."""
+        loop = asyncio.ensure_future(self._consume_loop())
+
+        async def deadline() -> None:
+            await self.stop_requested.wait()
+            await asyncio.sleep(STOP_GRACE_S)
+            if not loop.done():
+                self.node.log.warning("%s: stopping without end-of-stream from all upstream nodes", self.name)
+                loop.cancel()
+
+        watchdog = asyncio.ensure_future(deadline())
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        finally:
+            watchdog.cancel()
+
+    async def _consume_loop(self) -> None:
+        assert self.inlet is not None
+        expected_eos = len(self.graph.upstream(self.name))
+        eos_seen: set[str] = set()
+        while expected_eos == 0 or len(eos_seen) < expected_eos:
+            msg = await self.inlet.recv()
+            if msg.created_ns:
+                self.counters.latency.add(time.time_ns() - msg.created_ns)
+            if msg.kind == CONTROL:
+                if msg.command == EOS:
+                    eos_seen.add(msg.stream)
+                    continue
+                if msg.command == CHECKPOINT:
+                    try:
+                        self.checkpoint()
+                    except CheckpointError as exc:
+                        self._handle_error("checkpoint", exc)
+                try:
+                    out = self.node.control(msg)
+                except Exception as exc:
+                    self._handle_error("control", exc)
+                    out = ()
+                await self._send([*out, replace(msg, stream="", seq=-1)], msg.created_ns)
+                continue
+            try:
+                out = await self.node.process(msg)
+            except Exception as exc:
+                self._handle_error(f"processing {msg.kind} seq {msg.seq} from {msg.stream}", exc)
+                continue
+            if out:
+                await self._send(out, msg.created_ns)
+            self._maybe_checkpoint()
+
+    async def _log_periodically(self) -> None:
+        period = self.graph.log_every_s
+        if period <= 0:
+            return
+        last_events = 0
+        while True:
+            await asyncio.sleep(period)
+            c = self.counters
+            moved = c.events_out if self.node.is_source else c.events_in
+            rate = (moved - last_events) / period
+            last_events = moved
+            lat = c.latency.summary()
+            self.node.log.info(
+                "%s: %d msgs/%d events in, %d/%d out, %.2f M ev/s, gaps %d, drops %d, malformed %d%s",
+                self.name,
+                c.messages_in,
+                c.events_in,
+                c.messages_out,
+                c.events_out,
+                rate / 1e6,
+                c.gaps,
+                c.drops,
+                c.malformed,
+                f", latency p50 {lat['p50_ms']} ms" if lat else "",
+            )
+
+    async def run(self, wait_go: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+        """Run the node to the end of its stream (or a stop request); return its report."""
+        logger = asyncio.ensure_future(self._log_periodically())
+        try:
+            self.restore()
+            await self.node.start()
+            if wait_go is not None:
+                await wait_go()
+            self._started = time.perf_counter()
+            if self.node.is_source:
+                pump = asyncio.ensure_future(self._pump_source())
+                stop = asyncio.ensure_future(self.stop_requested.wait())
+                await asyncio.wait({pump, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not pump.done():
+                    pump.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pump
+                stop.cancel()
+            else:
+                await self._consume()
+            try:
+                await self._send(await self.node.flush())
+            except Exception as exc:
+                self._handle_error("flush", exc)
+            await self._send([control_message(EOS)])
+        except CheckpointError as exc:
+            self._handle_error("restore", exc)
+            raise
+        finally:
+            logger.cancel()
+            wall = time.perf_counter() - self._started if self._started else 0.0
+            try:
+                self.checkpoint()
+            except CheckpointError as exc:
+                self._handle_error("final checkpoint", exc)
+            try:
+                await self.node.stop()
+            except Exception as exc:
+                self._handle_error("stop", exc)
+        return self.report(wall)
+
+    def report(self, wall_s: float) -> dict[str, Any]:
+        return {
+            "type": self.spec.type,
+            "source": self.node.is_source,
+            "wall_s": round(wall_s, 6),
+            "counters": self.counters.as_dict() | {"errors": self.errors},
+            "results": self.node.results(),
+            "error": self.error,
+        }
+
+
+# -- one process -----------------------------------------------------------------------------------------
+def _install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_stop)
+
+
+async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, Any]:
+    """Run every node of ``graph`` as a task of this process's event loop."""
+    ctx = zmq.asyncio.Context()
+    endpoints = resolve_endpoints(graph, None, pick_ports=True)
+    runners = [NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir) for name in graph.nodes]
+    # bind every input before anything connects (inproc needs the bound side first on old libzmq)
+    ordered = sorted(
+        runners, key=lambda r: 0 if r.endpoints[r.name].in_bind or r.endpoints[r.name].tap_bind else 1
+    )
+    go = asyncio.Event()
+    try:
+        for r in ordered:
+            r.open()
+
+        def stop_all() -> None:
+            log.info("stopping: ending the sources' streams")
+            for r in runners:
+                r.stop_requested.set()
+
+        _install_stop_handlers(asyncio.get_running_loop(), stop_all)
+
+        async def wait_go() -> None:
+            await go.wait()
+
+        tasks = {r.name: asyncio.ensure_future(r.run(wait_go)) for r in runners}
+        go.set()
+        log.info("graph %r running: %d nodes in one process", graph.name, len(runners))
+        t0 = time.perf_counter()
+        reports: dict[str, Any] = {}
+        pending = set(tasks.values())
+        lossless_done = False
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for name, task in tasks.items():
+                if task in done and name not in reports:
+                    try:
+                        reports[name] = task.result()
+                    except Exception as exc:
+                        reports[name] = {"type": graph.nodes[name].type, "error": str(exc)}
+                        stop_all()
+            # nodes fed only by taps never see end-of-stream: stop them once the lossless part has ended
+            if not lossless_done and all(
+                n in reports for n in graph.nodes if not (graph.tap_upstream(n) and not graph.upstream(n))
+            ):
+                lossless_done = True
+                for r in runners:
+                    r.stop_requested.set()
+        wall = time.perf_counter() - t0
+    finally:
+        for r in runners:
+            r.close()
+        ctx.term()
+    return summarize(graph, reports, wall)
+
+
+# -- one process per node ------------------------------------------------------------------------------
+def _watch_parent(parent_pid: int) -> None:
+    """Stop this child if its parent goes away, so that no orphan keeps running."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _child_main(
+    graph: GraphConfig,
+    name: str,
+    endpoints: dict[str, Endpoints],
+    reports: Any,
+    go: Any,
+    state_dir: str | None,
+    log_level: int,
+) -> None:
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(message)s")
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+    async def main() -> dict[str, Any]:
+        ctx = zmq.asyncio.Context()  # created after the process started: never shared across a fork
+        runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir)
+        try:
+            runner.open()
+            reports.put(("ready", name, None))
+            _install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
+
+            async def wait_go() -> None:
+                while not go.is_set():
+                    await asyncio.sleep(0.005)
+
+            return await runner.run(wait_go)
+        finally:
+            runner.close()
+            ctx.term()
+
+    try:
+        report = asyncio.run(main())
+    except SpikestreamError as exc:
+        reports.put(("failed", name, str(exc)))
+        raise SystemExit(1) from None
+    reports.put(("report", name, report))
+
+
+def validate_graph(graph: GraphConfig) -> None:
+    """Check every node's type and parameters here, before any process starts, so that a typo is one
+    clear error and not a crashed child."""
+    for name, spec in graph.nodes.items():
+        cls = node_class(spec.type)
+        if not (isinstance(cls, type) and issubclass(cls, Node)):
+            raise ConfigError(f"{graph.source}: nodes.{name}: type {spec.type!r} is not a Node")
+        build_params(cls.Config, spec.params, f"{graph.source} [nodes.{name}]")
+        if cls.is_source and graph.upstream(name):
+            raise ConfigError(f"{graph.source}: nodes.{name} is a source and cannot have upstream links")
+        if not cls.is_source and not graph.upstream(name) and not graph.tap_upstream(name):
+            raise ConfigError(f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'")
+        curve_settings(graph, name)
+
+
+def run_processes(
+    graph: GraphConfig, *, state_dir: str | None = None, startup_timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """Run each node of ``graph`` in its own process over ipc or tcp and supervise them."""
+    if graph.transport == "inproc":
+        raise ConfigError(f"{graph.source}: transport 'inproc' runs in one process; use ipc or tcp")
+    validate_graph(graph)
+    mpctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="spikestream-") as run_dir:
+        endpoints = resolve_endpoints(graph, run_dir, pick_ports=True)
+        reports_q = mpctx.Queue()
+        go = mpctx.Event()
+        level = logging.getLogger().getEffectiveLevel()
+        procs = {
+            name: mpctx.Process(
+                target=_child_main,
+                args=(graph, name, endpoints, reports_q, go, state_dir, level),
+                name=f"spikestream-{name}",
+                daemon=True,
+            )
+            for name in graph.nodes
+        }
+        stopping = False
+
+        def stop_all(*_: Any) -> None:
+            nonlocal stopping
+            if not stopping:
+                log.info("stopping: asking every node to end its stream")
+            stopping = True
+            for p in procs.values():
+                if p.is_alive() and p.pid:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGTERM)
+
+        old = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+        reports: dict[str, Any] = {}
+        failures: dict[str, str] = {}
+        try:
+            for p in procs.values():
+                p.start()
+            ready: set[str] = set()
+            deadline = time.monotonic() + startup_timeout_s
+            while len(ready) < len(procs):
+                try:
+                    kind, name, payload = reports_q.get(timeout=0.2)
+                except queue.Empty:
+                    dead = [n for n, p in procs.items() if not p.is_alive() and n not in ready]
+                    if stopping:
+                        raise SpikestreamError(f"graph {graph.name!r} interrupted while starting")
+                    if dead or time.monotonic() > deadline:
+                        stop_all()
+                        what = ", ".join(dead) if dead else "some nodes"
+                        raise SpikestreamError(
+                            f"graph {graph.name!r} did not start: {what} failed to start"
+                        ) from None
+                    continue
+                if kind == "ready":
+                    ready.add(name)
+                elif kind == "failed":
+                    stop_all()
+                    raise SpikestreamError(f"nodes.{name}: {payload}")
+            t0 = time.perf_counter()
+            go.set()
+            log.info(
+                "graph %r running: %d nodes in separate processes over %s",
+                graph.name,
+                len(procs),
+                graph.transport,
+            )
+            lossless = {n for n in graph.nodes if not (graph.tap_upstream(n) and not graph.upstream(n))}
+            while len(reports) + len(failures) < len(procs):
+                try:
+                    kind, name, payload = reports_q.get(timeout=0.2)
+                    if kind == "report":
+                        reports[name] = payload
+                    elif kind == "failed":
+                        failures[name] = payload
+                        stop_all()
+                except queue.Empty:
+                    pass
+                for n, p in procs.items():
+                    if (
+                        n not in reports
+                        and n not in failures
+                        and not p.is_alive()
+                        and p.exitcode not in (0, None)
+                    ):
+                        with contextlib.suppress(queue.Empty):
+                            while True:  # a report may still be in flight
+                                kind, name, payload = reports_q.get(timeout=0.2)
+                                (reports if kind == "report" else failures)[name] = payload
+                        if n not in reports and n not in failures:
+                            failures[n] = f"process died with exit code {p.exitcode}"
+                            log.error("nodes.%s: process died with exit code %s", n, p.exitcode)
+                            stop_all()
+                left = set(procs) - set(reports) - set(failures)
+                if left and lossless <= set(reports) | set(failures) and not stopping:
+                    stop_all()  # only tap subscribers are left: they never see end-of-stream
+            wall = time.perf_counter() - t0
+        finally:
+            for p in procs.values():
+                p.join(timeout=STOP_GRACE_S + 5)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+    for name, why in failures.items():
+        reports[name] = {"type": graph.nodes[name].type, "error": why}
+    return summarize(graph, reports, wall)
+
+
+def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    """The results document: totals, every node's counters, and node results merged at the top."""
+    events_in = sum(r.get("counters", {}).get("events_out", 0) for r in reports.values() if r.get("source"))
+    reports = {n: reports[n] for n in graph.nodes if n in reports}
+    out: dict[str, Any] = {
+        "graph": graph.name,
+        "transport": graph.transport,
+        "events_in": events_in,
+        "wall_s": round(wall_s, 6),
+        "events_per_s": round(events_in / wall_s, 1) if wall_s > 0 else 0.0,
+        "nodes": reports,
+        "errors": {n: r["error"] for n, r in reports.items() if r.get("error")},
+    }
+    for r in reports.values():
+        for key, value in (r.get("results") or {}).items():
+            out.setdefault(key, value)
+    return out
+
+
+def run_graph(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, Any]:
+    """Run ``graph`` with its configured transport and return the results document."""
+    if graph.transport == "inproc":
+        return asyncio.run(run_inproc(graph, state_dir=state_dir))
+    return run_processes(graph, state_dir=state_dir)
+
+
+def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = None) -> dict[str, Any]:
+    """Run node ``name`` of ``graph`` alone in this process (its peers run elsewhere)."""
+    if name not in graph.nodes:
+        raise ConfigError(f"{graph.source}: no node named {name!r} (nodes: {', '.join(graph.nodes)})")
+    if graph.transport == "inproc":
+        raise ConfigError(f"{graph.source}: a node run alone needs transport ipc or tcp, not inproc")
+
+    async def main() -> dict[str, Any]:
+        ctx = zmq.asyncio.Context()
+        endpoints = resolve_endpoints(graph, None, pick_ports=False)
+        runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir)
+        try:
+            runner.open()
+            _install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
+            t0 = time.perf_counter()
+            report = await runner.run()
+            return summarize(graph, {name: report}, time.perf_counter() - t0)
+        finally:
+            runner.close()
+            ctx.term()
+
+    return asyncio.run(main())

@@ -1,0 +1,152 @@
+"""The wire format: a ZeroMQ multipart ``[topic, header, payload]``.
+
+* ``topic``: the kind as ASCII (lets a SUB socket filter by kind);
+* ``header``: small UTF-8 JSON object, see ``HEADER_FIELDS``;
+* ``payload``: the raw bytes of the record array (little-endian, the kind's dtype), empty for control and
+  metrics. Decoding wraps the received buffer with ``np.frombuffer`` (no copy) after checking its length
+  against ``count * itemsize``. Nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import WireFormatError
+from .events import prediction_dtype
+from .message import CONTROL, CONTROL_COMMANDS, KINDS, METRICS, PREDICTIONS, Message
+
+VERSION = 1
+
+#: Header keys: v (format version), kind, stream (sender id), seq (per-stream sequence number), count
+#: (records in the payload), t0/t1 (first/last timestamp, µs, when the payload has timestamps),
+#: w/h (sensor width/height or null), created (ns wall clock at the source), classes (predictions only),
+#: cmd (control only), body (control arguments / metrics object).
+HEADER_FIELDS = (
+    "v",
+    "kind",
+    "stream",
+    "seq",
+    "count",
+    "t0",
+    "t1",
+    "w",
+    "h",
+    "created",
+    "classes",
+    "cmd",
+    "body",
+)
+
+Frame = bytes | memoryview
+
+
+def payload_dtype(kind: str, classes: int | None) -> np.dtype | None:
+    if kind == PREDICTIONS:
+        if not isinstance(classes, int) or classes < 1:
+            raise WireFormatError(f"predictions header needs 'classes' >= 1, got {classes!r}")
+        return prediction_dtype(classes)
+    return KINDS[kind]
+
+
+def encode(msg: Message) -> list[Frame]:
+    """Encode ``msg`` as three frames. The payload frame is a view of the array, not a copy."""
+    if msg.kind not in KINDS:
+        raise WireFormatError(f"cannot encode unknown kind {msg.kind!r}")
+    header: dict[str, Any] = {"v": VERSION, "kind": msg.kind, "stream": msg.stream, "seq": msg.seq}
+    payload: Frame = b""
+    count = 0
+    if msg.data is not None:
+        data = np.ascontiguousarray(msg.data)
+        count = int(data.shape[0])
+        if msg.kind == PREDICTIONS:
+            header["classes"] = int(data.dtype["scores"].shape[0])
+        if count and data.dtype.fields and "t" in data.dtype.fields:
+            header["t0"] = int(data["t"][0])
+            header["t1"] = int(data["t"][-1])
+        payload = memoryview(data).cast("B") if count else b""  # type: ignore[arg-type]
+    header["count"] = count
+    if msg.width is not None:
+        header["w"] = msg.width
+    if msg.height is not None:
+        header["h"] = msg.height
+    if msg.created_ns:
+        header["created"] = msg.created_ns
+    if msg.command is not None:
+        header["cmd"] = msg.command
+    if msg.body is not None:
+        header["body"] = msg.body
+    return [msg.kind.encode("ascii"), json.dumps(header, separators=(",", ":")).encode(), payload]
+
+
+def _int(header: dict[str, Any], key: str, *, optional: bool = False, minimum: int = 0) -> int | None:
+    value = header.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise WireFormatError(f"header field {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def decode(frames: Sequence[Frame]) -> Message:
+    """Decode three frames into a ``Message``; raises ``WireFormatError`` naming what is wrong."""
+    if len(frames) != 3:
+        raise WireFormatError(f"expected 3 frames [topic, header, payload], got {len(frames)}")
+    topic, raw_header, payload = frames
+    try:
+        header = json.loads(bytes(raw_header))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireFormatError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise WireFormatError(f"header must be a JSON object, got {type(header).__name__}")
+    if header.get("v") != VERSION:
+        raise WireFormatError(f"unsupported wire version {header.get('v')!r} (this side speaks {VERSION})")
+    kind = header.get("kind")
+    if kind not in KINDS:
+        raise WireFormatError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    if bytes(topic) != kind.encode("ascii"):
+        raise WireFormatError(f"topic {bytes(topic)!r} does not match kind {kind!r}")
+    stream = header.get("stream")
+    if not isinstance(stream, str):
+        raise WireFormatError(f"header field 'stream' must be a string, got {stream!r}")
+    seq = _int(header, "seq", minimum=-1)
+    count = _int(header, "count")
+    width = _int(header, "w", optional=True)
+    height = _int(header, "h", optional=True)
+    created = _int(header, "created", optional=True) or 0
+    command = header.get("cmd")
+    body = header.get("body")
+    if body is not None and not isinstance(body, dict):
+        raise WireFormatError(f"header field 'body' must be an object, got {type(body).__name__}")
+    nbytes = memoryview(payload).nbytes
+    data = None
+    if kind in (CONTROL, METRICS):
+        if count or nbytes:
+            raise WireFormatError(f"{kind} message must have no payload, got {nbytes} bytes (count {count})")
+        if kind == CONTROL and command not in CONTROL_COMMANDS:
+            raise WireFormatError(
+                f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}"
+            )
+    else:
+        dtype = payload_dtype(kind, header.get("classes"))
+        assert dtype is not None
+        expected = count * dtype.itemsize  # type: ignore[operator]
+        if nbytes != expected:
+            raise WireFormatError(
+                f"{kind} payload is {nbytes} bytes but count {count} x itemsize {dtype.itemsize} = {expected}"
+            )
+        data = np.frombuffer(payload, dtype=dtype, count=count) if count else np.empty(0, dtype=dtype)
+    return Message(
+        kind,
+        data,
+        stream=stream,
+        seq=seq,  # type: ignore[arg-type]
+        width=width,
+        height=height,
+        created_ns=created,
+        command=command,
+        body=body,
+    )

@@ -1,0 +1,129 @@
+"""Graph configs: structure checks and per-node parameters, with the key and the file named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import apply_overrides, build_params, data_path, load_graph, parse_value
+from pipeline.errors import ConfigError
+from pipeline.runner import NodeRunner, resolve_endpoints
+
+GOOD = """
+name = "g"
+transport = "inproc"
+links = ["src -> sink"]
+
+[nodes.src]
+type = "synthetic"
+events = 10
+
+[nodes.sink]
+type = "checksum"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "graph.toml"
+    p.write_text(text)
+    return p
+
+
+def make_runners(path: Path, overrides=()):
+    import zmq.asyncio
+
+    graph = load_graph(path, list(overrides))
+    ctx = zmq.asyncio.Context()
+    try:
+        eps = resolve_endpoints(graph, None, pick_ports=True)
+        return [NodeRunner(graph, n, eps, ctx) for n in graph.nodes]
+    finally:
+        ctx.term()
+
+
+def test_good_graph_loads(tmp_path):
+    g = load_graph(write(tmp_path, GOOD))
+    assert g.links == (("src", "sink"),) and g.nodes["src"].params == {"events": 10}
+    runners = make_runners(write(tmp_path, GOOD))
+    assert runners[0].node.config.events == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (GOOD.replace("events = 10", "evnets = 10"), r"graph.toml \[nodes.src\]: unknown key 'evnets'"),
+        (GOOD.replace("events = 10", 'events = "many"'), r"\[nodes.src\] events must be an integer"),
+        (GOOD.replace("events = 10", "events = -1"), r"\[nodes.src\]: events must be >= 0"),
+        (GOOD.replace('type = "checksum"', 'type = "teleport"'), "unknown node type 'teleport'"),
+    ],
+)
+def test_bad_node_params_name_key_and_file(tmp_path, text, words):
+    with pytest.raises(ConfigError, match=words):
+        make_runners(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("colour = 1\n" + GOOD, "unknown top-level key 'colour'"),
+        (GOOD.replace('"inproc"', '"carrier-pigeon"'), "transport must be one of"),
+        (GOOD.replace('"src -> sink"', '"src -> nowhere"'), "names node 'nowhere'"),
+        (GOOD.replace('"src -> sink"', '"src sink"'), "a link is written 'a -> b'"),
+        (GOOD.replace('type = "checksum"\n', ""), "nodes.sink has no 'type'"),
+        ("name = 'x'\n", "needs a \\[nodes.NAME\\] table"),
+        ("this is not toml", "not valid TOML"),
+    ],
+)
+def test_bad_graph_structure(tmp_path, text, words):
+    with pytest.raises(ConfigError, match=words):
+        load_graph(write(tmp_path, text))
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.toml"):
+        load_graph(tmp_path / "nope.toml")
+
+
+def test_node_without_input_is_refused(tmp_path):
+    text = GOOD.replace('links = ["src -> sink"]', "links = []")
+    with pytest.raises(ConfigError, match="nodes.sink has no input"):
+        make_runners(write(tmp_path, text))
+
+
+def test_overrides_parse_toml_values():
+    assert parse_value("3") == 3 and parse_value("2.5") == 2.5 and parse_value("true") is True
+    assert parse_value("[1, 2]") == [1, 2] and parse_value("hello world") == "hello world"
+    doc = apply_overrides({"nodes": {"a": {"x": 1}}}, ["nodes.a.x=7", "nodes.b.y=on", "transport=ipc"], "f")
+    assert doc == {"nodes": {"a": {"x": 7}, "b": {"y": "on"}}, "transport": "ipc"}
+    with pytest.raises(ConfigError, match="dotted.key=value"):
+        apply_overrides({}, ["novalue"], "f")
+    with pytest.raises(ConfigError, match="not a table"):
+        apply_overrides({"a": 1}, ["a.b=2"], "f")
+
+
+def test_set_override_reaches_node(tmp_path):
+    runners = make_runners(write(tmp_path, GOOD), ["nodes.src.events=99"])
+    assert runners[0].node.config.events == 99
+
+
+def test_build_params_types():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, kw_only=True)
+    class P:
+        a: float = 1.0
+        b: tuple[int, ...] = ()
+        c: str | None = None
+
+    assert build_params(P, {"a": 2, "b": [1, 2]}, "w") == P(a=2.0, b=(1, 2))
+    with pytest.raises(ConfigError, match=r"w b\[1\] must be an integer"):
+        build_params(P, {"b": [1, "x"]}, "w")
+    with pytest.raises(ConfigError, match="w a must be a number"):
+        build_params(P, {"a": True}, "w")
+
+
+def test_data_path_resolves_against_data_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPIKESTREAM_DATA", str(tmp_path))
+    assert data_path("nmnist/Train") == tmp_path / "nmnist" / "Train"
+    assert data_path("/abs/x") == Path("/abs/x")

@@ -1,0 +1,274 @@
+"""Graphs end to end over real ZeroMQ sockets: in one process, across processes (ipc, tcp), gaps,
+malformed messages, stopping on a signal, and the CLI's results file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+import zmq.asyncio
+
+from pipeline.config import load_graph
+from pipeline.events import EVENT_DTYPE
+from pipeline.message import control_message, events_message
+from pipeline.node import Counters
+from pipeline.runner import run_graph
+from pipeline.transport import Inlet
+from pipeline.wire import encode
+
+CHAIN = """
+name = "chain-{tag}"
+transport = "{transport}"
+ipc_dir = "{ipc}"
+links = ["source -> relay", "relay -> sink"]
+log_every_s = 0
+
+[nodes.source]
+type = "synthetic"
+events = {events}
+batch = {batch}
+
+[nodes.relay]
+type = "identity"
+
+[nodes.sink]
+type = "checksum"
+"""
+
+
+def chain(
+    tmp_path: Path, transport: str, events: int = 1_000_000, batch: int = 7_919, tag: str = "t"
+) -> Path:
+    p = tmp_path / f"{transport}.toml"
+    p.write_text(CHAIN.format(transport=transport, events=events, batch=batch, ipc=tmp_path, tag=tag))
+    return p
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])
+def test_million_events_arrive_in_order(tmp_path, transport):
+    results = run_graph(load_graph(chain(tmp_path, transport)))
+    assert results["errors"] == {}
+    assert results["events_in"] == 1_000_000
+    assert results["sink_events"] == 1_000_000
+    assert results["sink_checksum"] == results["source_checksum"]
+    assert results["sink_out_of_order"] == 0
+    for name in ("relay", "sink"):
+        c = results["nodes"][name]["counters"]
+        assert c["events_in"] == 1_000_000 and c["gaps"] == 0 and c["malformed"] == 0
+        assert c["messages_in"] == -(-1_000_000 // 7_919) + 1  # data messages + end-of-stream
+        assert c["latency"]["p50_ms"] >= 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fan_in_and_fan_out(tmp_path):
+    text = """
+name = "fan"
+transport = "inproc"
+links = ["a -> mid", "b -> mid", "mid -> s1", "mid -> s2"]
+log_every_s = 0
+[nodes.a]
+type = "synthetic"
+events = 30000
+[nodes.b]
+type = "synthetic"
+events = 20000
+[nodes.mid]
+type = "identity"
+[nodes.s1]
+type = "checksum"
+[nodes.s2]
+type = "checksum"
+"""
+    p = tmp_path / "fan.toml"
+    p.write_text(text)
+    results = run_graph(load_graph(p))
+    assert results["events_in"] == 50_000
+    for s in ("s1", "s2"):
+        assert results["nodes"][s]["results"]["sink_events"] == 50_000
+        assert results["nodes"][s]["counters"]["gaps"] == 0
+
+
+def run_inlet(frames_list, bind):
+    """Send raw multipart frames to an Inlet and collect what it accepts."""
+
+    async def main():
+        ctx = zmq.asyncio.Context()
+        counters = Counters()
+        inlet = Inlet(ctx, name="probe", bind=bind, hwm=100, counters=counters)
+        push = ctx.socket(zmq.PUSH)
+        push.connect(bind)
+        for frames in frames_list:
+            await push.send_multipart(frames)
+        got = []
+        try:
+            while True:
+                msg = await asyncio.wait_for(inlet.recv(), timeout=1.0)
+                got.append(msg)
+                if msg.is_eos:
+                    break
+        finally:
+            push.close(linger=0)
+            inlet.close()
+            ctx.term()
+        return got, counters
+
+    return asyncio.run(main())
+
+
+def ev(seq: int, n: int = 3):
+    e = np.zeros(n, EVENT_DTYPE)
+    e["t"] = np.arange(n) + 10 * seq
+    return encode(events_message(e).stamped("cam", seq, 1))
+
+
+def test_gap_is_detected_and_counted(tmp_path):
+    eos = encode(control_message("eos").stamped("cam", 4, 1))
+    got, counters = run_inlet([ev(0), ev(1), ev(3), eos], f"ipc://{tmp_path}/g.in")
+    assert [m.seq for m in got] == [0, 1, 3, 4]
+    assert counters.gaps == 1 and counters.missing == 1 and counters.malformed == 0
+
+
+def test_malformed_messages_are_counted_and_receiver_keeps_going(tmp_path):
+    eos = encode(control_message("eos").stamped("cam", 2, 1))
+    bad = [[b"events"], [b"events", b"{", b""], [b"events", b'{"v":9}', b""], [*ev(1)[:2], b"xx"]]
+    got, counters = run_inlet([ev(0), *bad, ev(1), eos], f"ipc://{tmp_path}/m.in")
+    assert [m.seq for m in got] == [0, 1, 2]
+    assert counters.malformed == 4 and counters.gaps == 0
+
+
+def spikestream(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_cli_run_writes_results(tmp_path):
+    out = tmp_path / "r.json"
+    proc = spikestream("run", str(chain(tmp_path, "ipc", events=50_000, tag="cli")), "--results", str(out))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    results = json.loads(out.read_text())
+    for key in ("events_in", "wall_s", "events_per_s", "nodes"):
+        assert key in results
+    assert results["events_in"] == 50_000 and results["events_per_s"] > 0
+    assert set(results["nodes"]) == {"source", "relay", "sink"}
+    assert results["nodes"]["sink"]["counters"]["events_in"] == 50_000
+    assert "50,000 events" in stdout
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        CHAIN.format(transport="ipc", events=10, batch=1, ipc=tmp_path, tag="b").replace(
+            "batch = 1", "bacth = 1"
+        )
+    )
+    proc = spikestream("run", str(bad))
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert stderr.strip().count("\n") == 0 and "unknown key 'bacth'" in stderr and "bad.toml" in stderr
+    assert "Traceback" not in stderr
+
+
+def alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_cleanly_without_orphans(tmp_path, sig):
+    out = tmp_path / "r.json"
+    cfg = chain(tmp_path, "ipc", events=10**12, batch=1000, tag=f"sig{int(sig)}")
+    proc = spikestream("run", str(cfg), "--results", str(out), "--set", "nodes.source.checksum=false")
+    assert proc.stderr is not None
+    line = ""
+    while "running" not in line:  # the ready handshake is done: every node is up
+        line = proc.stderr.readline()
+        assert line, "spikestream exited before the graph ran"
+    kids = [k for k in children_of(proc.pid) if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+    assert len(kids) == 3  # one process per node
+    time.sleep(1.0)  # let events flow
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=40)
+    assert proc.returncode == 0, stderr
+    results = json.loads(out.read_text())
+    moved = results["events_in"]
+    assert moved > 0
+    assert results["nodes"]["sink"]["counters"]["events_in"] == moved  # flushed: nothing lost in between
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(k) for k in kids):
+        time.sleep(0.1)
+    assert not [k for k in kids if alive(k)], "node processes outlived the runner"
+
+
+@pytest.mark.timeout(90)
+def test_nodes_run_alone_over_tcp(tmp_path):
+    """`spikestream node` runs each node of one graph in its own command, as on separate hosts."""
+    a, b = free_port(), free_port()
+    cfg = tmp_path / "tcp.toml"
+    cfg.write_text(
+        CHAIN.format(transport="tcp", events=200_000, batch=5000, ipc=tmp_path, tag="tcp")
+        .replace(
+            '[nodes.relay]\ntype = "identity"',
+            f'[nodes.relay]\ntype = "identity"\naddress = "tcp://127.0.0.1:{a}"',
+        )
+        .replace(
+            '[nodes.sink]\ntype = "checksum"',
+            f'[nodes.sink]\ntype = "checksum"\naddress = "tcp://127.0.0.1:{b}"',
+        )
+    )
+    outs = {n: tmp_path / f"{n}.json" for n in ("source", "relay", "sink")}
+    procs = {
+        n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")
+    }
+    time.sleep(0.5)
+    procs["source"] = spikestream("node", "source", "--config", str(cfg), "--results", str(outs["source"]))
+    for n, p in procs.items():
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, (n, err)
+    src = json.loads(outs["source"].read_text())
+    sink = json.loads(outs["sink"].read_text())
+    assert sink["sink_events"] == 200_000
+    assert sink["sink_checksum"] == src["source_checksum"]
+
+
+def test_tcp_node_without_address_is_refused(tmp_path):
+    cfg = chain(tmp_path, "tcp", events=10, tag="noaddr")
+    proc = spikestream("node", "relay", "--config", str(cfg))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "nodes.relay needs 'address'" in err
+
+
+def test_version():
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("spikestream ")
+    assert os.environ.get("NOPE") is None
