@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ class SyntheticParams:
     height: int = 128  #: sensor height in pixels
     dt_us: int = 1  #: timestamp step between consecutive events, µs (>= 0)
     checksum: bool = True  #: hash every emitted byte (reported as ``source_checksum``); off for benchmarks
+    rate: float = 0.0  #: events per second of wall time (paced like a camera); 0 = as fast as the graph takes
 
     def __post_init__(self) -> None:
         if self.events < 0:
@@ -38,6 +40,8 @@ class SyntheticParams:
             raise ValueError(f"width/height must be in 1..65535, got {self.width}x{self.height}")
         if self.dt_us < 0:
             raise ValueError(f"dt_us must be >= 0, got {self.dt_us}")
+        if self.rate < 0:
+            raise ValueError(f"rate must be >= 0 events/s, got {self.rate}")
 
 
 def synthetic_batch(start: int, n: int, width: int, height: int, dt_us: int) -> np.ndarray:
@@ -68,7 +72,12 @@ class SyntheticSource(Source):
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         template = synthetic_batch(0, min(c.batch, c.events), c.width, c.height, c.dt_us)
+        t0 = time.perf_counter()
         for start in range(0, c.events, c.batch):
+            if c.rate > 0:
+                ahead = start / c.rate - (time.perf_counter() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             n = min(c.batch, c.events - start)
             batch = copy_records(template[:n])
             batch["t"] += start * c.dt_us

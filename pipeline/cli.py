@@ -90,6 +90,26 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .deploy import write_keypair
+
+    for name in args.names:
+        pub, sec = write_keypair(name, args.dir)
+        print(f"{name}: public key {pub} (give to peers), secret key {sec} (keep, mode 0600)")
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from .deploy import systemd_unit
+
+    unit = systemd_unit(args.config, node=args.node, user=args.user)
+    if not args.print:
+        print("spikestream: use --print to write the unit to stdout", file=sys.stderr)
+        return 2
+    print(unit, end="")
+    return 0
+
+
 def _graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
@@ -104,9 +124,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="spikestream", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = argparse.ArgumentParser(prog="spikestream", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"spikestream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -124,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("nodes", help="list the registered node types")
     p.set_defaults(func=cmd_nodes)
+
+    p = sub.add_parser("keys", help="create CURVE key pairs for authenticated, encrypted tcp links")
+    p.add_argument("names", nargs="+", help="one key pair per name, e.g. camera learner")
+    p.add_argument("--dir", default="keys", help="folder for the key files (default: keys)")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("service", help="print a systemd unit that runs a graph (or one node) as a service")
+    p.add_argument("config", help="graph file (TOML)")
+    p.add_argument("--print", action="store_true", help="write the unit to stdout")
+    p.add_argument("--node", help="run only this node of the graph")
+    p.add_argument("--user", default="spikestream", help="system user of the service")
+    p.set_defaults(func=cmd_service)
 
     for name, ep in sorted(commands().items()):
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,18 @@ class Message:
         return self.kind == CONTROL and self.command == EOS
 
     def stamped(self, stream: str, seq: int, created_ns: int) -> Message:
-        return replace(self, stream=stream, seq=seq, created_ns=self.created_ns or created_ns)
+        # built directly: dataclasses.replace costs ~20 µs, which shows at small batch sizes
+        return Message(
+            self.kind,
+            self.data,
+            stream,
+            seq,
+            self.width,
+            self.height,
+            self.created_ns or created_ns,
+            self.command,
+            self.body,
+        )
 
 
 def events_message(events: np.ndarray, width: int | None = None, height: int | None = None) -> Message:

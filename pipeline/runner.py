@@ -43,7 +43,7 @@ from .transport import Curve, Inlet, Outlet
 
 log = logging.getLogger("spikestream.runner")
 
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = float(os.environ.get("SPIKESTREAM_STOP_GRACE_S", "10"))
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,7 @@ def resolve_endpoints(graph: GraphConfig, run_dir: str | None, *, pick_ports: bo
                 if addr is None:
                     if not pick_ports:
                         raise ConfigError(
-                            f"{graph.source}: nodes.{name} needs '{what}' (tcp://host:port) "
-                            "for the tcp transport"
+                            f"{graph.source}: nodes.{name} needs '{what}' (tcp://host:port) for the tcp transport"
                         )
                     addr = f"tcp://127.0.0.1:{_free_port()}"
                 return bind or addr, addr
@@ -155,13 +154,12 @@ class _Authenticator:
         self.node = node
         self.auth = AsyncioAuthenticator(ctx, log=logging.getLogger(f"spikestream.auth.{node}"))
         self.auth.start()
-        self.auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
         allowed_set = set(allowed)
         outer = self
 
         class _Policy:
-            def callback(self, domain: str, key: bytes) -> bool:
-                ok = zmq.utils.z85.encode(key) in allowed_set
+            def callback(self, domain: str, key: bytes) -> bool:  # key: the client's z85 public key
+                ok = key in allowed_set
                 if not ok:
                     log.warning("%s: refused a CURVE peer with an unknown public key", outer.node)
                 return ok
@@ -399,6 +397,29 @@ class NodeRunner:
                 f", latency p50 {lat['p50_ms']} ms" if lat else "",
             )
 
+    async def _finish_stream(self) -> None:
+        """Flush the node and send end-of-stream. When stopping, a downstream peer that never takes the
+        messages (gone, or refusing our key) gets ``STOP_GRACE_S``, not forever."""
+
+        async def finish() -> None:
+            try:
+                await self._send(await self.node.flush())
+            except Exception as exc:
+                self._handle_error("flush", exc)
+            await self._send([control_message(EOS)])
+
+        if not self.stop_requested.is_set():
+            await finish()
+            return
+        try:
+            await asyncio.wait_for(finish(), STOP_GRACE_S)
+        except TimeoutError:
+            self.node.log.warning(
+                "%s: downstream did not take the last messages within %.0f s; stopping anyway",
+                self.name,
+                STOP_GRACE_S,
+            )
+
     async def run(self, wait_go: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
         """Run the node to the end of its stream (or a stop request); return its report."""
         logger = asyncio.ensure_future(self._log_periodically())
@@ -419,11 +440,7 @@ class NodeRunner:
                 stop.cancel()
             else:
                 await self._consume()
-            try:
-                await self._send(await self.node.flush())
-            except Exception as exc:
-                self._handle_error("flush", exc)
-            await self._send([control_message(EOS)])
+            await self._finish_stream()
         except CheckpointError as exc:
             self._handle_error("restore", exc)
             raise
@@ -464,9 +481,7 @@ async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dic
     endpoints = resolve_endpoints(graph, None, pick_ports=True)
     runners = [NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir) for name in graph.nodes]
     # bind every input before anything connects (inproc needs the bound side first on old libzmq)
-    ordered = sorted(
-        runners, key=lambda r: 0 if r.endpoints[r.name].in_bind or r.endpoints[r.name].tap_bind else 1
-    )
+    ordered = sorted(runners, key=lambda r: 0 if r.endpoints[r.name].in_bind or r.endpoints[r.name].tap_bind else 1)
     go = asyncio.Event()
     try:
         for r in ordered:
@@ -623,13 +638,11 @@ def run_processes(
                 except queue.Empty:
                     dead = [n for n, p in procs.items() if not p.is_alive() and n not in ready]
                     if stopping:
-                        raise SpikestreamError(f"graph {graph.name!r} interrupted while starting")
+                        raise SpikestreamError(f"graph {graph.name!r} interrupted while starting") from None
                     if dead or time.monotonic() > deadline:
                         stop_all()
                         what = ", ".join(dead) if dead else "some nodes"
-                        raise SpikestreamError(
-                            f"graph {graph.name!r} did not start: {what} failed to start"
-                        ) from None
+                        raise SpikestreamError(f"graph {graph.name!r} did not start: {what} failed to start") from None
                     continue
                 if kind == "ready":
                     ready.add(name)
@@ -656,12 +669,7 @@ def run_processes(
                 except queue.Empty:
                     pass
                 for n, p in procs.items():
-                    if (
-                        n not in reports
-                        and n not in failures
-                        and not p.is_alive()
-                        and p.exitcode not in (0, None)
-                    ):
+                    if n not in reports and n not in failures and not p.is_alive() and p.exitcode not in (0, None):
                         with contextlib.suppress(queue.Empty):
                             while True:  # a report may still be in flight
                                 kind, name, payload = reports_q.get(timeout=0.2)

@@ -27,6 +27,10 @@ from .wire import decode, encode
 
 log = logging.getLogger("spikestream.transport")
 
+_NOBLOCK = int(zmq.NOBLOCK)  # plain ints: the enum members cost a few µs per call in pyzmq
+_POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+
 COPY_THRESHOLD = 1 << 20
 
 
@@ -82,7 +86,10 @@ class Outlet:
         for address in connect:
             sock = ctx.socket(zmq.PUSH)
             sock.sndhwm = hwm
-            sock.linger = 2000
+            # queue only to peers whose connection (and CURVE handshake) completed: otherwise messages
+            # wait in a pipe to a peer that may never come, and are lost when the socket closes
+            sock.immediate = True
+            sock.linger = 5000
             _apply_curve(sock, curve, server=False)
             sock.copy_threshold = COPY_THRESHOLD
             sock.connect(address)
@@ -100,10 +107,17 @@ class Outlet:
         frames = encode(msg)
         nbytes = sum(memoryview(f).nbytes for f in frames)
         for sock, sync in zip(self._pushes, self._sync, strict=True):
-            try:
-                sync.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                await sock.send_multipart(frames, copy=False)
+            while True:
+                try:
+                    sync.send_multipart(frames, flags=_NOBLOCK, copy=False)
+                    break
+                except zmq.Again:
+                    pass
+                try:
+                    await sock.send_multipart(frames, copy=False)
+                    break
+                except zmq.Again:
+                    continue
         if self._pub is not None:
             await self._pub.send_multipart(frames, copy=False)  # never blocks: PUB drops when full
         self.counters.messages_out += 1
@@ -181,10 +195,15 @@ class Inlet:
 
     async def _next_frames(self) -> tuple[list[zmq.Frame], bool]:
         if self._pull is not None and not self._subs:
-            try:
-                return self._pull_sync.recv_multipart(flags=zmq.NOBLOCK, copy=False), False
-            except zmq.Again:
-                return await self._pull.recv_multipart(copy=False), False
+            while True:
+                try:
+                    return self._pull_sync.recv_multipart(flags=_NOBLOCK, copy=False), False
+                except zmq.Again:
+                    pass
+                try:
+                    return await self._pull.recv_multipart(copy=False), False
+                except zmq.Again:  # woken by an edge that the non-blocking path already consumed
+                    continue
         while True:
             if not self._ready:
                 events = await self._poller.poll()

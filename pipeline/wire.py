@@ -127,9 +127,7 @@ def decode(frames: Sequence[Frame]) -> Message:
         if count or nbytes:
             raise WireFormatError(f"{kind} message must have no payload, got {nbytes} bytes (count {count})")
         if kind == CONTROL and command not in CONTROL_COMMANDS:
-            raise WireFormatError(
-                f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}"
-            )
+            raise WireFormatError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
     else:
         dtype = payload_dtype(kind, header.get("classes"))
         assert dtype is not None
