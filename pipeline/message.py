@@ -28,7 +28,9 @@ KINDS: dict[str, np.dtype | None] = {
 }
 
 #: Control commands. ``eos`` (end of stream) travels through the whole graph; the others are handed to
-#: every node on the way (a node ignores what does not concern it) and forwarded downstream.
+#: every node on the way (a node ignores what does not concern it) and forwarded downstream. A
+#: ``freeze``/``unfreeze`` may carry ``body = {"scope": ROLE}``: only nodes of that role act on it
+#: (e.g. "features" or "classifier"); without a scope every node that learns acts on it.
 EOS = "eos"
 FREEZE = "freeze"
 UNFREEZE = "unfreeze"
@@ -76,6 +78,12 @@ class Message:
             self.command,
             self.body,
         )
+
+
+def applies_to(msg: Message, role: str) -> bool:
+    """Whether control message ``msg`` concerns a node of ``role`` (no scope: every node)."""
+    scope = (msg.body or {}).get("scope")
+    return scope is None or scope == role
 
 
 def events_message(events: np.ndarray, width: int | None = None, height: int | None = None) -> Message:

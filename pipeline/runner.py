@@ -288,8 +288,9 @@ class NodeRunner:
 
     def _handle_error(self, where: str, exc: BaseException) -> None:
         self.errors += 1
-        if isinstance(exc, SpikestreamError):
-            self.node.log.error("%s: %s: %s", self.name, where, exc)
+        loud = self.errors <= 10 or self.errors % 1000 == 0  # a persistent fault must not flood the log
+        if isinstance(exc, SpikestreamError) and loud:
+            self.node.log.error("%s: %s: %s (errors so far: %d)", self.name, where, exc, self.errors)
         elif self.errors <= 3:
             self.node.log.exception("%s: %s failed", self.name, where)
         if self.error is None:

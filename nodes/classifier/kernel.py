@@ -1,0 +1,474 @@
+"""Numba kernels of the event-based classifiers (thesis 3.3.1 and 3.3.2).
+
+Only ``@njit`` functions over plain arrays and scalars live here. The Python objects in
+``readout.py`` own the state arrays, validate input and turn the plain output arrays into
+``prediction_dtype`` records.
+
+Both kernels walk the spikes of a batch in order and, before each spike, apply every queued label
+record whose ``t`` is less than or equal to the spike's ``t`` (a label and a spike at the same time:
+label first). Scalar state lives in one int64 array ``istate`` indexed by the constants below, so the
+caller can checkpoint it as a plain array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Layout of the int64 scalar-state array shared by both kernels.
+I_SEG_LABEL = 0  # label of the current segment (-1 = unknown), as given by the last label record
+I_SEG_TRAIN = 1  # 1 when the current segment is a training segment
+I_SEG_OPEN = 2  # 1 once a label record opened a segment (a decision is due when it closes)
+I_SEG_INPUTS = 3  # input spikes received in the current segment
+I_LAST_T = 4  # timestamp of the last input spike processed
+I_N_INPUTS = 5  # input spikes processed since creation
+I_N_OUTPUTS = 6  # classifier spikes (supervised) since creation
+I_N_SEGMENTS = 7  # label records applied since creation
+I_N_UPDATES = 8  # presynaptic weight-update events (eq. 3.6) since creation
+I_N_RESETS = 9  # E/V resets caused by a label change
+I_LAST_LABEL_T = 10  # timestamp of the last label record applied
+ISTATE_SIZE = 11
+
+INT64_MIN = np.iinfo(np.int64).min
+
+
+@njit(cache=True)
+def new_istate() -> np.ndarray:
+    """A fresh scalar-state array: no segment open, label unknown."""
+    s = np.zeros(ISTATE_SIZE, dtype=np.int64)
+    s[I_SEG_LABEL] = -1
+    s[I_LAST_T] = INT64_MIN
+    s[I_LAST_LABEL_T] = INT64_MIN
+    return s
+
+
+@njit(cache=True)
+def _argmax_or_none(v: np.ndarray, has_input: bool) -> int:
+    """Index of the largest value (lowest index on ties), -1 when there was no input."""
+    if not has_input:
+        return -1
+    best = 0
+    for i in range(1, v.shape[0]):
+        if v[i] > v[best]:
+            best = i
+    return best
+
+
+@njit(cache=True)
+def _write_record(
+    o,
+    t,
+    label,
+    truth,
+    decision,
+    train,
+    scores,
+    out_t,
+    out_label,
+    out_truth,
+    out_decision,
+    out_train,
+    out_scores,
+) -> int:
+    out_t[o] = t
+    out_label[o] = label
+    out_truth[o] = truth
+    out_decision[o] = decision
+    out_train[o] = train
+    for i in range(scores.shape[0]):
+        out_scores[o, i] = scores[i]
+    return o + 1
+
+
+@njit(cache=True)
+def supervised_run(
+    spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    lab_t: np.ndarray,
+    lab_label: np.ndarray,
+    lab_train: np.ndarray,
+    w: np.ndarray,
+    e: np.ndarray,
+    v: np.ndarray,
+    seg_scores: np.ndarray,
+    istate: np.ndarray,
+    threshold: float,
+    eta: float,
+    m: float,
+    learn: bool,
+    final: bool,
+    out_t: np.ndarray,
+    out_label: np.ndarray,
+    out_truth: np.ndarray,
+    out_decision: np.ndarray,
+    out_train: np.ndarray,
+    out_scores: np.ndarray,
+) -> tuple[int, int]:
+    """Run the supervised classifier (eqs. 3.6/3.7) over one batch of input spikes.
+
+    ``w`` (classes, inputs) float64, ``e``/``v``/``seg_scores`` (classes,) float64 and ``istate`` are
+    updated in place. Labels ``lab_*`` are the queued label records; the first ``used`` of them are
+    applied (all of them when ``final``, which also closes the last segment). Output buffers must hold
+    ``len(spk_t) + len(lab_t) + 1`` records. Returns ``(used, n_out)``.
+    """
+    n_cls = w.shape[0]
+    n_lab = lab_t.shape[0]
+    li = 0
+    o = 0
+    for s in range(spk_t.shape[0]):
+        t = spk_t[s]
+        while li < n_lab and lab_t[li] <= t:
+            o = _supervised_label(
+                lab_t[li],
+                lab_label[li],
+                lab_train[li],
+                e,
+                v,
+                seg_scores,
+                istate,
+                o,
+                out_t,
+                out_label,
+                out_truth,
+                out_decision,
+                out_train,
+                out_scores,
+            )
+            li += 1
+        j = spk_c[s]
+        label = istate[I_SEG_LABEL]
+        teach = learn and istate[I_SEG_TRAIN] == 1 and label >= 0
+        if teach:
+            # eq. 3.6: every synapse that carries a spike moves by eta * E_i
+            for i in range(n_cls):
+                w[i, j] += eta * e[i]
+            istate[I_N_UPDATES] += 1
+        for i in range(n_cls):
+            v[i] += w[i, j]
+            seg_scores[i] += w[i, j]
+        istate[I_SEG_INPUTS] += 1
+        istate[I_N_INPUTS] += 1
+        istate[I_LAST_T] = t
+        fired_any = False
+        for k in range(n_cls):
+            if v[k] >= threshold:
+                fired_any = True
+                v[k] = 0.0
+                istate[I_N_OUTPUTS] += 1
+                if teach:
+                    # eq. 3.7, once per firing neuron in class order: E <- m E + R - [k fired]
+                    for i in range(n_cls):
+                        r = 1.0 if i == label else 0.0
+                        e[i] = m * e[i] + r - (1.0 if i == k else 0.0)
+        if fired_any:
+            o = _write_record(
+                o,
+                t,
+                _argmax_or_none(seg_scores, True),
+                -1,
+                0,
+                istate[I_SEG_TRAIN],
+                seg_scores,
+                out_t,
+                out_label,
+                out_truth,
+                out_decision,
+                out_train,
+                out_scores,
+            )
+    if final:
+        while li < n_lab:
+            o = _supervised_label(
+                lab_t[li],
+                lab_label[li],
+                lab_train[li],
+                e,
+                v,
+                seg_scores,
+                istate,
+                o,
+                out_t,
+                out_label,
+                out_truth,
+                out_decision,
+                out_train,
+                out_scores,
+            )
+            li += 1
+        o = _close_segment(
+            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]),
+            seg_scores,
+            istate,
+            o,
+            out_t,
+            out_label,
+            out_truth,
+            out_decision,
+            out_train,
+            out_scores,
+        )
+        istate[I_SEG_OPEN] = 0
+    return li, o
+
+
+@njit(cache=True)
+def _close_segment(
+    t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores
+) -> int:
+    """Write the decision record of the open segment (if any) with its summed scores."""
+    if istate[I_SEG_OPEN] == 1:
+        pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
+        o = _write_record(
+            o,
+            t,
+            pred,
+            istate[I_SEG_LABEL],
+            1,
+            istate[I_SEG_TRAIN],
+            seg_scores,
+            out_t,
+            out_label,
+            out_truth,
+            out_decision,
+            out_train,
+            out_scores,
+        )
+    return o
+
+
+@njit(cache=True)
+def _supervised_label(
+    t,
+    label,
+    train,
+    e,
+    v,
+    seg_scores,
+    istate,
+    o,
+    out_t,
+    out_label,
+    out_truth,
+    out_decision,
+    out_train,
+    out_scores,
+) -> int:
+    """Apply one label record: close the segment, reset E and V on a change of training label."""
+    o = _close_segment(
+        t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores
+    )
+    # Only training records are seen by the classifier; evaluation records just mark segments.
+    if train == 1 and (label != istate[I_SEG_LABEL] or istate[I_SEG_TRAIN] != 1):
+        e[:] = 0.0
+        v[:] = 0.0
+        istate[I_N_RESETS] += 1
+    istate[I_SEG_LABEL] = label
+    istate[I_SEG_TRAIN] = train
+    istate[I_SEG_OPEN] = 1
+    istate[I_SEG_INPUTS] = 0
+    istate[I_N_SEGMENTS] += 1
+    istate[I_LAST_LABEL_T] = t
+    seg_scores[:] = 0.0
+    return o
+
+
+@njit(cache=True)
+def _readout_close(
+    t,
+    counts,
+    seg_counts,
+    seg_scores,
+    istate,
+    learn,
+    o,
+    out_t,
+    out_label,
+    out_truth,
+    out_decision,
+    out_train,
+    out_scores,
+) -> int:
+    """Decide the open segment by label assignment, then (training) label its most active neuron."""
+    n_in = counts.shape[0]
+    n_cls = counts.shape[1]
+    if istate[I_SEG_OPEN] == 1:
+        pred = -1
+        seg_scores[:] = 0.0
+        winner = -1
+        if istate[I_SEG_INPUTS] > 0:
+            winner = _argmax_or_none(seg_counts, True)
+            for j in range(n_in):
+                if seg_counts[j] > 0:
+                    pref = _preferred(counts, j)
+                    if pref >= 0:
+                        seg_scores[pref] += seg_counts[j]
+            pred = _preferred(counts, winner)
+        o = _write_record(
+            o,
+            t,
+            pred,
+            istate[I_SEG_LABEL],
+            1,
+            istate[I_SEG_TRAIN],
+            seg_scores,
+            out_t,
+            out_label,
+            out_truth,
+            out_decision,
+            out_train,
+            out_scores,
+        )
+        label = istate[I_SEG_LABEL]
+        if learn and winner >= 0 and istate[I_SEG_TRAIN] == 1 and 0 <= label < n_cls:
+            counts[winner, label] += 1
+            istate[I_N_UPDATES] += 1
+    return o
+
+
+@njit(cache=True)
+def _preferred(counts: np.ndarray, j: int) -> int:
+    """Preferred label of neuron ``j``: most often assigned (lowest on ties), -1 when never labelled."""
+    best = -1
+    best_n = 0
+    for k in range(counts.shape[1]):
+        if counts[j, k] > best_n:
+            best_n = counts[j, k]
+            best = k
+    return best
+
+
+@njit(cache=True)
+def readout_run(
+    spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    lab_t: np.ndarray,
+    lab_label: np.ndarray,
+    lab_train: np.ndarray,
+    counts: np.ndarray,
+    seg_counts: np.ndarray,
+    seg_scores: np.ndarray,
+    istate: np.ndarray,
+    learn: bool,
+    final: bool,
+    out_t: np.ndarray,
+    out_label: np.ndarray,
+    out_truth: np.ndarray,
+    out_decision: np.ndarray,
+    out_train: np.ndarray,
+    out_scores: np.ndarray,
+) -> tuple[int, int]:
+    """Run the label-assignment spike-count readout (thesis 3.3.1) over one batch of spikes.
+
+    ``counts`` (inputs, classes) int64 holds how often each top neuron was the most active one of a
+    training segment of each class; ``seg_counts`` (inputs,) int64 the spikes of each neuron in the
+    current segment. Emits only decision records. Returns ``(labels used, n_out)``.
+    """
+    n_lab = lab_t.shape[0]
+    li = 0
+    o = 0
+    for s in range(spk_t.shape[0]):
+        t = spk_t[s]
+        while li < n_lab and lab_t[li] <= t:
+            o = _readout_label(
+                lab_t[li],
+                lab_label[li],
+                lab_train[li],
+                counts,
+                seg_counts,
+                seg_scores,
+                istate,
+                learn,
+                o,
+                out_t,
+                out_label,
+                out_truth,
+                out_decision,
+                out_train,
+                out_scores,
+            )
+            li += 1
+        seg_counts[spk_c[s]] += 1
+        istate[I_SEG_INPUTS] += 1
+        istate[I_N_INPUTS] += 1
+        istate[I_LAST_T] = t
+    if final:
+        while li < n_lab:
+            o = _readout_label(
+                lab_t[li],
+                lab_label[li],
+                lab_train[li],
+                counts,
+                seg_counts,
+                seg_scores,
+                istate,
+                learn,
+                o,
+                out_t,
+                out_label,
+                out_truth,
+                out_decision,
+                out_train,
+                out_scores,
+            )
+            li += 1
+        o = _readout_close(
+            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]),
+            counts,
+            seg_counts,
+            seg_scores,
+            istate,
+            learn,
+            o,
+            out_t,
+            out_label,
+            out_truth,
+            out_decision,
+            out_train,
+            out_scores,
+        )
+        istate[I_SEG_OPEN] = 0
+    return li, o
+
+
+@njit(cache=True)
+def _readout_label(
+    t,
+    label,
+    train,
+    counts,
+    seg_counts,
+    seg_scores,
+    istate,
+    learn,
+    o,
+    out_t,
+    out_label,
+    out_truth,
+    out_decision,
+    out_train,
+    out_scores,
+) -> int:
+    o = _readout_close(
+        t,
+        counts,
+        seg_counts,
+        seg_scores,
+        istate,
+        learn,
+        o,
+        out_t,
+        out_label,
+        out_truth,
+        out_decision,
+        out_train,
+        out_scores,
+    )
+    istate[I_SEG_LABEL] = label
+    istate[I_SEG_TRAIN] = train
+    istate[I_SEG_OPEN] = 1
+    istate[I_SEG_INPUTS] = 0
+    istate[I_N_SEGMENTS] += 1
+    istate[I_LAST_LABEL_T] = t
+    seg_counts[:] = 0
+    seg_scores[:] = 0.0
+    return o

@@ -1,0 +1,110 @@
+"""Classifier stage: top-layer spikes and labels in, predictions out.
+
+``readout = "supervised"``: the event-based supervised classifier (thesis 3.3.2, eqs. 3.5-3.7).
+``readout = "assignment"``: the label-assignment spike-count readout (thesis 3.3.1).
+Labels messages are consumed (training labels teach, evaluation labels only delimit decisions);
+predictions go out on classifier spikes (``running = true``) and as one decision per labelled segment.
+``freeze``/``unfreeze`` control (scope "classifier" or none) switch learning off/on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from pipeline.errors import CheckpointError
+from pipeline.message import FREEZE, LABELS, SPIKES, UNFREEZE, Message, applies_to, predictions_message
+from pipeline.node import Node, NodeContext
+
+from .readout import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
+
+ROLE = "classifier"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierConfig:
+    """``readout``: "supervised" (eqs. 3.5-3.7) or "assignment" (spike-count label assignment).
+    ``classes``: number of classes; ``inputs``: number of top-layer neurons (the STDP node's fc size).
+    ``threshold``, ``eta``, ``m``, ``w_mean``, ``w_std``, ``seed``: the supervised classifier's parameters
+    (see ``nodes.classifier.readout.SupervisedParams``; the thesis leaves them open, defaults are ours).
+    ``running``: also emit a running prediction on every classifier spike (supervised only).
+    ``learning``: learn from the start (a checkpoint overrides it)."""
+
+    readout: Literal["supervised", "assignment"] = "supervised"
+    classes: int = 10
+    inputs: int = 1024
+    threshold: float = 10.0
+    eta: float = 0.01
+    m: float = 0.9
+    w_mean: float = 0.5
+    w_std: float = 0.1
+    seed: int = 0
+    running: bool = True
+    learning: bool = True
+
+
+class ClassifierNode(Node):
+    """Event-based classifier (``type = "classifier"``)."""
+
+    Config = ClassifierConfig
+
+    def __init__(self, name: str, config: ClassifierConfig, context: NodeContext) -> None:
+        super().__init__(name, config, context)
+        self.clf: SupervisedClassifier | LabelAssignmentReadout
+        if config.readout == "supervised":
+            self.clf = SupervisedClassifier(
+                SupervisedParams(
+                    n_classes=config.classes,
+                    n_inputs=config.inputs,
+                    threshold=config.threshold,
+                    eta=config.eta,
+                    m=config.m,
+                    w_mean=config.w_mean,
+                    w_std=config.w_std,
+                    seed=config.seed,
+                )
+            )
+        else:
+            self.clf = LabelAssignmentReadout(ReadoutParams(n_classes=config.classes, n_inputs=config.inputs))
+        if not config.learning:
+            self.clf.freeze()
+
+    def _emit(self, records: np.ndarray) -> Sequence[Message]:
+        if not self.config.running:
+            records = records[records["decision"] == 1]
+        return (predictions_message(records),) if records.shape[0] else ()
+
+    async def process(self, msg: Message) -> Sequence[Message]:
+        if msg.kind == LABELS and msg.data is not None:
+            self.clf.add_labels(msg.data)
+            return ()
+        if msg.kind == SPIKES and msg.data is not None:
+            return self._emit(self.clf.process(msg.data))
+        return (msg,)
+
+    def control(self, msg: Message) -> Sequence[Message]:
+        if msg.command in (FREEZE, UNFREEZE) and applies_to(msg, ROLE):
+            if msg.command == FREEZE:
+                self.clf.freeze()
+            else:
+                self.clf.unfreeze()
+            self.log.info("%s: learning %s", self.name, "on" if self.clf.learning else "off")
+        return ()
+
+    async def flush(self) -> Sequence[Message]:
+        return self._emit(self.clf.flush())
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.clf.state_dict().items()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        try:
+            self.clf.load_state_dict(dict(state))
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(str(exc)) from None
+
+    def results(self) -> dict[str, Any]:
+        return {"classifier": dict(self.clf.counters)}

@@ -1,0 +1,379 @@
+"""Event-based classifiers on top-layer spikes: the thin Python side of ``kernel.py``.
+
+Two readouts share one input contract:
+
+* ``add_labels(labels)`` queues ``LABEL_DTYPE`` records ("from ``t`` on the scene shows ``label``";
+  ``train`` = 1: the classifier may learn from it, 0: evaluation only);
+* ``process(spikes)`` consumes ``SPIKE_DTYPE`` spikes (``c`` = presynaptic top-layer neuron) in order
+  and, before each spike, applies every queued label with ``label.t <= spike.t``. Labels later than
+  every spike seen so far stay queued, so labels and spikes may be fed in any interleaving of batches
+  that respects time order (a label is added before any spike at or after its ``t`` is processed) and
+  the outputs and learned state are identical whatever the batching;
+* ``flush()`` applies the remaining labels and closes the last segment (end of stream).
+
+Every label record closes the current *segment* and opens a new one. At a segment's end one decision
+record (``prediction_dtype``, ``decision = 1``, ``truth`` = the segment's label, ``train`` = its flag,
+``t`` = the time the next label starts, or the last timestamp seen on ``flush``) is emitted.
+
+``SupervisedClassifier`` (thesis 3.3.2, eqs. 3.6/3.7), exact semantics:
+
+* one non-leaky integrate-and-fire neuron per class, weights ``w[i, j]`` (float64) drawn once from
+  ``N(w_mean, w_std)`` with the seed (the thesis gives no initialisation; with zero weights and E = 0 no
+  neuron would ever fire, so the default is ``N(0.5, 0.1)``);
+* on each input spike from neuron ``j``: if learning is on and the segment is a training segment with a
+  known label, ``w[i, j] += eta * E_i`` for every class ``i`` (eq. 3.6); then ``V_i += w[i, j]`` and
+  the segment score ``S_i += w[i, j]`` for every ``i``; every neuron with ``V_i >= threshold`` fires
+  and is set to 0 (all that crossed fire, in class order);
+* for each firing neuron ``k`` (class order), in a training segment with a known label while learning
+  is on: ``E_i <- m * E_i + R_i - [i == k]`` for all ``i`` (eq. 3.7; ``R`` one-hot of the label).
+  Outside such segments ``E`` is left untouched (there is no target to compare with);
+* a *training* label record whose ``(label, train)`` differs from the current segment's resets
+  ``E`` and ``V`` to 0 (thesis: "every time a new class is presented"). Evaluation records never reset
+  anything and never teach: the classifier does not see them, they only delimit decision segments;
+* on every input spike that makes at least one class neuron fire, one running prediction record
+  (``decision = 0``, ``truth = -1``, ``label = argmax S``, ``scores = S``, ``train`` = segment flag);
+* the segment decision is ``argmax S`` ("strongest response" = the total weighted input integrated
+  during the segment), -1 when the segment received no input. Ties go to the lowest class index.
+
+``LabelAssignmentReadout`` (thesis 3.3.1, the MNIST spike-count classifier), kept online:
+
+* per top neuron a count of how often it was the most active neuron of a training segment of each
+  class; its preferred label is the most counted class (lowest on ties, -1 while never counted);
+* at a segment's end the prediction is the preferred label of the neuron that spiked most in the
+  segment (lowest index on ties; -1 when no spike); then, if learning is on and the segment is a
+  training segment with a known label, that neuron's count for the label is incremented (predict first,
+  then learn: prequential). ``scores[k]`` = segment spikes of all neurons whose preferred label is
+  ``k`` (so ``argmax scores`` may differ from the decision, which follows the single most active neuron);
+* it emits decision records only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nodes.classifier import kernel
+from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE, prediction_dtype
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupervisedParams:
+    """Parameters of the supervised event-based classifier (thesis 3.3.2, eqs. 3.5-3.7).
+
+    The thesis gives no values for the classifier; the defaults below are ours.
+    """
+
+    #: number of classes = number of classifier neurons (N-MNIST: 10, thesis 3.3.2)
+    n_classes: int = 10
+    #: number of presynaptic (top-layer) neurons; spike ``c`` must be below it (thesis: 1024 FC neurons)
+    n_inputs: int = 1024
+    #: firing threshold of the class neurons, in weight units (> 0)
+    threshold: float = 10.0
+    #: learning rate eta of eq. 3.6 (>= 0)
+    eta: float = 0.01
+    #: memory m of eq. 3.7, in [0, 1]
+    m: float = 0.9
+    #: mean of the initial weights (normal distribution)
+    w_mean: float = 0.5
+    #: standard deviation of the initial weights (>= 0)
+    w_std: float = 0.1
+    #: seed of the weight initialisation (numpy default_rng)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
+        if not 1 <= self.n_inputs <= 65536:
+            raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {self.n_inputs}")
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")
+        if not self.eta >= 0:
+            raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if not 0.0 <= self.m <= 1.0:
+            raise ValueError(f"m must be in [0, 1], got {self.m}")
+        if not self.w_std >= 0:
+            raise ValueError(f"w_std must be >= 0, got {self.w_std}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadoutParams:
+    """Parameters of the label-assignment spike-count readout (thesis 3.3.1)."""
+
+    #: number of classes
+    n_classes: int = 10
+    #: number of top-layer neurons; spike ``c`` must be below it
+    n_inputs: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
+        if not 1 <= self.n_inputs <= 65536:
+            raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {self.n_inputs}")
+
+
+class _LabelledStream:
+    """Label queue, input validation and output assembly shared by both readouts."""
+
+    _state_arrays: tuple[str, ...] = ()
+
+    def __init__(self, n_classes: int, n_inputs: int) -> None:
+        self.n_classes = n_classes
+        self.n_inputs = n_inputs
+        self.out_dtype = prediction_dtype(n_classes)
+        self.learning = True
+        self._queue = np.zeros(0, dtype=LABEL_DTYPE)
+        self._istate = kernel.new_istate()
+        self._late_labels = 0
+
+    # -- learning switch -------------------------------------------------------------------------
+    def freeze(self) -> None:
+        """Stop learning (weights/counts and E stay as they are); decisions continue."""
+        self.learning = False
+
+    def unfreeze(self) -> None:
+        """Resume learning from training segments."""
+        self.learning = True
+
+    # -- input -----------------------------------------------------------------------------------
+    def add_labels(self, labels: np.ndarray) -> None:
+        """Queue label records; they take effect before the first spike with ``t >= label.t``."""
+        labels = np.asarray(labels)
+        if labels.dtype != LABEL_DTYPE:
+            raise ValueError(f"labels must have LABEL_DTYPE {LABEL_DTYPE}, got {labels.dtype}")
+        if labels.ndim != 1:
+            raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+        if len(labels) == 0:
+            return
+        lab = labels["label"]
+        if lab.min() < -1 or lab.max() >= self.n_classes:
+            bad = lab[(lab < -1) | (lab >= self.n_classes)][0]
+            raise ValueError(f"label {bad} outside [-1, {self.n_classes - 1}]")
+        if labels["train"].max() > 1:
+            raise ValueError(f"train flag must be 0 or 1, got {labels['train'].max()}")
+        t = labels["t"]
+        if np.any(np.diff(t) < 0):
+            raise ValueError("label timestamps must be non-decreasing within a batch")
+        prev = self._queue["t"][-1] if len(self._queue) else self._istate[kernel.I_LAST_LABEL_T]
+        if t[0] < prev:
+            raise ValueError(f"label t={t[0]} is earlier than the previous label t={prev}")
+        late = int(np.count_nonzero(t <= self._istate[kernel.I_LAST_T]))
+        if late:
+            # Spikes after these labels were already processed under the old label: the results now
+            # depend on batching. Apply them at once and say so.
+            self._late_labels += late
+            log.warning("%d label record(s) arrived after spikes later than them; applied late", late)
+        self._queue = np.concatenate([self._queue, labels])
+
+    def _check_spikes(self, spikes: np.ndarray) -> np.ndarray:
+        spikes = np.asarray(spikes)
+        if spikes.dtype != SPIKE_DTYPE:
+            raise ValueError(f"spikes must have SPIKE_DTYPE {SPIKE_DTYPE}, got {spikes.dtype}")
+        if spikes.ndim != 1:
+            raise ValueError(f"spikes must be one-dimensional, got shape {spikes.shape}")
+        if len(spikes) == 0:
+            return spikes
+        c = spikes["c"]
+        if int(c.max()) >= self.n_inputs:
+            raise ValueError(f"spike channel c={int(c.max())} >= n_inputs={self.n_inputs}")
+        t = spikes["t"]
+        if np.any(np.diff(t) < 0):
+            raise ValueError("spike timestamps must be non-decreasing within a batch")
+        last = self._istate[kernel.I_LAST_T]
+        if t[0] < last:
+            raise ValueError(f"spike t={t[0]} is earlier than the last spike processed (t={last})")
+        return spikes
+
+    def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
+        return (
+            np.empty(n, np.int64),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+            np.empty(n, np.uint8),
+            np.empty(n, np.uint8),
+            np.empty((n, self.n_classes), np.float64),
+        )
+
+    def _assemble(self, bufs: tuple[np.ndarray, ...], n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=self.out_dtype)  # zeros: padding bytes are deterministic
+        for name, buf in zip(("t", "label", "truth", "decision", "train", "scores"), bufs, strict=True):
+            out[name] = buf[:n]
+        return out
+
+    def process(self, spikes: np.ndarray) -> np.ndarray:
+        """Consume a batch of spikes; returns the prediction records it caused, in time order."""
+        return self._run(self._check_spikes(spikes), final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: apply every queued label and close the last segment."""
+        return self._run(np.zeros(0, dtype=SPIKE_DTYPE), final=True)
+
+    def _run(self, spikes: np.ndarray, final: bool) -> np.ndarray:
+        q = self._queue
+        bufs = self._buffers(len(spikes) + len(q) + 1)
+        used, n = self._kernel(
+            np.ascontiguousarray(spikes["t"]),
+            np.ascontiguousarray(spikes["c"]).astype(np.int64),
+            np.ascontiguousarray(q["t"]),
+            np.ascontiguousarray(q["label"]).astype(np.int64),
+            np.ascontiguousarray(q["train"]).astype(np.int64),
+            final,
+            bufs,
+        )
+        self._queue = q[used:].copy()
+        return self._assemble(bufs, n)
+
+    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+        raise NotImplementedError
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def counters(self) -> dict[str, int]:
+        """Running counters (inputs, outputs, segments, updates, resets, late labels)."""
+        s = self._istate
+        return {
+            "inputs": int(s[kernel.I_N_INPUTS]),
+            "outputs": int(s[kernel.I_N_OUTPUTS]),
+            "segments": int(s[kernel.I_N_SEGMENTS]),
+            "updates": int(s[kernel.I_N_UPDATES]),
+            "resets": int(s[kernel.I_N_RESETS]),
+            "late_labels": self._late_labels,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every piece of state (copies), so that restore + continue is bit-identical."""
+        state: dict[str, Any] = {name: getattr(self, "_" + name).copy() for name in self._state_arrays}
+        state.update(
+            kind=type(self).__name__,
+            n_classes=self.n_classes,
+            n_inputs=self.n_inputs,
+            istate=self._istate.copy(),
+            queue=self._queue.copy(),
+            learning=self.learning,
+            late_labels=self._late_labels,
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict``; raises ValueError when it does not fit this object."""
+        if state.get("kind") != type(self).__name__:
+            raise ValueError(f"state is for {state.get('kind')!r}, not {type(self).__name__}")
+        if state.get("n_classes") != self.n_classes or state.get("n_inputs") != self.n_inputs:
+            raise ValueError(
+                f"state has n_classes={state.get('n_classes')}, n_inputs={state.get('n_inputs')}; "
+                f"this object has {self.n_classes}, {self.n_inputs}"
+            )
+        for name in self._state_arrays:
+            cur = getattr(self, "_" + name)
+            new = np.asarray(state[name])
+            if new.shape != cur.shape or new.dtype != cur.dtype:
+                raise ValueError(
+                    f"state {name!r} has shape {new.shape} {new.dtype}, expected {cur.shape} {cur.dtype}"
+                )
+            setattr(self, "_" + name, new.copy())
+        istate = np.asarray(state["istate"], dtype=np.int64)
+        if istate.shape != (kernel.ISTATE_SIZE,):
+            raise ValueError(f"state 'istate' has shape {istate.shape}, expected ({kernel.ISTATE_SIZE},)")
+        queue = np.asarray(state["queue"])
+        if queue.dtype != LABEL_DTYPE:
+            raise ValueError(f"state 'queue' has dtype {queue.dtype}, expected LABEL_DTYPE")
+        self._istate = istate.copy()
+        self._queue = queue.copy()
+        self.learning = bool(state["learning"])
+        self._late_labels = int(state["late_labels"])
+
+
+class SupervisedClassifier(_LabelledStream):
+    """The event-based supervised classifier of thesis 3.3.2 (semantics in the module docstring)."""
+
+    _state_arrays = ("w", "e", "v", "seg_scores")
+
+    def __init__(self, params: SupervisedParams) -> None:
+        super().__init__(params.n_classes, params.n_inputs)
+        self.params = params
+        rng = np.random.default_rng(params.seed)
+        self._w = rng.normal(params.w_mean, params.w_std, size=(params.n_classes, params.n_inputs))
+        self._e = np.zeros(params.n_classes)
+        self._v = np.zeros(params.n_classes)
+        self._seg_scores = np.zeros(params.n_classes)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """A copy of the weights, shape (n_classes, n_inputs)."""
+        return self._w.copy()
+
+    @property
+    def error(self) -> np.ndarray:
+        """A copy of the error terms E."""
+        return self._e.copy()
+
+    @property
+    def potential(self) -> np.ndarray:
+        """A copy of the integration variables V."""
+        return self._v.copy()
+
+    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+        p = self.params
+        return kernel.supervised_run(
+            st,
+            sc,
+            lt,
+            ll,
+            ltr,
+            self._w,
+            self._e,
+            self._v,
+            self._seg_scores,
+            self._istate,
+            float(p.threshold),
+            float(p.eta),
+            float(p.m),
+            self.learning,
+            final,
+            *bufs,
+        )
+
+
+class LabelAssignmentReadout(_LabelledStream):
+    """The online label-assignment spike-count readout of thesis 3.3.1 (see module docstring)."""
+
+    _state_arrays = ("counts", "seg_counts", "seg_scores")
+
+    def __init__(self, params: ReadoutParams) -> None:
+        super().__init__(params.n_classes, params.n_inputs)
+        self.params = params
+        self._counts = np.zeros((params.n_inputs, params.n_classes), np.int64)
+        self._seg_counts = np.zeros(params.n_inputs, np.int64)
+        self._seg_scores = np.zeros(params.n_classes)
+
+    @property
+    def assignment_counts(self) -> np.ndarray:
+        """A copy of the label counts, shape (n_inputs, n_classes)."""
+        return self._counts.copy()
+
+    @property
+    def preferred_labels(self) -> np.ndarray:
+        """Preferred label of each top neuron (-1 while never assigned)."""
+        pref = np.argmax(self._counts, axis=1).astype(np.int64)
+        pref[self._counts.max(axis=1) == 0] = -1
+        return pref
+
+    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+        return kernel.readout_run(
+            st,
+            sc,
+            lt,
+            ll,
+            ltr,
+            self._counts,
+            self._seg_counts,
+            self._seg_scores,
+            self._istate,
+            self.learning,
+            final,
+            *bufs,
+        )

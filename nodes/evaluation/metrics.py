@@ -1,0 +1,138 @@
+"""Accuracy bookkeeping for classifier decisions (thesis 3.3.1: online error over a sliding window).
+
+The ``Evaluator`` is fed ``prediction_dtype`` records; it keeps only decision records
+(``decision == 1``) with a known truth (``truth >= 0``) and ignores everything else (running
+predictions, segments of unknown class). Training decisions (``train == 1``) form the prequential
+online-accuracy curve: each one is a prediction made *before* the classifier learned from that
+segment's label. Evaluation decisions (``train == 0``) give the test accuracy and the confusion matrix.
+A prediction of -1 (no decision: no input in the segment) counts as wrong and goes to the last,
+"none", column of the confusion matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Fraction of equal entries; NaN for empty input."""
+    predicted = np.asarray(predicted)
+    truth = np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"predicted has shape {predicted.shape}, truth {truth.shape}; they must match")
+    if predicted.size == 0:
+        return float("nan")
+    return float(np.mean(predicted == truth))
+
+
+def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts, shape (n_classes, n_classes + 1): rows truth, columns prediction, last column = -1."""
+    predicted = np.asarray(predicted, dtype=np.int64)
+    truth = np.asarray(truth, dtype=np.int64)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"predicted has shape {predicted.shape}, truth {truth.shape}; they must match")
+    if truth.size and (truth.min() < 0 or truth.max() >= n_classes):
+        raise ValueError(f"truth values must be in [0, {n_classes - 1}], got {truth.min()}..{truth.max()}")
+    if predicted.size and (predicted.min() < -1 or predicted.max() >= n_classes):
+        raise ValueError(
+            f"predictions must be in [-1, {n_classes - 1}], got {predicted.min()}..{predicted.max()}"
+        )
+    cols = np.where(predicted < 0, n_classes, predicted)
+    out = np.zeros((n_classes, n_classes + 1), dtype=np.int64)
+    np.add.at(out, (truth, cols), 1)
+    return out
+
+
+class Evaluator:
+    """Running accuracy of a classifier's decisions.
+
+    ``window``: length of the sliding window of the online training curve (thesis: 1000 examples).
+    ``curve_every``: a curve point ``(samples, window accuracy, cumulative accuracy)`` is recorded
+    after every ``curve_every``-th training decision.
+    """
+
+    def __init__(self, *, n_classes: int, window: int = 1000, curve_every: int = 100) -> None:
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if curve_every < 1:
+            raise ValueError(f"curve_every must be >= 1, got {curve_every}")
+        self.n_classes = n_classes
+        self.window = window
+        self.curve_every = curve_every
+        self._train_correct = np.zeros(0, dtype=bool)
+        self._test_pred: list[np.ndarray] = []
+        self._test_truth: list[np.ndarray] = []
+        self._curve: list[tuple[int, float, float]] = []
+
+    def update(self, records: np.ndarray) -> None:
+        """Take a batch of prediction records (any mix of running and decision records)."""
+        names = records.dtype.names or ()
+        if not {"label", "truth", "decision", "train"} <= set(names):
+            raise ValueError(f"records must have a prediction dtype, got fields {names}")
+        dec = records[(records["decision"] == 1) & (records["truth"] >= 0)]
+        train = dec[dec["train"] == 1]
+        test = dec[dec["train"] == 0]
+        if len(test):
+            self._test_pred.append(test["label"].astype(np.int64))
+            self._test_truth.append(test["truth"].astype(np.int64))
+        if len(train) == 0:
+            return
+        start = len(self._train_correct)
+        self._train_correct = np.concatenate([self._train_correct, train["label"] == train["truth"]])
+        csum = np.concatenate([[0], np.cumsum(self._train_correct, dtype=np.int64)])
+        first = (start // self.curve_every + 1) * self.curve_every
+        for n in range(first, len(self._train_correct) + 1, self.curve_every):
+            lo = max(0, n - self.window)
+            self._curve.append((n, float((csum[n] - csum[lo]) / (n - lo)), float(csum[n] / n)))
+
+    @property
+    def train_samples(self) -> int:
+        return len(self._train_correct)
+
+    @property
+    def test_samples(self) -> int:
+        return int(sum(len(p) for p in self._test_pred))
+
+    def train_accuracy(self) -> float:
+        """Cumulative prequential accuracy over every training decision (NaN when none)."""
+        return float(self._train_correct.mean()) if len(self._train_correct) else float("nan")
+
+    def window_accuracy(self) -> float:
+        """Accuracy over the last ``window`` training decisions (NaN when none)."""
+        last = self._train_correct[-self.window :]
+        return float(last.mean()) if len(last) else float("nan")
+
+    def _test_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._test_pred:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(self._test_pred), np.concatenate(self._test_truth)
+
+    def test_accuracy(self) -> float:
+        """Accuracy over every evaluation decision (NaN when none)."""
+        return accuracy(*self._test_arrays())
+
+    def confusion(self) -> np.ndarray:
+        """Confusion matrix of the evaluation decisions: (n_classes, n_classes + 1), last column -1."""
+        pred, truth = self._test_arrays()
+        return confusion_matrix(pred, truth, self.n_classes)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary; accuracies are None when there was nothing to measure."""
+
+        def num(x: float) -> float | None:
+            return None if np.isnan(x) else x
+
+        return {
+            "train_accuracy": num(self.train_accuracy()),
+            "window_accuracy": num(self.window_accuracy()),
+            "test_accuracy": num(self.test_accuracy()),
+            "samples": {"train": self.train_samples, "test": self.test_samples},
+            "confusion": self.confusion().tolist(),
+            "confusion_columns": [*range(self.n_classes), "none"],
+            "curve": [list(p) for p in self._curve],
+            "window": self.window,
+        }

@@ -1,0 +1,216 @@
+"""Labelled dataset sources: one continuous event stream in train/test phases, with no resets.
+
+A phase replays ``samples`` samples of a ``split`` (``passes`` times, in seeded random order), each sample's
+timestamps shifted so that time keeps increasing with no overlap and no gap, and a labels record at each
+sample's first event. Between phases the source sends in-band control messages that switch learning on or
+off for the feature extractor (scope "features") and the classifier (scope "classifier"); a phase whose
+classifier does not learn marks its labels as evaluation-only (``train = 0``): the classifier never sees
+them, only the evaluator does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import build_params, data_path
+from pipeline.errors import ConfigError
+from pipeline.events import LABEL_DTYPE
+from pipeline.message import FREEZE, UNFREEZE, Message, control_message, events_message, labels_message
+from pipeline.node import NodeContext, Source
+from pipeline.progress import Progress
+
+Chunk = tuple[np.ndarray, np.ndarray, int]  # events, label records, samples in the chunk
+
+
+@dataclass(frozen=True, kw_only=True)
+class Phase:
+    """One phase of a labelled stream.
+
+    ``split``: which part of the dataset ("train"/"test", or a folder name such as "Train").
+    ``samples``: how many samples per pass (0 = all of the split). ``passes``: passes over them (each
+    pass in a new seeded order). ``features`` / ``classifier``: whether the feature extractor / the
+    classifier learn during the phase; with ``classifier = false`` labels are evaluation-only.
+    ``name``: shown in progress output."""
+
+    split: str = "train"
+    samples: int = 0
+    passes: int = 1
+    features: bool = True
+    classifier: bool = True
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.samples < 0 or self.passes < 1:
+            raise ValueError(f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}")
+
+
+class PhasedSource(Source):
+    """Base of labelled dataset sources. Subclasses implement ``split_size`` and ``chunks``."""
+
+    width: int
+    height: int
+
+    def __init__(self, name: str, config: Any, context: NodeContext) -> None:
+        super().__init__(name, config, context)
+        self._samples = 0
+        self._events = 0
+        self._per_phase: list[dict[str, Any]] = []
+        self._phases = tuple(build_params(Phase, p, f"nodes.{name}.phases[{i}]") for i, p in enumerate(config.phases))
+        if not self._phases:
+            raise ConfigError(f"nodes.{name}.phases: at least one phase is needed")
+
+    # -- what a dataset provides ------------------------------------------------------------------------
+    def split_size(self, split: str) -> int:
+        raise NotImplementedError
+
+    def chunks(
+        self, split: str, order: np.ndarray, t0: int, train: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        """Events and label records of the samples ``order`` (indices into ``split``) as one stream
+        starting at ``t0``, in chunks: ``(events, labels, samples_in_chunk)``. Runs in a worker thread."""
+        raise NotImplementedError
+
+    # -- the stream ---------------------------------------------------------------------------------------
+    def phases(self) -> tuple[Phase, ...]:
+        return self._phases
+
+    @property
+    def events_total(self) -> int | None:
+        return None
+
+    async def produce(self) -> AsyncIterator[Message]:
+        rng = np.random.default_rng(self.config.seed)
+        t0 = 0
+        batch = self.config.batch
+        phases = self.phases()
+        for k, phase in enumerate(phases):
+            n = phase.samples or self.split_size(phase.split)
+            if n > self.split_size(phase.split):
+                raise ValueError(
+                    f"phase {k} asks for {n} samples of split {phase.split!r}, which has {self.split_size(phase.split)}"
+                )
+            yield control_message(UNFREEZE if phase.features else FREEZE, scope="features")
+            yield control_message(UNFREEZE if phase.classifier else FREEZE, scope="classifier")
+            label = phase.name or f"phase {k + 1}/{len(phases)} ({phase.split})"
+            progress = Progress(f"{self.name}: {label}", n * phase.passes, self.log)
+            events_before, samples_before = self._events, self._samples
+            for _ in range(phase.passes):
+                order = rng.permutation(self.split_size(phase.split))[:n]
+                it = self.chunks(phase.split, order, t0, phase.classifier)
+                while True:
+                    item = await asyncio.to_thread(next, it, None)
+                    if item is None:
+                        break
+                    events, labels, count = item
+                    if labels.shape[0]:
+                        yield labels_message(np.ascontiguousarray(labels, dtype=LABEL_DTYPE))
+                    for start in range(0, events.shape[0], batch):
+                        yield events_message(events[start : start + batch], self.width, self.height)
+                    if events.shape[0]:
+                        t0 = int(events["t"][-1]) + 1
+                    if labels.shape[0]:
+                        t0 = max(t0, int(labels["t"][-1]) + 1)
+                    self._samples += count
+                    self._events += int(events.shape[0])
+                    progress.update(count, int(events.shape[0]))
+                t0 = self.after_pass(t0)
+            progress.close()
+            self._per_phase.append(
+                {
+                    "split": phase.split,
+                    "samples": self._samples - samples_before,
+                    "events": self._events - events_before,
+                    "features_learn": phase.features,
+                    "classifier_learn": phase.classifier,
+                }
+            )
+
+    def after_pass(self, t: int) -> int:
+        """Where the next pass starts (default: right after the last event)."""
+        return t
+
+    def results(self) -> dict[str, Any]:
+        return {"samples_replayed": self._samples, "events_replayed": self._events, "phases": self._per_phase}
+
+
+DEFAULT_PHASES: tuple[dict[str, Any], ...] = (
+    {"split": "train", "name": "train"},
+    {"split": "test", "features": False, "classifier": False, "name": "test"},
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MnistConfig:
+    """MNIST digits as spike trains (thesis 3.3.1).
+
+    ``root``: folder with the four IDX files (relative paths resolve against ``SPIKESTREAM_DATA``).
+    ``phases``: see ``Phase`` (default: one training pass over the 60,000, then the 10,000 test images
+    with learning off). ``seed``: sample order and spike noise. ``batch``: events per message.
+    ``chunk``: images encoded at a time. ``max_rate_hz``, ``duration_us``, ``rate_std``: the encoder
+    (``nodes.encoder.rate.RateEncoderParams``; defaults give ~1,100-3,400 events per image)."""
+
+    root: str = "mnist"
+    phases: tuple[dict[str, Any], ...] = DEFAULT_PHASES
+    seed: int = 0
+    batch: int = 10_000
+    chunk: int = 250
+    max_rate_hz: float = 200.0
+    duration_us: int = 50_000
+    rate_std: float = 0.05
+
+
+class MnistSource(PhasedSource):
+    """``type = "mnist"``: static MNIST images, rate encoded, as one continuous labelled stream."""
+
+    Config = MnistConfig
+    width = 28
+    height = 28
+
+    def __init__(self, name: str, config: MnistConfig, context: NodeContext) -> None:
+        super().__init__(name, config, context)
+        from nodes.encoder.rate import RateEncoderParams
+
+        self.params = RateEncoderParams(
+            max_rate_hz=config.max_rate_hz, duration_us=config.duration_us, rate_std=config.rate_std
+        )
+        self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._presented = 0
+
+    async def start(self) -> None:
+        from recordings.mnist import load_mnist
+
+        root = data_path(self.config.root)
+        for phase in self.phases():
+            if phase.split not in ("train", "test"):
+                raise ConfigError(f"nodes.{self.name}: MNIST splits are 'train' and 'test', got {phase.split!r}")
+            if phase.split not in self._data:
+                self._data[phase.split] = await asyncio.to_thread(load_mnist, root, phase.split)
+
+    def split_size(self, split: str) -> int:
+        return int(self._data[split][0].shape[0])
+
+    def chunks(
+        self, split: str, order: np.ndarray, t0: int, train: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        from nodes.encoder.rate import images_to_stream
+
+        images, labels = self._data[split]
+        step = self.config.chunk
+        for start in range(0, order.shape[0], step):
+            idx = order[start : start + step]
+            events, recs = images_to_stream(
+                images[idx],
+                labels[idx].astype(np.int64),
+                seed=self.config.seed,
+                train=train,
+                params=self.params,
+                t0=t0 + start * self.params.duration_us,
+                first_index=self._presented,
+            )
+            self._presented += idx.shape[0]
+            yield events, recs, int(idx.shape[0])

@@ -1,0 +1,60 @@
+"""Progress output for long runs: an updating line on a terminal, periodic log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+
+class Progress:
+    """Tracks done/total units (samples) and events; ``update`` is cheap and prints at most every
+    ``every_s`` seconds (a terminal line is redrawn more often)."""
+
+    def __init__(self, label: str, total: int | None, log: logging.Logger, every_s: float = 10.0) -> None:
+        self.label = label
+        self.total = total
+        self.log = log
+        self.tty = sys.stderr.isatty()
+        self.every_s = 0.5 if self.tty else every_s
+        self.done = 0
+        self.events = 0
+        self.t0 = time.monotonic()
+        self._last = self.t0
+        self.extra = ""
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.t0, 1e-9)
+        rate = self.events / elapsed
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            left = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+            bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+            eta = f"{left:5.0f} s left" if left == left else "  ? s left"
+            head = f"{self.label} [{bar}] {self.done}/{self.total} samples"
+        else:
+            head, eta = f"{self.label} {self.done} samples", ""
+        return f"{head}, {rate / 1e6:.2f} M ev/s, {eta}{self.extra}"
+
+    def update(self, done: int = 0, events: int = 0) -> None:
+        self.done += done
+        self.events += events
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        self.show()
+
+    def show(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r" + self.line()[:150].ljust(150))
+            sys.stderr.flush()
+        else:
+            self.log.info("%s", self.line())
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r" + self.line()[:150].ljust(150) + "\n")
+            sys.stderr.flush()
+        else:
+            self.log.info("%s (done)", self.line())
