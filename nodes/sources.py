@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -214,3 +214,78 @@ class MnistSource(PhasedSource):
             )
             self._presented += idx.shape[0]
             yield events, recs, int(idx.shape[0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaccadeConfig:
+    """Digits turned into an N-MNIST-like stream: three saccades in front of a simulated sensor, delta
+    encoded (``nodes.encoder.saccade``). 34x34, two channels (ON/OFF).
+
+    ``digits``: "font" (digits drawn with OpenCV's built-in fonts: no files needed) or "mnist" (the IDX
+    files under ``root``, all 70,000 digits). ``font_train`` / ``font_test``: how many font digits
+    each split has. ``phases``: see ``Phase``. ``seed``: order, font jitter, sensor noise.
+    ``batch``: events per message. ``noise_rate_hz``: background activity per pixel. ``threshold``:
+    ON and OFF contrast thresholds of the simulated sensor (log intensity)."""
+
+    digits: Literal["font", "mnist"] = "font"
+    root: str = "mnist"
+    font_train: int = 6000
+    font_test: int = 1000
+    phases: tuple[dict[str, Any], ...] = DEFAULT_PHASES
+    seed: int = 0
+    batch: int = 10_000
+    noise_rate_hz: float = 0.2
+    threshold: float = 0.5
+
+
+class SaccadeSource(PhasedSource):
+    """``type = "saccades"``: saccade digits as one continuous labelled stream."""
+
+    Config = SaccadeConfig
+    width = 34
+    height = 34
+
+    def __init__(self, name: str, config: SaccadeConfig, context: NodeContext) -> None:
+        super().__init__(name, config, context)
+        from nodes.encoder.saccade import SaccadeParams
+
+        self.params = SaccadeParams(
+            noise_rate_hz=config.noise_rate_hz, on_threshold=config.threshold, off_threshold=config.threshold
+        )
+        self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._calls = 0
+
+    async def start(self) -> None:
+        for phase in self.phases():
+            if phase.split not in ("train", "test"):
+                raise ConfigError(f"nodes.{self.name}: splits are 'train' and 'test', got {phase.split!r}")
+            if phase.split in self._data:
+                continue
+            if self.config.digits == "mnist":
+                from recordings.mnist import load_mnist
+
+                self._data[phase.split] = await asyncio.to_thread(load_mnist, data_path(self.config.root), phase.split)
+            else:
+                from nodes.encoder.saccade import render_font_digits
+
+                n = self.config.font_train if phase.split == "train" else self.config.font_test
+                seed = self.config.seed * 2 + (phase.split == "test")
+                self._data[phase.split] = await asyncio.to_thread(render_font_digits, n, seed)
+
+    def split_size(self, split: str) -> int:
+        return int(self._data[split][0].shape[0])
+
+    def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
+        from nodes.encoder.saccade import saccade_stream
+
+        images, labels = self._data[split]
+        self._calls += 1
+        for events, recs in saccade_stream(
+            images[order],
+            labels[order].astype(np.int64),
+            seed=self.config.seed * 1000 + self._calls,
+            params=self.params,
+            t0=t0,
+            train=train,
+        ):
+            yield events, recs, int(recs.shape[0])
