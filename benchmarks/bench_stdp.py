@@ -1,0 +1,171 @@
+"""Throughput of the STDP feature extractor on one core (input events per second).
+
+The N-MNIST network of thesis 3.3.2: input 2x34x34, conv 16C5 (th 8/8), pool, conv 128C5 (th 50/50),
+pool, fc 1024 (th 60/60), learning on and off, on
+
+* a synthetic N-MNIST-like stream (random pen strokes on 28x28 moved by three saccades inside 34x34,
+  ON/OFF events where the shifted image gets brighter/darker), and
+* real N-MNIST samples from ``$SPIKESTREAM_DATA/nmnist`` (or ``../shared/recordings``) when present,
+  decoded and concatenated with time shifts.
+
+    python benchmarks/bench_stdp.py [--samples 100] [--json out.json]
+
+Per-layer figures are the seconds each layer takes for the whole stream (layer by layer, as
+``Network.process`` runs them) divided into the number of network input events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nodes.stdp import ConvParams, FcParams, Network, PoolParams
+from nodes.stdp.network import _pool, _PoolLayer, _run_weighted
+from pipeline.events import SPIKE_DTYPE
+
+SHAPE = (2, 34, 34)
+
+
+def nmnist_layers() -> list:
+    return [
+        ConvParams(maps=16, kernel=5, th_learn=8.0, th_inf=8.0),
+        PoolParams(),
+        ConvParams(maps=128, kernel=5, th_learn=50.0, th_inf=50.0),
+        PoolParams(),
+        FcParams(neurons=1024, th_learn=60.0, th_inf=60.0),
+    ]
+
+
+def synthetic_stream(samples: int, seed: int = 0) -> np.ndarray:
+    """N-MNIST-like events: a stroke image seen by a sensor that makes three small saccades."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:34, 0:34]
+    parts = []
+    t0 = 0
+    for _ in range(samples):
+        img = np.zeros((34, 34))
+        for _stroke in range(rng.integers(2, 5)):  # a few thick line segments inside the central 28x28
+            (y0, x0), (y1, x1) = rng.uniform(6, 28, size=(2, 2))
+            for a in np.linspace(0.0, 1.0, 30):
+                cy, cx = y0 + a * (y1 - y0), x0 + a * (x1 - x0)
+                img = np.maximum(img, np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0))
+        pos = np.zeros(2)
+        prev = img
+        t = t0
+        for direction in ((1.0, 1.0), (-1.0, 0.0), (0.0, -1.0)):  # 3 saccades of ~100 ms
+            for _step in range(25):
+                pos += np.array(direction) * 0.12
+                dy, dx = pos
+                # sub-pixel shift by bilinear interpolation
+                fy, fx = dy - np.floor(dy), dx - np.floor(dx)
+                base = np.roll(np.roll(img, int(np.floor(dy)), axis=0), int(np.floor(dx)), axis=1)
+                right = np.roll(base, 1, axis=1)
+                down = np.roll(base, 1, axis=0)
+                diag = np.roll(down, 1, axis=1)
+                shifted = (1 - fy) * ((1 - fx) * base + fx * right) + fy * ((1 - fx) * down + fx * diag)
+                diff = shifted - prev
+                noise = rng.random(diff.shape) < 0.002
+                on = (diff > 0.1) | (noise & (rng.random(diff.shape) < 0.5))
+                off = (diff < -0.1) | (noise & ~on)
+                ys, xs = np.nonzero(on | off)
+                pol = on[ys, xs].astype(np.int64)
+                order = rng.permutation(len(ys))
+                ev = np.zeros(len(ys), SPIKE_DTYPE)
+                ev["t"] = t + np.sort(rng.integers(0, 4000, len(ys)))
+                ev["y"], ev["x"], ev["c"] = ys[order], xs[order], pol[order]
+                parts.append(ev)
+                prev = np.where(on | off, shifted, prev)
+                t += 4000
+        t0 = t + 10_000
+    return np.concatenate(parts)
+
+
+def decode_nmnist(path: Path) -> np.ndarray:
+    b = np.fromfile(path, np.uint8).reshape(-1, 5).astype(np.int64)
+    s = np.zeros(len(b), SPIKE_DTYPE)
+    s["x"], s["y"], s["c"] = b[:, 0], b[:, 1], b[:, 2] >> 7
+    s["t"] = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+    return s
+
+
+def real_stream(samples: int) -> np.ndarray | None:
+    root = Path(os.environ.get("SPIKESTREAM_DATA", Path(__file__).resolve().parents[2] / "shared" / "recordings"))
+    files = sorted((root / "nmnist" / "Train").glob("*/*.bin"))
+    if not files:
+        return None
+    rng = np.random.default_rng(0)
+    chosen = [files[i] for i in rng.permutation(len(files))[:samples]]
+    parts, offset = [], 0
+    for f in chosen:
+        s = decode_nmnist(f)
+        s["t"] += offset
+        offset = int(s["t"][-1]) + 10_000
+        parts.append(s)
+    return np.concatenate(parts)
+
+
+def measure(stream: np.ndarray, learning: bool) -> dict:
+    net = Network(SHAPE, nmnist_layers(), seed=0)
+    net.learning = learning
+    warm = Network(SHAPE, nmnist_layers(), seed=0)  # compile (or load the numba cache) outside the timing
+    warm.learning = learning
+    warm.process(stream[:2000])
+    per_layer = []
+    current = stream
+    start = time.perf_counter()
+    for layer in net._layers:  # the same steps as Network.process_all_layers, timed one by one
+        t0 = time.perf_counter()
+        nxt = _pool(current, layer) if isinstance(layer, _PoolLayer) else _run_weighted(current, layer, learning)
+        per_layer.append({"seconds": time.perf_counter() - t0, "inputs": len(current), "outputs": len(nxt)})
+        current = nxt
+    total = time.perf_counter() - start
+    names = ["conv1", "pool1", "conv2", "pool2", "fc"]
+    counts = net.counters()
+    layers = {}
+    for name, info, cnt in zip(names, per_layer, counts, strict=True):
+        layers[name] = {
+            **info,
+            "learning_spikes": cnt["learning_spikes"],
+            "layer_inputs_per_s": info["inputs"] / info["seconds"] if info["seconds"] > 0 else float("inf"),
+            "network_events_per_s": len(stream) / info["seconds"] if info["seconds"] > 0 else float("inf"),
+        }
+    return {"events": len(stream), "seconds": total, "events_per_s": len(stream) / total, "layers": layers}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=100, help="samples per stream (default 100)")
+    ap.add_argument("--json", type=Path, help="write the results to this JSON file")
+    args = ap.parse_args()
+    streams = {"synthetic": synthetic_stream(args.samples)}
+    real = real_stream(args.samples)
+    if real is not None:
+        streams["nmnist"] = real
+    results = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}".strip(),
+        "network": "2x34x34 conv16C5(8/8) pool conv128C5(50/50) pool fc1024(60/60)",
+        "runs": {},
+    }
+    print(f"{'stream':10} {'learn':5} {'events':>9} {'ev/s':>10}   per layer: inputs -> outputs, network ev/s")
+    for sname, stream in streams.items():
+        for learning in (True, False):
+            r = measure(stream, learning)
+            results["runs"][f"{sname}/{'learn' if learning else 'frozen'}"] = r
+            layer_txt = "  ".join(
+                f"{n}: {v['inputs']}->{v['outputs']} {v['network_events_per_s'] / 1e6:.2f}M"
+                for n, v in r["layers"].items()
+                if not n.startswith("pool")
+            )
+            print(f"{sname:10} {learning!s:5} {r['events']:9d} {r['events_per_s'] / 1e6:8.3f}M   {layer_txt}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""Numba kernels of the online STDP feature extractor (thesis ch. 3, sections 3.2.2-3.2.4).
+
+Only ``@njit`` functions over plain arrays and scalars live here; ``nodes.stdp.network`` owns the
+state, validates input and calls these kernels. ``tests/reference/stdp_reference.py`` implements the
+same semantics slowly and literally; both must agree bit for bit.
+
+Semantics (binding for kernel and reference)
+--------------------------------------------
+* Input of a layer: spikes ``(t, x, y, c)`` processed one at a time, in order. ``t`` is never used by
+  the dynamics; it is only copied to the output spikes an input causes (timescale invariance). Each
+  layer keeps an event counter ``n`` (int64), incremented by one for every input spike it receives
+  (the first spike gets ``n = 1``). Every input position ``(c, y, x)`` keeps ``last_in`` = counter of
+  its last spike (0 = never). ``last_in`` is set to ``n`` *before* the event is integrated, so the
+  spike being processed counts as "fired since the reference time".
+* Weighted layers (conv and fc) hold non-leaky integrate-and-fire neurons with two accumulators fed by
+  the same weights: a learning accumulator ``V_l`` (threshold ``th_learn``) and an inference
+  accumulator ``V_i`` (threshold ``th_inf``). No leak, no refractory period, no homeostasis.
+* Conv: ``M`` maps, kernel ``KH x KW``, stride 1, valid: output ``(M, H-KH+1, W-KW+1)``. An input
+  ``(c, y, x)`` reaches every map and every output position ``(oy, ox)`` with ``oy <= y < oy+KH``,
+  ``ox <= x < ox+KW`` with weight ``W[m, c, y-oy, x-ox]``; each reached ("touched") neuron is first
+  made current (lazy map reset, below), then ``V_l += w`` and ``V_i += w``.
+* A fully connected layer of ``N`` neurons over a ``(C, H, W)`` input is run by the same kernel as a
+  conv layer with ``N`` maps, kernel ``(H, W)`` and a 1x1 output; its learning inter-map radius is 0
+  (the only position holds every neuron, so a learning spike resets the whole layer, as the thesis
+  asks) and its inference radius is 0 with ``wta_inf`` (a spike resets all other neurons) or -1.
+  The weight of input ``(c, y, x)`` is ``W[i, j]`` with ``j = (c*H + y)*W + x``.
+* Learning (only when enabled): after integration, the touched neurons with ``V_l >= th_learn`` are
+  visited in order of decreasing ``V_l`` (ties: lowest canonical flat index ``(m*Ho + y)*Wo + x``).
+  Each one that is still ``>= th_learn`` after the resets done so far fires a learning spike:
+  (a) STDP (thesis eq. 3.4) on the kernel of its map: for every synapse ``(c, ky, kx)`` of the
+  neuron, ``w += a_plus * exp(-beta_plus * w)`` when ``last_in`` of that synapse's input position is
+  ``> ref`` of the neuron, else ``w += a_minus``; then ``w`` is clipped to ``[0, 1]``;
+  (b) ``V_l = 0``, ``ref = n``; (c) intra-map WTA: every neuron of the map gets ``V_l = 0``,
+  ``ref = n`` -- done in O(1) by ``map_ref[m] = n``: a neuron whose own ``ref < map_ref[m]`` is
+  stale and is made current (``V_l = 0``, ``ref = map_ref[m]``) before it is used; (d) inter-map
+  WTA: every neuron of every map within Chebyshev distance ``r_learn`` of the spiking position gets
+  ``V_l = 0``, ``ref = n``. Learning spikes are not propagated. Visiting the candidates once in
+  sorted order equals "repeatedly pick the largest one still above threshold", because a reset only
+  ever sets a value to 0 (< threshold; thresholds are > 0).
+* Inference: the touched neurons with ``V_i >= th_inf`` are visited in order of decreasing ``V_i``
+  (same ties); each one still ``>= th_inf`` fires: ``V_i = 0``, an output spike ``(t, ox, oy, m)``
+  is emitted, and when ``r_inf >= 0`` the inference accumulators of the *other* maps at positions
+  within Chebyshev distance ``r_inf`` are set to 0 (``r_inf = 0``: same position only; ``-1``: no
+  inference inhibition). Output spikes leave in the order they fired.
+* Learning switched off (frozen): ``n`` and ``last_in`` still advance; ``V_l``, ``ref``, ``map_ref``
+  and weights are left untouched; inference (given the same weights) is identical either way.
+* Pooling (``s x s``, non-overlapping) forwards every spike to ``(c, y // s, x // s)``; partial
+  windows at the border are kept, so the pooled size is ``ceil(H / s)``. It is plain numpy in the
+  network module.
+* Numbers: weights and accumulators are float32 (half the memory traffic of the hot loops, twice the
+  SIMD width); an accumulator update is one float32 addition ``V + w``; a comparison ``V >= th`` is
+  exact (the network passes the smallest float32 >= ``th``, which selects the same float32 values
+  as comparing in float64); the STDP update of a weight is computed in float64 from
+  the stored float32 value, clipped, then rounded to float32. The reference does exactly the same.
+  Counters, ``ref``, ``map_ref`` and ``last_in`` are int64.
+* Cost: per input spike, the receptive field (``KH*KW*M`` neuron updates per accumulator); per
+  learning spike, ``C*KH*KW`` synapses and ``(2 r_learn + 1)^2 * M`` resets; map resets are O(1).
+
+Internal layout (the network converts to and from the canonical layouts in its ``state_dict``):
+weights flat in ``(C, KH, KW, M)`` order, neuron arrays flat in ``(Ho, Wo, M)`` order, so that the map
+loop of an input spike is contiguous. ``last_in`` is flat ``(C, H, W)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _canonical(idx: int, m_count: int, wo: int, ho: int) -> int:
+    """Canonical flat index ``(m*Ho + y)*Wo + x`` of the internal index ``(y*Wo + x)*M + m``."""
+    m = idx % m_count
+    pos = idx // m_count
+    return (m * ho + pos // wo) * wo + pos % wo
+
+
+@numba.njit(cache=True)
+def _before(va: float, ka: int, vb: float, kb: int) -> bool:
+    """Whether candidate ``a`` (value ``va``, canonical index ``ka``) goes before ``b``."""
+    return va > vb or (va == vb and ka < kb)
+
+
+@numba.njit(cache=True)
+def _sort_candidates(
+    cand: np.ndarray,
+    count: int,
+    values: np.ndarray,
+    keys: np.ndarray,
+    tmp_cand: np.ndarray,
+    tmp_keys: np.ndarray,
+    m_count: int,
+    wo: int,
+    ho: int,
+) -> None:
+    """Sort ``cand[:count]`` by decreasing ``values[cand]``, ties by increasing canonical index.
+
+    ``keys``, ``tmp_cand`` and ``tmp_keys`` are scratch of at least ``count`` entries. Canonical
+    indices are unique, so the order is total and any correct sort gives the same result.
+    """
+    if count < 2:
+        return
+    for k in range(count):
+        keys[k] = _canonical(cand[k], m_count, wo, ho)
+    if count <= 24:  # insertion sort
+        for a in range(1, count):
+            item = cand[a]
+            key = keys[a]
+            v = values[item]
+            b = a - 1
+            while b >= 0 and not _before(values[cand[b]], keys[b], v, key):
+                cand[b + 1] = cand[b]
+                keys[b + 1] = keys[b]
+                b -= 1
+            cand[b + 1] = item
+            keys[b + 1] = key
+        return
+    # bottom-up merge sort between (cand, keys) and the scratch arrays, no allocation
+    src_c, src_k, dst_c, dst_k = cand, keys, tmp_cand, tmp_keys
+    in_scratch = False
+    width = 1
+    while width < count:
+        for lo in range(0, count, 2 * width):
+            mid = min(lo + width, count)
+            hi = min(lo + 2 * width, count)
+            i = lo
+            j = mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and not _before(values[src_c[j]], src_k[j], values[src_c[i]], src_k[i])):
+                    dst_c[k] = src_c[i]
+                    dst_k[k] = src_k[i]
+                    i += 1
+                else:
+                    dst_c[k] = src_c[j]
+                    dst_k[k] = src_k[j]
+                    j += 1
+        src_c, src_k, dst_c, dst_k = dst_c, dst_k, src_c, src_k
+        in_scratch = not in_scratch
+        width *= 2
+    if in_scratch:
+        for k in range(count):
+            cand[k] = tmp_cand[k]
+
+
+@numba.njit(cache=True)
+def _stdp(
+    w: np.ndarray,
+    last_in: np.ndarray,
+    ref_time: int,
+    oy: int,
+    ox: int,
+    m: int,
+    c_count: int,
+    kh: int,
+    kw: int,
+    m_count: int,
+    h_in: int,
+    w_in: int,
+    a_minus: float,
+    a_plus: float,
+    beta_plus: float,
+) -> None:
+    """Eq. 3.4 on the kernel of map ``m`` for the neuron at ``(oy, ox)`` with reference ``ref_time``."""
+    for c in range(c_count):
+        for ky in range(kh):
+            row = (c * h_in + oy + ky) * w_in + ox
+            wbase = ((c * kh + ky) * kw) * m_count + m
+            for kx in range(kw):
+                wi = wbase + kx * m_count
+                wv = float(w[wi])  # the update is computed in float64, stored rounded to float32
+                wv = wv + a_plus * math.exp(-beta_plus * wv) if last_in[row + kx] > ref_time else wv + a_minus
+                if wv < 0.0:
+                    wv = 0.0
+                elif wv > 1.0:
+                    wv = 1.0
+                w[wi] = wv
+
+
+@numba.njit(cache=True)
+def _accumulate(v: np.ndarray, w: np.ndarray, nb: int, wb: int, count: int, th: float | np.float32) -> int:
+    """``v[nb + m] += w[wb + m]`` for ``m < count``; returns 1 if any reached ``th``, else 0.
+
+    Unsigned indices spare the negative-index fix-up and a 32-bit "any" flag keeps the loop in
+    single-precision vector lanes, so it vectorises well.
+    """
+    vb = np.uint64(nb)
+    wbu = np.uint64(wb)
+    hits = np.int32(0)
+    for m in range(np.uint64(count)):
+        a = v[vb + m] + w[wbu + m]
+        v[vb + m] = a
+        hits |= np.int32(a >= th)
+    return int(hits)
+
+
+@numba.njit(cache=True)
+def _collect(v: np.ndarray, nb: int, count: int, th: float | np.float32, cand: np.ndarray, n_cand: int) -> int:
+    """Append the indices ``nb + m`` with ``v >= th`` to ``cand``; returns the new length."""
+    for m in range(count):
+        if v[nb + m] >= th:
+            cand[n_cand] = nb + m
+            n_cand += 1
+    return n_cand
+
+
+@numba.njit(cache=True)
+def _make_current(v_learn: np.ndarray, ref: np.ndarray, map_ref: np.ndarray, nb: int, count: int) -> None:
+    """Apply the pending lazy map resets of the ``count`` neurons of one position."""
+    for m in range(count):
+        if ref[nb + m] < map_ref[m]:
+            v_learn[nb + m] = 0.0
+            ref[nb + m] = map_ref[m]
+
+
+@numba.njit(cache=True)
+def _grow(a: np.ndarray, need: int) -> np.ndarray:
+    bigger = np.empty(max(2 * a.shape[0], need), a.dtype)
+    bigger[: a.shape[0]] = a
+    return bigger
+
+
+@numba.njit(cache=True)
+def weighted_layer_run(
+    in_t: np.ndarray,
+    in_x: np.ndarray,
+    in_y: np.ndarray,
+    in_c: np.ndarray,
+    w: np.ndarray,
+    v_learn: np.ndarray,
+    v_inf: np.ndarray,
+    ref: np.ndarray,
+    map_ref: np.ndarray,
+    last_in: np.ndarray,
+    pos_checked: np.ndarray,
+    counters: np.ndarray,
+    shape: np.ndarray,
+    th_learn: float | np.float32,
+    th_inf: float | np.float32,
+    r_learn: int,
+    r_inf: int,
+    a_minus: float,
+    a_plus: float,
+    beta_plus: float,
+    learning: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Run one conv (or fc-as-conv) layer over a batch of input spikes, mutating its state in place.
+
+    ``shape`` = ``[C, H, W, KH, KW, M]`` (int64). ``counters`` = ``[n, learning spikes, inference
+    spikes]`` (int64, updated). ``pos_checked`` (int64, ``Ho*Wo``) is a cache, not state: the counter at
+    which all neurons of an output position were last made current (all zeros is always valid).
+    Returns ``(t, x, y, c, count)``: the first ``count`` entries of the four arrays are the inference
+    spikes, in firing order.
+    """
+    c_count = shape[0]
+    h_in = shape[1]
+    w_in = shape[2]
+    kh = shape[3]
+    kw = shape[4]
+    m_count = shape[5]
+    ho = h_in - kh + 1
+    wo = w_in - kw + 1
+
+    n_events = in_t.shape[0]
+    cap = max(64, n_events)
+    out_t = np.empty(cap, np.int64)
+    out_x = np.empty(cap, np.int64)
+    out_y = np.empty(cap, np.int64)
+    out_c = np.empty(cap, np.int64)
+    n_out = 0
+
+    cand_l = np.empty(kh * kw * m_count, np.int64)
+    cand_i = np.empty(kh * kw * m_count, np.int64)
+    sort_keys = np.empty(kh * kw * m_count, np.int64)
+    tmp_cand = np.empty(kh * kw * m_count, np.int64)
+    tmp_keys = np.empty(kh * kw * m_count, np.int64)
+    n = counters[0]
+    last_map_reset = np.int64(0)
+    for m in range(m_count):
+        last_map_reset = max(last_map_reset, map_ref[m])
+    n_learn_spikes = counters[1]
+    n_inf_spikes = counters[2]
+
+    for e in range(n_events):
+        c = np.int64(in_c[e])
+        y = np.int64(in_y[e])
+        x = np.int64(in_x[e])
+        t = in_t[e]
+        n += 1
+        last_in[(c * h_in + y) * w_in + x] = n
+        oy0 = max(0, y - kh + 1)
+        oy1 = min(y, ho - 1)
+        ox0 = max(0, x - kw + 1)
+        ox1 = min(x, wo - 1)
+        nl = 0
+        ni = 0
+        for oy in range(oy0, oy1 + 1):
+            ky = y - oy
+            for ox in range(ox0, ox1 + 1):
+                kx = x - ox
+                wb = ((c * kh + ky) * kw + kx) * m_count
+                nb = (oy * wo + ox) * m_count
+                if learning:
+                    pos = oy * wo + ox
+                    if pos_checked[pos] <= last_map_reset:
+                        # a map reset happened since this position was last made current: apply the
+                        # pending lazy resets of its neurons
+                        _make_current(v_learn, ref, map_ref, nb, m_count)
+                        pos_checked[pos] = n
+                    if _accumulate(v_learn, w, nb, wb, m_count, th_learn) > 0:
+                        nl = _collect(v_learn, nb, m_count, th_learn, cand_l, nl)
+                if _accumulate(v_inf, w, nb, wb, m_count, th_inf) > 0:
+                    ni = _collect(v_inf, nb, m_count, th_inf, cand_i, ni)
+
+        if nl > 0:
+            _sort_candidates(cand_l, nl, v_learn, sort_keys, tmp_cand, tmp_keys, m_count, wo, ho)
+            for k in range(nl):
+                idx = cand_l[k]
+                m = idx % m_count
+                pos = idx // m_count
+                oy = pos // wo
+                ox = pos % wo
+                if ref[idx] < map_ref[m]:
+                    v_learn[idx] = 0.0
+                    ref[idx] = map_ref[m]
+                if v_learn[idx] < th_learn:
+                    continue
+                _stdp(
+                    w,
+                    last_in,
+                    ref[idx],
+                    oy,
+                    ox,
+                    m,
+                    c_count,
+                    kh,
+                    kw,
+                    m_count,
+                    h_in,
+                    w_in,
+                    a_minus,
+                    a_plus,
+                    beta_plus,
+                )
+                n_learn_spikes += 1
+                v_learn[idx] = 0.0
+                ref[idx] = n
+                map_ref[m] = n
+                last_map_reset = n
+                for py in range(max(0, oy - r_learn), min(ho - 1, oy + r_learn) + 1):
+                    for px in range(max(0, ox - r_learn), min(wo - 1, ox + r_learn) + 1):
+                        pb = (py * wo + px) * m_count
+                        for mm in range(m_count):
+                            v_learn[pb + mm] = 0.0
+                            ref[pb + mm] = n
+
+        if ni > 0:
+            _sort_candidates(cand_i, ni, v_inf, sort_keys, tmp_cand, tmp_keys, m_count, wo, ho)
+            for k in range(ni):
+                idx = cand_i[k]
+                if v_inf[idx] < th_inf:
+                    continue
+                m = idx % m_count
+                pos = idx // m_count
+                oy = pos // wo
+                ox = pos % wo
+                v_inf[idx] = 0.0
+                if n_out == out_t.shape[0]:
+                    out_t = _grow(out_t, n_out + 1)
+                    out_x = _grow(out_x, n_out + 1)
+                    out_y = _grow(out_y, n_out + 1)
+                    out_c = _grow(out_c, n_out + 1)
+                out_t[n_out] = t
+                out_x[n_out] = ox
+                out_y[n_out] = oy
+                out_c[n_out] = m
+                n_out += 1
+                n_inf_spikes += 1
+                if r_inf >= 0:
+                    for py in range(max(0, oy - r_inf), min(ho - 1, oy + r_inf) + 1):
+                        for px in range(max(0, ox - r_inf), min(wo - 1, ox + r_inf) + 1):
+                            pb = (py * wo + px) * m_count
+                            for mm in range(m_count):
+                                if mm != m:
+                                    v_inf[pb + mm] = 0.0
+
+    counters[0] = n
+    counters[1] = n_learn_spikes
+    counters[2] = n_inf_spikes
+    return out_t, out_x, out_y, out_c, n_out
+
+
+@numba.njit(cache=True)
+def materialize_map_resets(v_learn: np.ndarray, ref: np.ndarray, map_ref: np.ndarray, m_count: int) -> None:
+    """Apply every pending lazy map reset, so ``v_learn`` and ``ref`` hold their effective values."""
+    for idx in range(v_learn.shape[0]):
+        mr = map_ref[idx % m_count]
+        if ref[idx] < mr:
+            v_learn[idx] = 0.0
+            ref[idx] = mr

@@ -1,0 +1,128 @@
+"""The STDP feature extractor as a graph stage: events (or spikes) in, top-layer spikes out.
+
+Input events become input spikes with channel ``c = p`` for a two-channel (ON/OFF) input and ``c = 0`` for
+a one-channel input. Labels, predictions and metrics pass through unchanged and in order, so a classifier
+downstream sees labels exactly where they were in the stream. ``freeze``/``unfreeze`` control messages
+(scope "features" or none) switch learning off/on; inference runs either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import CheckpointError, SpikestreamError
+from pipeline.events import SPIKE_DTYPE
+from pipeline.message import EVENTS, FREEZE, SPIKES, UNFREEZE, Message, applies_to, spikes_message
+from pipeline.node import Node, NodeContext
+
+from .network import Network
+
+ROLE = "features"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StdpConfig:
+    """The network of a ``stdp`` node (thesis 3.2, Table 3.1 / section 3.3.2).
+
+    ``input``: [channels, height, width] of the input layer (N-MNIST: [2, 34, 34]; MNIST: [1, 28, 28]).
+    ``layers``: tables with ``type`` = "conv" (maps, kernel, th_learn, th_inf, r_learn, r_inf, a_minus,
+    a_plus, beta_plus, w_init_mean, w_init_std), "pool" (size) or "fc" (neurons, th_learn, th_inf,
+    a_minus, ..., wta_inf); see ``nodes.stdp.network`` for each field's meaning, unit and source.
+    ``seed``: weight initialisation. ``learning``: learn from the start (a checkpoint overrides it).
+    """
+
+    input: tuple[int, int, int]
+    layers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    seed: int = 0
+    learning: bool = True
+
+    def __post_init__(self) -> None:
+        c, h, w = self.input
+        if c not in (1, 2) or h < 1 or w < 1:
+            raise ValueError(f"input must be [channels 1 or 2, height, width], got {list(self.input)}")
+        if not self.layers:
+            raise ValueError("layers must list at least one layer")
+
+
+class StdpNode(Node):
+    """Online STDP feature extractor (``type = "stdp"``)."""
+
+    Config = StdpConfig
+
+    def __init__(self, name: str, config: StdpConfig, context: NodeContext) -> None:
+        super().__init__(name, config, context)
+        try:
+            self.net = Network.from_config(
+                {"input_shape": list(config.input), "layers": list(config.layers), "seed": config.seed}
+            )
+        except ValueError as exc:
+            raise SpikestreamError(f"nodes.{name}: {exc}") from None
+        self.net.learning = config.learning
+        self.channels, self.height, self.width = config.input
+        self._dropped = 0
+
+    def _input_spikes(self, msg: Message) -> np.ndarray:
+        data = msg.data
+        assert data is not None
+        if msg.kind == SPIKES:
+            return data
+        if msg.width is not None and msg.height is not None and (msg.width, msg.height) != (self.width, self.height):
+            raise SpikestreamError(
+                f"events of a {msg.width}x{msg.height} sensor do not fit the network input "
+                f"{self.width}x{self.height}: put an encoder (crop/downsample) in front, or set nodes.{self.name}.input"
+            )
+        spikes = np.empty(data.shape[0], dtype=SPIKE_DTYPE)
+        spikes["t"] = data["t"]
+        spikes["x"] = data["x"]
+        spikes["y"] = data["y"]
+        spikes["c"] = data["p"] if self.channels == 2 else 0
+        inside = (spikes["x"] < self.width) & (spikes["y"] < self.height)
+        if not inside.all():
+            self._dropped += int((~inside).sum())
+            spikes = spikes[inside]
+        return spikes
+
+    async def process(self, msg: Message) -> Sequence[Message]:
+        if msg.kind not in (EVENTS, SPIKES):
+            return (msg,)
+        if not msg.count:
+            return ()
+        out = self.net.process(self._input_spikes(msg))
+        return (spikes_message(out),) if out.shape[0] else ()
+
+    def control(self, msg: Message) -> Sequence[Message]:
+        if msg.command in (FREEZE, UNFREEZE) and applies_to(msg, ROLE):
+            self.net.learning = msg.command == UNFREEZE
+            self.log.info("%s: learning %s", self.name, "on" if self.net.learning else "off")
+        return ()
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        state = dict(self.net.state_dict())
+        state["node.learning"] = np.array(self.net.learning)
+        state["node.config"] = np.array(
+            json.dumps({"input": list(self.config.input), "layers": list(self.config.layers)})
+        )
+        state["node.dropped"] = np.array(self._dropped)
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        state = dict(state)
+        learning = state.pop("node.learning", None)
+        dropped = state.pop("node.dropped", None)
+        state.pop("node.config", None)
+        try:
+            self.net.load_state_dict(state)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+        if learning is not None:
+            self.net.learning = bool(learning)
+        if dropped is not None:
+            self._dropped = int(dropped)
+
+    def results(self) -> dict[str, Any]:
+        return {"stdp_layers": self.net.counters(), "stdp_dropped_events": self._dropped}

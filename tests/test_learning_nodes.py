@@ -1,0 +1,160 @@
+"""The learning stages as graph nodes: checkpoint/restore through disk continues bit-identically,
+transport batch sizes change nothing, and a geometry mismatch is a clear error."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from nodes.classifier.node import ClassifierConfig, ClassifierNode
+from nodes.stdp.node import StdpConfig, StdpNode
+from pipeline.checkpoint import load_state, save_state
+from pipeline.errors import SpikestreamError
+from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
+from pipeline.message import (
+    PREDICTIONS,
+    SPIKES,
+    Message,
+    control_message,
+    events_message,
+    labels_message,
+)
+from pipeline.node import NodeContext
+
+LAYERS = (
+    {"type": "conv", "maps": 4, "kernel": 3, "th_learn": 2.0, "th_inf": 1.5, "a_minus": -0.02},
+    {"type": "pool", "size": 2},
+    {"type": "fc", "neurons": 12, "th_learn": 3.0, "th_inf": 2.0, "a_minus": -0.01},
+)
+
+
+def make_nodes() -> tuple[StdpNode, ClassifierNode]:
+    stdp = StdpNode("stdp", StdpConfig(input=(2, 10, 10), layers=LAYERS, seed=3), NodeContext("stdp", "g"))
+    clf = ClassifierNode(
+        "clf", ClassifierConfig(classes=3, inputs=12, threshold=2.0, eta=0.05, seed=4), NodeContext("clf", "g")
+    )
+    return stdp, clf
+
+
+def labelled_stream(seed: int, samples: int = 24, per_sample: int = 150):
+    """Three classes, each a blob at its own place, both polarities; one label per sample."""
+    rng = np.random.default_rng(seed)
+    events, labels = [], []
+    t = 0
+    for _ in range(samples):
+        cls = int(rng.integers(0, 3))
+        e = np.zeros(per_sample, EVENT_DTYPE)
+        e["t"] = t + np.sort(rng.integers(0, 1000, per_sample))
+        e["x"] = np.clip(rng.normal(2 + 3 * cls, 1.2, per_sample), 0, 9).astype(np.uint16)
+        e["y"] = np.clip(rng.normal(5, 2, per_sample), 0, 9).astype(np.uint16)
+        e["p"] = rng.integers(0, 2, per_sample)
+        labels.append((t, cls, 1))
+        events.append(e)
+        t += 1000
+    return np.concatenate(events), np.array(labels, dtype=LABEL_DTYPE)
+
+
+def messages(events: np.ndarray, labels: np.ndarray, batch: int) -> list[Message]:
+    """Labels first (each before its sample's events), events in batches of ``batch``."""
+    out: list[Message] = [labels_message(labels)]
+    out += [events_message(events[i : i + batch], 10, 10) for i in range(0, len(events), batch)]
+    return out
+
+
+def run(stdp: StdpNode, clf: ClassifierNode, msgs: list[Message], flush: bool = True) -> list[np.ndarray]:
+    async def go() -> list[np.ndarray]:
+        preds = []
+        for msg in msgs:
+            if msg.kind == "control":
+                stdp.control(msg)
+                clf.control(msg)
+                continue
+            for mid in await stdp.process(msg):
+                for out in await clf.process(mid):
+                    if out.kind == PREDICTIONS:
+                        preds.append(out.data)
+        if flush:
+            preds += [m.data for m in await clf.flush()]
+        return preds
+
+    return asyncio.run(go())
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def preds_equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    ca, cb = np.concatenate(a), np.concatenate(b)
+    return len(ca) == len(cb) and all(np.array_equal(ca[f], cb[f]) for f in ca.dtype.names)
+
+
+def test_checkpoint_through_disk_continues_bit_identically(tmp_path):
+    events, labels = labelled_stream(0)
+    half = len(events) // 2
+    first = messages(events[:half], labels[labels["t"] <= events["t"][half - 1]], 97)
+    second = messages(events[half:], labels[labels["t"] > events["t"][half - 1]], 97)
+
+    whole_stdp, whole_clf = make_nodes()
+    whole = run(whole_stdp, whole_clf, first, flush=False) + run(whole_stdp, whole_clf, second)
+
+    a_stdp, a_clf = make_nodes()
+    part = run(a_stdp, a_clf, first, flush=False)
+    save_state(tmp_path / "stdp.npz", a_stdp.snapshot())
+    save_state(tmp_path / "clf.npz", a_clf.snapshot())
+    b_stdp, b_clf = make_nodes()
+    b_stdp.restore(load_state(tmp_path / "stdp.npz"))
+    b_clf.restore(load_state(tmp_path / "clf.npz"))
+    part += run(b_stdp, b_clf, second)
+
+    assert preds_equal(whole, part)
+    assert states_equal(whole_stdp.snapshot(), b_stdp.snapshot())
+    assert states_equal(whole_clf.snapshot(), b_clf.snapshot())
+    assert whole_stdp.results()["stdp_layers"][0]["learning_spikes"] > 0  # it did learn something
+
+
+@pytest.mark.parametrize("batches", [(1, 7), (64, 1000), (5, 333)])
+def test_transport_batch_size_changes_nothing(batches):
+    events, labels = labelled_stream(1)
+    results = []
+    for batch in batches:
+        stdp, clf = make_nodes()
+        preds = run(stdp, clf, messages(events, labels, batch))
+        results.append((preds, stdp.snapshot(), clf.snapshot()))
+    (p0, s0, c0), (p1, s1, c1) = results
+    assert preds_equal(p0, p1) and states_equal(s0, s1) and states_equal(c0, c1)
+
+
+def test_freeze_stops_feature_learning_only_in_scope():
+    events, labels = labelled_stream(2)
+    stdp, clf = make_nodes()
+    before = stdp.snapshot()
+    run(stdp, clf, [control_message("freeze", scope="features"), *messages(events, labels, 100)])
+    after = stdp.snapshot()
+    weights = [k for k in before if "weight" in k or k.endswith(".w")]
+    assert weights and all(np.array_equal(before[k], after[k]) for k in weights)
+    assert clf.clf.learning  # the classifier's scope was not frozen
+    events2, labels2 = labelled_stream(3)
+    events2["t"] += 10**6
+    labels2["t"] += 10**6
+    run(stdp, clf, [control_message("unfreeze", scope="features"), *messages(events2, labels2, 100)])
+    assert not all(np.array_equal(before[k], stdp.snapshot()[k]) for k in weights)
+
+
+def test_geometry_mismatch_is_a_clear_error():
+    stdp, _ = make_nodes()
+    msg = events_message(np.zeros(3, EVENT_DTYPE), 346, 260)
+    with pytest.raises(SpikestreamError, match="346x260 sensor do not fit the network input 10x10"):
+        asyncio.run(stdp.process(msg))
+
+
+def test_restore_refuses_a_checkpoint_of_another_network(tmp_path):
+    stdp, _ = make_nodes()
+    other = StdpNode("o", StdpConfig(input=(2, 10, 10), layers=LAYERS[:1], seed=3), NodeContext("o", "g"))
+    from pipeline.errors import CheckpointError
+
+    with pytest.raises(CheckpointError):
+        stdp.restore(other.snapshot())
+    assert SPIKES == "spikes"
