@@ -11,6 +11,7 @@ them, only the evaluator does.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,6 +48,48 @@ class Phase:
     def __post_init__(self) -> None:
         if self.samples < 0 or self.passes < 1:
             raise ValueError(f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}")
+
+
+class Pacer:
+    """Paces a stream by its own timestamps: ``speed`` 1.0 = real time, 4.0 = four times faster, 0 = no
+    pacing (as fast as the graph accepts). The first timestamp seen is the origin."""
+
+    def __init__(self, speed: float) -> None:
+        if speed < 0:
+            raise ValueError(f"speed must be >= 0, got {speed}")
+        self.speed = speed
+        self._wall0 = 0.0
+        self._t0: int | None = None
+
+    def due(self, t_us: int) -> float:
+        """Seconds to wait before an event with timestamp ``t_us`` may leave (<= 0: now)."""
+        if self.speed <= 0:
+            return 0.0
+        if self._t0 is None:
+            self._t0, self._wall0 = t_us, time.perf_counter()
+        return self._wall0 + (t_us - self._t0) / 1e6 / self.speed - time.perf_counter()
+
+    async def wait(self, t_us: int) -> None:
+        delay = self.due(t_us)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def time_slices(events: np.ndarray, slice_us: int, max_events: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of ``events`` covering at most ``slice_us`` of stream time and ``max_events``."""
+    if events.shape[0] == 0:
+        return
+    t = events["t"]
+    edges = np.arange(int(t[0]) // slice_us + 1, int(t[-1]) // slice_us + 1, dtype=np.int64) * slice_us
+    cuts = np.searchsorted(t, edges, side="left")
+    start = 0
+    for cut in [*cuts.tolist(), events.shape[0]]:
+        while cut - start > max_events:
+            yield events[start : start + max_events]
+            start += max_events
+        if cut > start:
+            yield events[start:cut]
+            start = cut
 
 
 class PhasedSource(Source):
@@ -87,6 +130,7 @@ class PhasedSource(Source):
         rng = np.random.default_rng(self.config.seed)
         t0 = 0
         batch = self.config.batch
+        pacer = Pacer(self.config.speed)
         phases = self.phases()
         for k, phase in enumerate(phases):
             n = phase.samples or self.split_size(phase.split)
@@ -109,8 +153,13 @@ class PhasedSource(Source):
                     events, labels, count = item
                     if labels.shape[0]:
                         yield labels_message(np.ascontiguousarray(labels, dtype=LABEL_DTYPE))
-                    for start in range(0, events.shape[0], batch):
-                        yield events_message(events[start : start + batch], self.width, self.height)
+                    if pacer.speed > 0:
+                        for piece in time_slices(events, self.config.slice_us, batch):
+                            await pacer.wait(int(piece["t"][-1]))
+                            yield events_message(piece, self.width, self.height)
+                    else:
+                        for start in range(0, events.shape[0], batch):
+                            yield events_message(events[start : start + batch], self.width, self.height)
                     if events.shape[0]:
                         t0 = int(events["t"][-1]) + 1
                     if labels.shape[0]:
@@ -151,6 +200,8 @@ class MnistConfig:
     ``root``: folder with the four IDX files (relative paths resolve against ``SPIKESTREAM_DATA``).
     ``phases``: see ``Phase`` (default: one training pass over the 60,000, then the 10,000 test images
     with learning off). ``seed``: sample order and spike noise. ``batch``: events per message.
+    ``speed``: 1.0 = real time by the stream's timestamps, 4.0 = four times faster, 0 = as fast as the graph
+    accepts; paced streams leave in slices of ``slice_us`` of stream time.
     ``chunk``: images encoded at a time. ``max_rate_hz``, ``duration_us``, ``rate_std``: the encoder
     (``nodes.encoder.rate.RateEncoderParams``; defaults give ~1,100-3,400 events per image)."""
 
@@ -158,6 +209,8 @@ class MnistConfig:
     phases: tuple[dict[str, Any], ...] = DEFAULT_PHASES
     seed: int = 0
     batch: int = 10_000
+    speed: float = 0.0
+    slice_us: int = 1000
     chunk: int = 250
     max_rate_hz: float = 200.0
     duration_us: int = 50_000
@@ -224,7 +277,8 @@ class SaccadeConfig:
     ``digits``: "font" (digits drawn with OpenCV's built-in fonts: no files needed) or "mnist" (the IDX
     files under ``root``, all 70,000 digits). ``font_train`` / ``font_test``: how many font digits
     each split has. ``phases``: see ``Phase``. ``seed``: order, font jitter, sensor noise.
-    ``batch``: events per message. ``noise_rate_hz``: background activity per pixel. ``threshold``:
+    ``batch``: events per message. ``speed`` / ``slice_us``: pacing, as for the MNIST source.
+    ``noise_rate_hz``: background activity per pixel. ``threshold``:
     ON and OFF contrast thresholds of the simulated sensor (log intensity)."""
 
     digits: Literal["font", "mnist"] = "font"
@@ -234,6 +288,8 @@ class SaccadeConfig:
     phases: tuple[dict[str, Any], ...] = DEFAULT_PHASES
     seed: int = 0
     batch: int = 10_000
+    speed: float = 0.0
+    slice_us: int = 1000
     noise_rate_hz: float = 0.2
     threshold: float = 0.5
 
