@@ -279,7 +279,8 @@ class SaccadeConfig:
     each split has. ``phases``: see ``Phase``. ``seed``: order, font jitter, sensor noise.
     ``batch``: events per message. ``speed`` / ``slice_us``: pacing, as for the MNIST source.
     ``noise_rate_hz``: background activity per pixel. ``threshold``:
-    ON and OFF contrast thresholds of the simulated sensor (log intensity)."""
+    ON and OFF contrast thresholds of the simulated sensor (log intensity; 0.7 gives ~4,100 events per
+    digit, like real N-MNIST's median of 4,164)."""
 
     digits: Literal["font", "mnist"] = "font"
     root: str = "mnist"
@@ -291,7 +292,7 @@ class SaccadeConfig:
     speed: float = 0.0
     slice_us: int = 1000
     noise_rate_hz: float = 0.2
-    threshold: float = 0.5
+    threshold: float = 0.7
 
 
 class SaccadeSource(PhasedSource):

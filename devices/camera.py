@@ -1,0 +1,247 @@
+"""Live iniVation cameras (DVS128, DAVIS, DVXplorer) through dv-processing 2.x.
+
+``CameraSource`` opens a camera found by ``dv.io.camera.discover()`` (by name or serial, or the first one),
+reads its event batches in a worker thread and emits them as ``EVENT_DTYPE`` batches. An optional region
+of interest keeps only the events inside a window and shifts them so the window's top-left corner becomes
+``(0, 0)``; the emitted sensor size is then the window's size.
+
+Failure modes, each a ``DeviceError`` with a message that says what to check:
+
+* no camera connected (or not accessible: udev rules, permissions);
+* the requested camera is not among the connected ones;
+* the camera vanishes while streaming (cable pulled): the stream ends, the runner records the error.
+
+The helpers ``dv_events``, ``crop_roi`` and ``poll_events`` are shared with ``devices.network``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import DeviceError
+from pipeline.events import EVENT_DTYPE
+from pipeline.message import Message, events_message
+from pipeline.node import NodeContext, Source
+
+log = logging.getLogger(__name__)
+
+#: What to check when no camera shows up; part of every "not found" message.
+NO_CAMERA_HELP = (
+    "check that the camera is plugged in (try another USB cable or port), that the iniVation udev rules "
+    "are installed so that your user may open it (package 'dv-runtime' / 'dv-processing' udev rules, see "
+    "https://docs.inivation.com, then unplug and replug), that no other program (DV GUI) holds it, and "
+    "run 'spikestream cameras' to list what is visible"
+)
+
+
+def dv_events(store: Any) -> np.ndarray:
+    """An ``EVENT_DTYPE`` batch from a ``dv.EventStore`` (or anything with a compatible ``numpy()``).
+
+    dv-processing's records are ``(timestamp i8, x i2, y i2, polarity i1)``; ``polarity`` 1 = ON, which
+    is our convention too."""
+    a = store.numpy()
+    out = np.zeros(a.shape[0], dtype=EVENT_DTYPE)  # zeros: padding bytes deterministic on the wire
+    out["t"] = a["timestamp"]
+    out["x"] = a["x"]
+    out["y"] = a["y"]
+    out["p"] = a["polarity"]
+    return out
+
+
+def check_roi(roi: tuple[int, int, int, int], width: int, height: int) -> None:
+    """Raise ``ValueError`` unless ``roi = (x, y, w, h)`` is a non-empty window inside a width x height sensor."""
+    x, y, w, h = roi
+    if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width or y + h > height:
+        raise ValueError(
+            f"region of interest (x={x}, y={y}, width={w}, height={h}) is not a non-empty window inside the "
+            f"{width}x{height} sensor"
+        )
+
+
+def crop_roi(events: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Keep the events inside ``roi = (x, y, w, h)`` and shift them by ``(-x, -y)``.
+
+    An event at ``(ex, ey)`` is kept when ``x <= ex < x + w`` and ``y <= ey < y + h``; it comes out at
+    ``(ex - x, ey - y)``, so the output lives on a ``w`` x ``h`` sensor. Order and timestamps are kept."""
+    if events.dtype != EVENT_DTYPE:
+        raise ValueError(f"events must have dtype EVENT_DTYPE, got {events.dtype}")
+    x, y, w, h = roi
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise ValueError(f"region of interest must have x, y >= 0 and width, height > 0, got {roi}")
+    ex = events["x"].astype(np.int64)
+    ey = events["y"].astype(np.int64)
+    keep = (ex >= x) & (ex < x + w) & (ey >= y) & (ey < y + h)
+    out = events[keep]  # boolean indexing copies
+    out["x"] -= np.uint16(x)
+    out["y"] -= np.uint16(y)
+    return out
+
+
+def poll_events(reader: Any, wait_s: float) -> Any:
+    """Blocking: the next event batch of a dv-processing input, waiting up to ``wait_s`` for one.
+
+    dv-processing's ``getNextEventBatch`` does not block: it returns ``None`` when nothing is ready, and
+    the input's ``isRunning()`` turns false once the device or the server is gone. This polls it every
+    0.5 ms; run it in a thread (``asyncio.to_thread``) so the event loop never waits on it.
+
+    Returns ``("events", store)``, ``("idle", None)`` when nothing came within ``wait_s``, or
+    ``("gone", None)`` when the input stopped running.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        store = reader.getNextEventBatch()
+        if store is not None:
+            return ("events", store)
+        if not reader.isRunning():
+            return ("gone", None)
+        if time.monotonic() >= deadline:
+            return ("idle", None)
+        time.sleep(0.0005)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraParams:
+    """Parameters of ``CameraSource``."""
+
+    #: Which camera: its name as dv-processing prints it (e.g. ``"DVXplorer_DXA00080"``) or just its serial
+    #: number (``"DXA00080"``); empty = the first camera found.
+    camera: str = ""
+    #: Region of interest ``[x, y, width, height]`` in sensor pixels; events outside are dropped and the
+    #: rest shifted so that ``(x, y)`` becomes ``(0, 0)``. Empty = the whole sensor.
+    roi: tuple[int, ...] = ()
+    #: How long one worker-thread read waits for data before handing control back, in seconds (> 0).
+    poll_s: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.roi and len(self.roi) != 4:
+            raise ValueError(f"roi must be [x, y, width, height], got {list(self.roi)}")
+        if self.roi:
+            x, y, w, h = self.roi
+            if x < 0 or y < 0 or w <= 0 or h <= 0:
+                raise ValueError(f"roi must have x, y >= 0 and width, height > 0, got {list(self.roi)}")
+        if not self.poll_s > 0:
+            raise ValueError(f"poll_s must be > 0 s, got {self.poll_s}")
+
+
+def descriptor_name(desc: Any) -> str:
+    """``MODEL_SERIAL`` for a ``dv.io.camera`` device descriptor (e.g. ``DVXPLORER_DXA00080``)."""
+    model = getattr(desc.cameraModel, "name", str(desc.cameraModel))
+    return f"{model}_{desc.serialNumber}"
+
+
+def discover() -> list[Any]:
+    """The connected cameras' descriptors (``dv.io.camera.discover()``); a failing USB stack is a ``DeviceError``."""
+    import dv_processing as dv
+
+    try:
+        return list(dv.io.camera.discover())
+    except RuntimeError as exc:
+        raise DeviceError(f"cannot list USB cameras: {exc}; {NO_CAMERA_HELP}") from None
+
+
+def pick_camera(descriptors: list[Any], wanted: str) -> Any:
+    """The descriptor matching ``wanted`` (a name like ``DVXplorer_DXA00080`` or a serial), or the first."""
+    if not descriptors:
+        raise DeviceError(f"no iniVation camera found; {NO_CAMERA_HELP}")
+    if not wanted:
+        return descriptors[0]
+    serial = wanted.rsplit("_", 1)[-1]
+    for d in descriptors:
+        if d.serialNumber in (wanted, serial) or descriptor_name(d).lower() == wanted.lower():
+            return d
+    seen = ", ".join(descriptor_name(d) for d in descriptors)
+    raise DeviceError(f"camera {wanted!r} not found; connected: {seen}. Run 'spikestream cameras' to list them")
+
+
+class CameraSource(Source):
+    """Events from a live iniVation camera (see the module doc)."""
+
+    Config = CameraParams
+
+    def __init__(self, name: str, config: CameraParams, context: NodeContext) -> None:
+        super().__init__(name, config, context)
+        self._camera: Any = None
+        self._camera_name = config.camera or "camera"
+        self._width = 0
+        self._height = 0
+        self._roi: tuple[int, int, int, int] | None = None
+        self._events = 0
+        self._batches = 0
+
+    def _open(self) -> Any:
+        import dv_processing as dv
+
+        desc = pick_camera(discover(), self.config.camera)
+        try:
+            return dv.io.camera.open(desc)
+        except RuntimeError as exc:
+            raise DeviceError(
+                f"camera {descriptor_name(desc)} was found but cannot be opened: {exc}; {NO_CAMERA_HELP}"
+            ) from None
+
+    async def start(self) -> None:
+        self._camera = await asyncio.to_thread(self._open)
+        self._camera_name = str(self._camera.getCameraName())
+        res = self._camera.getEventResolution()
+        if res is None:
+            raise DeviceError(f"camera {self._camera_name} has no event stream")
+        self._width, self._height = int(res[0]), int(res[1])
+        if self.config.roi:
+            roi = (int(self.config.roi[0]), int(self.config.roi[1]), int(self.config.roi[2]), int(self.config.roi[3]))
+            try:
+                check_roi(roi, self._width, self._height)
+            except ValueError as exc:
+                raise DeviceError(f"camera {self._camera_name}: {exc}") from None
+            self._roi = roi
+        self.log.info(
+            "%s: streaming from %s (%dx%d%s)",
+            self.name,
+            self._camera_name,
+            self._width,
+            self._height,
+            f", region of interest {self._roi}" if self._roi else "",
+        )
+
+    @property
+    def sensor_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the emitted events (the region of interest's size when one is set)."""
+        if self._roi is not None:
+            return self._roi[2], self._roi[3]
+        return self._width, self._height
+
+    async def produce(self) -> AsyncIterator[Message]:
+        if self._camera is None:
+            raise DeviceError(f"{self.name}: camera not opened (start() was not called)")
+        width, height = self.sensor_size
+        while True:
+            try:
+                kind, store = await asyncio.to_thread(poll_events, self._camera, self.config.poll_s)
+            except RuntimeError as exc:
+                raise DeviceError(f"camera {self._camera_name} failed while streaming: {exc}") from None
+            if kind == "gone":
+                raise DeviceError(
+                    f"camera {self._camera_name} stopped delivering data (disconnected?) after "
+                    f"{self._events:,} events; {NO_CAMERA_HELP}"
+                )
+            if kind == "idle":
+                continue
+            events = dv_events(store)
+            if self._roi is not None:
+                events = crop_roi(events, self._roi)
+            if events.shape[0]:
+                self._events += int(events.shape[0])
+                self._batches += 1
+                yield events_message(events, width, height)
+
+    def results(self) -> dict[str, Any]:
+        return {"camera": self._camera_name, "camera_events": self._events, "camera_batches": self._batches}
+
+    async def stop(self) -> None:
+        self._camera = None  # dv-processing closes the device when the object is released

@@ -1,0 +1,370 @@
+"""Live sources: camera discovery errors and ROI, the DV network client against a real NetworkWriter
+(with a server restart), the simulated camera's pacing and dropping, and video frames → events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import devices.camera as camera_mod
+from devices.camera import CameraParams, CameraSource, crop_roi
+from devices.network import DvNetworkSource, NetworkParams, backoff_delay
+from devices.simulated import SimulatedCamera, SimulatedParams
+from devices.video import VideoParams, VideoSource
+from pipeline.config import parse_graph
+from pipeline.errors import DeviceError
+from pipeline.events import EVENT_DTYPE, make_events
+from pipeline.message import EVENTS, Message
+from pipeline.node import Node, NodeContext, NoParams
+from pipeline.runner import run_graph
+
+
+def ctx(name: str = "src") -> NodeContext:
+    return NodeContext(name=name, graph="test")
+
+
+async def collect(src: Any, until: int, timeout_s: float = 30.0) -> list[Message]:
+    """Start ``src`` and gather its messages until ``until`` events arrived (or its stream ends)."""
+    got: list[Message] = []
+    n = 0
+    await src.start()
+    agen = src.produce()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for msg in agen:
+                got.append(msg)
+                n += msg.count
+                if n >= until:
+                    break
+    finally:
+        await agen.aclose()
+        await src.stop()
+    return got
+
+
+def cat(msgs: list[Message]) -> np.ndarray:
+    return np.concatenate([m.data for m in msgs]) if msgs else np.zeros(0, EVENT_DTYPE)
+
+
+# -- camera -------------------------------------------------------------------------------------------------
+def test_no_camera_gives_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setattr(camera_mod, "discover", lambda: [])
+    src = CameraSource("cam", CameraParams(), ctx())
+    with pytest.raises(DeviceError) as err:
+        asyncio.run(src.start())
+    msg = str(err.value)
+    for needle in ("no iniVation camera found", "USB", "udev", "spikestream cameras"):
+        assert needle in msg
+    # and the real dv-processing discovery agrees here: nothing is connected, the CLI says so and exits 1
+    monkeypatch.undo()
+    from devices.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["cameras"])
+    assert args.func(args) == 1
+    assert "no iniVation camera connected" in capsys.readouterr().err
+
+
+class FakeStore:
+    def __init__(self, ev: np.ndarray) -> None:
+        self._a = np.zeros(ev.shape[0], dtype=[("timestamp", "<i8"), ("x", "<i2"), ("y", "<i2"), ("polarity", "i1")])
+        self._a["timestamp"], self._a["x"], self._a["y"], self._a["polarity"] = ev["t"], ev["x"], ev["y"], ev["p"]
+
+    def numpy(self) -> np.ndarray:
+        return self._a
+
+
+class FakeCamera:
+    """Two batches, then unplugged: isRunning() turns false."""
+
+    def __init__(self, batches: list[np.ndarray]) -> None:
+        self._batches = [FakeStore(b) for b in batches]
+
+    def getCameraName(self) -> str:
+        return "DVXplorer_FAKE0001"
+
+    def getEventResolution(self) -> tuple[int, int]:
+        return (64, 48)
+
+    def getNextEventBatch(self) -> FakeStore | None:
+        return self._batches.pop(0) if self._batches else None
+
+    def isRunning(self) -> bool:
+        return bool(self._batches)
+
+
+def test_camera_roi_and_vanishing_camera(monkeypatch):
+    ev = make_events([1, 2, 3, 4, 5], [0, 10, 19, 20, 63], [0, 5, 14, 5, 47], [1, 0, 1, 1, 0])
+    # crop + shift on the unit level: the window x in [10, 20), y in [5, 15)
+    out = crop_roi(ev, (10, 5, 10, 10))
+    assert out.dtype == EVENT_DTYPE
+    assert out["t"].tolist() == [2, 3] and out["x"].tolist() == [0, 9] and out["y"].tolist() == [0, 9]
+    assert out["p"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="region of interest"):
+        crop_roi(ev, (0, 0, 0, 5))
+    # through the node: the sensor size becomes the window's, and a vanished camera is named
+    monkeypatch.setattr(camera_mod, "discover", lambda: ["desc"])
+    monkeypatch.setattr(camera_mod, "pick_camera", lambda found, wanted: found[0])
+    src = CameraSource("cam", CameraParams(roi=(10, 5, 10, 10)), ctx())
+    monkeypatch.setattr(src, "_open", lambda: FakeCamera([ev, ev]))
+    with pytest.raises(DeviceError, match="DVXplorer_FAKE0001 stopped delivering data"):
+        asyncio.run(collect(src, until=10**9))
+    assert src.sensor_size == (10, 10) and src.results()["camera_events"] == 4
+    bad = CameraSource("cam", CameraParams(roi=(60, 0, 10, 10)), ctx())
+    monkeypatch.setattr(bad, "_open", lambda: FakeCamera([ev]))
+    with pytest.raises(DeviceError, match="not a non-empty window inside the 64x48 sensor"):
+        asyncio.run(bad.start())
+
+
+@pytest.mark.needs_camera
+def test_real_camera_streams():
+    if not camera_mod.discover():
+        pytest.skip("no iniVation camera connected (spikestream cameras lists none)")
+    msgs = asyncio.run(collect(CameraSource("cam", CameraParams(), ctx()), until=1000))
+    ev = cat(msgs)
+    assert ev.shape[0] >= 1000 and np.all(np.diff(ev["t"]) >= 0)
+    assert ev["x"].max() < msgs[0].width and ev["y"].max() < msgs[0].height
+
+
+# -- DV network stream --------------------------------------------------------------------------------------
+SERVER = """
+import sys, time
+import dv_processing as dv
+rec = dv.io.MonoCameraRecording(sys.argv[1])
+stores = []
+while (b := rec.getNextEventBatch()) is not None:
+    stores.append(b)
+stream = dv.io.Stream.EventStream(0, "events", rec.getCameraName(), rec.getEventResolution())
+if sys.argv[2] == "unix":
+    w = dv.io.NetworkWriter(dv.Path(sys.argv[3]), stream)
+else:
+    w = dv.io.NetworkWriter("127.0.0.1", int(sys.argv[3]), stream)
+print("ready", flush=True)
+while w.getClientCount() == 0:
+    time.sleep(0.005)
+for s in stores:
+    w.writeEvents(s)
+while w.getQueuedPacketCount():
+    time.sleep(0.005)
+print("sent", flush=True)
+time.sleep(600)
+"""
+
+
+def recording_events(path: Path) -> np.ndarray:
+    import dv_processing as dv
+
+    rec = dv.io.MonoCameraRecording(str(path))
+    parts = []
+    while (b := rec.getNextEventBatch()) is not None:
+        parts.append(camera_mod.dv_events(b))
+    return np.concatenate(parts)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.needs_data
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_network_client_receives_and_reconnects(data_dir, tmp_path, kind):
+    rec_path = data_dir / "aedat4" / "tonic_sample.aedat4"
+    expected = recording_events(rec_path)
+    n = expected.shape[0]
+    where = str(tmp_path / "dv.sock") if kind == "unix" else str(free_port())
+    servers: list[subprocess.Popen] = []
+
+    def serve() -> None:
+        if kind == "unix":
+            Path(where).unlink(missing_ok=True)  # a killed server leaves its socket file behind
+        p = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(rec_path), kind, where], stdout=subprocess.PIPE, text=True
+        )
+        servers.append(p)
+
+    params = (
+        NetworkParams(path=where, backoff_s=0.05, backoff_max_s=0.4, attempts=100)
+        if kind == "unix"
+        else NetworkParams(port=int(where), backoff_s=0.05, backoff_max_s=0.4, attempts=100)
+    )
+    src = DvNetworkSource("net", params, ctx())
+
+    async def run() -> list[np.ndarray]:
+        serve()  # the client starts before the server is up: it must retry
+        await src.start()
+        got: list[np.ndarray] = []
+        count = 0
+        agen = src.produce()
+        try:
+            async with asyncio.timeout(60):
+                async for msg in agen:
+                    assert (msg.width, msg.height) == (320, 240)
+                    got.append(msg.data)
+                    count += msg.count
+                    if count == n:  # first stream complete: take the server down, bring a new one up
+                        servers[0].kill()
+                        servers[0].wait()
+                        await asyncio.sleep(0.3)
+                        serve()
+                    if count >= 2 * n:
+                        break
+        finally:
+            await agen.aclose()
+        return got
+
+    try:
+        got = np.concatenate(asyncio.run(run()))
+    finally:
+        for p in servers:
+            p.kill()
+            p.wait()
+    assert got.shape[0] == 2 * n
+    for part in (got[:n], got[n:]):
+        for f in ("t", "x", "y", "p"):
+            assert np.array_equal(part[f], expected[f]), f
+    r = src.results()
+    assert r["network_reconnects"] == 1 and r["network_disconnects"] == 1 and r["network_failed_attempts"] >= 1
+    assert r["network_events"] == 2 * n
+
+
+def test_network_gives_up_with_a_clear_error():
+    assert [backoff_delay(a, 0.1, 0.5) for a in (1, 2, 3, 4, 9)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    port = free_port()  # nothing listens there
+    src = DvNetworkSource("net", NetworkParams(port=port, backoff_s=0.01, backoff_max_s=0.02, attempts=3), ctx())
+    with pytest.raises(DeviceError, match=f"tcp://127.0.0.1:{port}: gave up after 3 attempts"):
+        asyncio.run(collect(src, until=1))
+    assert src.results()["network_failed_attempts"] == 3
+
+
+# -- simulated camera ---------------------------------------------------------------------------------------
+def write_recording(tmp_path: Path, seconds: float = 1.0, rate: float = 100_000) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(7)
+    n = int(seconds * rate)
+    t = 1_000_000 + np.sort(rng.integers(0, int(seconds * 1e6), n))
+    ev = make_events(t, rng.integers(0, 64, n), rng.integers(0, 48, n), rng.integers(0, 2, n))
+    ev["x"][0], ev["y"][0] = 63, 47  # so the sensor size is 64x48 whatever the reader infers
+    path = tmp_path / "rec.npy"
+    np.save(path, ev)
+    return path, ev
+
+
+class SlowSink(Node):
+    """Sleeps in process (a consumer slower than the camera) and records when each batch arrived."""
+
+    Config = NoParams
+    arrivals: ClassVar[list[tuple[float, int, int, int]]] = []
+
+    async def process(self, msg: Message) -> list[Message]:
+        if msg.kind == EVENTS and msg.data is not None and msg.count:
+            SlowSink.arrivals.append((time.perf_counter(), int(msg.data["t"][0]), int(msg.data["t"][-1]), msg.count))
+            await asyncio.sleep(0.02)
+        return []
+
+
+def test_simulated_camera_drops_under_a_slow_consumer(tmp_path):
+    path, ev = write_recording(tmp_path, seconds=2.0)
+    SlowSink.arrivals = []
+    graph = parse_graph(
+        {
+            "name": "slow",
+            "hwm": 1,
+            "log_every_s": 0,
+            "links": ["cam -> sink"],
+            "nodes": {
+                "cam": {"type": "devices.simulated:SimulatedCamera", "path": str(path), "max_lag_us": 5_000},
+                "sink": {"type": "test_devices:SlowSink"},
+            },
+        }
+    )
+    t0 = time.perf_counter()
+    res = run_graph(graph)
+    wall = time.perf_counter() - t0
+    assert res["errors"] == {}
+    assert wall < 4.0  # the camera kept real time: 2 s of stream, not 2,000 slices x 20 ms
+    assert res["events_emitted"] + res["events_dropped"] == ev.shape[0]
+    assert res["events_dropped"] > ev.shape[0] // 2 and res["drop_episodes"] >= 1
+    assert res["nodes"]["sink"]["counters"]["events_in"] == res["events_emitted"]
+    assert abs(res["drop_ratio"] - res["events_dropped"] / ev.shape[0]) < 1e-5
+    # lag behind the wall clock stays bounded: arrival time minus the stream time of each batch's first event
+    arr = np.array(SlowSink.arrivals, dtype=np.float64)
+    lag = arr[:, 0] - arr[:, 1] / 1e6
+    lag -= lag.min()
+    assert lag.max() < 0.25, lag.max()
+
+
+def test_simulated_camera_at_normal_speed_drops_nothing(tmp_path):
+    path, ev = write_recording(tmp_path, seconds=0.5)
+    src = SimulatedCamera("cam", SimulatedParams(path=str(path), max_lag_us=100_000), ctx())
+    t0 = time.perf_counter()
+    msgs = asyncio.run(collect(src, until=10**9))
+    wall = time.perf_counter() - t0
+    got = cat(msgs)
+    assert src.dropped == 0 and src.emitted == ev.shape[0]
+    assert np.array_equal(got["t"], ev["t"]) and np.array_equal(got["x"], ev["x"])
+    assert 0.45 < wall < 1.5  # paced in real time
+    assert (msgs[0].width, msgs[0].height) == (64, 48)
+    spans = [int(m.data["t"][-1] - m.data["t"][0]) for m in msgs]
+    assert len(msgs) > 100 and np.median(spans) <= 2000  # small slices, ~1 ms each
+
+
+def test_simulated_camera_rate_mode_and_loop(tmp_path):
+    src = SimulatedCamera(
+        "cam", SimulatedParams(rate=200_000, duration_s=0.3, width=32, height=16, max_lag_us=200_000), ctx()
+    )
+    got = cat(asyncio.run(collect(src, until=10**9)))
+    assert src.dropped == 0 and abs(got.shape[0] - 60_000) <= 200
+    assert np.all(np.diff(got["t"]) >= 0) and got["x"].max() < 32 and got["y"].max() < 16
+    assert abs(got["t"][0] - time.time_ns() // 1000) < 2_000_000  # Unix µs
+    path, ev = write_recording(tmp_path, seconds=0.1)
+    loop = SimulatedCamera("cam", SimulatedParams(path=str(path), loop=True, speed=4.0, max_lag_us=1_000_000), ctx())
+    got = cat(asyncio.run(collect(loop, until=2 * ev.shape[0] + 10)))
+    assert np.all(np.diff(got["t"]) >= 0)
+    period = int(ev["t"][-1] - ev["t"][0]) + 1000
+    assert loop.dropped == 0, loop.results()
+    assert np.array_equal(got["t"][ev.shape[0] : 2 * ev.shape[0]], ev["t"] + period)
+    with pytest.raises(DeviceError, match="recording not found: .*nope.npy"):
+        asyncio.run(SimulatedCamera("cam", SimulatedParams(path=str(tmp_path / "nope.npy")), ctx()).start())
+
+
+# -- video --------------------------------------------------------------------------------------------------
+def test_video_square_gives_on_at_leading_and_off_at_trailing_edge(tmp_path):
+    import cv2
+
+    path = tmp_path / "square.avi"
+    w, h, side, step, frames = 96, 64, 16, 4, 12
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
+    for i in range(frames):
+        img = np.full((h, w, 3), 60, np.uint8)
+        x0 = 8 + i * step
+        img[24 : 24 + side, x0 : x0 + side] = 220
+        writer.write(img)
+    writer.release()
+    src = VideoSource("video", VideoParams(path=str(path)), ctx())
+    msgs = asyncio.run(collect(src, until=10**9))
+    ev = cat(msgs)
+    assert msgs and (msgs[0].width, msgs[0].height) == (w, h)
+    assert src.results()["video_frames"] == frames
+    on, off = ev[ev["p"] == 1], ev[ev["p"] == 0]
+    assert on.shape[0] > 100 and off.shape[0] > 100
+    # frame i (at i * 40 ms) moved the square right by `step`: ON where it arrived, OFF where it left
+    i = np.ceil(ev["t"] / 40_000).astype(int)
+    x0 = 8 + i * step
+    lead = (ev["x"] >= x0 + side - step - 1) & (ev["x"] < x0 + side + 1)
+    trail = (ev["x"] >= x0 - step - 1) & (ev["x"] < x0 + 1)
+    assert np.mean(lead[ev["p"] == 1]) > 0.95 and np.mean(trail[ev["p"] == 0]) > 0.95
+    assert np.all(ev["t"] % 1 == 0) and ev["t"].max() <= (frames - 1) * 40_000
+    with pytest.raises(DeviceError, match="video file not found: .*missing.avi"):
+        asyncio.run(VideoSource("video", VideoParams(path=str(tmp_path / "missing.avi")), ctx()).start())
