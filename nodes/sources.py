@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.config import build_params, data_path
 from pipeline.errors import ConfigError
 from pipeline.events import LABEL_DTYPE
-from pipeline.message import FREEZE, UNFREEZE, Message, control_message, events_message, labels_message
+from pipeline.message import FREEZE, RELABEL, UNFREEZE, Message, control_message, events_message, labels_message
 from pipeline.node import NodeContext, Source
 from pipeline.progress import Progress
 
@@ -36,6 +36,8 @@ class Phase:
     ``samples``: how many samples per pass (0 = all of the split). ``passes``: passes over them (each
     pass in a new seeded order). ``features`` / ``classifier``: whether the feature extractor / the
     classifier learn during the phase; with ``classifier = false`` labels are evaluation-only.
+    ``relabel``: at the phase start, label-assignment readouts forget their labels (thesis 3.3.1 labels
+    the top neurons in a pass over the training set after training, with the features frozen).
     ``name``: shown in progress output."""
 
     split: str = "train"
@@ -43,6 +45,7 @@ class Phase:
     passes: int = 1
     features: bool = True
     classifier: bool = True
+    relabel: bool = False
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -140,6 +143,8 @@ class PhasedSource(Source):
                 )
             yield control_message(UNFREEZE if phase.features else FREEZE, scope="features")
             yield control_message(UNFREEZE if phase.classifier else FREEZE, scope="classifier")
+            if phase.relabel:
+                yield control_message(RELABEL, scope="classifier")
             label = phase.name or f"phase {k + 1}/{len(phases)} ({phase.split})"
             progress = Progress(f"{self.name}: {label}", n * phase.passes, self.log)
             events_before, samples_before = self._events, self._samples

@@ -35,7 +35,10 @@ EOS = "eos"
 FREEZE = "freeze"
 UNFREEZE = "unfreeze"
 CHECKPOINT = "checkpoint"
-CONTROL_COMMANDS = (EOS, FREEZE, UNFREEZE, CHECKPOINT)
+#: Readouts that label neurons from their responses forget those labels and start labelling anew (the
+#: thesis labels its top neurons in a pass after training); learned features are never touched.
+RELABEL = "relabel"
+CONTROL_COMMANDS = (EOS, FREEZE, UNFREEZE, CHECKPOINT, RELABEL)
 
 
 @dataclass(frozen=True, slots=True)

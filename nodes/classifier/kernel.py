@@ -212,9 +212,7 @@ def supervised_run(
 
 
 @njit(cache=True)
-def _close_segment(
-    t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores
-) -> int:
+def _close_segment(t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores) -> int:
     """Write the decision record of the open segment (if any) with its summed scores."""
     if istate[I_SEG_OPEN] == 1:
         pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
@@ -254,9 +252,7 @@ def _supervised_label(
     out_scores,
 ) -> int:
     """Apply one label record: close the segment, reset E and V on a change of training label."""
-    o = _close_segment(
-        t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores
-    )
+    o = _close_segment(t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores)
     # Only training records are seen by the classifier; evaluation records just mark segments.
     if train == 1 and (label != istate[I_SEG_LABEL] or istate[I_SEG_TRAIN] != 1):
         e[:] = 0.0

@@ -16,7 +16,16 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.errors import CheckpointError
-from pipeline.message import FREEZE, LABELS, SPIKES, UNFREEZE, Message, applies_to, predictions_message
+from pipeline.message import (
+    FREEZE,
+    LABELS,
+    RELABEL,
+    SPIKES,
+    UNFREEZE,
+    Message,
+    applies_to,
+    predictions_message,
+)
 from pipeline.node import Node, NodeContext
 
 from .readout import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
@@ -86,6 +95,9 @@ class ClassifierNode(Node):
         return (msg,)
 
     def control(self, msg: Message) -> Sequence[Message]:
+        if msg.command == RELABEL and applies_to(msg, ROLE) and isinstance(self.clf, LabelAssignmentReadout):
+            self.clf.forget_assignments()
+            self.log.info("%s: label assignments cleared; labelling anew", self.name)
         if msg.command in (FREEZE, UNFREEZE) and applies_to(msg, ROLE):
             if msg.command == FREEZE:
                 self.clf.freeze()

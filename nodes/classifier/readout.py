@@ -271,9 +271,7 @@ class _LabelledStream:
             cur = getattr(self, "_" + name)
             new = np.asarray(state[name])
             if new.shape != cur.shape or new.dtype != cur.dtype:
-                raise ValueError(
-                    f"state {name!r} has shape {new.shape} {new.dtype}, expected {cur.shape} {cur.dtype}"
-                )
+                raise ValueError(f"state {name!r} has shape {new.shape} {new.dtype}, expected {cur.shape} {cur.dtype}")
             setattr(self, "_" + name, new.copy())
         istate = np.asarray(state["istate"], dtype=np.int64)
         if istate.shape != (kernel.ISTATE_SIZE,):
@@ -354,6 +352,10 @@ class LabelAssignmentReadout(_LabelledStream):
     def assignment_counts(self) -> np.ndarray:
         """A copy of the label counts, shape (n_inputs, n_classes)."""
         return self._counts.copy()
+
+    def forget_assignments(self) -> None:
+        """Start labelling anew (thesis 3.3.1 labels the top neurons in a pass after training)."""
+        self._counts[:] = 0
 
     @property
     def preferred_labels(self) -> np.ndarray:
