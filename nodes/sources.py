@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.config import build_params, data_path
 from pipeline.errors import ConfigError
-from pipeline.events import LABEL_DTYPE
+from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 from pipeline.message import FREEZE, RELABEL, UNFREEZE, Message, control_message, events_message, labels_message
 from pipeline.node import NodeContext, Source
 from pipeline.progress import Progress
@@ -351,3 +351,155 @@ class SaccadeSource(PhasedSource):
             train=train,
         ):
             yield events, recs, int(recs.shape[0])
+
+
+def shift_samples(
+    samples: list[np.ndarray], labels: list[int], t0: int, train: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Lay recorded samples end to end from ``t0``: sample k starts right after the last event of sample
+    k-1 (its own leading silence kept, no gap inserted), with a label record at its first event.
+    Returns ``(events, label records, t where the next sample starts)``."""
+    parts = []
+    recs = np.zeros(len(samples), dtype=LABEL_DTYPE)
+    start = t0
+    for k, (ev, label) in enumerate(zip(samples, labels, strict=True)):
+        shifted = np.zeros(ev.shape[0], dtype=EVENT_DTYPE)
+        if ev.shape[0]:
+            base = start - min(int(ev["t"][0]), 0)
+            shifted["t"] = ev["t"] + base
+            shifted["x"], shifted["y"], shifted["p"] = ev["x"], ev["y"], ev["p"]
+            recs[k] = (int(shifted["t"][0]), label, int(train))
+            start = int(shifted["t"][-1]) + 1
+        else:
+            recs[k] = (start, label, int(train))
+        parts.append(shifted)
+    events = np.concatenate(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+    return events, recs, start
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayConfig:
+    """Replay a recording, or a labelled N-MNIST folder, as one continuous stream.
+
+    ``path``: an event file (any format ``spikestream info`` reads) or an N-MNIST folder (``Train/``,
+    ``Test/``); relative paths resolve against ``SPIKESTREAM_DATA``. ``speed``: 1.0 = real time by the
+    recording's timestamps, 4.0 = four times faster, 0 = as fast as the graph accepts. ``slice_us``: a
+    paced stream leaves in slices of this much stream time. ``batch``: events per message (unpaced).
+    Files: ``loop`` = passes (0 = forever; each pass continues the time line), ``start_us`` / ``stop_us``
+    = the part to play, relative to the first event (``stop_us`` 0 = to the end). Folders: ``phases``
+    (see ``Phase``; splits are the folder names "Train"/"Test"), ``seed`` = sample order, ``chunk`` =
+    samples read at a time."""
+
+    path: str
+    speed: float = 0.0
+    slice_us: int = 1000
+    batch: int = 10_000
+    loop: int = 1
+    start_us: int = 0
+    stop_us: int = 0
+    phases: tuple[dict[str, Any], ...] = (
+        {"split": "Train", "name": "train"},
+        {"split": "Test", "features": False, "classifier": False, "name": "test"},
+    )
+    seed: int = 0
+    chunk: int = 16
+
+    def __post_init__(self) -> None:
+        if self.loop < 0 or self.start_us < 0 or self.stop_us < 0 or self.slice_us < 1 or self.batch < 1:
+            raise ValueError("loop, start_us, stop_us must be >= 0 and slice_us, batch >= 1")
+        if self.stop_us and self.stop_us <= self.start_us:
+            raise ValueError(f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})")
+
+
+class ReplaySource(PhasedSource):
+    """``type = "replay"``: a recording file (paced, looped, windowed) or an N-MNIST folder (labelled
+    phases, samples in seeded order, labels at each sample's first event)."""
+
+    Config = ReplayConfig
+    width = 34
+    height = 34
+
+    def __init__(self, name: str, config: ReplayConfig, context: NodeContext) -> None:
+        self.folder = data_path(config.path)
+        super().__init__(name, config, context)
+        self._splits: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+        self._file_events = 0
+
+    async def start(self) -> None:
+        if not self.folder.exists():
+            raise ConfigError(f"nodes.{self.name}.path: {self.folder} does not exist")
+        if not self.folder.is_dir():
+            return
+        from recordings import NMnistDataset
+
+        for phase in self.phases():
+            if phase.split in self._splits:
+                continue
+            ds = await asyncio.to_thread(NMnistDataset, self.folder, split=phase.split)
+            events = await asyncio.to_thread(lambda ds=ds: [ds.load(i) for i in range(len(ds))])
+            self._splits[phase.split] = (events, ds.labels.copy())
+
+    def split_size(self, split: str) -> int:
+        return len(self._splits[split][0])
+
+    def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
+        samples, labels = self._splits[split]
+        for start in range(0, order.shape[0], self.config.chunk):
+            idx = order[start : start + self.config.chunk].tolist()
+            events, recs, t0 = shift_samples([samples[i] for i in idx], [int(labels[i]) for i in idx], t0, train)
+            yield events, recs, len(idx)
+
+    async def produce(self) -> AsyncIterator[Message]:
+        if self.folder.is_dir():
+            async for msg in super().produce():
+                yield msg
+            return
+        async for msg in self._produce_file():
+            yield msg
+
+    async def _produce_file(self) -> AsyncIterator[Message]:
+        from recordings import open_recording
+
+        c = self.config
+        rec = await asyncio.to_thread(open_recording, self.folder)
+        events = await asyncio.to_thread(rec.read_all)
+        width, height = rec.width, rec.height
+        if width is None or height is None:
+            width = int(events["x"].max()) + 1 if events.shape[0] else 1
+            height = int(events["y"].max()) + 1 if events.shape[0] else 1
+            self.log.info("%s: %s states no sensor size; using %dx%d", self.name, self.folder, width, height)
+        if events.shape[0]:
+            first = int(events["t"][0])
+            lo = np.searchsorted(events["t"], first + c.start_us, side="left")
+            hi = np.searchsorted(events["t"], first + c.stop_us, side="left") if c.stop_us else events.shape[0]
+            events = events[lo:hi]
+        period = int(events["t"][-1] - events["t"][0]) + 1 if events.shape[0] else 0
+        pacer = Pacer(c.speed)
+        progress = Progress(f"{self.name}: {self.folder.name}", None, self.log)
+        lap = 0
+        while c.loop == 0 or lap < c.loop:
+            offset = lap * period
+            pieces = (
+                time_slices(events, c.slice_us, c.batch)
+                if c.speed > 0
+                else (events[i : i + c.batch] for i in range(0, events.shape[0], c.batch))
+            )
+            for piece in pieces:
+                out = piece
+                if offset:
+                    out = np.zeros(piece.shape[0], dtype=EVENT_DTYPE)
+                    out["t"] = piece["t"] + offset
+                    out["x"], out["y"], out["p"] = piece["x"], piece["y"], piece["p"]
+                await pacer.wait(int(out["t"][-1]))
+                self._file_events += out.shape[0]
+                progress.update(0, out.shape[0])
+                yield events_message(out, width, height)
+            lap += 1
+            if not events.shape[0]:
+                break
+        progress.close()
+
+    def results(self) -> dict[str, Any]:
+        if self.folder.is_dir():
+            return super().results()
+        return {"events_replayed": self._file_events}

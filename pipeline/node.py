@@ -125,7 +125,8 @@ class LatencyStats:
 
 @dataclass
 class Counters:
-    """Per-node counters reported in logs and the results file."""
+    """Per-node counters reported in logs and the results file. ``events_*`` count the records of
+    events and spikes messages; labels, predictions and control count as messages only."""
 
     messages_in: int = 0
     messages_out: int = 0

@@ -21,7 +21,7 @@ import zmq
 import zmq.asyncio
 
 from .errors import TransportError, WireFormatError
-from .message import Message
+from .message import EVENTS, SPIKES, Message
 from .node import Counters
 from .wire import decode, encode
 
@@ -30,6 +30,7 @@ log = logging.getLogger("spikestream.transport")
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: the enum members cost a few µs per call in pyzmq
 _POLLIN = int(zmq.POLLIN)
 _EVENTS = int(zmq.EVENTS)
+_EVENT_KINDS = (EVENTS, SPIKES)  # the events counters count address events and spikes, not labels etc.
 
 COPY_THRESHOLD = 1 << 20
 
@@ -121,7 +122,8 @@ class Outlet:
         if self._pub is not None:
             await self._pub.send_multipart(frames, copy=False)  # never blocks: PUB drops when full
         self.counters.messages_out += 1
-        self.counters.events_out += msg.count
+        if msg.kind in _EVENT_KINDS:
+            self.counters.events_out += msg.count
         self.counters.bytes_out += nbytes
 
     def close(self, linger_ms: int | None = None) -> None:
@@ -230,7 +232,8 @@ class Inlet:
                 continue
             self._check_sequence(msg, tapped)
             self.counters.messages_in += 1
-            self.counters.events_in += msg.count
+            if msg.kind in _EVENT_KINDS:
+                self.counters.events_in += msg.count
             return msg
 
     def close(self) -> None:

@@ -1,0 +1,61 @@
+"""``spikestream info`` and ``spikestream convert``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import data_path
+from pipeline.errors import RecordingError
+
+
+def _resolve(path: str) -> Path:
+    p = data_path(path)
+    if not p.exists():
+        raise RecordingError(f"{path}: no such file or folder (also looked in {p})")
+    return p
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from recordings import info
+
+    result = info(_resolve(args.path))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    size = f"{result['width']}x{result['height']}" if result.get("width") is not None else "unknown size"
+    print(f"{result['path']}: {result['format']}, {size}")
+    print(
+        f"  {result['events']:,} events ({result['on']:,} ON, {result['off']:,} OFF), "
+        f"t {result['t_first']} .. {result['t_last']} µs ({(result['duration_us'] or 0) / 1e6:.3f} s)"
+    )
+    if "samples" in result:
+        print(f"  {result['samples']} samples; per split {result['splits']}; per label {result['labels']}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from recordings import convert
+
+    try:
+        result = convert(_resolve(args.src), args.dst)
+    except ValueError as exc:
+        raise RecordingError(str(exc)) from None
+    print(f"{args.dst}: {result['format']}, {result['events']:,} events")
+    return 0
+
+
+def register_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="describe an event file or an N-MNIST dataset folder")
+    p.add_argument("path", help="file or folder (relative paths also resolve against SPIKESTREAM_DATA)")
+    p.add_argument("--json", action="store_true", help="print JSON (format, events, t_first, t_last, ...)")
+    p.set_defaults(func=cmd_info)
+
+
+def register_convert(sub: Any) -> None:
+    p = sub.add_parser("convert", help="convert an event file; the output format follows OUT's suffix")
+    p.add_argument("src", help="input file (any supported format)")
+    p.add_argument("dst", help="output file: .aedat4, .bin (N-MNIST), .npy or .aedat3")
+    p.set_defaults(func=cmd_convert)
