@@ -1,0 +1,388 @@
+"""The MQTT sink and the teach source against a real Mosquitto on 127.0.0.1 (started per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from mqtt_broker import Broker, running_broker
+
+from nodes.sinks.mqtt import MqttParams, MqttSink
+from nodes.sinks.teach import TeachParams, TeachSource
+from nodes.sinks.testing import make_predictions
+from pipeline.config import build_params, parse_graph
+from pipeline.events import LABEL_DTYPE
+from pipeline.message import CONTROL, LABELS, Message, predictions_message
+from pipeline.node import NodeContext
+from pipeline.runner import run_graph
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]
+
+USERS = {"alice": "s3cret"}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    with running_broker(tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def auth_broker(tmp_path: Path) -> Iterator[Broker]:
+    with running_broker(tmp_path, users=USERS) as b:
+        yield b
+
+
+def sink_for(broker: Broker, **params: Any) -> MqttSink:
+    table = {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.05, "reconnect_max_s": 0.2} | params
+    cfg = build_params(MqttParams, table, "test [nodes.mqtt]")
+    return MqttSink("mqtt", cfg, NodeContext(name="mqtt", graph="test"))
+
+
+async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def collect(client: aiomqtt.Client, done: Callable[[list[aiomqtt.Message]], bool], timeout_s: float = 10.0):
+    got: list[aiomqtt.Message] = []
+
+    async def read() -> None:
+        async for m in client.messages:
+            got.append(m)
+            if done(got):
+                return
+
+    await asyncio.wait_for(read(), timeout_s)
+    return got
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# -- predictions, status, rules ------------------------------------------------------------------------------
+GRAPH = {
+    "name": "mqtt-test",
+    "log_every_s": 0,
+    "links": ["replay -> mqtt"],
+    "nodes": {
+        "replay": {
+            "type": "nodes.sinks.testing:PredictionReplay",
+            "classes": 4,
+            "count": 40,
+            "labels": [1, 2, 3, -1],
+            "batch": 7,
+            "decision_every": 4,
+            "score": 0.75,
+        },
+        "mqtt": {"type": "nodes.sinks.mqtt:MqttSink", "publish": "all", "status_period_s": 0},
+    },
+}
+
+
+def test_graph_predictions_arrive_with_payloads_and_status(broker: Broker) -> None:
+    doc = json.loads(json.dumps(GRAPH))
+    doc["nodes"]["mqtt"] |= {"host": broker.host, "port": broker.port, "prefix": "lab/cam1"}
+
+    async def main() -> tuple[dict[str, Any], list[aiomqtt.Message], list[aiomqtt.Message]]:
+        async with aiomqtt.Client(broker.host, broker.port) as sub:
+            await sub.subscribe("lab/cam1/prediction", qos=1)
+            results = await asyncio.to_thread(run_graph, parse_graph(doc, "mqtt-test"))
+            preds = await collect(sub, lambda g: len(g) >= 40)
+        async with aiomqtt.Client(broker.host, broker.port) as late:  # the retained status outlives the sink
+            await late.subscribe("lab/cam1/status", qos=1)
+            status = await collect(late, lambda g: len(g) >= 1)
+        return results, preds, status
+
+    results, preds, status = run(main())
+    assert results["errors"] == {}
+    assert results["mqtt_published"] == 40 and results["mqtt_dropped"] == 0 and results["mqtt_undelivered"] == 0
+    docs = [json.loads(m.payload) for m in preds]
+    assert [d["seq"] for d in docs] == list(range(40))
+    labels = [1, 2, 3, -1]
+    for i, d in enumerate(docs):
+        lab = labels[i % 4]
+        assert d["t"] == i * 1000 and d["label"] == lab
+        assert d["decision"] is (i % 4 == 3) and d["truth"] == (lab if i % 4 == 3 else -1)
+        assert d["scores"] == [0.75 if c == lab else 0.0 for c in range(4)]
+        assert d["train"] is False
+    st = json.loads(status[0].payload)
+    assert status[0].retain and st["state"] == "offline" and st["node"] == "mqtt" and st["published"] == 40
+
+
+def test_actuator_fires_once_after_dwell_and_respects_cooldown(broker: Broker) -> None:
+    rule = {
+        "label": 3,
+        "topic": "lights/on",
+        "payload": "ON",
+        "min_score": 0.5,
+        "min_dwell_ms": 200,
+        "cooldown_ms": 2000,
+    }
+    sink = sink_for(broker, publish="none", rules=[rule])
+    ms = 1000
+    # run 1: label 3 for 150 ms only (dwell not reached) -> nothing
+    # run 2: 0..300 ms of label 3 -> fires once at +200 ms; a low score ends the run
+    # run 3: re-reaches the dwell 600 ms after the firing -> inside the cooldown, nothing
+    # run 4: from 3.1 s, reaches the dwell at 3.3 s, 2.1 s after the first firing -> fires
+    t1 = [0, 50, 100, 150, 160]
+    l1 = [3, 3, 3, 3, 1]
+    t2 = [1000 + k * 50 for k in range(7)] + [1400]
+    l2 = [3] * 8
+    s2 = [0.9] * 7 + [0.1]
+    t3 = [1500 + k * 50 for k in range(6)] + [1800]
+    l3 = [3] * 6 + [2]
+    t4 = [3100 + k * 50 for k in range(6)]
+    l4 = [3] * 6
+    recs = make_predictions(
+        l1 + l2 + l3 + l4,
+        [x * ms for x in t1 + t2 + t3 + t4],
+        classes=4,
+        score=[0.9] * len(t1) + s2 + [0.9] * (len(t3) + len(t4)),
+    )
+
+    async def main() -> list[aiomqtt.Message]:
+        async with aiomqtt.Client(broker.host, broker.port) as sub:
+            await sub.subscribe("lights/#", qos=1)
+            await sink.start()
+            for i in range(0, len(recs), 3):  # arbitrary batches: the debounce runs on stream time
+                await sink.process(predictions_message(recs[i : i + 3]))
+            await sink.flush()
+            got = await collect(sub, lambda g: len(g) >= 2)
+            with pytest.raises(TimeoutError):  # and nothing else arrives
+                await collect(sub, lambda g: True, timeout_s=0.3)
+            await sink.stop()
+            return got
+
+    got = run(main())
+    assert [(str(m.topic), m.payload) for m in got] == [("lights/on", b"ON"), ("lights/on", b"ON")]
+    r = sink.results()
+    assert (
+        r["mqtt_actuations"] == 2 and r["mqtt_actuations_published"] == 2 and r["mqtt_rule_fires"] == {"lights/on": 2}
+    )
+    assert r["mqtt_published"] == 0  # publish = "none"
+
+
+# -- outages -------------------------------------------------------------------------------------------------
+async def persistent_subscriber(broker: Broker, client_id: str) -> None:
+    """Register a persistent QoS 1 session (survives a SIGTERM restart: persistence is on)."""
+    async with aiomqtt.Client(broker.host, broker.port, identifier=client_id, clean_session=False) as sub:
+        await sub.subscribe("spikestream/prediction", qos=1)
+
+
+async def drain_persistent(
+    broker: Broker, client_id: str, want: Callable[[set[int]], bool], timeout_s: float = 10.0
+) -> list[int]:
+    seqs: list[int] = []
+
+    def done(got: list[aiomqtt.Message]) -> bool:
+        seqs.append(json.loads(got[-1].payload)["seq"])
+        return want(set(seqs))
+
+    async with aiomqtt.Client(broker.host, broker.port, identifier=client_id, clean_session=False) as sub:
+        await collect(sub, done, timeout_s)
+    return seqs
+
+
+def test_broker_restart_delivers_everything_buffered_at_qos1(broker: Broker) -> None:
+    sink = sink_for(broker, publish="all", qos=1, buffer_size=1000)
+
+    async def main() -> list[int]:
+        await persistent_subscriber(broker, "watcher")
+        await sink.start()
+        await wait_until(lambda: sink.connected, what="sink connected")
+        t = 0
+        for _ in range(5):  # 50 records before the outage
+            await sink.process(predictions_message(make_predictions([1] * 10, range(t, t + 10))))
+            t += 10
+        await sink.flush()
+        assert sink.results()["mqtt_published"] == 50
+        broker.kill()
+        await wait_until(lambda: not sink.connected, what="sink noticing the outage")
+        for _ in range(30):  # 300 records during the outage: buffered, process() never waits
+            t_call = time.perf_counter()
+            await sink.process(predictions_message(make_predictions([2] * 10, range(t, t + 10))))
+            assert time.perf_counter() - t_call < 0.05
+            t += 10
+            await asyncio.sleep(0.005)
+        assert sink.pending == 300
+        await asyncio.to_thread(broker.start)
+        await sink.flush()
+        assert sink.pending == 0
+        seqs = await drain_persistent(broker, "watcher", lambda s: s >= set(range(350)))
+        await sink.stop()
+        return seqs
+
+    seqs = run(main())
+    assert set(seqs) == set(range(350))
+    r = sink.results()
+    assert r["mqtt_reconnects"] >= 1 and r["mqtt_dropped"] == 0 and r["mqtt_published"] >= 350
+    assert r["mqtt_undelivered"] == 0 and r["mqtt_last_error"] is None
+
+
+def test_overflow_during_outage_drops_oldest_and_counts(broker: Broker) -> None:
+    sink = sink_for(broker, publish="all", qos=1, buffer_size=25)
+
+    async def main() -> list[int]:
+        await persistent_subscriber(broker, "watcher2")
+        await sink.start()
+        await wait_until(lambda: sink.connected, what="sink connected")
+        broker.kill()
+        await wait_until(lambda: not sink.connected, what="sink noticing the outage")
+        await sink.process(predictions_message(make_predictions([0] * 100, range(100))))
+        assert sink.pending == 25 and sink.results()["mqtt_dropped"] == 75
+        await asyncio.to_thread(broker.start)
+        await sink.flush()
+        seqs = await drain_persistent(broker, "watcher2", lambda s: s >= set(range(75, 100)))
+        with pytest.raises(TimeoutError):  # nothing older arrives
+            await drain_persistent(broker, "watcher2", lambda s: False, timeout_s=0.5)
+        await sink.stop()
+        return seqs
+
+    seqs = run(main())
+    assert sorted(set(seqs)) == list(range(75, 100))  # the newest 25 survived
+    assert sink.results()["mqtt_dropped"] == 75
+
+
+# -- credentials ---------------------------------------------------------------------------------------------
+def test_credentials_are_honoured(auth_broker: Broker) -> None:
+    sink = sink_for(auth_broker, username="alice", password="s3cret", publish="all")
+
+    async def main() -> list[aiomqtt.Message]:
+        async with aiomqtt.Client(auth_broker.host, auth_broker.port, username="alice", password="s3cret") as sub:
+            await sub.subscribe("spikestream/prediction", qos=1)
+            await sink.start()
+            await sink.process(predictions_message(make_predictions([5], [42])))
+            await sink.flush()
+            got = await collect(sub, lambda g: len(g) >= 1)
+            await sink.stop()
+            return got
+
+    got = run(main())
+    assert json.loads(got[0].payload)["t"] == 42 and sink.results()["mqtt_last_error"] is None
+
+
+def test_wrong_credentials_give_a_clear_error_and_the_graph_keeps_running(auth_broker: Broker, tmp_path: Path) -> None:
+    pw = tmp_path / "pw.txt"
+    pw.write_text("wrong\n")
+    doc = json.loads(json.dumps(GRAPH))
+    doc["nodes"]["mqtt"] |= {
+        "host": auth_broker.host,
+        "port": auth_broker.port,
+        "username": "alice",
+        "password_file": str(pw),
+        "flush_timeout_s": 0.5,
+        "reconnect_min_s": 0.05,
+    }
+    t0 = time.monotonic()
+    results = run_graph(parse_graph(doc, "bad-credentials"))
+    assert time.monotonic() - t0 < 10
+    assert results["errors"] == {}  # the pipeline itself ran to its end
+    assert results["nodes"]["replay"]["counters"]["messages_out"] >= 6
+    err = results["mqtt_last_error"]
+    assert f"127.0.0.1:{auth_broker.port}" in err and "refused user 'alice'" in err and "username/password" in err
+    assert results["mqtt_published"] == 0 and results["mqtt_undelivered"] == 40
+    assert results["nodes"]["mqtt"]["results"]["mqtt_connect_failures"] >= 1
+
+
+def test_tls_verified_by_ca_and_refused_without_it(tmp_path: Path) -> None:
+    with running_broker(tmp_path, tls=True) as tls_broker:
+        assert tls_broker.ca_file is not None
+        ca = str(tls_broker.ca_file)
+        good = sink_for(tls_broker, ca_file=ca, publish="all")
+        untrusted = sink_for(tls_broker, tls=True, publish="all", flush_timeout_s=0.3)  # system CAs only
+
+        async def main() -> list[aiomqtt.Message]:
+            sub_tls = aiomqtt.TLSParameters(ca_certs=ca)
+            async with aiomqtt.Client(tls_broker.host, tls_broker.port, tls_params=sub_tls) as sub:
+                await sub.subscribe("spikestream/prediction", qos=1)
+                for sink in (good, untrusted):
+                    await sink.start()
+                    await sink.process(predictions_message(make_predictions([2], [7])))
+                    await sink.flush()
+                got = await collect(sub, lambda g: len(g) >= 1)
+                with pytest.raises(TimeoutError):  # the untrusted sink's prediction never gets through
+                    await collect(sub, lambda g: True, timeout_s=0.3)
+                for sink in (good, untrusted):
+                    await sink.stop()
+                return got
+
+        got = run(main())
+    assert json.loads(got[0].payload)["t"] == 7 and good.results()["mqtt_published"] == 1
+    err = untrusted.results()["mqtt_last_error"]
+    assert err.startswith(f"TLS to MQTT broker 127.0.0.1:{tls_broker.port} failed") and "ca_file" in err
+    assert untrusted.results()["mqtt_undelivered"] == 1
+
+
+# -- teaching ------------------------------------------------------------------------------------------------
+def test_teach_commands_become_messages_and_bad_ones_are_refused(broker: Broker) -> None:
+    cfg = build_params(TeachParams, {"host": broker.host, "port": broker.port, "classes": 10}, "test")
+    teach = TeachSource("teach", cfg, NodeContext(name="teach", graph="test"))
+    commands: list[Any] = [
+        {"cmd": "freeze"},
+        "not json",
+        {"cmd": "label", "label": 3},
+        {"cmd": "label", "label": 10},
+        {"cmd": "label", "label": None, "train": False},
+        {"cmd": "explode"},
+        {"cmd": "label", "label": "3"},
+        {"cmd": "label", "label": 2, "train": "yes"},
+        {"cmd": "unfreeze", "scope": "classifier", "id": 7},
+        {"cmd": "label", "label": "unknown"},
+        {"cmd": "snapshot"},
+        [1, 2],
+    ]
+
+    async def main() -> tuple[list[Message], list[dict[str, Any]]]:
+        out: list[Message] = []
+
+        async def pump() -> None:
+            async for msg in teach.produce():
+                out.append(msg)
+
+        task = asyncio.ensure_future(pump())
+        await asyncio.wait_for(teach.subscribed.wait(), 10)
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.subscribe("spikestream/control/reply", qos=1)
+            for c in commands:
+                await client.publish("spikestream/control", c if isinstance(c, str) else json.dumps(c), qos=1)
+            replies = await collect(client, lambda g: len(g) >= len(commands))
+        await wait_until(lambda: len(out) >= 6, what="6 messages from the teach source")
+        task.cancel()  # what the runner does on a stop request
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return out, [json.loads(m.payload) for m in replies]
+
+    t_before = time.time_ns() // 1000
+    out, replies = run(main())
+    assert [r["ok"] for r in replies] == [True, False, True, False, True, False, False, False, True, True, True, False]
+    assert "not JSON" in replies[1]["error"]
+    assert "out of range -1..9" in replies[3]["error"]
+    assert "unknown cmd 'explode'" in replies[5]["error"]
+    assert "must be an integer" in replies[6]["error"] and "true or false" in replies[7]["error"]
+    assert replies[8] == {"ok": True, "cmd": "unfreeze", "scope": "classifier", "id": 7}
+    assert [(m.kind, m.command) for m in out] == [
+        (CONTROL, "freeze"),
+        (LABELS, None),
+        (LABELS, None),
+        (CONTROL, "unfreeze"),
+        (LABELS, None),
+        (CONTROL, "checkpoint"),
+    ]
+    assert out[3].body == {"scope": "classifier"}
+    labels = [m.data for m in out if m.kind == LABELS]
+    assert all(a is not None and a.dtype == LABEL_DTYPE and a.shape == (1,) for a in labels)
+    assert [(int(a["label"][0]), int(a["train"][0])) for a in labels] == [(3, 1), (-1, 0), (-1, 1)]  # type: ignore[index]
+    ts = [int(a["t"][0]) for a in labels]  # type: ignore[index]
+    assert t_before <= ts[0] <= ts[1] <= ts[2] <= time.time_ns() // 1000  # wall-clock µs
+    assert teach.results()["teach_accepted"] == 6 and teach.results()["teach_refused"] == 6
