@@ -33,9 +33,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as exc:
-        raise RecordingError(
-            f"{path}: corrupt or truncated gzip stream ({exc}); compressed size {len(raw)} B"
-        ) from exc
+        raise RecordingError(f"{path}: corrupt or truncated gzip stream ({exc}); compressed size {len(raw)} B") from exc
 
 
 def read_idx(path: str | Path, *, magic: int, dims: tuple[int | None, ...]) -> np.ndarray:
@@ -47,9 +45,7 @@ def read_idx(path: str | Path, *, magic: int, dims: tuple[int | None, ...]) -> n
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
-        raise RecordingError(
-            f"{path}: truncated IDX header at byte offset {len(data)} (need 4 bytes of magic)"
-        )
+        raise RecordingError(f"{path}: truncated IDX header at byte offset {len(data)} (need 4 bytes of magic)")
     got = int.from_bytes(data[:4], "big")
     if got != magic:
         raise RecordingError(f"{path}: bad IDX magic number {got} at byte offset 0, expected {magic}")
@@ -57,15 +53,12 @@ def read_idx(path: str | Path, *, magic: int, dims: tuple[int | None, ...]) -> n
     header = 4 + 4 * ndim
     if len(data) < header:
         raise RecordingError(
-            f"{path}: truncated IDX header at byte offset {len(data)} "
-            f"(need {header} bytes for {ndim} dimensions)"
+            f"{path}: truncated IDX header at byte offset {len(data)} (need {header} bytes for {ndim} dimensions)"
         )
     shape = tuple(int(x) for x in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     for k, (size, want) in enumerate(zip(shape, dims, strict=True)):
         if want is not None and size != want:
-            raise RecordingError(
-                f"{path}: dimension {k} is {size} at byte offset {4 + 4 * k}, expected {want}"
-            )
+            raise RecordingError(f"{path}: dimension {k} is {size} at byte offset {4 + 4 * k}, expected {want}")
     n = int(np.prod(shape, dtype=np.int64))
     if len(data) < header + n:
         raise RecordingError(
@@ -73,9 +66,7 @@ def read_idx(path: str | Path, *, magic: int, dims: tuple[int | None, ...]) -> n
             f"expected {header + n} bytes for shape {shape}"
         )
     if len(data) > header + n:
-        raise RecordingError(
-            f"{path}: {len(data) - header - n} unexpected trailing bytes at byte offset {header + n}"
-        )
+        raise RecordingError(f"{path}: {len(data) - header - n} unexpected trailing bytes at byte offset {header + n}")
     return np.frombuffer(data, dtype=np.uint8, count=n, offset=header).reshape(shape).copy()
 
 

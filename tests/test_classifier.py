@@ -42,11 +42,7 @@ def as_tuples(out: np.ndarray) -> list[tuple]:
 
 def same_records(a: np.ndarray, b: np.ndarray) -> bool:
     """Bit-identical field by field (padding bytes of aligned records are not compared)."""
-    return (
-        a.dtype == b.dtype
-        and a.shape == b.shape
-        and all(a[f].tobytes() == b[f].tobytes() for f in a.dtype.names)
-    )
+    return a.dtype == b.dtype and a.shape == b.shape and all(a[f].tobytes() == b[f].tobytes() for f in a.dtype.names)
 
 
 def with_weights(clf: SupervisedClassifier, w: np.ndarray) -> SupervisedClassifier:
@@ -193,9 +189,7 @@ def test_state_round_trip_continues_bit_identically() -> None:
     p = SupervisedParams(n_classes=4, n_inputs=16, threshold=3.0, eta=0.05, m=0.9)
     t = np.sort(rng.integers(0, 20_000, 5000))
     spikes = spikes_of(t, rng.integers(0, 16, 5000))
-    labels = labels_of(
-        *[(x, int(rng.integers(-1, 4)), int(rng.integers(0, 2))) for x in range(0, 20_000, 700)]
-    )
+    labels = labels_of(*[(x, int(rng.integers(-1, 4)), int(rng.integers(0, 2))) for x in range(0, 20_000, 700)])
     full = SupervisedClassifier(p)
     full.add_labels(labels)
     ref = np.concatenate([full.process(spikes), full.flush()])

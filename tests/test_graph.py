@@ -46,9 +46,7 @@ type = "checksum"
 """
 
 
-def chain(
-    tmp_path: Path, transport: str, events: int = 1_000_000, batch: int = 7_919, tag: str = "t"
-) -> Path:
+def chain(tmp_path: Path, transport: str, events: int = 1_000_000, batch: int = 7_919, tag: str = "t") -> Path:
     p = tmp_path / f"{transport}.toml"
     p.write_text(CHAIN.format(transport=transport, events=events, batch=batch, ipc=tmp_path, tag=tag))
     return p
@@ -179,9 +177,7 @@ def test_cli_run_writes_results(tmp_path):
 def test_cli_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        CHAIN.format(transport="ipc", events=10, batch=1, ipc=tmp_path, tag="b").replace(
-            "batch = 1", "bacth = 1"
-        )
+        CHAIN.format(transport="ipc", events=10, batch=1, ipc=tmp_path, tag="b").replace("batch = 1", "bacth = 1")
     )
     proc = spikestream("run", str(bad))
     _, stderr = proc.communicate(timeout=30)
@@ -247,9 +243,7 @@ def test_nodes_run_alone_over_tcp(tmp_path):
         )
     )
     outs = {n: tmp_path / f"{n}.json" for n in ("source", "relay", "sink")}
-    procs = {
-        n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")
-    }
+    procs = {n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")}
     time.sleep(0.5)
     procs["source"] = spikestream("node", "source", "--config", str(cfg), "--results", str(outs["source"]))
     for n, p in procs.items():

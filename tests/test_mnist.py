@@ -94,9 +94,7 @@ def test_rate_kernel_matches_reference_and_chunking() -> None:
     pix = rng.random((4, 30)) * (rng.random((4, 30)) < 0.5)
     seeds = image_seeds(9, 5, 4)
     t, p = _encode_kernel(pix, seeds, 1000, 20_000, 300.0, 0.2)
-    assert list(zip(t.tolist(), p.tolist(), strict=True)) == encode_reference(
-        pix, seeds, 1000, 20_000, 300.0, 0.2
-    )
+    assert list(zip(t.tolist(), p.tolist(), strict=True)) == encode_reference(pix, seeds, 1000, 20_000, 300.0, 0.2)
 
     images = rng.integers(0, 256, (7, 5, 6), dtype=np.uint8)
     labels = np.arange(7) % 3

@@ -109,13 +109,14 @@ def image_seeds(seed: int, first_index: int, n: int) -> np.ndarray:
     """A 32-bit seed per image index ``first_index .. first_index + n - 1`` (splitmix64 of seed, index)."""
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    z = (np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.arange(
-        first_index, first_index + n, dtype=np.uint64
-    )
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
+    with np.errstate(over="ignore"):  # the hash relies on 64-bit wrap-around
+        z = (np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.arange(
+            first_index, first_index + n, dtype=np.uint64
+        )
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(32)).astype(np.int64)
 
 

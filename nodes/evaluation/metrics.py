@@ -36,9 +36,7 @@ def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -
     if truth.size and (truth.min() < 0 or truth.max() >= n_classes):
         raise ValueError(f"truth values must be in [0, {n_classes - 1}], got {truth.min()}..{truth.max()}")
     if predicted.size and (predicted.min() < -1 or predicted.max() >= n_classes):
-        raise ValueError(
-            f"predictions must be in [-1, {n_classes - 1}], got {predicted.min()}..{predicted.max()}"
-        )
+        raise ValueError(f"predictions must be in [-1, {n_classes - 1}], got {predicted.min()}..{predicted.max()}")
     cols = np.where(predicted < 0, n_classes, predicted)
     out = np.zeros((n_classes, n_classes + 1), dtype=np.int64)
     np.add.at(out, (truth, cols), 1)

@@ -77,10 +77,7 @@ def supervised_reference(
             v[k] = 0.0
         for k in fired:
             if teach:
-                e = [
-                    m * e[i] + (1.0 if i == seg_label else 0.0) - (1.0 if i == k else 0.0)
-                    for i in range(n_cls)
-                ]
+                e = [m * e[i] + (1.0 if i == seg_label else 0.0) - (1.0 if i == k else 0.0) for i in range(n_cls)]
         if fired:
             out.append((t, _argmax(score), -1, 0, seg_train, tuple(np.float32(s) for s in score)))
     if last_t is not None:
