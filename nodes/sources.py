@@ -350,6 +350,9 @@ class SaccadeSource(PhasedSource):
             t0=t0,
             train=train,
         ):
+            # a sample owns the events in (start, start + sample_us]: its first possible event is at start + 1,
+            # and an event at exactly the next start still belongs to the previous sample
+            recs["t"] += 1
             yield events, recs, int(recs.shape[0])
 
 

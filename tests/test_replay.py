@@ -30,6 +30,8 @@ class StreamRecorder(Node):
         self.events: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.lags: list[float] = []
+        self.max_t_before_labels: list[tuple[int, int]] = []  # (latest event t so far, earliest label t)
+        self._max_t = -1
         self._origin: tuple[float, int] | None = None
         StreamRecorder.last = self
 
@@ -42,8 +44,10 @@ class StreamRecorder(Node):
             wall0, t0 = self._origin
             self.lags.append((now - wall0) - (t_last - t0) / 1e6)
             self.events.append(msg.data.copy())
+            self._max_t = max(self._max_t, t_last)
         elif msg.kind == LABELS:
             self.labels.append(msg.data.copy())
+            self.max_t_before_labels.append((self._max_t, int(msg.data["t"].min())))
         return ()
 
 
@@ -148,3 +152,31 @@ def test_time_slices_cover_everything_in_order():
     pieces = list(time_slices(ev, 1000, 7))
     assert np.array_equal(np.concatenate(pieces)["t"], ev["t"])
     assert all(len(p) <= 7 and p["t"][-1] // 1000 == p["t"][0] // 1000 for p in pieces)
+
+
+def test_saccade_labels_are_never_late():
+    """A label must reach the classifier before any event at or after its time (a late label would be
+    applied at the wrong place of the stream)."""
+    g = {
+        "name": "saccade-labels",
+        "transport": "inproc",
+        "log_every_s": 0,
+        "links": ["source -> sink"],
+        "nodes": {
+            "source": {
+                "type": "saccades",
+                "font_train": 40,
+                "font_test": 10,
+                "phases": [{"split": "train", "samples": 40}],
+            },
+            "sink": {"type": "test_replay:StreamRecorder"},
+        },
+    }
+    run_graph(parse_graph(g, "t"))
+    sink = StreamRecorder.last
+    assert len(sink.max_t_before_labels) == 3  # chunks of 16 samples
+    assert all(latest < first_label for latest, first_label in sink.max_t_before_labels)
+    events = np.concatenate(sink.events)
+    labels = np.concatenate(sink.labels)
+    # every sample's events start at or after its label
+    assert np.all(np.searchsorted(events["t"], labels["t"]) < len(events))
