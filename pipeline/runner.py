@@ -117,13 +117,16 @@ def _load_key_file(path: str, where: str) -> tuple[bytes, bytes | None]:
 
 def curve_settings(graph: GraphConfig, name: str) -> tuple[Curve | None, Curve | None, list[bytes] | None]:
     """CURVE settings of node ``name``: (for its input as server, for its outputs as client, allowed
-    client public keys). A node's ``curve`` table names ``secret_key`` (its own key file) and, for
-    its outputs, every downstream node's public key comes from that node's table (``public_key``)."""
+    client public keys). A node's ``curve`` table names ``secret_key`` (its own key pair file); with
+    upstream links its input becomes a CURVE server (``allow``: the only client public keys accepted;
+    without it any client that knows the server's public key gets in, encrypted); ``server_key`` (the
+    downstream node's public key file) makes its outputs CURVE clients (all its downstream nodes must then
+    share that key); without it the outputs are plain (e.g. local links on the same box)."""
     spec = graph.nodes[name]
     if not spec.curve:
         return None, None, None
     where = f"{graph.source} [nodes.{name}.curve]"
-    known = {"secret_key", "public_key", "server_key", "allow"}
+    known = {"secret_key", "server_key", "allow"}
     for key in spec.curve:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -134,10 +137,10 @@ def curve_settings(graph: GraphConfig, name: str) -> tuple[Curve | None, Curve |
         raise ConfigError(f"{where}: {spec.curve['secret_key']} holds no secret key")
     server = Curve(public, secret) if graph.upstream(name) else None
     client = None
-    if graph.downstream(name):
-        server_key = spec.curve.get("server_key")
-        if server_key is None:
-            raise ConfigError(f"{where}: needs 'server_key' (the downstream node's public key file)")
+    server_key = spec.curve.get("server_key")
+    if server_key is not None:
+        if not graph.downstream(name):
+            raise ConfigError(f"{where}: 'server_key' is for a node's outputs, and this node has no downstream link")
         client = Curve(public, secret, _load_key_file(str(server_key), where)[0])
     allowed = None
     if "allow" in spec.curve:

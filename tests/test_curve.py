@@ -93,3 +93,32 @@ def test_wrong_key_is_refused_and_logged(tmp_path, keys):
     assert "refused a CURVE peer" in learner_err
     sink = json.loads((tmp_path / "l.json").read_text())
     assert sink["nodes"]["learner"]["counters"]["events_in"] == 0
+
+
+def test_protected_input_with_plain_local_outputs(tmp_path, keys):
+    """A learning-box node may take CURVE input from the camera box and feed local nodes in plain."""
+    from pipeline.config import parse_graph
+    from pipeline.errors import ConfigError
+    from pipeline.runner import curve_settings
+
+    learner = {"secret_key": str(keys["learner"]["secret"]), "allow": [str(keys["camera"]["public"])]}
+    raw = {
+        "transport": "tcp",
+        "links": ["camera -> learner", "learner -> sink"],
+        "nodes": {
+            "camera": {"type": "synthetic"},
+            "learner": {"type": "identity", "curve": learner},
+            "sink": {"type": "checksum"},
+        },
+    }
+    server, client, allowed = curve_settings(parse_graph(raw, "g.toml"), "learner")
+    import tomllib
+
+    camera_public = tomllib.loads(keys["camera"]["public"].read_text())["public"].encode()
+    learner_public = tomllib.loads(keys["learner"]["public"].read_text())["public"].encode()
+    assert client is None  # plain outputs
+    assert server is not None and server.public == learner_public and allowed == [camera_public]
+    raw["nodes"]["sink"]["curve"] = {"secret_key": str(keys["learner"]["secret"]), "server_key": "x"}
+    raw["links"] = ["camera -> learner"]
+    with pytest.raises(ConfigError, match="no downstream link"):
+        curve_settings(parse_graph(raw, "g.toml"), "sink")
