@@ -199,23 +199,38 @@ DEFAULT_PHASES: tuple[dict[str, Any], ...] = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class MnistConfig:
-    """MNIST digits as spike trains (thesis 3.3.1).
+class StreamParams:
+    """What every labelled dataset source shares.
 
-    ``root``: folder with the four IDX files (relative paths resolve against ``SPIKESTREAM_DATA``).
-    ``phases``: see ``Phase`` (default: one training pass over the 60,000, then the 10,000 test images
-    with learning off). ``seed``: sample order and spike noise. ``batch``: events per message.
-    ``speed``: 1.0 = real time by the stream's timestamps, 4.0 = four times faster, 0 = as fast as the graph
-    accepts; paced streams leave in slices of ``slice_us`` of stream time.
-    ``chunk``: images encoded at a time. ``max_rate_hz``, ``duration_us``, ``rate_std``: the encoder
-    (``nodes.encoder.rate.RateEncoderParams``; defaults give ~1,100-3,400 events per image)."""
+    ``phases``: see ``Phase``. ``seed``: sample order (and whatever noise the source adds).
+    ``batch``: events per message. ``speed``: 1.0 = real time by the stream's own timestamps, 4.0 = four
+    times faster, 0 = as fast as the graph accepts; a paced stream leaves in slices of ``slice_us`` of
+    stream time."""
 
-    root: str = "mnist"
     phases: tuple[dict[str, Any], ...] = DEFAULT_PHASES
     seed: int = 0
     batch: int = 10_000
     speed: float = 0.0
     slice_us: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.slice_us < 1 or self.speed < 0:
+            raise ValueError(
+                f"batch and slice_us must be >= 1 and speed >= 0, got {self.batch}, {self.slice_us}, {self.speed}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MnistConfig(StreamParams):
+    """MNIST digits as spike trains (thesis 3.3.1).
+
+    ``root``: folder with the four IDX files (relative paths resolve against ``SPIKESTREAM_DATA``).
+    ``phases`` default: one training pass over the 60,000, then the 10,000 test images with learning off;
+    ``seed`` also drives the spike noise. ``chunk``: images encoded at a time. ``max_rate_hz``,
+    ``duration_us``, ``rate_std``: the encoder (``nodes.encoder.rate.RateEncoderParams``; defaults give
+    ~1,100-3,400 events per image)."""
+
+    root: str = "mnist"
     chunk: int = 250
     max_rate_hz: float = 200.0
     duration_us: int = 50_000
@@ -275,14 +290,13 @@ class MnistSource(PhasedSource):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SaccadeConfig:
+class SaccadeConfig(StreamParams):
     """Digits turned into an N-MNIST-like stream: three saccades in front of a simulated sensor, delta
     encoded (``nodes.encoder.saccade``). 34x34, two channels (ON/OFF).
 
     ``digits``: "font" (digits drawn with OpenCV's built-in fonts: no files needed) or "mnist" (the IDX
     files under ``root``, all 70,000 digits). ``font_train`` / ``font_test``: how many font digits
-    each split has. ``phases``: see ``Phase``. ``seed``: order, font jitter, sensor noise.
-    ``batch``: events per message. ``speed`` / ``slice_us``: pacing, as for the MNIST source.
+    each split has. ``seed`` also drives the font jitter and the sensor noise.
     ``noise_rate_hz``: background activity per pixel. ``threshold``:
     ON and OFF contrast thresholds of the simulated sensor (log intensity; 0.7 gives ~4,100 events per
     digit, like real N-MNIST's median of 4,164)."""
@@ -291,11 +305,6 @@ class SaccadeConfig:
     root: str = "mnist"
     font_train: int = 6000
     font_test: int = 1000
-    phases: tuple[dict[str, Any], ...] = DEFAULT_PHASES
-    seed: int = 0
-    batch: int = 10_000
-    speed: float = 0.0
-    slice_us: int = 1000
     noise_rate_hz: float = 0.2
     threshold: float = 0.7
 
@@ -381,22 +390,16 @@ def shift_samples(
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReplayConfig:
+class ReplayConfig(StreamParams):
     """Replay a recording, or a labelled N-MNIST folder, as one continuous stream.
 
     ``path``: an event file (any format ``spikestream info`` reads) or an N-MNIST folder (``Train/``,
-    ``Test/``); relative paths resolve against ``SPIKESTREAM_DATA``. ``speed``: 1.0 = real time by the
-    recording's timestamps, 4.0 = four times faster, 0 = as fast as the graph accepts. ``slice_us``: a
-    paced stream leaves in slices of this much stream time. ``batch``: events per message (unpaced).
-    Files: ``loop`` = passes (0 = forever; each pass continues the time line), ``start_us`` / ``stop_us``
-    = the part to play, relative to the first event (``stop_us`` 0 = to the end). Folders: ``phases``
-    (see ``Phase``; splits are the folder names "Train"/"Test"), ``seed`` = sample order, ``chunk`` =
-    samples read at a time."""
+    ``Test/``); relative paths resolve against ``SPIKESTREAM_DATA``. Files: ``loop`` = passes (0 = forever;
+    each pass continues the time line), ``start_us`` / ``stop_us`` = the part to play, relative to the first
+    event (``stop_us`` 0 = to the end). Folders: the ``phases``' splits are the folder names "Train"/"Test";
+    ``chunk`` = samples read at a time."""
 
     path: str
-    speed: float = 0.0
-    slice_us: int = 1000
-    batch: int = 10_000
     loop: int = 1
     start_us: int = 0
     stop_us: int = 0
@@ -404,12 +407,12 @@ class ReplayConfig:
         {"split": "Train", "name": "train"},
         {"split": "Test", "features": False, "classifier": False, "name": "test"},
     )
-    seed: int = 0
     chunk: int = 16
 
     def __post_init__(self) -> None:
-        if self.loop < 0 or self.start_us < 0 or self.stop_us < 0 or self.slice_us < 1 or self.batch < 1:
-            raise ValueError("loop, start_us, stop_us must be >= 0 and slice_us, batch >= 1")
+        super().__post_init__()
+        if self.loop < 0 or self.start_us < 0 or self.stop_us < 0:
+            raise ValueError(f"loop, start_us, stop_us must be >= 0, got {self.loop}, {self.start_us}, {self.stop_us}")
         if self.stop_us and self.stop_us <= self.start_us:
             raise ValueError(f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})")
 
