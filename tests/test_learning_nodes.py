@@ -158,3 +158,32 @@ def test_restore_refuses_a_checkpoint_of_another_network(tmp_path):
     with pytest.raises(CheckpointError):
         stdp.restore(other.snapshot())
     assert SPIKES == "spikes"
+
+
+def test_evaluator_reports_per_phase():
+    from nodes.evaluation.node import EvaluationConfig, EvaluationNode
+    from pipeline.events import prediction_dtype
+
+    ev = EvaluationNode("ev", EvaluationConfig(classes=3, log_every=0), NodeContext("ev", "g"))
+
+    def decisions(labels, truths, train):
+        rec = np.zeros(len(labels), prediction_dtype(3))
+        rec["label"], rec["truth"], rec["decision"], rec["train"] = labels, truths, 1, train
+        return Message("predictions", rec)
+
+    async def go():
+        await ev.process(decisions([0, 1, 2, 0], [0, 1, 1, 1], 1))  # phase 1: 2 of 4 right
+        ev.control(control_message("unfreeze", scope="classifier"))
+        await ev.process(decisions([1, 1], [1, 1], 1))  # phase 2: 2 of 2
+        ev.control(control_message("freeze", scope="features"))  # another scope: no new phase
+        ev.control(control_message("freeze", scope="classifier"))
+        await ev.process(decisions([2], [0], 0))  # phase 3: test, wrong
+
+    asyncio.run(go())
+    r = ev.results()
+    assert r["phases_evaluated"] == [
+        {"train": 4, "test": 0, "train_accuracy": 0.5},
+        {"train": 2, "test": 0, "train_accuracy": 1.0},
+        {"train": 0, "test": 1, "train_accuracy": None},
+    ]
+    assert r["train_accuracy"] == 4 / 6 and r["test_accuracy"] == 0.0

@@ -99,6 +99,11 @@ class Evaluator:
         """Cumulative prequential accuracy over every training decision (NaN when none)."""
         return float(self._train_correct.mean()) if len(self._train_correct) else float("nan")
 
+    def train_accuracy_between(self, start: int, stop: int) -> float:
+        """Accuracy over training decisions ``start .. stop-1`` (NaN when none)."""
+        part = self._train_correct[start:stop]
+        return float(part.mean()) if len(part) else float("nan")
+
     def window_accuracy(self) -> float:
         """Accuracy over the last ``window`` training decisions (NaN when none)."""
         last = self._train_correct[-self.window :]

@@ -3,16 +3,19 @@
 Online (prequential) training accuracy: each training segment is predicted before the classifier has
 learnt from its end; test accuracy over evaluation-only segments, with a confusion matrix. The figures
 (``train_accuracy``, ``window_accuracy``, ``test_accuracy``, ``samples``, ``confusion``, ``curve``) go
-into the results file; the running accuracy is logged every ``log_every`` decisions.
+into the results file, with ``phases_evaluated``: decisions and training accuracy per phase of the stream
+(a phase begins where the source switches the classifier's learning). The running accuracy is logged
+every ``log_every`` decisions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.message import PREDICTIONS, Message
+from pipeline.message import FREEZE, PREDICTIONS, RELABEL, UNFREEZE, Message
 from pipeline.node import Node, NodeContext
 
 from .metrics import Evaluator
@@ -39,6 +42,7 @@ class EvaluationNode(Node):
         super().__init__(name, config, context)
         self.ev = Evaluator(n_classes=config.classes, window=config.window, curve_every=config.curve_every)
         self._next_log = config.log_every
+        self._phase_starts = [(0, 0)]  # (training decisions, test decisions) when each phase began
 
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == PREDICTIONS and msg.data is not None:
@@ -48,6 +52,23 @@ class EvaluationNode(Node):
                 self._next_log = done + self.config.log_every
                 self.log.info("%s: %s", self.name, self.describe())
         return (msg,)
+
+    def control(self, msg: Message) -> Sequence[Message]:
+        # the sources switch the classifier's learning at every phase start: mark a phase boundary there
+        if msg.command in (FREEZE, UNFREEZE, RELABEL) and (msg.body or {}).get("scope") == "classifier":
+            mark = (self.ev.train_samples, self.ev.test_samples)
+            if mark != self._phase_starts[-1]:
+                self._phase_starts.append(mark)
+        return ()
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Per phase: how many training and test decisions, and the training accuracy within it."""
+        bounds = [*self._phase_starts, (self.ev.train_samples, self.ev.test_samples)]
+        out = []
+        for (tr0, te0), (tr1, te1) in pairwise(bounds):
+            acc = self.ev.train_accuracy_between(tr0, tr1)
+            out.append({"train": tr1 - tr0, "test": te1 - te0, "train_accuracy": None if acc != acc else acc})
+        return out
 
     def describe(self) -> str:
         s = self.ev.summary()
@@ -66,4 +87,4 @@ class EvaluationNode(Node):
         return ()
 
     def results(self) -> dict[str, Any]:
-        return self.ev.summary()
+        return self.ev.summary() | {"phases_evaluated": self.phases()}
