@@ -11,8 +11,8 @@ every ``log_every`` decisions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from pipeline.message import FREEZE, PREDICTIONS, RELABEL, UNFREEZE, Message
