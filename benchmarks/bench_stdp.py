@@ -32,13 +32,16 @@ from pipeline.events import SPIKE_DTYPE
 SHAPE = (2, 34, 34)
 
 
+WTA_INF = True  # as configs/nmnist.toml; --no-wta-inf measures the thesis table's plain fc
+
+
 def nmnist_layers() -> list:
     return [
         ConvParams(maps=16, kernel=5, th_learn=8.0, th_inf=8.0),
         PoolParams(),
         ConvParams(maps=128, kernel=5, th_learn=50.0, th_inf=50.0),
         PoolParams(),
-        FcParams(neurons=1024, th_learn=60.0, th_inf=60.0),
+        FcParams(neurons=1024, th_learn=60.0, th_inf=60.0, wta_inf=WTA_INF),
     ]
 
 
@@ -142,7 +145,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=100, help="samples per stream (default 100)")
     ap.add_argument("--json", type=Path, help="write the results to this JSON file")
+    ap.add_argument("--no-wta-inf", action="store_true", help="fc without inference inhibition")
     args = ap.parse_args()
+    global WTA_INF
+    WTA_INF = not args.no_wta_inf
     streams = {"synthetic": synthetic_stream(args.samples)}
     real = real_stream(args.samples)
     if real is not None:

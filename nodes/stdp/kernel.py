@@ -182,16 +182,18 @@ def _stdp(
 def _accumulate(v: np.ndarray, w: np.ndarray, nb: int, wb: int, count: int, th: float | np.float32) -> int:
     """``v[nb + m] += w[wb + m]`` for ``m < count``; returns 1 if any reached ``th``, else 0.
 
-    Unsigned indices spare the negative-index fix-up and a 32-bit "any" flag keeps the loop in
-    single-precision vector lanes, so it vectorises well.
+    Unsigned indices spare the negative-index fix-up. The "any" flag is a bool on purpose: numba widens
+    integer flags (``int32 | int32``) to int64, which made the compiled loop convert every comparison
+    mask to 64-bit lanes before the OR; a boolean OR-reduction stays in the float32 vector lanes
+    (measured on the N-MNIST network: conv2 about 1.5x faster, same results).
     """
     vb = np.uint64(nb)
     wbu = np.uint64(wb)
-    hits = np.int32(0)
+    hits = False
     for m in range(np.uint64(count)):
         a = v[vb + m] + w[wbu + m]
         v[vb + m] = a
-        hits |= np.int32(a >= th)
+        hits |= a >= th
     return int(hits)
 
 
