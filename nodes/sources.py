@@ -100,9 +100,12 @@ class PhasedSource(Source):
 
     width: int
     height: int
+    #: the split names a phase may use
+    splits: tuple[str, ...] = ("train", "test")
 
     def __init__(self, name: str, config: Any, context: NodeContext) -> None:
         super().__init__(name, config, context)
+        self._data: dict[str, tuple[Any, np.ndarray]] = {}  # split -> (samples, labels), from load_split
         self._samples = 0
         self._events = 0
         self._per_phase: list[dict[str, Any]] = []
@@ -111,8 +114,21 @@ class PhasedSource(Source):
             raise ConfigError(f"nodes.{name}.phases: at least one phase is needed")
 
     # -- what a dataset provides ------------------------------------------------------------------------
-    def split_size(self, split: str) -> int:
+    def load_split(self, split: str) -> tuple[Any, np.ndarray]:
+        """``(samples, labels)`` of one split (runs in a worker thread, once per split)."""
         raise NotImplementedError
+
+    async def start(self) -> None:
+        for phase in self.phases():
+            if phase.split not in self.splits:
+                raise ConfigError(
+                    f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {phase.split!r}"
+                )
+            if phase.split not in self._data:
+                self._data[phase.split] = await asyncio.to_thread(self.load_split, phase.split)
+
+    def split_size(self, split: str) -> int:
+        return len(self._data[split][1])
 
     def chunks(
         self, split: str, order: np.ndarray, t0: int, train: bool
@@ -251,21 +267,12 @@ class MnistSource(PhasedSource):
         self.params = RateEncoderParams(
             max_rate_hz=config.max_rate_hz, duration_us=config.duration_us, rate_std=config.rate_std
         )
-        self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._presented = 0
 
-    async def start(self) -> None:
+    def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         from recordings.mnist import load_mnist
 
-        root = data_path(self.config.root)
-        for phase in self.phases():
-            if phase.split not in ("train", "test"):
-                raise ConfigError(f"nodes.{self.name}: MNIST splits are 'train' and 'test', got {phase.split!r}")
-            if phase.split not in self._data:
-                self._data[phase.split] = await asyncio.to_thread(load_mnist, root, phase.split)
-
-    def split_size(self, split: str) -> int:
-        return int(self._data[split][0].shape[0])
+        return load_mnist(data_path(self.config.root), split)
 
     def chunks(
         self, split: str, order: np.ndarray, t0: int, train: bool
@@ -323,28 +330,17 @@ class SaccadeSource(PhasedSource):
         self.params = SaccadeParams(
             noise_rate_hz=config.noise_rate_hz, on_threshold=config.threshold, off_threshold=config.threshold
         )
-        self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._calls = 0
 
-    async def start(self) -> None:
-        for phase in self.phases():
-            if phase.split not in ("train", "test"):
-                raise ConfigError(f"nodes.{self.name}: splits are 'train' and 'test', got {phase.split!r}")
-            if phase.split in self._data:
-                continue
-            if self.config.digits == "mnist":
-                from recordings.mnist import load_mnist
+    def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.config.digits == "mnist":
+            from recordings.mnist import load_mnist
 
-                self._data[phase.split] = await asyncio.to_thread(load_mnist, data_path(self.config.root), phase.split)
-            else:
-                from nodes.encoder.saccade import render_font_digits
+            return load_mnist(data_path(self.config.root), split)
+        from nodes.encoder.saccade import render_font_digits
 
-                n = self.config.font_train if phase.split == "train" else self.config.font_test
-                seed = self.config.seed * 2 + (phase.split == "test")
-                self._data[phase.split] = await asyncio.to_thread(render_font_digits, n, seed)
-
-    def split_size(self, split: str) -> int:
-        return int(self._data[split][0].shape[0])
+        n = self.config.font_train if split == "train" else self.config.font_test
+        return render_font_digits(n, self.config.seed * 2 + (split == "test"))
 
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
         from nodes.encoder.saccade import saccade_stream
@@ -424,32 +420,27 @@ class ReplaySource(PhasedSource):
     Config = ReplayConfig
     width = 34
     height = 34
+    splits = ("Train", "Test")
 
     def __init__(self, name: str, config: ReplayConfig, context: NodeContext) -> None:
         self.folder = data_path(config.path)
         super().__init__(name, config, context)
-        self._splits: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
         self._file_events = 0
 
     async def start(self) -> None:
         if not self.folder.exists():
             raise ConfigError(f"nodes.{self.name}.path: {self.folder} does not exist")
-        if not self.folder.is_dir():
-            return
+        if self.folder.is_dir():
+            await super().start()
+
+    def load_split(self, split: str) -> tuple[list[np.ndarray], np.ndarray]:
         from recordings import NMnistDataset
 
-        for phase in self.phases():
-            if phase.split in self._splits:
-                continue
-            ds = await asyncio.to_thread(NMnistDataset, self.folder, split=phase.split)
-            events = await asyncio.to_thread(lambda ds=ds: [ds.load(i) for i in range(len(ds))])
-            self._splits[phase.split] = (events, ds.labels.copy())
-
-    def split_size(self, split: str) -> int:
-        return len(self._splits[split][0])
+        ds = NMnistDataset(self.folder, split=split)
+        return [ds.load(i) for i in range(len(ds))], ds.labels.copy()
 
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
-        samples, labels = self._splits[split]
+        samples, labels = self._data[split]
         for start in range(0, order.shape[0], self.config.chunk):
             idx = order[start : start + self.config.chunk].tolist()
             events, recs, t0 = shift_samples([samples[i] for i in idx], [int(labels[i]) for i in idx], t0, train)
