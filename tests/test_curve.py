@@ -66,11 +66,23 @@ def config(tmp_path, keys, camera_key: str) -> tuple:
     return cfg
 
 
+@pytest.fixture
+def procs():
+    """Processes started by a test; killed at the end even when an assertion failed."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.communicate(timeout=10)
+
+
 @pytest.mark.timeout(60)
-def test_curve_link_delivers_everything(tmp_path, keys):
+def test_curve_link_delivers_everything(tmp_path, keys, procs):
     cfg = config(tmp_path, keys, "camera")
     learner = node("learner", cfg, tmp_path / "l.json")
     camera = node("camera", cfg, tmp_path / "c.json")
+    procs += [learner, camera]
     for p in (camera, learner):
         _, err = p.communicate(timeout=40)
         assert p.returncode == 0, err
@@ -80,10 +92,11 @@ def test_curve_link_delivers_everything(tmp_path, keys):
 
 
 @pytest.mark.timeout(60)
-def test_wrong_key_is_refused_and_logged(tmp_path, keys):
+def test_wrong_key_is_refused_and_logged(tmp_path, keys, procs):
     cfg = config(tmp_path, keys, "intruder")
     learner = node("learner", cfg, tmp_path / "l.json")
     intruder = node("camera", cfg, tmp_path / "c.json")
+    procs += [learner, intruder]
     time.sleep(4)
     assert intruder.poll() is None  # its data never got through, so it is still waiting to send
     for p in (intruder, learner):

@@ -150,7 +150,27 @@ def test_malformed_messages_are_counted_and_receiver_keeps_going(tmp_path):
     assert counters.malformed == 4 and counters.gaps == 0
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftovers():
+    """Whatever a test started is killed afterwards, even when an assertion failed mid-way."""
+    yield
+    while _STARTED:
+        p = _STARTED.pop()
+        if p.poll() is None:
+            p.kill()
+            p.communicate(timeout=10)
+
+
 def spikestream(*args: str, **kw) -> subprocess.Popen:
+    proc = _spawn(*args, **kw)
+    _STARTED.append(proc)
+    return proc
+
+
+def _spawn(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", *args],
         stdout=subprocess.PIPE,
