@@ -27,6 +27,9 @@ I_N_SEGMENTS = 7  # label records applied since creation
 I_N_UPDATES = 8  # presynaptic weight-update events (eq. 3.6) since creation
 I_N_RESETS = 9  # E/V resets caused by a label change
 I_LAST_LABEL_T = 10  # timestamp of the last label record applied
+
+#: Time of the sentinel step after the last spike of a final batch: every label left is applied there.
+END_OF_STREAM_T = np.iinfo(np.int64).max
 ISTATE_SIZE = 11
 
 INT64_MIN = np.iinfo(np.int64).min
@@ -113,10 +116,12 @@ def supervised_run(
     """
     n_cls = w.shape[0]
     n_lab = lab_t.shape[0]
+    n_spk = spk_t.shape[0]
     li = 0
     o = 0
-    for s in range(spk_t.shape[0]):
-        t = spk_t[s]
+    # one step per spike, plus a sentinel step when ``final`` that applies every label left
+    for s in range(n_spk + (1 if final else 0)):
+        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
         while li < n_lab and lab_t[li] <= t:
             o = _supervised_label(
                 lab_t[li],
@@ -135,6 +140,8 @@ def supervised_run(
                 out_scores,
             )
             li += 1
+        if s == n_spk:
+            break
         j = spk_c[s]
         label = istate[I_SEG_LABEL]
         teach = learn and istate[I_SEG_TRAIN] == 1 and label >= 0
@@ -177,24 +184,6 @@ def supervised_run(
                 out_scores,
             )
     if final:
-        while li < n_lab:
-            o = _supervised_label(
-                lab_t[li],
-                lab_label[li],
-                lab_train[li],
-                e,
-                v,
-                seg_scores,
-                istate,
-                o,
-                out_t,
-                out_label,
-                out_truth,
-                out_decision,
-                out_train,
-                out_scores,
-            )
-            li += 1
         o = _close_segment(
             max(istate[I_LAST_T], istate[I_LAST_LABEL_T]),
             seg_scores,
@@ -360,10 +349,12 @@ def readout_run(
     current segment. Emits only decision records. Returns ``(labels used, n_out)``.
     """
     n_lab = lab_t.shape[0]
+    n_spk = spk_t.shape[0]
     li = 0
     o = 0
-    for s in range(spk_t.shape[0]):
-        t = spk_t[s]
+    # one step per spike, plus a sentinel step when ``final`` that applies every label left
+    for s in range(n_spk + (1 if final else 0)):
+        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
         while li < n_lab and lab_t[li] <= t:
             o = _readout_label(
                 lab_t[li],
@@ -383,30 +374,13 @@ def readout_run(
                 out_scores,
             )
             li += 1
+        if s == n_spk:
+            break
         seg_counts[spk_c[s]] += 1
         istate[I_SEG_INPUTS] += 1
         istate[I_N_INPUTS] += 1
         istate[I_LAST_T] = t
     if final:
-        while li < n_lab:
-            o = _readout_label(
-                lab_t[li],
-                lab_label[li],
-                lab_train[li],
-                counts,
-                seg_counts,
-                seg_scores,
-                istate,
-                learn,
-                o,
-                out_t,
-                out_label,
-                out_truth,
-                out_decision,
-                out_train,
-                out_scores,
-            )
-            li += 1
         o = _readout_close(
             max(istate[I_LAST_T], istate[I_LAST_LABEL_T]),
             counts,
