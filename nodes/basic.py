@@ -96,12 +96,25 @@ class NullSink(Node):
     Config = NoParams
 
 
+@dataclass(frozen=True, kw_only=True)
+class IdentityParams:
+    """Parameters of the identity relay."""
+
+    delay_ms: float = 0.0  #: wall time spent on each message: a stand-in for a slow stage (>= 0)
+
+    def __post_init__(self) -> None:
+        if self.delay_ms < 0:
+            raise ValueError(f"delay_ms must be >= 0, got {self.delay_ms}")
+
+
 class Identity(Node):
     """Forwards every message unchanged (the building block of transport tests and benchmarks)."""
 
-    Config = NoParams
+    Config = IdentityParams
 
     async def process(self, msg: Message) -> Sequence[Message]:
+        if self.config.delay_ms:
+            await asyncio.sleep(self.config.delay_ms / 1000)
         return (msg,)
 
 

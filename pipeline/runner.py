@@ -275,10 +275,13 @@ class NodeRunner:
         )
 
     def close(self) -> None:
+        """Close the sockets. After a normal end every queued message (end-of-stream included) is still
+        delivered, however far behind the consumer is: the context's termination waits for it (see
+        :func:`terminate`). When stopping on request, a peer gets ``STOP_GRACE_S`` to take them."""
         if self.inlet is not None:
             self.inlet.close()
         if self.outlet is not None:
-            self.outlet.close()
+            self.outlet.close(int(STOP_GRACE_S * 1000) if self.stop_requested.is_set() else None)
         if self._auth is not None:
             self._auth.stop()
 
@@ -473,6 +476,18 @@ class NodeRunner:
 
 
 # -- one process -----------------------------------------------------------------------------------------
+def terminate(ctx: zmq.Context, who: str) -> None:
+    """Terminate ``ctx``: blocks until every message queued on its sockets has been delivered (their
+    linger). Says so when that takes a while, so that a wait for a slow consumer is not a silent hang."""
+    timer = threading.Timer(2.0, log.info, (f"{who}: waiting for downstream nodes to take the last queued messages",))
+    timer.daemon = True
+    timer.start()
+    try:
+        ctx.term()
+    finally:
+        timer.cancel()
+
+
 def _install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -528,7 +543,7 @@ async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dic
     finally:
         for r in runners:
             r.close()
-        ctx.term()
+        terminate(ctx, f"graph {graph.name!r}")
     return summarize(graph, reports, wall)
 
 
@@ -569,7 +584,7 @@ def _child_main(
             return await runner.run(wait_go)
         finally:
             runner.close()
-            ctx.term()
+            terminate(ctx, f"nodes.{name}")
 
     try:
         report = asyncio.run(main())
@@ -744,6 +759,6 @@ def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = No
             return summarize(graph, {name: report}, time.perf_counter() - t0)
         finally:
             runner.close()
-            ctx.term()
+            terminate(ctx, f"nodes.{name}")
 
     return asyncio.run(main())

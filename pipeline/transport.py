@@ -90,7 +90,9 @@ class Outlet:
             # queue only to peers whose connection (and CURVE handshake) completed: otherwise messages
             # wait in a pipe to a peer that may never come, and are lost when the socket closes
             sock.immediate = True
-            sock.linger = 5000
+            # closing waits until the peer has taken every queued message (a slow consumer may be many
+            # seconds behind at end-of-stream); NodeRunner.close bounds the wait when stopping on a signal
+            sock.linger = -1
             _apply_curve(sock, curve, server=False)
             sock.copy_threshold = COPY_THRESHOLD
             sock.connect(address)

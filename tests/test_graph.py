@@ -68,6 +68,23 @@ def test_million_events_arrive_in_order(tmp_path, transport):
         assert c["latency"]["p50_ms"] >= 0
 
 
+@pytest.mark.timeout(90)
+def test_slow_consumer_gets_everything_after_the_source_has_finished(tmp_path):
+    # The source queues its whole stream (130 messages of 10k events: 64 wait in its own socket, 64 in the
+    # relay's, one or two in the kernel) at once and ends, while the relay needs 100 ms per message: more
+    # than 6 s of messages still sit in the source's socket when it closes. Closing must wait for the
+    # relay to take every one, end-of-stream included: with the former 5 s linger the tail of the stream
+    # was dropped and the graph never ended.
+    path = chain(tmp_path, "ipc", events=1_300_000, batch=10_000, tag="slow")
+    path.write_text(path.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 100'))
+    results = run_graph(load_graph(path))
+    assert results["errors"] == {}
+    assert results["sink_events"] == 1_300_000
+    assert results["sink_checksum"] == results["source_checksum"]
+    assert results["nodes"]["relay"]["counters"]["messages_in"] == 131
+    assert results["wall_s"] >= 130 * 0.100
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
