@@ -11,6 +11,7 @@ them, only the evaluator does.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ Chunk = tuple[np.ndarray, np.ndarray, int]  # events, label records, samples in 
 class Phase:
     """One phase of a labelled stream.
 
-    ``split``: which part of the dataset ("train"/"test", or a folder name such as "Train").
+    ``split``: which part of the dataset ("train"/"test", or a folder name such as "Train"), optionally
+    narrowed to a range of its samples in their stored order, Python style: "train[:50000]" and
+    "train[50000:]" are disjoint (a validation set held out of the training data for tuning).
     ``samples``: how many samples per pass (0 = all of the split). ``passes``: passes over them (each
     pass in a new seeded order). ``features`` / ``classifier``: whether the feature extractor / the
     classifier learn during the phase; with ``classifier = false`` labels are evaluation-only.
@@ -51,6 +54,22 @@ class Phase:
     def __post_init__(self) -> None:
         if self.samples < 0 or self.passes < 1:
             raise ValueError(f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}")
+        parse_split(self.split)
+
+
+_SPLIT_RANGE = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<lo>\d*):(?P<hi>\d*)\])?$")
+
+
+def parse_split(text: str) -> tuple[str, int, int | None]:
+    """``"train[100:200]"`` -> ``("train", 100, 200)``; ``"train"`` -> ``("train", 0, None)``."""
+    m = _SPLIT_RANGE.match(text)
+    if m is None:
+        raise ValueError(f"split must be a name or name[start:stop], got {text!r}")
+    lo = int(m["lo"]) if m["lo"] else 0
+    hi = int(m["hi"]) if m["hi"] else None
+    if hi is not None and hi <= lo:
+        raise ValueError(f"split {text!r}: an empty range")
+    return m["name"], lo, hi
 
 
 class Pacer:
@@ -120,15 +139,24 @@ class PhasedSource(Source):
 
     async def start(self) -> None:
         for phase in self.phases():
-            if phase.split not in self.splits:
+            split, lo, hi = parse_split(phase.split)
+            if split not in self.splits:
+                raise ConfigError(f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {split!r}")
+            if split not in self._data:
+                self._data[split] = await asyncio.to_thread(self.load_split, split)
+            size = self.split_size(split)
+            if lo >= size or (hi is not None and hi > size):
                 raise ConfigError(
-                    f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {phase.split!r}"
+                    f"nodes.{self.name}: split {phase.split!r} is out of range: {split!r} has {size} samples"
                 )
-            if phase.split not in self._data:
-                self._data[phase.split] = await asyncio.to_thread(self.load_split, phase.split)
 
     def split_size(self, split: str) -> int:
         return len(self._data[split][1])
+
+    def _indices(self, phase: Phase) -> tuple[str, int, int]:
+        """The dataset split of a phase and the range of its samples, ``[lo, hi)``."""
+        split, lo, hi = parse_split(phase.split)
+        return split, lo, self.split_size(split) if hi is None else hi
 
     def chunks(
         self, split: str, order: np.ndarray, t0: int, train: bool
@@ -152,11 +180,10 @@ class PhasedSource(Source):
         pacer = Pacer(self.config.speed)
         phases = self.phases()
         for k, phase in enumerate(phases):
-            n = phase.samples or self.split_size(phase.split)
-            if n > self.split_size(phase.split):
-                raise ValueError(
-                    f"phase {k} asks for {n} samples of split {phase.split!r}, which has {self.split_size(phase.split)}"
-                )
+            split, lo, hi = self._indices(phase)
+            n = phase.samples or hi - lo
+            if n > hi - lo:
+                raise ValueError(f"phase {k} asks for {n} samples of split {phase.split!r}, which has {hi - lo}")
             yield control_message(UNFREEZE if phase.features else FREEZE, scope="features")
             yield control_message(UNFREEZE if phase.classifier else FREEZE, scope="classifier")
             if phase.relabel:
@@ -165,8 +192,8 @@ class PhasedSource(Source):
             progress = Progress(f"{self.name}: {label}", n * phase.passes, self.log)
             events_before, samples_before = self._events, self._samples
             for _ in range(phase.passes):
-                order = rng.permutation(self.split_size(phase.split))[:n]
-                it = self.chunks(phase.split, order, t0, phase.classifier)
+                order = lo + rng.permutation(hi - lo)[:n]
+                it = self.chunks(split, order, t0, phase.classifier)
                 while True:
                     item = await asyncio.to_thread(next, it, None)
                     if item is None:

@@ -3,6 +3,7 @@ paced by their own timestamps (lag measured), looping and windows."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 
 from nodes.sources import shift_samples, time_slices
+from pipeline import runner
 from pipeline.config import parse_graph
+from pipeline.errors import ConfigError
 from pipeline.events import EVENT_DTYPE
 from pipeline.message import EVENTS, LABELS, Message
 from pipeline.node import Node, NoParams
@@ -99,6 +102,37 @@ def test_dataset_folder_is_one_continuous_labelled_stream(tmp_path, speed):
     if speed:
         span = (events["t"][-1] - events["t"][0]) / 1e6
         assert results["wall_s"] >= 0.9 * span
+
+
+def test_split_ranges_hold_out_disjoint_samples(tmp_path):
+    # stored order of the fake Train folder (by file index, then label): labels 0,1,2,0,1,2,0,1,2; "Train[:4]"
+    # draws (in seeded order)
+    # from the first four, "Train[4:]" from the other five: a validation set held out of the training data
+    fake_nmnist(tmp_path)
+    phases = [{"split": "Train[:4]"}, {"split": "Train[4:]", "features": False, "classifier": False}]
+    results = run_graph(parse_graph(graph(tmp_path, phases=phases, seed=5), "t"))
+    sink = StreamRecorder.last
+    assert sink is not None and results["errors"] == {}
+    labels = np.concatenate(sink.labels)
+    assert sorted(labels["label"][:4]) == [0, 0, 1, 2] and list(labels["train"][:4]) == [1] * 4
+    assert sorted(labels["label"][4:]) == [0, 1, 1, 2, 2] and list(labels["train"][4:]) == [0] * 5
+    assert [p["split"] for p in results["nodes"]["source"]["results"]["phases"]] == ["Train[:4]", "Train[4:]"]
+
+
+@pytest.mark.parametrize(
+    ("split", "why"), [("Train[3:3]", "an empty range"), ("Train[a:]", "a name or name[start:stop]")]
+)
+def test_bad_split_ranges_are_config_errors(tmp_path, split, why):
+    fake_nmnist(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(why)):
+        run_graph(parse_graph(graph(tmp_path, phases=[{"split": split}]), "t"))
+
+
+def test_split_range_beyond_the_data_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.5)  # the sink then stops without the source's end-of-stream
+    fake_nmnist(tmp_path)
+    results = run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
+    assert results["errors"]["source"] == "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
 
 
 def test_file_replay_in_real_time_has_small_lag(tmp_path):
