@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,6 +128,8 @@ class PhasedSource(Source):
         self._samples = 0
         self._events = 0
         self._per_phase: list[dict[str, Any]] = []
+        self._resume_at = 0  # messages to skip: those a restored source had delivered before it stopped
+        self._position = 0  # messages of the stream generated so far (skipped ones included)
         self._phases = tuple(build_params(Phase, p, f"nodes.{name}.phases[{i}]") for i, p in enumerate(config.phases))
         if not self._phases:
             raise ConfigError(f"nodes.{name}.phases: at least one phase is needed")
@@ -173,7 +175,25 @@ class PhasedSource(Source):
     def events_total(self) -> int | None:
         return None
 
+    # -- position: the stream is a pure function of the configuration, so a restored source regenerates it
+    # and skips what it had already delivered (no pacing while skipping). Control messages are skipped
+    # too: a relabel that already happened is not repeated.
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {"delivered": np.array([self.delivered], dtype=np.int64)}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.delivered = self._resume_at = int(state["delivered"][0])
+        self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
+
     async def produce(self) -> AsyncIterator[Message]:
+        self._position = 0
+        async for msg in self._stream(lambda: self._position >= self._resume_at):
+            self._position += 1
+            if self._position > self._resume_at:
+                yield msg
+
+    async def _stream(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
+        """The whole stream from its start. ``live()`` is false while a restored source skips ahead."""
         rng = np.random.default_rng(self.config.seed)
         t0 = 0
         batch = self.config.batch
@@ -203,7 +223,8 @@ class PhasedSource(Source):
                         yield labels_message(np.ascontiguousarray(labels, dtype=LABEL_DTYPE))
                     if pacer.speed > 0:
                         for piece in time_slices(events, self.config.slice_us, batch):
-                            await pacer.wait(int(piece["t"][-1]))
+                            if live():
+                                await pacer.wait(int(piece["t"][-1]))
                             yield events_message(piece, self.width, self.height)
                     else:
                         for start in range(0, events.shape[0], batch):
@@ -473,15 +494,15 @@ class ReplaySource(PhasedSource):
             events, recs, t0 = shift_samples([samples[i] for i in idx], [int(labels[i]) for i in idx], t0, train)
             yield events, recs, len(idx)
 
-    async def produce(self) -> AsyncIterator[Message]:
+    async def _stream(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
         if self.folder.is_dir():
-            async for msg in super().produce():
+            async for msg in super()._stream(live):
                 yield msg
             return
-        async for msg in self._produce_file():
+        async for msg in self._produce_file(live):
             yield msg
 
-    async def _produce_file(self) -> AsyncIterator[Message]:
+    async def _produce_file(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
         from recordings import open_recording
 
         c = self.config
@@ -514,7 +535,8 @@ class ReplaySource(PhasedSource):
                     out = np.zeros(piece.shape[0], dtype=EVENT_DTYPE)
                     out["t"] = piece["t"] + offset
                     out["x"], out["y"], out["p"] = piece["x"], piece["y"], piece["p"]
-                await pacer.wait(int(out["t"][-1]))
+                if live():
+                    await pacer.wait(int(out["t"][-1]))
                 self._file_events += out.shape[0]
                 progress.update(0, out.shape[0])
                 yield events_message(out, width, height)

@@ -89,6 +89,9 @@ class Source(Node):
     """A node without inputs: it produces messages until its data ends or it is asked to stop."""
 
     is_source = True
+    #: messages of ``produce()`` that the runner has sent on (counted by the runner, after each send); a
+    #: source whose stream is deterministic saves it in its snapshot to resume exactly where it stopped
+    delivered: int = 0
 
     def produce(self) -> AsyncIterator[Message]:
         raise NotImplementedError

@@ -309,6 +309,7 @@ class NodeRunner:
         try:
             async for msg in agen:
                 await self._send([msg])
+                node.delivered += 1
                 self._maybe_checkpoint()
         except asyncio.CancelledError:
             pass

@@ -87,6 +87,19 @@ class Evaluator:
             lo = max(0, n - self.window)
             self._curve.append((n, float((csum[n] - csum[lo]) / (n - lo)), float(csum[n] / n)))
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything measured so far, as arrays (for checkpoints)."""
+        pred, truth = self._test_arrays()
+        curve = np.array(self._curve, dtype=np.float64).reshape(-1, 3)
+        return {"train_correct": self._train_correct.copy(), "test_pred": pred, "test_truth": truth, "curve": curve}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from :meth:`state`'s arrays."""
+        self._train_correct = np.asarray(state["train_correct"], dtype=bool).copy()
+        self._test_pred = [np.asarray(state["test_pred"], dtype=np.int64)]
+        self._test_truth = [np.asarray(state["test_truth"], dtype=np.int64)]
+        self._curve = [(int(n), float(w), float(c)) for n, w, c in np.asarray(state["curve"]).reshape(-1, 3)]
+
     @property
     def train_samples(self) -> int:
         return len(self._train_correct)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
+
 from pipeline.message import FREEZE, PREDICTIONS, RELABEL, UNFREEZE, Message
 from pipeline.node import Node, NodeContext
 
@@ -60,6 +62,15 @@ class EvaluationNode(Node):
             if mark != self._phase_starts[-1]:
                 self._phase_starts.append(mark)
         return ()
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return self.ev.state() | {"phase_starts": np.array(self._phase_starts, dtype=np.int64).reshape(-1, 2)}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.ev.load(state)
+        self._phase_starts = [(int(a), int(b)) for a, b in state["phase_starts"]]
+        done = self.ev.train_samples + self.ev.test_samples
+        self._next_log = done + self.config.log_every
 
     def phases(self) -> list[dict[str, Any]]:
         """Per phase: how many training and test decisions, and the training accuracy within it."""
