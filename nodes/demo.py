@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 import tomllib
 from importlib import resources
@@ -40,6 +41,8 @@ def run_demo(args: argparse.Namespace) -> int:
         f"spikestream demo: {args.train} font digits in saccades teach the network online, then "
         f"{args.test} unseen ones test it with learning off (no camera, no data files needed)."
     )
+    if (out / "state").exists():  # a demo starts afresh: a kept state would resume the finished stream
+        shutil.rmtree(out / "state")
     t0 = time.perf_counter()
     results = run_graph(graph, state_dir=str(out / "state"))
     results["demo_wall_s"] = round(time.perf_counter() - t0, 1)

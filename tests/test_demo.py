@@ -1,0 +1,28 @@
+"""The README's first command, ``spikestream demo``, at a reduced size: it learns, judges itself, writes
+its results and plots, and a second run starts afresh."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.timeout(300)
+def test_demo_learns_and_can_run_twice(tmp_path):
+    cmd = [sys.executable, "-m", "pipeline.cli", "demo", "--out", str(tmp_path), "--train", "300", "--test", "100"]
+    for _ in range(2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "verdict: it learned" in done.stdout
+        results = json.loads((tmp_path / "results.json").read_text())
+        assert results["errors"] == {}
+        assert results["events_in"] > 1_000_000  # the stream ran (a resumed finished stream delivers nothing)
+        assert results["samples"] == {"train": 300, "test": 100}
+        assert results["test_accuracy"] >= 0.3  # chance is 0.1
+        assert (tmp_path / "state" / "stdp.npz").exists()
+        assert sorted(p.suffix for p in (tmp_path / "plots").iterdir()) and all(
+            p.suffix == ".png" for p in (tmp_path / "plots").iterdir()
+        )
