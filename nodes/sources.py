@@ -191,6 +191,12 @@ class PhasedSource(Source):
             self._position += 1
             if self._position > self._resume_at:
                 yield msg
+        if self._resume_at and self._position <= self._resume_at:
+            self.log.warning(
+                "%s: the restored stream had already been delivered to its end: nothing left to replay "
+                "(start afresh with another or an empty state folder)",
+                self.name,
+            )
 
     async def _stream(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
         """The whole stream from its start. ``live()`` is false while a restored source skips ahead."""
