@@ -66,8 +66,13 @@ class Node:
         """Handle a control message (freeze, unfreeze, checkpoint). It is forwarded downstream anyway."""
         return ()
 
+    #: set before ``flush()`` when the stream was stopped before its end (a stop request, here or upstream)
+    #: rather than ended: the run may be resumed from the checkpoints, so ``flush()`` must not close what
+    #: the rest of the stream would continue (a classifier's open segment, say)
+    interrupted: bool = False
+
     async def flush(self) -> Sequence[Message]:
-        """Every upstream has ended: emit what is still pending. Called once."""
+        """Every upstream has ended (or stopped: see ``interrupted``): emit what is still pending. Called once."""
         return ()
 
     def snapshot(self) -> dict[str, np.ndarray] | None:

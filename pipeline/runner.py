@@ -337,6 +337,7 @@ class NodeRunner:
             await asyncio.sleep(STOP_GRACE_S)
             if not loop.done():
                 self.node.log.warning("%s: stopping without end-of-stream from all upstream nodes", self.name)
+                self.node.interrupted = True
                 loop.cancel()
 
         watchdog = asyncio.ensure_future(deadline())
@@ -357,6 +358,8 @@ class NodeRunner:
             if msg.kind == CONTROL:
                 if msg.command == EOS:
                     eos_seen.add(msg.stream)
+                    if (msg.body or {}).get("interrupted"):
+                        self.node.interrupted = True
                     continue
                 if msg.command == CHECKPOINT:
                     try:
@@ -414,7 +417,9 @@ class NodeRunner:
                 await self._send(await self.node.flush())
             except Exception as exc:
                 self._handle_error("flush", exc)
-            await self._send([control_message(EOS)])
+            await self._send(
+                [control_message(EOS, interrupted=True) if self.node.interrupted else control_message(EOS)]
+            )
 
         if not self.stop_requested.is_set():
             await finish()
@@ -442,6 +447,7 @@ class NodeRunner:
                 stop = asyncio.ensure_future(self.stop_requested.wait())
                 await asyncio.wait({pump, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not pump.done():
+                    self.node.interrupted = True  # stopped before the end of its stream
                     pump.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await pump

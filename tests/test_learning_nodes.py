@@ -101,7 +101,10 @@ def test_checkpoint_through_disk_continues_bit_identically(tmp_path):
     whole = run(whole_stdp, whole_clf, first, flush=False) + run(whole_stdp, whole_clf, second)
 
     a_stdp, a_clf = make_nodes()
-    part = run(a_stdp, a_clf, first, flush=False)
+    # stopped mid-sample by a signal: the runner flushes every node with ``interrupted`` set, then
+    # checkpoints; the classifier must keep its open segment for the rest of the stream
+    a_stdp.interrupted = a_clf.interrupted = True
+    part = run(a_stdp, a_clf, first, flush=True)
     save_state(tmp_path / "stdp.npz", a_stdp.snapshot())
     save_state(tmp_path / "clf.npz", a_clf.snapshot())
     b_stdp, b_clf = make_nodes()

@@ -107,6 +107,8 @@ class ClassifierNode(Node):
         return ()
 
     async def flush(self) -> Sequence[Message]:
+        if self.interrupted:  # the stream goes on after a resume: keep the open segment and queued labels
+            return ()
         return self._emit(self.clf.flush())
 
     def snapshot(self) -> dict[str, np.ndarray]:
