@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import apply_overrides, build_params, data_path, load_graph, parse_value
 from pipeline.errors import ConfigError
-from pipeline.runner import NodeRunner, resolve_endpoints
+from pipeline.runner import NodeRunner, resolve_endpoints, validate_graph
 
 GOOD = """
 name = "g"
@@ -127,3 +127,12 @@ def test_data_path_resolves_against_data_root(monkeypatch, tmp_path):
     monkeypatch.setenv("SPIKESTREAM_DATA", str(tmp_path))
     assert data_path("nmnist/Train") == tmp_path / "nmnist" / "Train"
     assert data_path("/abs/x") == Path("/abs/x")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")), ids=lambda p: p.name
+)
+def test_shipped_configs_are_valid(path):
+    graph = load_graph(path)
+    validate_graph(graph)  # every node type known, every parameter accepted
+    assert graph.nodes and graph.links
