@@ -11,6 +11,8 @@ them, only the evaluator does.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -178,10 +180,21 @@ class PhasedSource(Source):
     # -- position: the stream is a pure function of the configuration, so a restored source regenerates it
     # and skips what it had already delivered (no pacing while skipping). Control messages are skipped
     # too: a relabel that already happened is not repeated.
+    def _stream_id(self) -> int:
+        """A fingerprint of what decides the message sequence: the configuration except the pace (only
+        whether the stream is paced, which slices it differently)."""
+        c = dataclasses.replace(self.config, speed=1.0 if self.config.speed > 0 else 0.0)
+        return int.from_bytes(hashlib.blake2b(repr(c).encode(), digest_size=8).digest(), "little", signed=True)
+
     def snapshot(self) -> dict[str, np.ndarray]:
-        return {"delivered": np.array([self.delivered], dtype=np.int64)}
+        return {"delivered": np.array([self.delivered], dtype=np.int64), "stream": np.array([self._stream_id()])}
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
+        if int(state["stream"][0]) != self._stream_id():
+            raise ValueError(
+                "it was made by a source with another configuration (phases, seed, batch, data...), so its "
+                "position does not apply to this stream; use another or an empty state folder"
+            )
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
 

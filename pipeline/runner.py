@@ -212,6 +212,7 @@ class NodeRunner:
         if not self.node.is_source and not graph.upstream(name) and not graph.tap_upstream(name):
             raise ConfigError(f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'")
         self._seq = 0
+        self._restored = False  # no checkpoint is written unless the node's kept state was restored first
         self._last_checkpoint = time.monotonic()
         self._started = 0.0
         self.inlet: Inlet | None = None
@@ -226,17 +227,19 @@ class NodeRunner:
     def restore(self) -> None:
         path = self.checkpoint_path
         if path is None or not path.exists():
+            self._restored = True
             return
         state = load_state(path)
         try:
             self.node.restore(state)
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"checkpoint {path} does not fit nodes.{self.name}: {exc}") from None
+        self._restored = True
         self.node.log.info("%s: restored state from %s", self.name, path)
 
     def checkpoint(self) -> None:
         path = self.checkpoint_path
-        if path is None:
+        if path is None or not self._restored:  # a checkpoint that could not be restored is kept as it is
             return
         state = self.node.snapshot()
         if state is None:

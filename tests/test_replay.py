@@ -135,6 +135,20 @@ def test_split_range_beyond_the_data_is_named(tmp_path, monkeypatch):
     assert results["errors"]["source"] == "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
 
 
+def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.5)  # the sink then stops without the source's end-of-stream
+    fake_nmnist(tmp_path / "data")
+    state = str(tmp_path / "state")
+    first = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=100.0), "t"), state_dir=state)
+    assert first["errors"] == {} and first["samples_replayed"] == 18
+    other = run_graph(parse_graph(graph(tmp_path / "data", seed=2, speed=100.0), "t"), state_dir=state)
+    assert "another configuration" in other["errors"]["source"]  # another seed: another sample order
+    # the refused checkpoint is kept as it was (not overwritten by the failed run's fresh state)
+    # another pace is the same stream: resumed at its end, nothing left to replay, no error
+    again = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=200.0), "t"), state_dir=state)
+    assert again["errors"] == {} and again["events_in"] == 0
+
+
 def test_file_replay_in_real_time_has_small_lag(tmp_path):
     n = 20_000
     ev = np.zeros(n, EVENT_DTYPE)
