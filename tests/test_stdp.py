@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference.stdp_reference import ReferenceNetwork
 
-from nodes.stdp import ConvParams, FcParams, Network, PoolParams
+from nodes.stdp import ConvParams, FcParams, Network, PoolParams, kernel
 from pipeline.events import EVENT_DTYPE, SPIKE_DTYPE
 
 SMALL_SHAPE = (2, 12, 12)
@@ -62,11 +62,20 @@ def decode_nmnist(path: Path) -> np.ndarray:
 # ----------------------------------------------------------------------------- kernel vs reference
 
 
+@pytest.fixture(params=["default", "always-search", "always-sort"])
+def candidate_order(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The kernel finds the next neuron to fire by searching small candidate sets and sorting large
+    ones; both ways must give the reference's result, so the kernel-vs-reference tests run each."""
+    cut = {"default": kernel.SELECT_MAX, "always-search": 1 << 40, "always-sort": 0}[request.param]
+    monkeypatch.setattr(kernel, "SELECT_MAX", cut)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("r_inf", "wta_inf", "fc", "seed"),
     [(0, False, 10, 1), (1, True, 10, 2), (-1, False, 40, 3)],
 )
-def test_matches_reference_spike_for_spike(r_inf: int, wta_inf: bool, fc: int, seed: int) -> None:
+def test_matches_reference_spike_for_spike(r_inf: int, wta_inf: bool, fc: int, seed: int, candidate_order: str) -> None:
     layers = small_layers(r_inf=r_inf, wta_inf=wta_inf, fc=fc)
     net = Network(SMALL_SHAPE, layers, seed=seed)
     ref = ReferenceNetwork(SMALL_SHAPE, layers, seed=seed)
@@ -88,7 +97,7 @@ def test_matches_reference_spike_for_spike(r_inf: int, wta_inf: bool, fc: int, s
 
 
 @pytest.mark.needs_data
-def test_matches_reference_on_real_nmnist(data_dir: Path) -> None:
+def test_matches_reference_on_real_nmnist(data_dir: Path, candidate_order: str) -> None:
     path = data_dir / "nmnist" / "Train" / "0" / "00002.bin"
     spikes = decode_nmnist(path)
     assert len(spikes) > 1000
@@ -209,9 +218,9 @@ def test_inference_inhibition_radius_zero(r_inf: int, expect_c: list[int]) -> No
     assert out2["c"].tolist() == expect_c
 
 
-def test_many_equal_candidates_fire_in_canonical_order() -> None:
-    # 10 maps x 3 positions all reach exactly 1.0 on the same event: more candidates than the
-    # insertion-sort cut-off, all tied, so the order is the canonical flat index (m, y, x)
+def test_many_equal_candidates_fire_in_canonical_order(candidate_order: str) -> None:
+    # 10 maps x 3 positions all reach exactly 1.0 on the same event, all tied, so the order is the
+    # canonical flat index (m, y, x), whether the candidates are searched or sorted
     p = ConvParams(maps=10, kernel=3, th_learn=1.0, th_inf=1.0, r_learn=0, r_inf=-1, a_minus=-0.1)
     layers = [p]
     net = Network((1, 3, 5), layers)

@@ -57,8 +57,11 @@ Semantics (binding for kernel and reference)
   learning spike, ``C*KH*KW`` synapses and ``(2 r_learn + 1)^2 * M`` resets; map resets are O(1).
 
 Internal layout (the network converts to and from the canonical layouts in its ``state_dict``):
-weights flat in ``(C, KH, KW, M)`` order, neuron arrays flat in ``(Ho, Wo, M)`` order, so that the map
-loop of an input spike is contiguous. ``last_in`` is flat ``(C, H, W)``.
+weights flat in ``(C, KH, KW, M)`` order with the kernel columns flipped (stored column ``KW-1-kx``
+holds ``kx``), neuron arrays flat in ``(Ho, Wo, M)`` order. With that, the neurons an input spike
+reaches in one output row (positions ``ox0..ox1``, all maps) and the weights they use are two
+contiguous runs in the same order, so a row is one vectorised loop rather than ``KW`` short ones.
+``last_in`` is flat ``(C, H, W)``.
 """
 
 from __future__ import annotations
@@ -68,13 +71,7 @@ import math
 import numba
 import numpy as np
 
-
-@numba.njit(cache=True)
-def _canonical(idx: int, m_count: int, wo: int, ho: int) -> int:
-    """Canonical flat index ``(m*Ho + y)*Wo + x`` of the internal index ``(y*Wo + x)*M + m``."""
-    m = idx % m_count
-    pos = idx // m_count
-    return (m * ho + pos // wo) * wo + pos % wo
+SELECT_MAX = 32  # default cut-off: candidate sets up to this size are searched for their maximum, larger ones sorted
 
 
 @numba.njit(cache=True)
@@ -84,42 +81,18 @@ def _before(va: float, ka: int, vb: float, kb: int) -> bool:
 
 
 @numba.njit(cache=True)
-def _sort_candidates(
-    cand: np.ndarray,
-    count: int,
-    values: np.ndarray,
-    keys: np.ndarray,
-    tmp_cand: np.ndarray,
-    tmp_keys: np.ndarray,
-    m_count: int,
-    wo: int,
-    ho: int,
+def _sort_order(
+    order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarray, values: np.ndarray, tmp: np.ndarray
 ) -> None:
-    """Sort ``cand[:count]`` by decreasing ``values[cand]``, ties by increasing canonical index.
+    """``order[:count]`` = the candidate slots by decreasing ``values[cand]``, ties by increasing key.
 
-    ``keys``, ``tmp_cand`` and ``tmp_keys`` are scratch of at least ``count`` entries. Canonical
-    indices are unique, so the order is total and any correct sort gives the same result.
+    Bottom-up merge sort between ``order`` and the scratch ``tmp``, no allocation. Keys (canonical
+    indices) are unique, so the order is total and any correct sort gives the same result.
     """
-    if count < 2:
-        return
     for k in range(count):
-        keys[k] = _canonical(cand[k], m_count, wo, ho)
-    if count <= 24:  # insertion sort
-        for a in range(1, count):
-            item = cand[a]
-            key = keys[a]
-            v = values[item]
-            b = a - 1
-            while b >= 0 and not _before(values[cand[b]], keys[b], v, key):
-                cand[b + 1] = cand[b]
-                keys[b + 1] = keys[b]
-                b -= 1
-            cand[b + 1] = item
-            keys[b + 1] = key
-        return
-    # bottom-up merge sort between (cand, keys) and the scratch arrays, no allocation
-    src_c, src_k, dst_c, dst_k = cand, keys, tmp_cand, tmp_keys
-    in_scratch = False
+        order[k] = k
+    src, dst = order, tmp
+    in_tmp = False
     width = 1
     while width < count:
         for lo in range(0, count, 2 * width):
@@ -128,20 +101,56 @@ def _sort_candidates(
             i = lo
             j = mid
             for k in range(lo, hi):
-                if j >= hi or (i < mid and not _before(values[src_c[j]], src_k[j], values[src_c[i]], src_k[i])):
-                    dst_c[k] = src_c[i]
-                    dst_k[k] = src_k[i]
+                if j >= hi or (
+                    i < mid and not _before(values[cand[src[j]]], keys[src[j]], values[cand[src[i]]], keys[src[i]])
+                ):
+                    dst[k] = src[i]
                     i += 1
                 else:
-                    dst_c[k] = src_c[j]
-                    dst_k[k] = src_k[j]
+                    dst[k] = src[j]
                     j += 1
-        src_c, src_k, dst_c, dst_k = dst_c, dst_k, src_c, src_k
-        in_scratch = not in_scratch
+        src, dst = dst, src
+        in_tmp = not in_tmp
         width *= 2
-    if in_scratch:
+    if in_tmp:
         for k in range(count):
-            cand[k] = tmp_cand[k]
+            order[k] = tmp[k]
+
+
+@numba.njit(cache=True)
+def _pick(
+    cand: np.ndarray,
+    cand_m: np.ndarray,
+    keys: np.ndarray,
+    count: int,
+    values: np.ndarray,
+    th: float | np.float32,
+    ref: np.ndarray,
+    map_ref: np.ndarray,
+    lazy: bool,
+) -> int:
+    """The slot of the candidate that fires next (largest value >= ``th``, ties: lowest key), or -1.
+
+    With ``lazy`` (learning accumulators) a candidate whose map was reset after its reference time
+    is made current first (value 0, reference = the map's), so it cannot be picked.
+    """
+    best = -1
+    best_v = values[0]
+    best_k = 0
+    for k in range(count):
+        idx = cand[k]
+        if lazy:
+            mr = map_ref[cand_m[k]]
+            if ref[idx] < mr:
+                values[idx] = 0.0
+                ref[idx] = mr
+                continue
+        v = values[idx]
+        if v >= th and (best < 0 or _before(v, keys[k], best_v, best_k)):
+            best = k
+            best_v = v
+            best_k = keys[k]
+    return best
 
 
 @numba.njit(cache=True)
@@ -166,9 +175,9 @@ def _stdp(
     for c in range(c_count):
         for ky in range(kh):
             row = (c * h_in + oy + ky) * w_in + ox
-            wbase = ((c * kh + ky) * kw) * m_count + m
+            wbase = ((c * kh + ky) * kw + kw - 1) * m_count + m  # kernel columns are stored flipped
             for kx in range(kw):
-                wi = wbase + kx * m_count
+                wi = wbase - kx * m_count
                 wv = float(w[wi])  # the update is computed in float64, stored rounded to float32
                 wv = wv + a_plus * math.exp(-beta_plus * wv) if last_in[row + kx] > ref_time else wv + a_minus
                 if wv < 0.0:
@@ -198,12 +207,57 @@ def _accumulate(v: np.ndarray, w: np.ndarray, nb: int, wb: int, count: int, th: 
 
 
 @numba.njit(cache=True)
-def _collect(v: np.ndarray, nb: int, count: int, th: float | np.float32, cand: np.ndarray, n_cand: int) -> int:
-    """Append the indices ``nb + m`` with ``v >= th`` to ``cand``; returns the new length."""
-    for m in range(count):
-        if v[nb + m] >= th:
-            cand[n_cand] = nb + m
-            n_cand += 1
+def _accumulate_both(
+    v_learn: np.ndarray,
+    v_inf: np.ndarray,
+    w: np.ndarray,
+    nb: int,
+    wb: int,
+    count: int,
+    th_learn: float | np.float32,
+    th_inf: float | np.float32,
+) -> tuple[bool, bool]:
+    """Both accumulators in one pass over the weights (loaded once); returns the two "any reached" flags."""
+    vb = np.uint64(nb)
+    wbu = np.uint64(wb)
+    hits_l = False
+    hits_i = False
+    for m in range(np.uint64(count)):
+        wv = w[wbu + m]
+        a = v_learn[vb + m] + wv
+        v_learn[vb + m] = a
+        hits_l |= a >= th_learn
+        b = v_inf[vb + m] + wv
+        v_inf[vb + m] = b
+        hits_i |= b >= th_inf
+    return hits_l, hits_i
+
+
+@numba.njit(cache=True)
+def _collect(
+    v: np.ndarray,
+    pos0: int,
+    n_pos: int,
+    m_count: int,
+    n_positions: int,
+    th: float | np.float32,
+    cand: np.ndarray,
+    cand_m: np.ndarray,
+    keys: np.ndarray,
+    n_cand: int,
+) -> int:
+    """Append the neurons of positions ``pos0 .. pos0+n_pos-1`` with ``v >= th``; returns the new length.
+
+    For each: its flat index, its map and its canonical index ``m * Ho*Wo + pos`` (no division).
+    """
+    for p in range(n_pos):
+        base = (pos0 + p) * m_count
+        for m in range(m_count):
+            if v[base + m] >= th:
+                cand[n_cand] = base + m
+                cand_m[n_cand] = m
+                keys[n_cand] = m * n_positions + pos0 + p
+                n_cand += 1
     return n_cand
 
 
@@ -246,12 +300,15 @@ def weighted_layer_run(
     a_plus: float,
     beta_plus: float,
     learning: bool,
+    select_max: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Run one conv (or fc-as-conv) layer over a batch of input spikes, mutating its state in place.
 
     ``shape`` = ``[C, H, W, KH, KW, M]`` (int64). ``counters`` = ``[n, learning spikes, inference
     spikes]`` (int64, updated). ``pos_checked`` (int64, ``Ho*Wo``) is a cache, not state: the counter at
     which all neurons of an output position were last made current (all zeros is always valid).
+    ``select_max``: candidate sets up to this size are searched, larger ones sorted (the same result
+    either way; ``SELECT_MAX`` is the measured sweet spot, tests run both ways).
     Returns ``(t, x, y, c, count)``: the first ``count`` entries of the four arrays are the inference
     spikes, in firing order.
     """
@@ -272,11 +329,16 @@ def weighted_layer_run(
     out_c = np.empty(cap, np.int64)
     n_out = 0
 
-    cand_l = np.empty(kh * kw * m_count, np.int64)
-    cand_i = np.empty(kh * kw * m_count, np.int64)
-    sort_keys = np.empty(kh * kw * m_count, np.int64)
-    tmp_cand = np.empty(kh * kw * m_count, np.int64)
-    tmp_keys = np.empty(kh * kw * m_count, np.int64)
+    n_positions = ho * wo
+    most = kh * kw * m_count  # neurons an input spike reaches, at most
+    cand_l = np.empty(most, np.int64)
+    cand_lm = np.empty(most, np.int64)
+    keys_l = np.empty(most, np.int64)
+    cand_i = np.empty(most, np.int64)
+    cand_im = np.empty(most, np.int64)
+    keys_i = np.empty(most, np.int64)
+    order = np.empty(most, np.int64)
+    tmp_order = np.empty(most, np.int64)
     n = counters[0]
     last_map_reset = np.int64(0)
     for m in range(m_count):
@@ -297,37 +359,60 @@ def weighted_layer_run(
         ox1 = min(x, wo - 1)
         nl = 0
         ni = 0
+        # One row of the receptive field is one contiguous span: the neurons of positions ox0..ox1
+        # (all maps) and, because kernel columns are stored flipped, their weights in the same order.
+        n_pos = ox1 - ox0 + 1
+        span = n_pos * m_count
         for oy in range(oy0, oy1 + 1):
             ky = y - oy
-            for ox in range(ox0, ox1 + 1):
-                kx = x - ox
-                wb = ((c * kh + ky) * kw + kx) * m_count
-                nb = (oy * wo + ox) * m_count
-                if learning:
-                    pos = oy * wo + ox
+            pos0 = oy * wo + ox0
+            nb = pos0 * m_count
+            wb = ((c * kh + ky) * kw + kw - 1 - (x - ox0)) * m_count
+            if learning:
+                for pos in range(pos0, pos0 + n_pos):
                     if pos_checked[pos] <= last_map_reset:
                         # a map reset happened since this position was last made current: apply the
                         # pending lazy resets of its neurons
-                        _make_current(v_learn, ref, map_ref, nb, m_count)
+                        _make_current(v_learn, ref, map_ref, pos * m_count, m_count)
                         pos_checked[pos] = n
-                    if _accumulate(v_learn, w, nb, wb, m_count, th_learn) > 0:
-                        nl = _collect(v_learn, nb, m_count, th_learn, cand_l, nl)
-                if _accumulate(v_inf, w, nb, wb, m_count, th_inf) > 0:
-                    ni = _collect(v_inf, nb, m_count, th_inf, cand_i, ni)
+                hit_l, hit_i = _accumulate_both(v_learn, v_inf, w, nb, wb, span, th_learn, th_inf)
+                if hit_l:
+                    nl = _collect(v_learn, pos0, n_pos, m_count, n_positions, th_learn, cand_l, cand_lm, keys_l, nl)
+            else:
+                hit_i = _accumulate(v_inf, w, nb, wb, span, th_inf) > 0
+            if hit_i:
+                ni = _collect(v_inf, pos0, n_pos, m_count, n_positions, th_inf, cand_i, cand_im, keys_i, ni)
 
+        # Learning spikes: repeatedly the largest learning accumulator still at threshold fires. A small
+        # candidate set is searched for its maximum each time; a large one is sorted once (a reset only
+        # ever lowers a value to 0, so the sorted order of the candidates still above threshold holds).
         if nl > 0:
-            _sort_candidates(cand_l, nl, v_learn, sort_keys, tmp_cand, tmp_keys, m_count, wo, ho)
-            for k in range(nl):
-                idx = cand_l[k]
-                m = idx % m_count
-                pos = idx // m_count
+            sorted_l = nl > select_max
+            if sorted_l:
+                _sort_order(order, nl, cand_l, keys_l, v_learn, tmp_order)
+            k_next = 0
+            while True:
+                if sorted_l:
+                    if k_next == nl:
+                        break
+                    k = order[k_next]
+                    k_next += 1
+                    idx = cand_l[k]
+                    m = cand_lm[k]
+                    if ref[idx] < map_ref[m]:
+                        v_learn[idx] = 0.0
+                        ref[idx] = map_ref[m]
+                    if v_learn[idx] < th_learn:
+                        continue
+                else:
+                    k = _pick(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, ref, map_ref, True)
+                    if k < 0:
+                        break
+                    idx = cand_l[k]
+                    m = cand_lm[k]
+                pos = keys_l[k] - m * n_positions
                 oy = pos // wo
-                ox = pos % wo
-                if ref[idx] < map_ref[m]:
-                    v_learn[idx] = 0.0
-                    ref[idx] = map_ref[m]
-                if v_learn[idx] < th_learn:
-                    continue
+                ox = pos - oy * wo
                 _stdp(
                     w,
                     last_in,
@@ -357,16 +442,29 @@ def weighted_layer_run(
                             v_learn[pb + mm] = 0.0
                             ref[pb + mm] = n
 
+        # Inference spikes, the same way (no lazy resets on this side).
         if ni > 0:
-            _sort_candidates(cand_i, ni, v_inf, sort_keys, tmp_cand, tmp_keys, m_count, wo, ho)
-            for k in range(ni):
+            sorted_i = ni > select_max
+            if sorted_i:
+                _sort_order(order, ni, cand_i, keys_i, v_inf, tmp_order)
+            k_next = 0
+            while True:
+                if sorted_i:
+                    if k_next == ni:
+                        break
+                    k = order[k_next]
+                    k_next += 1
+                    if v_inf[cand_i[k]] < th_inf:
+                        continue
+                else:
+                    k = _pick(cand_i, cand_im, keys_i, ni, v_inf, th_inf, ref, map_ref, False)
+                    if k < 0:
+                        break
                 idx = cand_i[k]
-                if v_inf[idx] < th_inf:
-                    continue
-                m = idx % m_count
-                pos = idx // m_count
+                m = cand_im[k]
+                pos = keys_i[k] - m * n_positions
                 oy = pos // wo
-                ox = pos % wo
+                ox = pos - oy * wo
                 v_inf[idx] = 0.0
                 if n_out == out_t.shape[0]:
                     out_t = _grow(out_t, n_out + 1)

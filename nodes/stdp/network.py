@@ -175,7 +175,7 @@ class _WeightedLayer:
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
     geometry: np.ndarray  # [C, H, W, KH, KW, M]
-    w: np.ndarray  # flat (C, KH, KW, M) float32
+    w: np.ndarray  # flat (C, KH, KW, M) float32, kernel columns flipped (see nodes.stdp.kernel)
     v_learn: np.ndarray  # flat (Ho, Wo, M) float32
     v_inf: np.ndarray  # flat (Ho, Wo, M) float32
     ref: np.ndarray  # flat (Ho, Wo, M) int64
@@ -475,12 +475,12 @@ class Network:
 def _set_weights(layer: _WeightedLayer, canonical: np.ndarray) -> None:
     c, _h, _w, kh, kw, m = (int(v) for v in layer.geometry)
     four = canonical.reshape(m, c, kh, kw)  # fc: (N, C*H*W) == (N, C, H, W) with kh = H, kw = W
-    layer.w[:] = four.transpose(1, 2, 3, 0).ravel().astype(np.float32)
+    layer.w[:] = four[:, :, :, ::-1].transpose(1, 2, 3, 0).ravel().astype(np.float32)  # columns flipped
 
 
 def _get_weights(layer: _WeightedLayer) -> np.ndarray:
     c, _h, _w, kh, kw, m = (int(v) for v in layer.geometry)
-    four = layer.w.reshape(c, kh, kw, m).transpose(3, 0, 1, 2)
+    four = layer.w.reshape(c, kh, kw, m)[:, :, ::-1, :].transpose(3, 0, 1, 2)
     return np.ascontiguousarray(four).reshape(layer.canonical_weight_shape())
 
 
@@ -514,7 +514,7 @@ def _run_weighted(spikes: np.ndarray, layer: _WeightedLayer, learning: bool) -> 
         layer.w, layer.v_learn, layer.v_inf, layer.ref, layer.map_ref, layer.last_in,
         layer.pos_checked, layer.counters,
         layer.geometry, _threshold32(p.th_learn), _threshold32(p.th_inf), layer.r_learn, layer.r_inf,
-        float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning,
+        float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning, kernel.SELECT_MAX,
     )  # fmt: skip
     out = np.empty(count, SPIKE_DTYPE)
     out["t"] = t[:count]
