@@ -21,6 +21,8 @@ def test_demo_learns_and_can_run_twice(tmp_path):
         assert results["errors"] == {}
         assert results["events_in"] > 1_000_000  # the stream ran (a resumed finished stream delivers nothing)
         assert results["samples"] == {"train": 300, "test": 100}
+        # every decision is counted in the phase its sample belongs to
+        assert [(p["train"], p["test"]) for p in results["phases_evaluated"]] == [(300, 0), (0, 100)]
         assert results["test_accuracy"] >= 0.3  # chance is 0.1
         assert (tmp_path / "state" / "stdp.npz").exists()
         assert sorted(p.suffix for p in (tmp_path / "plots").iterdir()) and all(

@@ -95,6 +95,12 @@ class ClassifierNode(Node):
         return (msg,)
 
     def control(self, msg: Message) -> Sequence[Message]:
+        out: Sequence[Message] = ()
+        if msg.command in (FREEZE, UNFREEZE, RELABEL) and applies_to(msg, ROLE):
+            # A phase boundary ends the segment in progress: its decision leaves before the control
+            # message does, so downstream counts it in the phase it belongs to, and a relabelling
+            # phase does not start with the previous phase's last sample in its statistics.
+            out = self._emit(self.clf.flush())
         if msg.command == RELABEL and applies_to(msg, ROLE) and isinstance(self.clf, LabelAssignmentReadout):
             self.clf.forget_assignments()
             self.log.info("%s: label assignments cleared; labelling anew", self.name)
@@ -104,7 +110,7 @@ class ClassifierNode(Node):
             else:
                 self.clf.unfreeze()
             self.log.info("%s: learning %s", self.name, "on" if self.clf.learning else "off")
-        return ()
+        return out
 
     async def flush(self) -> Sequence[Message]:
         if self.interrupted:  # the stream goes on after a resume: keep the open segment and queued labels
