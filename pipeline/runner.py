@@ -486,16 +486,46 @@ class NodeRunner:
 
 
 # -- one process -----------------------------------------------------------------------------------------
+class _StopWaiting(Exception):
+    """Raised by a signal that arrives while ``terminate`` waits for delivery."""
+
+
+#: Contexts given up on by a stop signal: kept referenced so that garbage collection never terminates them
+#: (a destroy would wait for the same stuck delivery again); the process exits without waiting for them.
+_abandoned: list[zmq.Context] = []
+
+
 def terminate(ctx: zmq.Context, who: str) -> None:
     """Terminate ``ctx``: blocks until every message queued on its sockets has been delivered (their
-    linger). Says so when that takes a while, so that a wait for a slow consumer is not a silent hang."""
+    linger). Says so when that takes a while, so that a wait for a slow consumer is not a silent hang.
+
+    A downstream peer that is alive but no longer reads (or a remote box gone without closing its TCP
+    connection) would make that wait endless; SIGINT or SIGTERM during it gives up: the messages still
+    queued are dropped, with a warning that says so, and the process can exit."""
     timer = threading.Timer(2.0, log.info, (f"{who}: waiting for downstream nodes to take the last queued messages",))
     timer.daemon = True
     timer.start()
+    old: dict[int, Any] = {}
+
+    def give_up(signum: int, _frame: object) -> None:
+        raise _StopWaiting(signal.Signals(signum).name)
+
+    if threading.current_thread() is threading.main_thread():
+        # asyncio's own handlers only wake its loop, which is not running during this wait
+        old = {sig: signal.signal(sig, give_up) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ctx.term()
+    except _StopWaiting as exc:
+        _abandoned.append(ctx)
+        log.warning(
+            "%s: %s while waiting for downstream nodes to take the last queued messages: those messages are dropped",
+            who,
+            exc,
+        )
     finally:
         timer.cancel()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:

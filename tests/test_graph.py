@@ -85,6 +85,66 @@ def test_slow_consumer_gets_everything_after_the_source_has_finished(tmp_path):
     assert results["wall_s"] >= 130 * 0.100
 
 
+STUCK_PEER = """
+import asyncio, logging, sys, time
+import zmq
+from pipeline.runner import _install_stop_handlers, terminate
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+address = sys.argv[1]
+reader_ctx = zmq.Context()  # a peer that is alive but never reads: its queue fills up and stays full
+pull = reader_ctx.socket(zmq.PULL)
+pull.setsockopt(zmq.RCVHWM, 2)
+pull.bind(address)
+ctx = zmq.asyncio.Context()
+
+async def main():
+    _install_stop_handlers(asyncio.get_running_loop(), lambda: None)  # as every node process does
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 2)
+    push.connect(address)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        try:
+            await push.send(b"x" * 1_000_000, zmq.NOBLOCK)
+        except zmq.Again:
+            await asyncio.sleep(0.02)
+    push.close(linger=-1)  # a normal end: wait for delivery
+    print("closing", flush=True)
+    terminate(ctx, "stuck")
+    print("terminated", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_signal_ends_the_wait_for_a_peer_that_never_reads_and_says_what_is_lost(tmp_path):
+    # A finished node waits for its queued messages to be delivered; with a downstream peer that is
+    # alive but never reads, that wait never ends by itself. Ctrl-C / SIGTERM ends it, and the messages
+    # still queued are then lost: that must be said (it used to happen silently).
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_PEER, f"ipc://{tmp_path}/stuck.sock"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "closing"
+        time.sleep(2.5)  # well into the wait (its "waiting for downstream nodes" line comes at 2 s)
+        assert proc.poll() is None, "terminate returned although the peer never read"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "terminated" in out
+    assert "waiting for downstream nodes to take the last queued messages" in err
+    assert "SIGINT while waiting for downstream nodes" in err and "those messages are dropped" in err
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
