@@ -8,10 +8,15 @@ pool, fc 1024 (th 60/60), learning on and off, on
 * real N-MNIST samples from ``$SPIKESTREAM_DATA/nmnist`` (or ``../shared/recordings``) when present,
   decoded and concatenated with time shifts.
 
-    python benchmarks/bench_stdp.py [--samples 100] [--json out.json]
+    python benchmarks/bench_stdp.py [--samples 100] [--json out.json] [--breakdown]
 
 Per-layer figures are the seconds each layer takes for the whole stream (layer by layer, as
 ``Network.process`` runs them) divided into the number of network input events.
+
+``--breakdown`` splits the two convolutions' time (learning on, real data when present) into the
+accumulation itself and what the spikes add: each layer is run alone on its real input stream with
+both thresholds, with one of them out of reach (no learning or no inference spikes), and with both
+out of reach (integration only). The spike costs interact, so the parts add up only roughly.
 """
 
 from __future__ import annotations
@@ -141,11 +146,38 @@ def measure(stream: np.ndarray, learning: bool) -> dict:
     return {"events": len(stream), "seconds": total, "events_per_s": len(stream) / total, "layers": layers}
 
 
+def breakdown(stream: np.ndarray) -> None:
+    """Seconds of conv1 and conv2 alone, learning on, with each kind of spike switched off in turn."""
+    net = Network(SHAPE, nmnist_layers(), seed=0)
+    inputs = {"conv1": stream, "conv2": net.process_all_layers(stream)[1]}
+    specs = {"conv1": ((2, 34, 34), 16, 8.0), "conv2": ((16, 15, 15), 128, 50.0)}
+    never = 1e30
+    print(f"\nbreakdown, learning on, {len(stream)} network input events (best of 2):")
+    for name, (shape, maps, th) in specs.items():
+        row = []
+        for th_learn, th_inf in ((th, th), (th, never), (never, th), (never, never)):
+            best = float("inf")
+            for rep in range(3):  # the first run also compiles
+                layer_net = Network(shape, [ConvParams(maps=maps, kernel=5, th_learn=th_learn, th_inf=th_inf)])
+                part = inputs[name] if rep else inputs[name][:2000]
+                t0 = time.perf_counter()
+                layer_net.process(part)
+                if rep:
+                    best = min(best, time.perf_counter() - t0)
+            row.append(best)
+        full, no_inf, no_learn, bare = row
+        print(
+            f"  {name}: {len(inputs[name])} inputs; all spikes {full:.2f} s, without inference spikes "
+            f"{no_inf:.2f} s, without learning spikes {no_learn:.2f} s, integration only {bare:.2f} s"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=100, help="samples per stream (default 100)")
     ap.add_argument("--json", type=Path, help="write the results to this JSON file")
     ap.add_argument("--no-wta-inf", action="store_true", help="fc without inference inhibition")
+    ap.add_argument("--breakdown", action="store_true", help="also split conv1/conv2 time by kind of spike")
     args = ap.parse_args()
     global WTA_INF
     WTA_INF = not args.no_wta_inf
@@ -171,6 +203,8 @@ def main() -> None:
             print(f"{sname:10} {learning!s:5} {r['events']:9d} {r['events_per_s'] / 1e6:8.3f}M   {layer_txt}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.breakdown:
+        breakdown(streams.get("nmnist", streams["synthetic"]))
 
 
 if __name__ == "__main__":
