@@ -525,7 +525,7 @@ def terminate(ctx: zmq.Context, who: str) -> None:
     finally:
         timer.cancel()
         for sig, handler in old.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
 
 def _install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
