@@ -234,6 +234,40 @@ def _accumulate_both(
 
 
 @numba.njit(cache=True)
+def _next_to_fire(
+    by_order: bool,
+    order: np.ndarray,
+    k_next: int,
+    cand: np.ndarray,
+    cand_m: np.ndarray,
+    keys: np.ndarray,
+    count: int,
+    values: np.ndarray,
+    th: float | np.float32,
+    ref: np.ndarray,
+    map_ref: np.ndarray,
+    lazy: bool,
+) -> tuple[int, int]:
+    """``(slot, k_next)``: the candidate that fires next (slot -1 when none is left) and, when the set was
+    sorted (``by_order``), the position in ``order`` to go on from. ``lazy`` as for ``_pick``."""
+    if not by_order:
+        return _pick(cand, cand_m, keys, count, values, th, ref, map_ref, lazy), k_next
+    while k_next < count:
+        k = order[k_next]
+        k_next += 1
+        idx = cand[k]
+        if lazy:
+            mr = map_ref[cand_m[k]]
+            if ref[idx] < mr:
+                values[idx] = 0.0
+                ref[idx] = mr
+                continue
+        if values[idx] >= th:
+            return k, k_next
+    return -1, k_next
+
+
+@numba.njit(cache=True)
 def _collect(
     v: np.ndarray,
     pos0: int,
@@ -392,24 +426,13 @@ def weighted_layer_run(
                 _sort_order(order, nl, cand_l, keys_l, v_learn, tmp_order)
             k_next = 0
             while True:
-                if sorted_l:
-                    if k_next == nl:
-                        break
-                    k = order[k_next]
-                    k_next += 1
-                    idx = cand_l[k]
-                    m = cand_lm[k]
-                    if ref[idx] < map_ref[m]:
-                        v_learn[idx] = 0.0
-                        ref[idx] = map_ref[m]
-                    if v_learn[idx] < th_learn:
-                        continue
-                else:
-                    k = _pick(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, ref, map_ref, True)
-                    if k < 0:
-                        break
-                    idx = cand_l[k]
-                    m = cand_lm[k]
+                k, k_next = _next_to_fire(
+                    sorted_l, order, k_next, cand_l, cand_lm, keys_l, nl, v_learn, th_learn, ref, map_ref, True
+                )
+                if k < 0:
+                    break
+                idx = cand_l[k]
+                m = cand_lm[k]
                 pos = keys_l[k] - m * n_positions
                 oy = pos // wo
                 ox = pos - oy * wo
@@ -449,17 +472,11 @@ def weighted_layer_run(
                 _sort_order(order, ni, cand_i, keys_i, v_inf, tmp_order)
             k_next = 0
             while True:
-                if sorted_i:
-                    if k_next == ni:
-                        break
-                    k = order[k_next]
-                    k_next += 1
-                    if v_inf[cand_i[k]] < th_inf:
-                        continue
-                else:
-                    k = _pick(cand_i, cand_im, keys_i, ni, v_inf, th_inf, ref, map_ref, False)
-                    if k < 0:
-                        break
+                k, k_next = _next_to_fire(
+                    sorted_i, order, k_next, cand_i, cand_im, keys_i, ni, v_inf, th_inf, ref, map_ref, False
+                )
+                if k < 0:
+                    break
                 idx = cand_i[k]
                 m = cand_im[k]
                 pos = keys_i[k] - m * n_positions
