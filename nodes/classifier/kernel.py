@@ -58,21 +58,12 @@ def _argmax_or_none(v: np.ndarray, has_input: bool) -> int:
 
 
 @njit(cache=True)
-def _write_record(
-    o,
-    t,
-    label,
-    truth,
-    decision,
-    train,
-    scores,
-    out_t,
-    out_label,
-    out_truth,
-    out_decision,
-    out_train,
-    out_scores,
-) -> int:
+def _write_record(o, t, label, truth, decision, train, scores, out) -> int:
+    """Write one prediction record at row ``o`` of the output columns ``out``; returns ``o + 1``.
+
+    ``out`` is the tuple (t, label, truth, decision, train, scores) of preallocated columns.
+    """
+    out_t, out_label, out_truth, out_decision, out_train, out_scores = out
     out_t[o] = t
     out_label[o] = label
     out_truth[o] = truth
@@ -81,6 +72,17 @@ def _write_record(
     for i in range(scores.shape[0]):
         out_scores[o, i] = scores[i]
     return o + 1
+
+
+@njit(cache=True)
+def _open_segment(t, label, train, istate) -> None:
+    """Start the segment a label record announces (the caller closed the previous one)."""
+    istate[I_SEG_LABEL] = label
+    istate[I_SEG_TRAIN] = train
+    istate[I_SEG_OPEN] = 1
+    istate[I_SEG_INPUTS] = 0
+    istate[I_N_SEGMENTS] += 1
+    istate[I_LAST_LABEL_T] = t
 
 
 @njit(cache=True)
@@ -100,19 +102,14 @@ def supervised_run(
     m: float,
     learn: bool,
     final: bool,
-    out_t: np.ndarray,
-    out_label: np.ndarray,
-    out_truth: np.ndarray,
-    out_decision: np.ndarray,
-    out_train: np.ndarray,
-    out_scores: np.ndarray,
+    out: tuple,
 ) -> tuple[int, int]:
     """Run the supervised classifier (eqs. 3.6/3.7) over one batch of input spikes.
 
     ``w`` (classes, inputs) float64, ``e``/``v``/``seg_scores`` (classes,) float64 and ``istate`` are
     updated in place. Labels ``lab_*`` are the queued label records; the first ``used`` of them are
-    applied (all of them when ``final``, which also closes the last segment). Output buffers must hold
-    ``len(spk_t) + len(lab_t) + 1`` records. Returns ``(used, n_out)``.
+    applied (all of them when ``final``, which also closes the last segment). The output columns ``out``
+    (see ``_write_record``) must hold ``len(spk_t) + len(lab_t) + 1`` records. Returns ``(used, n_out)``.
     """
     n_cls = w.shape[0]
     n_lab = lab_t.shape[0]
@@ -123,22 +120,7 @@ def supervised_run(
     for s in range(n_spk + (1 if final else 0)):
         t = spk_t[s] if s < n_spk else END_OF_STREAM_T
         while li < n_lab and lab_t[li] <= t:
-            o = _supervised_label(
-                lab_t[li],
-                lab_label[li],
-                lab_train[li],
-                e,
-                v,
-                seg_scores,
-                istate,
-                o,
-                out_t,
-                out_label,
-                out_truth,
-                out_decision,
-                out_train,
-                out_scores,
-            )
+            o = _supervised_label(lab_t[li], lab_label[li], lab_train[li], e, v, seg_scores, istate, o, out)
             li += 1
         if s == n_spk:
             break
@@ -168,111 +150,38 @@ def supervised_run(
                         r = 1.0 if i == label else 0.0
                         e[i] = m * e[i] + r - (1.0 if i == k else 0.0)
         if fired_any:
-            o = _write_record(
-                o,
-                t,
-                _argmax_or_none(seg_scores, True),
-                -1,
-                0,
-                istate[I_SEG_TRAIN],
-                seg_scores,
-                out_t,
-                out_label,
-                out_truth,
-                out_decision,
-                out_train,
-                out_scores,
-            )
+            o = _write_record(o, t, _argmax_or_none(seg_scores, True), -1, 0, istate[I_SEG_TRAIN], seg_scores, out)
     if final:
-        o = _close_segment(
-            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]),
-            seg_scores,
-            istate,
-            o,
-            out_t,
-            out_label,
-            out_truth,
-            out_decision,
-            out_train,
-            out_scores,
-        )
+        o = _close_segment(max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), seg_scores, istate, o, out)
         istate[I_SEG_OPEN] = 0
     return li, o
 
 
 @njit(cache=True)
-def _close_segment(t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores) -> int:
+def _close_segment(t, seg_scores, istate, o, out) -> int:
     """Write the decision record of the open segment (if any) with its summed scores."""
     if istate[I_SEG_OPEN] == 1:
         pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
-        o = _write_record(
-            o,
-            t,
-            pred,
-            istate[I_SEG_LABEL],
-            1,
-            istate[I_SEG_TRAIN],
-            seg_scores,
-            out_t,
-            out_label,
-            out_truth,
-            out_decision,
-            out_train,
-            out_scores,
-        )
+        o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
     return o
 
 
 @njit(cache=True)
-def _supervised_label(
-    t,
-    label,
-    train,
-    e,
-    v,
-    seg_scores,
-    istate,
-    o,
-    out_t,
-    out_label,
-    out_truth,
-    out_decision,
-    out_train,
-    out_scores,
-) -> int:
+def _supervised_label(t, label, train, e, v, seg_scores, istate, o, out) -> int:
     """Apply one label record: close the segment, reset E and V on a change of training label."""
-    o = _close_segment(t, seg_scores, istate, o, out_t, out_label, out_truth, out_decision, out_train, out_scores)
+    o = _close_segment(t, seg_scores, istate, o, out)
     # Only training records are seen by the classifier; evaluation records just mark segments.
     if train == 1 and (label != istate[I_SEG_LABEL] or istate[I_SEG_TRAIN] != 1):
         e[:] = 0.0
         v[:] = 0.0
         istate[I_N_RESETS] += 1
-    istate[I_SEG_LABEL] = label
-    istate[I_SEG_TRAIN] = train
-    istate[I_SEG_OPEN] = 1
-    istate[I_SEG_INPUTS] = 0
-    istate[I_N_SEGMENTS] += 1
-    istate[I_LAST_LABEL_T] = t
+    _open_segment(t, label, train, istate)
     seg_scores[:] = 0.0
     return o
 
 
 @njit(cache=True)
-def _readout_close(
-    t,
-    counts,
-    seg_counts,
-    seg_scores,
-    istate,
-    learn,
-    o,
-    out_t,
-    out_label,
-    out_truth,
-    out_decision,
-    out_train,
-    out_scores,
-) -> int:
+def _readout_close(t, counts, seg_counts, seg_scores, istate, learn, o, out) -> int:
     """Decide the open segment by label assignment, then (training) label its most active neuron."""
     n_in = counts.shape[0]
     n_cls = counts.shape[1]
@@ -288,21 +197,7 @@ def _readout_close(
                     if pref >= 0:
                         seg_scores[pref] += seg_counts[j]
             pred = _preferred(counts, winner)
-        o = _write_record(
-            o,
-            t,
-            pred,
-            istate[I_SEG_LABEL],
-            1,
-            istate[I_SEG_TRAIN],
-            seg_scores,
-            out_t,
-            out_label,
-            out_truth,
-            out_decision,
-            out_train,
-            out_scores,
-        )
+        o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
         label = istate[I_SEG_LABEL]
         if learn and winner >= 0 and istate[I_SEG_TRAIN] == 1 and 0 <= label < n_cls:
             counts[winner, label] += 1
@@ -335,12 +230,7 @@ def readout_run(
     istate: np.ndarray,
     learn: bool,
     final: bool,
-    out_t: np.ndarray,
-    out_label: np.ndarray,
-    out_truth: np.ndarray,
-    out_decision: np.ndarray,
-    out_train: np.ndarray,
-    out_scores: np.ndarray,
+    out: tuple,
 ) -> tuple[int, int]:
     """Run the label-assignment spike-count readout (thesis 3.3.1) over one batch of spikes.
 
@@ -357,21 +247,7 @@ def readout_run(
         t = spk_t[s] if s < n_spk else END_OF_STREAM_T
         while li < n_lab and lab_t[li] <= t:
             o = _readout_label(
-                lab_t[li],
-                lab_label[li],
-                lab_train[li],
-                counts,
-                seg_counts,
-                seg_scores,
-                istate,
-                learn,
-                o,
-                out_t,
-                out_label,
-                out_truth,
-                out_decision,
-                out_train,
-                out_scores,
+                lab_t[li], lab_label[li], lab_train[li], counts, seg_counts, seg_scores, istate, learn, o, out
             )
             li += 1
         if s == n_spk:
@@ -382,63 +258,16 @@ def readout_run(
         istate[I_LAST_T] = t
     if final:
         o = _readout_close(
-            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]),
-            counts,
-            seg_counts,
-            seg_scores,
-            istate,
-            learn,
-            o,
-            out_t,
-            out_label,
-            out_truth,
-            out_decision,
-            out_train,
-            out_scores,
+            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), counts, seg_counts, seg_scores, istate, learn, o, out
         )
         istate[I_SEG_OPEN] = 0
     return li, o
 
 
 @njit(cache=True)
-def _readout_label(
-    t,
-    label,
-    train,
-    counts,
-    seg_counts,
-    seg_scores,
-    istate,
-    learn,
-    o,
-    out_t,
-    out_label,
-    out_truth,
-    out_decision,
-    out_train,
-    out_scores,
-) -> int:
-    o = _readout_close(
-        t,
-        counts,
-        seg_counts,
-        seg_scores,
-        istate,
-        learn,
-        o,
-        out_t,
-        out_label,
-        out_truth,
-        out_decision,
-        out_train,
-        out_scores,
-    )
-    istate[I_SEG_LABEL] = label
-    istate[I_SEG_TRAIN] = train
-    istate[I_SEG_OPEN] = 1
-    istate[I_SEG_INPUTS] = 0
-    istate[I_N_SEGMENTS] += 1
-    istate[I_LAST_LABEL_T] = t
+def _readout_label(t, label, train, counts, seg_counts, seg_scores, istate, learn, o, out) -> int:
+    o = _readout_close(t, counts, seg_counts, seg_scores, istate, learn, o, out)
+    _open_segment(t, label, train, istate)
     seg_counts[:] = 0
     seg_scores[:] = 0.0
     return o

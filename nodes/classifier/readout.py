@@ -336,7 +336,7 @@ class SupervisedClassifier(_LabelledStream):
             float(p.m),
             self.learning,
             final,
-            *bufs,
+            bufs,
         )
 
 
@@ -381,5 +381,5 @@ class LabelAssignmentReadout(_LabelledStream):
             self._istate,
             self.learning,
             final,
-            *bufs,
+            bufs,
         )
