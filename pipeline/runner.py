@@ -33,7 +33,15 @@ import zmq
 import zmq.asyncio
 import zmq.auth
 
-from .checkpoint import load_state, save_state
+from .checkpoint import (
+    GENERATION_KEY,
+    drop_generations,
+    generation_path,
+    load_state,
+    newest_common_generation,
+    save_generation,
+    save_state,
+)
 from .config import GraphConfig, build_params
 from .errors import CheckpointError, ConfigError, SpikestreamError
 from .message import CHECKPOINT, CONTROL, EOS, control_message
@@ -173,6 +181,24 @@ class _Authenticator:
         self.auth.stop()
 
 
+def cut_members(graph: GraphConfig) -> list[str] | None:
+    """The nodes whose checkpoints form consistent cuts (see ``pipeline.checkpoint``), or None.
+
+    That needs one source and no node with two upstream links: a marker then reaches every node exactly
+    once, after everything the source sent before it, and no node has to line up markers arriving on
+    several inputs. Nodes fed only through taps (lossy, may miss a marker) are not members. In other
+    graphs every node checkpoints on its own period instead."""
+    sources = [n for n in graph.nodes if not graph.upstream(n) and not graph.tap_upstream(n)]
+    if len(sources) != 1 or any(len(graph.upstream(n)) > 1 for n in graph.nodes):
+        return None
+    members, todo = [], [sources[0]]
+    while todo:
+        n = todo.pop()
+        members.append(n)
+        todo.extend(graph.downstream(n))
+    return sorted(members)
+
+
 class NodeRunner:
     """Drives one node: sockets, the receive/process/send loop, checkpoints, counters, shutdown."""
 
@@ -213,6 +239,10 @@ class NodeRunner:
             raise ConfigError(f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'")
         self._seq = 0
         self._restored = False  # no checkpoint is written unless the node's kept state was restored first
+        cut = cut_members(graph)
+        self._cut = cut if cut is not None and name in cut else None  # the members, when this node is one
+        self._generation = 0  # of the last marker seen (sent, for the source)
+        self._final_generation: int | None = None  # of the end-of-stream, once known
         self._last_checkpoint = time.monotonic()
         self._started = 0.0
         self.inlet: Inlet | None = None
@@ -226,25 +256,53 @@ class NodeRunner:
 
     def restore(self) -> None:
         path = self.checkpoint_path
-        if path is None or not path.exists():
+        if path is None:
+            self._restored = True
+            return
+        if self._cut is not None:
+            generation = newest_common_generation(path.parent, self._cut)
+            if generation is not None:
+                path = generation_path(path.parent, self.name, generation)
+                # a crash left newer checkpoints of some nodes: the stream is replayed from the cut
+                drop_generations(path.parent, self.name, above=generation)
+            elif path.exists():
+                self.node.log.warning(
+                    "%s: no checkpoint generation completed by every node in %s: resuming from this node's "
+                    "own last checkpoint (the nodes' states were taken at different points of the stream)",
+                    self.name,
+                    path.parent,
+                )
+        if not path.exists():
             self._restored = True
             return
         state = load_state(path)
+        kept = state.pop(GENERATION_KEY, None)
+        if kept is not None:
+            self._generation = int(kept)
         try:
-            self.node.restore(state)
+            if state:  # empty: the node had no state yet when the cut was taken
+                self.node.restore(state)
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"checkpoint {path} does not fit nodes.{self.name}: {exc}") from None
         self._restored = True
         self.node.log.info("%s: restored state from %s", self.name, path)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, generation: int | None = None) -> None:
+        """Save the node's state; with ``generation`` (a marker's), as that generation of a consistent cut."""
         path = self.checkpoint_path
         if path is None or not self._restored:  # a checkpoint that could not be restored is kept as it is
             return
         state = self.node.snapshot()
-        if state is None:
+        if self._cut is not None and generation is not None:
+            # a node without state still records that the marker passed: the cut is complete only then
+            save_generation(path.parent, self.name, generation, state or {})
+            common = newest_common_generation(path.parent, self._cut)
+            if common is not None:
+                drop_generations(path.parent, self.name, below=common)
+        elif state is None:
             return
-        save_state(path, state)
+        else:
+            save_state(path, state)
         self.counters.checkpoints += 1
         self._last_checkpoint = time.monotonic()
 
@@ -313,7 +371,10 @@ class NodeRunner:
             async for msg in agen:
                 await self._send([msg])
                 node.delivered += 1
-                self._maybe_checkpoint()
+                if self._cut is None:
+                    self._maybe_checkpoint()
+                elif self._period_elapsed():
+                    await self._mark_cut()
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # a corrupt recording, a vanished camera: end the stream cleanly
@@ -322,13 +383,27 @@ class NodeRunner:
             with contextlib.suppress(Exception):
                 await agen.aclose()
 
-    def _maybe_checkpoint(self) -> None:
+    def _period_elapsed(self) -> bool:
         period = self.graph.checkpoint_s
-        if period > 0 and time.monotonic() - self._last_checkpoint >= period:
+        return period > 0 and time.monotonic() - self._last_checkpoint >= period
+
+    def _maybe_checkpoint(self) -> None:
+        if self._period_elapsed():
             try:
                 self.checkpoint()
             except CheckpointError as exc:
                 self._handle_error("checkpoint", exc)
+
+    async def _mark_cut(self) -> None:
+        """Source of a consistent-cut graph: save the position as the next generation, then send its marker."""
+        self._generation += 1
+        try:
+            self.checkpoint(self._generation)
+        except CheckpointError as exc:
+            self._last_checkpoint = time.monotonic()  # try again after a period, not on every message
+            self._handle_error("checkpoint", exc)
+            return
+        await self._send([control_message(CHECKPOINT, generation=self._generation)])
 
     async def _consume(self) -> None:
         """Receive until every upstream node has sent end-of-stream. A stop request gives the
@@ -359,14 +434,20 @@ class NodeRunner:
             if msg.created_ns:
                 self.counters.latency.add(time.time_ns() - msg.created_ns)
             if msg.kind == CONTROL:
+                body = msg.body or {}
+                generation = body.get("generation")
+                generation = generation if isinstance(generation, int) and self._cut is not None else None
                 if msg.command == EOS:
                     eos_seen.add(msg.stream)
-                    if (msg.body or {}).get("interrupted"):
+                    if body.get("interrupted"):
                         self.node.interrupted = True
+                    self._final_generation = generation
                     continue
                 if msg.command == CHECKPOINT:
+                    if generation is not None:
+                        self._generation = generation
                     try:
-                        self.checkpoint()
+                        self.checkpoint(generation)
                     except CheckpointError as exc:
                         self._handle_error("checkpoint", exc)
                 try:
@@ -383,7 +464,8 @@ class NodeRunner:
                 continue
             if out:
                 await self._send(out, msg.created_ns)
-            self._maybe_checkpoint()
+            if self._cut is None:
+                self._maybe_checkpoint()
 
     async def _log_periodically(self) -> None:
         period = self.graph.log_every_s
@@ -420,9 +502,12 @@ class NodeRunner:
                 await self._send(await self.node.flush())
             except Exception as exc:
                 self._handle_error("flush", exc)
-            await self._send(
-                [control_message(EOS, interrupted=True) if self.node.interrupted else control_message(EOS)]
-            )
+            body: dict[str, Any] = {"interrupted": True} if self.node.interrupted else {}
+            if self._cut is not None and self.node.is_source:
+                self._final_generation = self._generation + 1  # the end of the stream is a cut too
+            if self._final_generation is not None:
+                body["generation"] = self._final_generation
+            await self._send([control_message(EOS, **body)])
 
         if not self.stop_requested.is_set():
             await finish()
@@ -445,6 +530,7 @@ class NodeRunner:
             if wait_go is not None:
                 await wait_go()
             self._started = time.perf_counter()
+            self._last_checkpoint = time.monotonic()  # periods count from the start of the stream
             if self.node.is_source:
                 pump = asyncio.ensure_future(self._pump_source())
                 stop = asyncio.ensure_future(self.stop_requested.wait())
@@ -465,7 +551,7 @@ class NodeRunner:
             logger.cancel()
             wall = time.perf_counter() - self._started if self._started else 0.0
             try:
-                self.checkpoint()
+                self.checkpoint(self._final_generation)
             except CheckpointError as exc:
                 self._handle_error("final checkpoint", exc)
             try:
