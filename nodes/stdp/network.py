@@ -32,32 +32,43 @@ log = logging.getLogger(__name__)
 _MAX_CHANNELS = 65536  # output channel index travels as uint16
 
 
-def _check_common(
-    th_learn: float,
-    th_inf: float,
-    a_minus: float,
-    a_plus: float | None,
-    beta_plus: float,
-    w_init_mean: float,
-    w_init_std: float,
-) -> None:
-    for name, value in (("th_learn", th_learn), ("th_inf", th_inf)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if not (math.isfinite(a_minus) and a_minus <= 0):
-        raise ValueError(f"a_minus must be finite and <= 0 (depression), got {a_minus!r}")
-    if a_plus is not None and not (math.isfinite(a_plus) and a_plus >= 0):
-        raise ValueError(f"a_plus must be finite and >= 0 (or None for -8 * a_minus), got {a_plus!r}")
-    if not (math.isfinite(beta_plus) and beta_plus >= 0):
-        raise ValueError(f"beta_plus must be finite and >= 0, got {beta_plus!r}")
-    if not math.isfinite(w_init_mean):
-        raise ValueError(f"w_init_mean must be finite, got {w_init_mean!r}")
-    if not (math.isfinite(w_init_std) and w_init_std >= 0):
-        raise ValueError(f"w_init_std must be finite and >= 0, got {w_init_std!r}")
+@dataclass(frozen=True, kw_only=True)
+class _LearningLayer:
+    """What convolutional and fully connected STDP layers share: two thresholds, the STDP rule's
+    amplitudes and the initial weight distribution (each subclass sets its own defaults)."""
+
+    th_learn: float
+    th_inf: float
+    a_minus: float
+    a_plus: float | None = None
+    beta_plus: float = 3.0
+    w_init_mean: float
+    w_init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name, value in (("th_learn", self.th_learn), ("th_inf", self.th_inf)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (math.isfinite(self.a_minus) and self.a_minus <= 0):
+            raise ValueError(f"a_minus must be finite and <= 0 (depression), got {self.a_minus!r}")
+        a_plus = self.a_plus
+        if a_plus is not None and not (math.isfinite(a_plus) and a_plus >= 0):
+            raise ValueError(f"a_plus must be finite and >= 0 (or None for -8 * a_minus), got {a_plus!r}")
+        if not (math.isfinite(self.beta_plus) and self.beta_plus >= 0):
+            raise ValueError(f"beta_plus must be finite and >= 0, got {self.beta_plus!r}")
+        if not math.isfinite(self.w_init_mean):
+            raise ValueError(f"w_init_mean must be finite, got {self.w_init_mean!r}")
+        if not (math.isfinite(self.w_init_std) and self.w_init_std >= 0):
+            raise ValueError(f"w_init_std must be finite and >= 0, got {self.w_init_std!r}")
+
+    @property
+    def a_plus_effective(self) -> float:
+        """``a_plus``, or ``-8 * a_minus`` when it was left as None."""
+        return -8.0 * self.a_minus if self.a_plus is None else float(self.a_plus)
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConvParams:
+class ConvParams(_LearningLayer):
     """A convolutional STDP layer (stride 1, valid), thesis 3.2.3 and Table 3.1.
 
     maps: number of feature maps M (>= 1). kernel: filter size K (Table 3.1: 5).
@@ -73,15 +84,10 @@ class ConvParams:
 
     maps: int
     kernel: int = 5
-    th_learn: float
-    th_inf: float
     r_learn: int = 2
     r_inf: int = 0
     a_minus: float = -0.005
-    a_plus: float | None = None
-    beta_plus: float = 3.0
     w_init_mean: float = 0.8
-    w_init_std: float = 0.1
 
     def __post_init__(self) -> None:
         if not (1 <= self.maps <= _MAX_CHANNELS):
@@ -92,20 +98,7 @@ class ConvParams:
             raise ValueError(f"r_learn must be >= 0, got {self.r_learn!r}")
         if self.r_inf < -1:
             raise ValueError(f"r_inf must be >= -1 (-1 = no inference inhibition), got {self.r_inf!r}")
-        _check_common(
-            self.th_learn,
-            self.th_inf,
-            self.a_minus,
-            self.a_plus,
-            self.beta_plus,
-            self.w_init_mean,
-            self.w_init_std,
-        )
-
-    @property
-    def a_plus_effective(self) -> float:
-        """``a_plus``, or ``-8 * a_minus`` when it was left as None."""
-        return -8.0 * self.a_minus if self.a_plus is None else float(self.a_plus)
+        super().__post_init__()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +116,7 @@ class PoolParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FcParams:
+class FcParams(_LearningLayer):
     """A fully connected STDP layer over the flattened ``(C, H, W)`` input (thesis 3.2.3).
 
     neurons: N (>= 1; thesis: 1000 MNIST, 1024 N-MNIST). th_learn / th_inf: thresholds (> 0; Table
@@ -134,32 +127,14 @@ class FcParams:
     """
 
     neurons: int
-    th_learn: float
-    th_inf: float
     a_minus: float = -0.002
-    a_plus: float | None = None
-    beta_plus: float = 3.0
     w_init_mean: float = 0.67
-    w_init_std: float = 0.1
     wta_inf: bool = False
 
     def __post_init__(self) -> None:
         if not (1 <= self.neurons <= _MAX_CHANNELS):
             raise ValueError(f"neurons must be in [1, {_MAX_CHANNELS}], got {self.neurons!r}")
-        _check_common(
-            self.th_learn,
-            self.th_inf,
-            self.a_minus,
-            self.a_plus,
-            self.beta_plus,
-            self.w_init_mean,
-            self.w_init_std,
-        )
-
-    @property
-    def a_plus_effective(self) -> float:
-        """``a_plus``, or ``-8 * a_minus`` when it was left as None."""
-        return -8.0 * self.a_minus if self.a_plus is None else float(self.a_plus)
+        super().__post_init__()
 
 
 LayerParams = ConvParams | PoolParams | FcParams
