@@ -24,7 +24,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -210,10 +210,14 @@ class NodeRunner:
         ctx: zmq.asyncio.Context,
         *,
         state_dir: str | None = None,
+        eos_taken: Mapping[tuple[str, str], Any] | None = None,
     ) -> None:
         self.graph = graph
         self.name = name
         self.spec = graph.nodes[name]
+        #: per link (upstream, downstream): a flag the downstream node sets when the upstream's
+        #: end-of-stream has reached it (see ``_await_eos_taken``); empty when nothing can confirm it
+        self._eos_taken = eos_taken or {}
         self.ctx = ctx
         self.endpoints = endpoints
         self.state_dir = state_dir if state_dir is not None else graph.state_dir
@@ -439,6 +443,9 @@ class NodeRunner:
                 generation = generation if isinstance(generation, int) and self._cut is not None else None
                 if msg.command == EOS:
                     eos_seen.add(msg.stream)
+                    taken = self._eos_taken.get((msg.stream, self.name))
+                    if taken is not None:
+                        taken.set()
                     if body.get("interrupted"):
                         self.node.interrupted = True
                     self._final_generation = generation
@@ -493,9 +500,9 @@ class NodeRunner:
                 f", latency p50 {lat['p50_ms']} ms" if lat else "",
             )
 
-    async def _finish_stream(self) -> None:
-        """Flush the node and send end-of-stream. When stopping, a downstream peer that never takes the
-        messages (gone, or refusing our key) gets ``STOP_GRACE_S``, not forever."""
+    async def _finish_stream(self) -> bool:
+        """Flush the node and send end-of-stream; returns whether it was sent. When stopping, a downstream
+        peer that never takes the messages (gone, or refusing our key) gets ``STOP_GRACE_S``, not forever."""
 
         async def finish() -> None:
             try:
@@ -511,7 +518,7 @@ class NodeRunner:
 
         if not self.stop_requested.is_set():
             await finish()
-            return
+            return True
         try:
             await asyncio.wait_for(finish(), STOP_GRACE_S)
         except TimeoutError:
@@ -520,6 +527,46 @@ class NodeRunner:
                 self.name,
                 STOP_GRACE_S,
             )
+            return False
+        return True
+
+    async def _await_eos_taken(self) -> None:
+        """Keep the sockets open until every downstream node has received this node's end-of-stream.
+
+        Queued messages alone do not guarantee delivery: libzmq counts a message as sent once it is in
+        the kernel's socket buffer, and when the sender then closes while the receiver is at its
+        high-water mark, the receiver drops what was still in that buffer (libzmq issue 4660). A fast
+        source that ends ahead of a slow stage lost the tail of its stream that way, end-of-stream
+        included. So the sender waits for the receiver's word, given through the supervisor's flags.
+        When stopping on request, a downstream node that does not confirm gets ``STOP_GRACE_S``."""
+        waiting = {
+            d: self._eos_taken[(self.name, d)]
+            for d in self.graph.downstream(self.name)
+            if (self.name, d) in self._eos_taken
+        }
+        started = time.monotonic()
+        give_up_at: float | None = None
+        said = False
+        while waiting:
+            waiting = {d: flag for d, flag in waiting.items() if not flag.is_set()}
+            if not waiting:
+                return
+            now = time.monotonic()
+            if self.stop_requested.is_set():
+                give_up_at = give_up_at or now + STOP_GRACE_S
+                if now > give_up_at:
+                    self.node.log.warning(
+                        "%s: %s did not confirm the end of the stream within %.0f s of the stop request; stopping "
+                        "anyway (the last messages may not have arrived)",
+                        self.name,
+                        ", ".join(waiting),
+                        STOP_GRACE_S,
+                    )
+                    return
+            if not said and now - started > 2.0:
+                self.node.log.info("%s: waiting for %s to take the end of the stream", self.name, ", ".join(waiting))
+                said = True
+            await asyncio.sleep(0.01)
 
     async def run(self, wait_go: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
         """Run the node to the end of its stream (or a stop request); return its report."""
@@ -543,7 +590,8 @@ class NodeRunner:
                 stop.cancel()
             else:
                 await self._consume()
-            await self._finish_stream()
+            if await self._finish_stream():
+                await self._await_eos_taken()
         except CheckpointError as exc:
             self._handle_error("restore", exc)
             raise
@@ -691,13 +739,14 @@ def _child_main(
     go: Any,
     state_dir: str | None,
     log_level: int,
+    eos_taken: dict[tuple[str, str], Any],
 ) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(message)s")
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     async def main() -> dict[str, Any]:
         ctx = zmq.asyncio.Context()  # created after the process started: never shared across a fork
-        runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir)
+        runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir, eos_taken=eos_taken)
         try:
             runner.open()
             reports.put(("ready", name, None))
@@ -747,11 +796,12 @@ def run_processes(
         endpoints = resolve_endpoints(graph, run_dir, pick_ports=True)
         reports_q = mpctx.Queue()
         go = mpctx.Event()
+        eos_taken = {(u, d): mpctx.Event() for d in graph.nodes for u in graph.upstream(d)}
         level = logging.getLogger().getEffectiveLevel()
         procs = {
             name: mpctx.Process(
                 target=_child_main,
-                args=(graph, name, endpoints, reports_q, go, state_dir, level),
+                args=(graph, name, endpoints, reports_q, go, state_dir, level, eos_taken),
                 name=f"spikestream-{name}",
                 daemon=True,
             )
