@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.checkpoint import GENERATION_KEY, generations, load_state, save_state
 from pipeline.errors import CheckpointError
+from recordings.messages import read_messages
 
 
 def test_round_trip_and_overwrite(tmp_path):
@@ -34,7 +35,7 @@ RESUME_GRAPH = """
 name = "resume"
 transport = "ipc"
 ipc_dir = "{ipc}"
-links = ["digits -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> evaluate"]
+links = ["digits -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> evaluate", "stdp -> record"]
 log_every_s = 0
 checkpoint_s = 0.2
 
@@ -76,6 +77,10 @@ inputs = 40
 [nodes.evaluate]
 type = "evaluate"
 classes = 10
+
+[nodes.record]
+type = "record"
+path = "set by each run"
 """
 
 
@@ -95,6 +100,7 @@ def test_graph_stopped_by_sigterm_resumes_exactly_where_it_stopped(tmp_path):
 
     def run(state: str, out: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / state), "-q"]
+        cmd += ["--set", f"nodes.record.path={tmp_path / state}.spklog"]
         return subprocess.Popen([*cmd, "--results", str(tmp_path / out)], stderr=subprocess.PIPE, text=True)
 
     whole = run("whole", "whole.json")
@@ -103,7 +109,7 @@ def test_graph_stopped_by_sigterm_resumes_exactly_where_it_stopped(tmp_path):
     first = run("cut", "first.json")
     try:
         deadline = time.monotonic() + 120
-        while len(generations(tmp_path / "cut", "stdp")) < 3:  # the graph is learning: stop it mid-stream
+        while max(generations(tmp_path / "cut", "stdp"), default=0) < 3:  # learning: stop it mid-stream
             assert first.poll() is None and time.monotonic() < deadline, "first run ended before its first checkpoint"
             time.sleep(0.05)
         first.send_signal(signal.SIGTERM)
@@ -140,6 +146,16 @@ def assert_same_end(whole_dir, cut_dir, whole_json, cut_json) -> None:
     assert cut_r["test_accuracy"] == whole_r["test_accuracy"]
     assert cut_r["confusion"] == whole_r["confusion"]
 
+    # the record sink's log (cut back to the checkpoint on resuming) holds the stream exactly once
+    def log(path: str) -> list:
+        return [
+            (m.kind, m.command, None if m.data is None else {f: m.data[f].tolist() for f in m.data.dtype.names})
+            for m in read_messages(path)
+        ]
+
+    whole_log, cut_log = log(f"{whole_dir}.spklog"), log(f"{cut_dir}.spklog")
+    assert len(whole_log) > 10 and cut_log == whole_log
+
 
 @pytest.mark.timeout(300)
 def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
@@ -160,6 +176,7 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
 
     def run(state: str, out: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / state), "-q"]
+        cmd += ["--set", f"nodes.record.path={tmp_path / state}.spklog"]
         return subprocess.Popen(
             [*cmd, "--results", str(tmp_path / out)], stderr=subprocess.PIPE, text=True, start_new_session=True
         )

@@ -1,0 +1,135 @@
+"""Message logs: any stream of the graph (events, spikes, labels, predictions, control) kept in a file and
+played back later, exactly as it was sent.
+
+Layout: the 8-byte magic ``SPKLOG\\x00\\x01``, then one record per message::
+
+    u32 topic length | u32 header length | u64 payload length | topic | header | payload
+
+(little-endian) where topic, header and payload are the three frames of the wire format
+(``pipeline.wire``), so a log holds what went over a link, byte for byte, and decoding it runs the same
+checks as a message received from a socket. A record is written whole or, after a crash, cut short at the
+end of the file: the reader stops there and says where (``TruncatedLog``); anything else that does not
+decode is a ``RecordingError`` naming the file and the byte offset of the record.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline import wire
+from pipeline.errors import RecordingError, WireFormatError
+from pipeline.message import Message
+
+MAGIC = b"SPKLOG\x00\x01"
+_LENGTHS = struct.Struct("<IIQ")
+#: Sanity limits of one record (a wrong length word is a corrupt file, not an allocation of gigabytes)
+MAX_TOPIC = 64
+MAX_HEADER = 1 << 20
+MAX_PAYLOAD = 1 << 34
+
+
+class TruncatedLog(RecordingError):
+    """The log ends inside a record (its writer stopped mid-write); ``offset`` is where that record starts."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class MessageLogWriter:
+    """Appends messages to a log file.
+
+    ``resume_at=None`` creates a new file and refuses to replace an existing one. ``resume_at=N`` reopens
+    an existing log and cuts it back to its first ``N`` bytes (a checkpointed ``offset``), so that a graph
+    resumed from a checkpoint writes the rest of the stream exactly once.
+    """
+
+    def __init__(self, path: str | Path, resume_at: int | None = None) -> None:
+        self.path = Path(path)
+        if resume_at is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._file: BinaryIO = self.path.open("xb")
+            except FileExistsError:
+                raise RecordingError(
+                    f"{self.path}: already exists; a message log is never replaced (remove it or choose another path)"
+                ) from None
+            self._file.write(MAGIC)
+            self.offset = len(MAGIC)
+            return
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            raise RecordingError(
+                f"{self.path}: missing, but the checkpoint says {resume_at} bytes were written"
+            ) from None
+        if size < resume_at or resume_at < len(MAGIC):
+            raise RecordingError(
+                f"{self.path}: holds {size} bytes, but the checkpoint says {resume_at} were written and kept"
+            )
+        self._file = self.path.open("r+b")
+        if self._file.read(len(MAGIC)) != MAGIC:
+            self._file.close()
+            raise RecordingError(f"{self.path}: not a spikestream message log (bad magic at byte 0)")
+        self._file.truncate(resume_at)
+        self._file.seek(resume_at)
+        self.offset = resume_at
+
+    def write(self, msg: Message) -> None:
+        frames = [memoryview(f) for f in wire.encode(msg)]
+        topic, header, payload = frames
+        self._file.write(_LENGTHS.pack(topic.nbytes, header.nbytes, payload.nbytes))
+        for frame in frames:
+            self._file.write(frame)
+        self.offset += _LENGTHS.size + topic.nbytes + header.nbytes + payload.nbytes
+
+    def sync(self) -> int:
+        """Push everything written to the disk; returns the offset that is now durable."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return self.offset
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
+
+
+def read_messages(path: str | Path) -> Iterator[Message]:
+    """The messages of a log, in order. Raises ``TruncatedLog`` at a cut-short end (after yielding every
+    complete message) and ``RecordingError`` for anything else that is wrong."""
+    path = Path(path)
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot open: {exc.strerror}") from None
+    with f:
+        if f.read(len(MAGIC)) != MAGIC:
+            raise RecordingError(f"{path}: not a spikestream message log (bad magic at byte 0)")
+        offset = len(MAGIC)
+        while True:
+            lengths = f.read(_LENGTHS.size)
+            if not lengths:
+                return
+            if len(lengths) < _LENGTHS.size:
+                raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
+            n_topic, n_header, n_payload = _LENGTHS.unpack(lengths)
+            if n_topic > MAX_TOPIC or n_header > MAX_HEADER or n_payload > MAX_PAYLOAD:
+                raise RecordingError(
+                    f"{path}: corrupt record at byte {offset} (frame lengths {n_topic}/{n_header}/{n_payload})"
+                )
+            body = f.read(n_topic + n_header + n_payload)
+            if len(body) < n_topic + n_header + n_payload:
+                raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
+            view = memoryview(body)
+            frames = [view[:n_topic], view[n_topic : n_topic + n_header], view[n_topic + n_header :]]
+            try:
+                msg = wire.decode(frames)
+            except WireFormatError as exc:
+                raise RecordingError(f"{path}: corrupt record at byte {offset}: {exc}") from None
+            yield msg
+            offset += _LENGTHS.size + len(body)
