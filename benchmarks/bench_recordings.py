@@ -5,7 +5,8 @@
 Cases: the N-MNIST folder (850 files, scanning excluded, opening and reading each file included), one
 large N-MNIST-format file (about 5 M events, written to a temporary folder), AEDAT 4.0 through our reader
 against dv-processing's own reader into numpy (same run, same files), AEDAT 2.0 (DAVIS240C), Prophesee
-EVT 2.0 / EVT 3.0. Needs the real recordings ($SPIKESTREAM_DATA or ../shared/recordings).
+EVT 2.0 / EVT 3.0, and writing and reading a message log (``record`` / ``playback``).
+Needs the real recordings ($SPIKESTREAM_DATA or ../shared/recordings).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 
 import recordings as R
 from pipeline.events import make_events
+from pipeline.message import events_message
+from recordings.messages import MessageLogWriter, read_messages
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -81,6 +84,23 @@ def main() -> None:
         record("nmnist large file read_all", t, n, "target >= 100")
         t, n = best_of(lambda: sum(b.size for b in R.open_recording(big).batches(65536)), args.repeat)
         record("nmnist large file batches(65536)", t, n)
+
+        # message logs (record sink / playback source): the same events as 2,000-event messages
+        messages = [events_message(events[i : i + 2000], 34, 34) for i in range(0, m, 2000)]
+        logs = iter(range(1 << 30))
+
+        def write_log() -> int:
+            path = Path(tmp) / f"log{next(logs)}.spklog"
+            writer = MessageLogWriter(path)
+            for msg in messages:
+                writer.write(msg)
+            writer.close()  # includes the fsync a checkpoint does
+            return m
+
+        t, n = best_of(write_log, args.repeat)
+        record("message log write (2,000-event messages)", t, n)
+        t, n = best_of(lambda: sum(msg.count for msg in read_messages(Path(tmp) / "log0.spklog")), args.repeat)
+        record("message log read", t, n)
 
     for name in ("aedat4/tonic_sample.aedat4", "aedat4/faery_davis346.aedat4"):
         path = data / name
