@@ -20,8 +20,27 @@ def _resolve(path: str) -> Path:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from recordings import info
+    from recordings.messages import describe, is_message_log
 
-    result = info(_resolve(args.path))
+    path = _resolve(args.path)
+    if is_message_log(path):
+        log = describe(path)
+        if args.json:
+            print(json.dumps(log, indent=2))
+            return 0
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in log["messages"].items()) or "no messages"
+        print(f"{log['path']}: {log['format']}, {kinds}")
+        if log["records"]:
+            print("  records: " + ", ".join(f"{n:,} {kind}" for kind, n in log["records"].items()))
+        if log["controls"]:
+            print("  controls: " + ", ".join(f"{n} {cmd}" for cmd, n in log["controls"].items()))
+        if log["t_first"] is not None:
+            span = (log["t_last"] - log["t_first"]) / 1e6
+            print(f"  t {log['t_first']} .. {log['t_last']} µs ({span:.3f} s); sensor {', '.join(log['sizes']) or '-'}")
+        if log["truncated_at"] is not None:
+            print(f"  cut short: ends inside the message at byte {log['truncated_at']}")
+        return 0
+    result = info(path)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
@@ -48,7 +67,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def register_info(sub: Any) -> None:
-    p = sub.add_parser("info", help="describe an event file or an N-MNIST dataset folder")
+    p = sub.add_parser("info", help="describe an event file, an N-MNIST dataset folder or a message log")
     p.add_argument("path", help="file or folder (relative paths also resolve against SPIKESTREAM_DATA)")
     p.add_argument("--json", action="store_true", help="print JSON (format, events, t_first, t_last, ...)")
     p.set_defaults(func=cmd_info)

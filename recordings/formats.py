@@ -159,6 +159,11 @@ def detect_format(path: str | Path) -> str:
             head = f.read(64)
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read ({exc})") from exc
+    if head.startswith(b"SPKLOG\x00"):
+        raise RecordingError(
+            f"{path}: a spikestream message log (written by a 'record' sink), not an event file: play it with "
+            'type = "playback"; `spikestream info` describes it'
+        )
     if head.startswith(b"#!AER-DAT4.0"):
         return "aedat4"
     if head.startswith(b"#!AER-DAT3.1"):

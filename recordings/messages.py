@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pipeline import wire
 from pipeline.errors import RecordingError, WireFormatError
@@ -133,3 +134,49 @@ def read_messages(path: str | Path) -> Iterator[Message]:
                 raise RecordingError(f"{path}: corrupt record at byte {offset}: {exc}") from None
             yield msg
             offset += _LENGTHS.size + len(body)
+
+
+def is_message_log(path: str | Path) -> bool:
+    try:
+        with Path(path).open("rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """What a log holds (for ``spikestream info``): messages and records per kind, control commands, the
+    time span and sensor sizes of its data, and where it ends if it was cut short."""
+    messages: Counter[str] = Counter()
+    records: Counter[str] = Counter()
+    commands: Counter[str] = Counter()
+    sizes: set[tuple[int | None, int | None]] = set()
+    t_first: int | None = None
+    t_last: int | None = None
+    truncated_at = None
+    try:
+        for msg in read_messages(path):
+            messages[msg.kind] += 1
+            if msg.command:
+                commands[msg.command] += 1
+            if msg.data is None:
+                continue
+            records[msg.kind] += msg.count
+            if msg.width is not None or msg.height is not None:
+                sizes.add((msg.width, msg.height))
+            if msg.count and "t" in (msg.data.dtype.names or ()):
+                t_first = int(msg.data["t"][0]) if t_first is None else min(t_first, int(msg.data["t"][0]))
+                t_last = int(msg.data["t"][-1]) if t_last is None else max(t_last, int(msg.data["t"][-1]))
+    except TruncatedLog as exc:
+        truncated_at = exc.offset
+    return {
+        "path": str(path),
+        "format": "spikestream message log",
+        "messages": dict(messages),
+        "records": dict(records),
+        "controls": dict(commands),
+        "sizes": sorted(f"{w}x{h}" for w, h in sizes),
+        "t_first": t_first,
+        "t_last": t_last,
+        "truncated_at": truncated_at,
+    }

@@ -132,6 +132,31 @@ def test_damage_is_named_by_file_and_offset(tmp_path: Path) -> None:
         list(read_messages(tmp_path / "not.spklog"))
 
 
+def test_info_describes_a_log_and_event_tools_say_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+    from recordings import open_recording
+
+    path = tmp_path / "a.spklog"
+    starts = write_log(path, sample_messages())
+    assert main(["info", str(path), "--json"]) == 0
+    log = json.loads(capsys.readouterr().out)
+    assert log["messages"] == {"events": 2, "labels": 1, "control": 2, "spikes": 1, "predictions": 1}
+    assert log["records"] == {"events": 300, "labels": 2, "spikes": 50, "predictions": 3}
+    assert log["controls"] == {"freeze": 1, "relabel": 1} and log["sizes"] == ["346x260", "6x6"]
+    assert (
+        log["truncated_at"] is None and log["t_first"] == 0 and log["t_last"] == int(sample_messages()[0].data["t"][-1])
+    )
+    path.write_bytes(path.read_bytes()[: starts[4] + 3])
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "spikestream message log, 1 events, 1 labels, 1 control, 1 spikes" in text
+    assert f"cut short: ends inside the message at byte {starts[4]}" in text
+    with pytest.raises(RecordingError, match='message log .* play it with type = "playback"'):
+        open_recording(path)
+
+
 GRAPH = """
 name = "{name}"
 transport = "ipc"
