@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -211,13 +212,18 @@ class NodeRunner:
         *,
         state_dir: str | None = None,
         eos_taken: Mapping[tuple[str, str], Any] | None = None,
+        watch_peers: bool = False,
     ) -> None:
         self.graph = graph
         self.name = name
         self.spec = graph.nodes[name]
         #: per link (upstream, downstream): a flag the downstream node sets when the upstream's
-        #: end-of-stream has reached it (see ``_await_eos_taken``); empty when nothing can confirm it
+        #: end-of-stream has reached it (see ``_await_eos_taken``), given by a supervisor
         self._eos_taken = eos_taken or {}
+        #: without a supervisor (a node run alone): a downstream node closing its connection after this
+        #: node's end-of-stream confirms that it took it
+        self._watch_peers = watch_peers
+        self._link_index: dict[str, int] = {}  # downstream node -> its link in the outlet
         self.ctx = ctx
         self.endpoints = endpoints
         self.state_dir = state_dir if state_dir is not None else graph.state_dir
@@ -328,15 +334,21 @@ class NodeRunner:
                 counters=self.counters,
                 curve=server,
             )
-        connect = [self.endpoints[b].in_connect for b in self.graph.downstream(self.name)]
+        connect: list[str] = []
+        for d in self.graph.downstream(self.name):
+            address = self.endpoints[d].in_connect
+            if address:
+                self._link_index[d] = len(connect)
+                connect.append(address)
         self.outlet = Outlet(
             self.ctx,
-            [c for c in connect if c],
+            connect,
             hwm=self.graph.hwm,
             tap_bind=ep.tap_bind,
             tap_hwm=self.graph.tap_hwm,
             counters=self.counters,
             curve=client,
+            watch_peers=self._watch_peers,
         )
 
     def close(self) -> None:
@@ -514,6 +526,9 @@ class NodeRunner:
                 self._final_generation = self._generation + 1  # the end of the stream is a cut too
             if self._final_generation is not None:
                 body["generation"] = self._final_generation
+            if self._watch_peers:
+                assert self.outlet is not None
+                self.outlet.forget_disconnects()  # from here on, a peer closing means it has ended
             await self._send([control_message(EOS, **body)])
 
         if not self.stop_requested.is_set():
@@ -537,18 +552,23 @@ class NodeRunner:
         the kernel's socket buffer, and when the sender then closes while the receiver is at its
         high-water mark, the receiver drops what was still in that buffer (libzmq issue 4660). A fast
         source that ends ahead of a slow stage lost the tail of its stream that way, end-of-stream
-        included. So the sender waits for the receiver's word, given through the supervisor's flags.
-        When stopping on request, a downstream node that does not confirm gets ``STOP_GRACE_S``."""
-        waiting = {
-            d: self._eos_taken[(self.name, d)]
-            for d in self.graph.downstream(self.name)
-            if (self.name, d) in self._eos_taken
-        }
+        included. So the sender waits for the receiver's word: under ``spikestream run`` the
+        supervisor's flags; for a node run alone, the downstream node closing its connection, which it
+        does only once it has ended (or died: then nothing more can be delivered anyway). When stopping
+        on request, a downstream node that does not confirm gets ``STOP_GRACE_S``."""
+        outlet = self.outlet
+        waiting: dict[str, Callable[[], bool]] = {}
+        for d in self.graph.downstream(self.name):
+            flag = self._eos_taken.get((self.name, d))
+            if flag is not None:
+                waiting[d] = flag.is_set
+            elif self._watch_peers and outlet is not None and d in self._link_index:
+                waiting[d] = functools.partial(outlet.peer_gone, self._link_index[d])
         started = time.monotonic()
         give_up_at: float | None = None
         said = False
         while waiting:
-            waiting = {d: flag for d, flag in waiting.items() if not flag.is_set()}
+            waiting = {d: done for d, done in waiting.items() if not done()}
             if not waiting:
                 return
             now = time.monotonic()
@@ -926,7 +946,7 @@ def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = No
     async def main() -> dict[str, Any]:
         ctx = zmq.asyncio.Context()
         endpoints = resolve_endpoints(graph, None, pick_ports=False)
-        runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir)
+        runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir, watch_peers=True)
         try:
             runner.open()
             _install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)

@@ -6,6 +6,8 @@
 * Taps are PUB (sender, binds) → SUB (receiver, connects). A slow subscriber loses messages on purpose;
   the subscriber sees the holes in the sequence numbers and counts them as ``drops``.
 * Every receiver checks per-stream sequence numbers: on a lossless link a hole is a ``gap`` (logged).
+* A sender can watch its lossless links for the peer closing the connection (``watch_peers``): a node
+  run alone learns that way that its downstream node has taken the end of the stream and ended.
 * Payloads above ``COPY_THRESHOLD`` (1 MiB) are sent without a copy; below it, copying measured faster
   (benchmarks/RESULTS.md). Sends and receives first try the socket without waiting and only fall back to
   the event loop when they would block: that halves the per-message cost at small batch sizes.
@@ -13,12 +15,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
 
 from .errors import TransportError, WireFormatError
 from .message import EVENTS, SPIKES, Message
@@ -81,9 +85,13 @@ class Outlet:
         tap_hwm: int = 256,
         counters: Counters,
         curve: Curve | None = None,
+        watch_peers: bool = False,
     ) -> None:
         self.counters = counters
         self._pushes: list[zmq.asyncio.Socket] = []
+        self._monitors: list[zmq.Socket] = []  # sync views of the monitor sockets, one per link
+        self._monitor_socks: list[zmq.asyncio.Socket] = []
+        self._gone: list[bool] = []
         for address in connect:
             sock = ctx.socket(zmq.PUSH)
             sock.sndhwm = hwm
@@ -95,6 +103,11 @@ class Outlet:
             sock.linger = -1
             _apply_curve(sock, curve, server=False)
             sock.copy_threshold = COPY_THRESHOLD
+            if watch_peers:
+                mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+                self._monitor_socks.append(mon)
+                self._monitors.append(zmq.Socket.shadow(mon.underlying))
+                self._gone.append(False)
             sock.connect(address)
             self._pushes.append(sock)
         self._sync: list[zmq.Socket] = [zmq.Socket.shadow(s.underlying) for s in self._pushes]
@@ -128,9 +141,31 @@ class Outlet:
             self.counters.events_out += msg.count
         self.counters.bytes_out += nbytes
 
+    def forget_disconnects(self) -> None:
+        """Start watching afresh: disconnections seen so far (a peer that restarted) no longer count."""
+        for i, mon in enumerate(self._monitors):
+            with contextlib.suppress(zmq.Again):
+                while True:
+                    recv_monitor_message(mon, zmq.NOBLOCK)
+            self._gone[i] = False
+
+    def peer_gone(self, i: int) -> bool:
+        """Whether the peer of link ``i`` closed its connection since ``forget_disconnects`` (only with
+        ``watch_peers``)."""
+        mon = self._monitors[i]
+        with contextlib.suppress(zmq.Again):
+            while not self._gone[i]:
+                if recv_monitor_message(mon, zmq.NOBLOCK)["event"] == zmq.EVENT_DISCONNECTED:
+                    self._gone[i] = True
+        return self._gone[i]
+
     def close(self, linger_ms: int | None = None) -> None:
         for sock in self._pushes:
+            if self._monitors:
+                sock.disable_monitor()
             sock.close(linger=linger_ms)
+        for mon in self._monitor_socks:
+            mon.close(linger=0)
         if self._pub is not None:
             self._pub.close(linger=0)
 

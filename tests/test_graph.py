@@ -364,6 +364,27 @@ def test_nodes_run_alone_over_tcp(tmp_path):
     assert sink["sink_checksum"] == src["source_checksum"]
 
 
+@pytest.mark.timeout(90)
+def test_a_node_run_alone_ends_only_once_its_slow_downstream_has_everything(tmp_path):
+    # As in the slow-consumer test above, but with each node run alone (no supervisor to confirm the
+    # end of the stream): the source ends long before the relay has taken its 400 small messages, and
+    # must not close its socket (losing the tail, end-of-stream included) until the relay has ended.
+    cfg = chain(tmp_path, "ipc", events=40_000, batch=100, tag="alone")
+    cfg.write_text(cfg.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 5'))
+    outs = {n: tmp_path / f"{n}.json" for n in ("source", "relay", "sink")}
+    procs = {n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")}
+    time.sleep(0.5)
+    procs["source"] = spikestream("node", "source", "--config", str(cfg), "--results", str(outs["source"]))
+    for n, p in procs.items():
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, (n, err)
+    src = json.loads(outs["source"].read_text())
+    sink = json.loads(outs["sink"].read_text())
+    assert sink["sink_events"] == 40_000
+    assert sink["sink_checksum"] == src["source_checksum"]
+    assert src["wall_s"] >= 400 * 0.005  # the source waited for the relay, which takes at least 2 s
+
+
 def test_tcp_node_without_address_is_refused(tmp_path):
     cfg = chain(tmp_path, "tcp", events=10, tag="noaddr")
     proc = spikestream("node", "relay", "--config", str(cfg))
