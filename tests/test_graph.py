@@ -335,6 +335,19 @@ def test_signal_stops_cleanly_without_orphans(tmp_path, sig):
     assert not [k for k in kids if alive(k)], "node processes outlived the runner"
 
 
+def run_chain_alone(tmp_path: Path, cfg: Path) -> tuple[dict, dict]:
+    """Run the chain's nodes each in its own `spikestream node` command (consumers first); return the
+    source's and the sink's results."""
+    outs = {n: tmp_path / f"{n}.json" for n in ("source", "relay", "sink")}
+    procs = {n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")}
+    time.sleep(0.5)
+    procs["source"] = spikestream("node", "source", "--config", str(cfg), "--results", str(outs["source"]))
+    for n, p in procs.items():
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, (n, err)
+    return json.loads(outs["source"].read_text()), json.loads(outs["sink"].read_text())
+
+
 @pytest.mark.timeout(90)
 def test_nodes_run_alone_over_tcp(tmp_path):
     """`spikestream node` runs each node of one graph in its own command, as on separate hosts."""
@@ -351,15 +364,7 @@ def test_nodes_run_alone_over_tcp(tmp_path):
             f'[nodes.sink]\ntype = "checksum"\naddress = "tcp://127.0.0.1:{b}"',
         )
     )
-    outs = {n: tmp_path / f"{n}.json" for n in ("source", "relay", "sink")}
-    procs = {n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")}
-    time.sleep(0.5)
-    procs["source"] = spikestream("node", "source", "--config", str(cfg), "--results", str(outs["source"]))
-    for n, p in procs.items():
-        _, err = p.communicate(timeout=60)
-        assert p.returncode == 0, (n, err)
-    src = json.loads(outs["source"].read_text())
-    sink = json.loads(outs["sink"].read_text())
+    src, sink = run_chain_alone(tmp_path, cfg)
     assert sink["sink_events"] == 200_000
     assert sink["sink_checksum"] == src["source_checksum"]
 
@@ -371,15 +376,7 @@ def test_a_node_run_alone_ends_only_once_its_slow_downstream_has_everything(tmp_
     # must not close its socket (losing the tail, end-of-stream included) until the relay has ended.
     cfg = chain(tmp_path, "ipc", events=40_000, batch=100, tag="alone")
     cfg.write_text(cfg.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 5'))
-    outs = {n: tmp_path / f"{n}.json" for n in ("source", "relay", "sink")}
-    procs = {n: spikestream("node", n, "--config", str(cfg), "--results", str(outs[n])) for n in ("sink", "relay")}
-    time.sleep(0.5)
-    procs["source"] = spikestream("node", "source", "--config", str(cfg), "--results", str(outs["source"]))
-    for n, p in procs.items():
-        _, err = p.communicate(timeout=60)
-        assert p.returncode == 0, (n, err)
-    src = json.loads(outs["source"].read_text())
-    sink = json.loads(outs["sink"].read_text())
+    src, sink = run_chain_alone(tmp_path, cfg)
     assert sink["sink_events"] == 40_000
     assert sink["sink_checksum"] == src["source_checksum"]
     assert src["wall_s"] >= 400 * 0.005  # the source waited for the relay, which takes at least 2 s
