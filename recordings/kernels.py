@@ -36,7 +36,7 @@ _U32_WRAP = np.int64(1) << 32
 
 
 @numba.njit(cache=True)
-def nmnist_decode(buf, pos, stop, out, state):  # pragma: no cover - compiled
+def nmnist_decode(buf, pos, stop, out, state):
     """N-MNIST (Orchard) 40-bit records. ``state[0]`` is the timestamp offset added by overflow markers.
 
     An event with y == 240 is a timestamp-overflow marker: it is not emitted and adds 8192 µs to every
@@ -51,10 +51,10 @@ def nmnist_decode(buf, pos, stop, out, state):  # pragma: no cover - compiled
             offset += 8192
         else:
             b2 = np.int64(buf[pos + 2])
-            out[n].t = offset + (((b2 & 0x7F) << 16) | (np.int64(buf[pos + 3]) << 8) | np.int64(buf[pos + 4]))
-            out[n].x = buf[pos]
-            out[n].y = yy
-            out[n].p = b2 >> 7
+            out[n]["t"] = offset + (((b2 & 0x7F) << 16) | (np.int64(buf[pos + 3]) << 8) | np.int64(buf[pos + 4]))
+            out[n]["x"] = buf[pos]
+            out[n]["y"] = yy
+            out[n]["p"] = b2 >> 7
             n += 1
         pos += 5
     state[0] = offset
@@ -62,7 +62,7 @@ def nmnist_decode(buf, pos, stop, out, state):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _unwrap32(ts, state):  # pragma: no cover - compiled
+def _unwrap32(ts, state):
     """Monotonic unwrap of a 32-bit unsigned tick counter. ``state[0]`` last raw value (-1 = none),
     ``state[1]`` accumulated wrap offset. A drop of more than half the range counts as one wrap-around;
     a smaller step back is kept as it is (jitter, not a wrap)."""
@@ -74,7 +74,7 @@ def _unwrap32(ts, state):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def aedat2_decode(buf, pos, stop, layout, width, height, out, state):  # pragma: no cover
+def aedat2_decode(buf, pos, stop, layout, width, height, out, state):
     """jAER AEDAT 2.0 big-endian (int32 address, int32 timestamp) pairs.
 
     ``state``: [last raw timestamp (-1 = none), wrap offset]. ``width``/``height`` <= 0 mean unknown (no
@@ -115,17 +115,17 @@ def aedat2_decode(buf, pos, stop, layout, width, height, out, state):  # pragma:
             pol = 1 - (a & 1)
         if (width > 0 and xr >= width) or (height > 0 and yr >= height):
             return n, pos, ERR_BAD_ADDRESS, pos
-        out[n].t = tt
-        out[n].x = xr
-        out[n].y = height - 1 - yr if height > 0 else yr
-        out[n].p = pol
+        out[n]["t"] = tt
+        out[n]["x"] = xr
+        out[n]["y"] = height - 1 - yr if height > 0 else yr
+        out[n]["p"] = pol
         n += 1
         pos += 8
     return n, pos, ERR_NONE, 0
 
 
 @numba.njit(cache=True)
-def aedat3_polarity_decode(buf, pos, count, size, overflow, out):  # pragma: no cover
+def aedat3_polarity_decode(buf, pos, count, size, overflow, out):
     """The ``count`` polarity events (``size`` bytes each) of one AEDAT 3.1 packet starting at ``pos``.
 
     Each event: little-endian uint32 data (bit 0 valid, bit 1 polarity, bits 2-16 y, bits 17-31 x) and
@@ -145,16 +145,16 @@ def aedat3_polarity_decode(buf, pos, count, size, overflow, out):  # pragma: no 
             | (np.int64(buf[q + 6]) << 16)
             | (np.int64(buf[q + 7] & 0x7F) << 24)
         )
-        out[n].t = base | ts
-        out[n].x = (d >> 17) & 0x7FFF
-        out[n].y = (d >> 2) & 0x7FFF
-        out[n].p = (d >> 1) & 1
+        out[n]["t"] = base | ts
+        out[n]["x"] = (d >> 17) & 0x7FFF
+        out[n]["y"] = (d >> 2) & 0x7FFF
+        out[n]["p"] = (d >> 1) & 1
         n += 1
     return n
 
 
 @numba.njit(cache=True)
-def evt2_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover
+def evt2_decode(buf, pos, stop, width, height, out, state):
     """Prophesee EVT 2.0: little-endian 32-bit words, type in bits 31-28.
 
     CD_OFF (0x0) / CD_ON (0x1): bits 27-22 timestamp LSBs, 21-11 x, 10-0 y. EV_TIME_HIGH (0x8): bits 27-0
@@ -182,10 +182,10 @@ def evt2_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover
                 state[1] = wrap
                 return n, pos, ERR_BAD_ADDRESS, pos
             if th >= 0:
-                out[n].t = ((wrap + th) << 6) | ((w >> 22) & 0x3F)
-                out[n].x = xx
-                out[n].y = yy
-                out[n].p = typ
+                out[n]["t"] = ((wrap + th) << 6) | ((w >> 22) & 0x3F)
+                out[n]["x"] = xx
+                out[n]["y"] = yy
+                out[n]["p"] = typ
                 n += 1
         elif typ == 0x8:
             new = w & 0xFFFFFFF
@@ -216,7 +216,7 @@ EVT3_STATE_SIZE = 9
 
 
 @numba.njit(cache=True)
-def evt3_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover - compiled
+def evt3_decode(buf, pos, stop, width, height, out, state):
     """Prophesee EVT 3.0: little-endian 16-bit words, type in bits 15-12.
 
     ADDR_Y 0x0 (y = bits 10-0), ADDR_X 0x2 (one event: polarity bit 11, x = bits 10-0), VECT_BASE_X 0x3
@@ -257,10 +257,10 @@ def evt3_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover 
                 else:
                     last = now
                 r = out[n]
-                r.t = last
-                r.x = xx
-                r.y = yy
-                r.p = v >> 11
+                r["t"] = last
+                r["x"] = xx
+                r["y"] = yy
+                r["p"] = v >> 11
                 n += 1
         elif typ == 0x0:
             yy = v & 0x7FF
@@ -292,10 +292,10 @@ def evt3_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover 
                         if now < tt:
                             clamped += 1
                         r = out[n]
-                        r.t = tt
-                        r.x = base + b
-                        r.y = yy
-                        r.p = pol
+                        r["t"] = tt
+                        r["x"] = base + b
+                        r["y"] = yy
+                        r["p"] = pol
                         n += 1
             base += bits
         elif typ == 0x3:
@@ -327,7 +327,7 @@ def evt3_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover 
 
 
 @numba.njit(cache=True)
-def dat_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover - compiled
+def dat_decode(buf, pos, stop, width, height, out, state):
     """Prophesee DAT CD events: little-endian uint32 t, uint32 w; x = w & 0x3FFF, y = (w >> 14) & 0x3FFF,
     p = (w >> 28) & 0xF (must be 0 or 1). ``state`` as for ``_unwrap32`` (32-bit timestamps unwrapped)."""
     cap = out.shape[0]
@@ -352,17 +352,17 @@ def dat_decode(buf, pos, stop, width, height, out, state):  # pragma: no cover -
             return n, pos, ERR_BAD_TYPE, pos
         if (width > 0 and xx >= width) or (height > 0 and yy >= height):
             return n, pos, ERR_BAD_ADDRESS, pos
-        out[n].t = _unwrap32(ts, state)
-        out[n].x = xx
-        out[n].y = yy
-        out[n].p = pol
+        out[n]["t"] = _unwrap32(ts, state)
+        out[n]["x"] = xx
+        out[n]["y"] = yy
+        out[n]["p"] = pol
         n += 1
         pos += 8
     return n, pos, ERR_NONE, 0
 
 
 @numba.njit(cache=True)
-def nmnist_encode(t, x, y, p, out):  # pragma: no cover - compiled
+def nmnist_encode(t, x, y, p, out):
     """Pack events into N-MNIST 40-bit records (values already range-checked by the caller)."""
     for i in range(t.shape[0]):
         q = i * 5
