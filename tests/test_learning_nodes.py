@@ -190,3 +190,88 @@ def test_evaluator_reports_per_phase():
         {"train": 0, "test": 1, "train_accuracy": None},
     ]
     assert r["train_accuracy"] == 4 / 6 and r["test_accuracy"] == 0.0
+
+
+SPLIT_GRAPH = """
+name = "split-{transport}"
+transport = "{transport}"
+ipc_dir = "{ipc}"
+links = ["digits -> encoder", "encoder -> stdp", "stdp -> stdp2", "stdp2 -> classifier", "classifier -> evaluate"]
+log_every_s = 0
+
+[nodes.digits]
+type = "saccades"
+digits = "font"
+font_train = 150
+font_test = 50
+seed = 3
+batch = 2000
+phases = [
+    {{ split = "train", samples = 150 }},
+    {{ split = "test", samples = 50, features = false, classifier = false }},
+]
+
+[nodes.encoder]
+type = "encoder"
+output = [2, 34, 34]
+
+[nodes.stdp]
+type = "stdp"
+input = [2, 34, 34]
+seed = 2
+layers = [
+    {{ type = "conv", maps = 4, kernel = 5, th_learn = 8.0, th_inf = 8.0, a_minus = -0.01 }},
+    {{ type = "pool", size = 2 }},
+]
+
+[nodes.stdp2]
+type = "stdp"
+input = [4, 15, 15]
+seed = 5
+layers = [
+    {{ type = "conv", maps = 8, kernel = 5, th_learn = 30.0, th_inf = 30.0, a_minus = -0.01 }},
+    {{ type = "pool", size = 2 }},
+    {{ type = "fc", neurons = 40, th_learn = 30.0, th_inf = 30.0, a_minus = -0.01, wta_inf = true }},
+]
+
+[nodes.classifier]
+type = "classifier"
+readout = "assignment"
+classes = 10
+inputs = 40
+
+[nodes.evaluate]
+type = "evaluate"
+classes = 10
+log_every = 0
+"""
+
+
+@pytest.mark.timeout(180)
+def test_a_network_split_over_two_processes_learns_as_in_one(tmp_path):
+    # The layers of one network in two stdp nodes (two processes over ipc, to use two cores): the second
+    # takes every spike of the first, phases reach both at the same point of the stream, and the result
+    # is exactly that of the same graph in one process.
+    from pipeline.config import load_graph
+    from pipeline.runner import run_graph
+
+    results = {}
+    for transport in ("inproc", "ipc"):
+        path = tmp_path / f"{transport}.toml"
+        path.write_text(SPLIT_GRAPH.format(transport=transport, ipc=tmp_path))
+        results[transport] = run_graph(load_graph(path))
+    one, two = results["inproc"], results["ipc"]
+    assert two["errors"] == {}
+    first, second = (two["nodes"][n]["results"]["stdp_layers"] for n in ("stdp", "stdp2"))
+    assert first[-1]["inference_spikes"] > 0 and second[0]["inputs"] == first[-1]["inference_spikes"]
+    assert second[0]["learning_spikes"] > 0 and second[-1]["learning_spikes"] > 0
+    assert two["test_accuracy"] == one["test_accuracy"] and two["confusion"] == one["confusion"]
+    assert two["train_accuracy"] == one["train_accuracy"]
+    for n in ("stdp", "stdp2"):
+        assert two["nodes"][n]["results"] == one["nodes"][n]["results"]
+
+
+def test_events_into_a_node_that_continues_another_are_a_clear_error():
+    node = StdpNode("stdp2", StdpConfig(input=(4, 4, 4), layers=LAYERS[2:], seed=1), NodeContext("stdp2", "g"))
+    with pytest.raises(SpikestreamError, match="nodes.stdp2 has 4 input channels and takes spikes"):
+        asyncio.run(node.process(events_message(np.zeros(3, EVENT_DTYPE), 4, 4)))

@@ -332,6 +332,38 @@ def test_state_dict_round_trip_continues_exactly(stream: tuple[int, int], split:
     assert_same_state(resumed.state_dict(), straight.state_dict())
 
 
+def layers_from(state: dict[str, np.ndarray], at: int) -> dict[str, np.ndarray]:
+    """The state of layers ``at..`` of a network, numbered as in a network made of those layers alone."""
+    out = {}
+    for key, value in state.items():
+        layer, name = key.split(".", 1)
+        if int(layer) >= at:
+            out[f"{int(layer) - at}.{name}"] = value
+    return out
+
+
+@settings(max_examples=10, deadline=None)
+@given(stream=streams, at=st.sampled_from([1, 2, 3, 4]))
+def test_a_network_split_in_two_computes_what_the_whole_does(stream: tuple[int, int], at: int) -> None:
+    # Two stdp nodes in a row (to use two cores) must learn exactly what one node with all the layers
+    # learns, given the same initial weights: the second part starts from the whole's weights.
+    spikes = random_spikes(stream[0], SMALL_SHAPE, stream[1])
+    whole = fresh()
+    start = whole.state_dict()
+    layers = small_layers(r_inf=0, wta_inf=True)
+    first = Network(SMALL_SHAPE, layers[:at], seed=0)
+    second = Network(whole.layer_shapes[at - 1], layers[at:], seed=7)
+    second.load_state_dict(layers_from(start, at))
+    want = whole.process_all_layers(spikes)
+    got = first.process_all_layers(spikes)
+    got += second.process_all_layers(got[-1])
+    for layer, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert np.array_equal(g, w), f"layer {layer}"
+    state = whole.state_dict()
+    assert_same_state(first.state_dict(), {k: v for k, v in state.items() if int(k.split(".")[0]) < at})
+    assert_same_state(second.state_dict(), layers_from(state, at))
+
+
 def test_determinism_and_seed() -> None:
     spikes = random_spikes(800, SMALL_SHAPE, 5)
     one, two, other = fresh(3), fresh(3), fresh(4)

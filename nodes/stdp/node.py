@@ -30,6 +30,8 @@ class StdpConfig:
     """The network of a ``stdp`` node (thesis 3.2, Table 3.1 / section 3.3.2).
 
     ``input``: [channels, height, width] of the input layer (N-MNIST: [2, 34, 34]; MNIST: [1, 28, 28]).
+    Events (ON/OFF) need 1 or 2 channels; a node that continues the network of another ``stdp`` node (the
+    layers split over two processes, to use two cores) takes that node's output shape, e.g. [16, 15, 15].
     ``layers``: tables with ``type`` = "conv" (maps, kernel, th_learn, th_inf, r_learn, r_inf, a_minus,
     a_plus, beta_plus, w_init_mean, w_init_std), "pool" (size) or "fc" (neurons, th_learn, th_inf,
     a_minus, ..., wta_inf); see ``nodes.stdp.network`` for each field's meaning, unit and source.
@@ -43,8 +45,8 @@ class StdpConfig:
 
     def __post_init__(self) -> None:
         c, h, w = self.input
-        if c not in (1, 2) or h < 1 or w < 1:
-            raise ValueError(f"input must be [channels 1 or 2, height, width], got {list(self.input)}")
+        if c < 1 or h < 1 or w < 1:
+            raise ValueError(f"input must be [channels, height, width], all >= 1, got {list(self.input)}")
         if not self.layers:
             raise ValueError("layers must list at least one layer")
 
@@ -71,6 +73,11 @@ class StdpNode(Node):
         assert data is not None
         if msg.kind == SPIKES:
             return data
+        if self.channels > 2:
+            raise SpikestreamError(
+                f"nodes.{self.name} has {self.channels} input channels and takes spikes from another stdp node; "
+                f"events (ON/OFF polarity) need input = [1 or 2, height, width]"
+            )
         if msg.width is not None and msg.height is not None and (msg.width, msg.height) != (self.width, self.height):
             raise SpikestreamError(
                 f"events of a {msg.width}x{msg.height} sensor do not fit the network input "
