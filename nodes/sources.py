@@ -193,7 +193,7 @@ class PhasedSource(Source):
         if int(state["stream"][0]) != self._stream_id():
             raise ValueError(
                 "it was made by a source with another configuration (phases, seed, batch, data...), so its "
-                "position does not apply to this stream; use another or an empty state folder"
+                "position does not apply to this stream"
             )
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)

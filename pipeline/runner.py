@@ -292,8 +292,11 @@ class NodeRunner:
         try:
             if state:  # empty: the node had no state yet when the cut was taken
                 self.node.restore(state)
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint {path} does not fit nodes.{self.name}: {exc}") from None
+        except (ValueError, KeyError, CheckpointError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit nodes.{self.name}: {exc} (a checkpoint of another graph or "
+                "configuration? give this one its own --state folder)"
+            ) from None
         self._restored = True
         self.node.log.info("%s: restored state from %s", self.name, path)
 

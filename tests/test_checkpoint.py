@@ -4,6 +4,8 @@ go on bit-identically."""
 from __future__ import annotations
 
 import contextlib
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +259,39 @@ def test_restore_picks_the_newest_common_generation_or_says_why_not(tmp_path, ca
         assert generations(tmp_path, "src") == [4] and runner._generation == 4
     finally:
         ctx.term()
+
+
+def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):
+    """Two graphs pointed at one state folder (the README's camera and N-MNIST quick starts both suggested
+    `state`): the second refuses the first's checkpoint in one line that names the file, the node, what the
+    file holds and what to do, and leaves the checkpoint as it was."""
+    import subprocess
+    import sys
+
+    def graph(readout: str) -> Path:
+        cfg = tmp_path / f"{readout}.toml"
+        cfg.write_text(
+            f'name = "{readout}"\ntransport = "inproc"\nlinks = ["src -> stdp", "stdp -> classifier"]\n'
+            '[nodes.src]\ntype = "synthetic"\nevents = 20000\nwidth = 16\nheight = 16\n'
+            '[nodes.stdp]\ntype = "stdp"\ninput = [2, 16, 16]\n'
+            'layers = [{ type = "conv", maps = 2, kernel = 5, th_learn = 8.0, th_inf = 8.0 }, '
+            '{ type = "fc", neurons = 8, th_learn = 10.0, th_inf = 10.0 }]\n'
+            f'[nodes.classifier]\ntype = "classifier"\nreadout = "{readout}"\nclasses = 4\ninputs = 8\n'
+        )
+        return cfg
+
+    def run(cfg: Path) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / "state"), "-q"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    first = run(graph("assignment"))
+    assert first.returncode == 0, first.stderr
+    kept = (tmp_path / "state" / "classifier.npz").read_bytes()
+    second = run(graph("supervised"))
+    assert second.returncode == 1
+    err = second.stderr.strip().splitlines()[-1]
+    folder = re.escape(str(tmp_path / "state"))
+    assert re.search(rf"checkpoint {folder}/classifier(\.g\d+)?\.npz does not fit nodes\.classifier: ", err), err
+    assert "holds the state of a LabelAssignmentReadout, not of a SupervisedClassifier" in err
+    assert "its own --state folder" in err and "array(" not in err
+    assert (tmp_path / "state" / "classifier.npz").read_bytes() == kept

@@ -264,8 +264,9 @@ class _LabelledStream:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict``; raises ValueError when it does not fit this object."""
-        if state.get("kind") != type(self).__name__:
-            raise ValueError(f"state is for {state.get('kind')!r}, not {type(self).__name__}")
+        kind = str(np.asarray(state.get("kind")))  # a 0-d array once it went through a checkpoint file
+        if kind != type(self).__name__:
+            raise ValueError(f"it holds the state of a {kind}, not of a {type(self).__name__}")
         if state.get("n_classes") != self.n_classes or state.get("n_inputs") != self.n_inputs:
             raise ValueError(
                 f"state has n_classes={state.get('n_classes')}, n_inputs={state.get('n_inputs')}; "
