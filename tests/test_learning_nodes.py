@@ -130,6 +130,25 @@ def test_transport_batch_size_changes_nothing(batches):
     assert preds_equal(p0, p1) and states_equal(s0, s1) and states_equal(c0, c1)
 
 
+def test_an_empty_batch_changes_nothing():
+    """The nodes load their kernels by running an empty batch when they are made (so that a camera started
+    with the graph does not wait for it); that must be a no-op at any point of the stream, not only fresh."""
+    from nodes.encoder.node import EncoderConfig, EncoderNode
+    from pipeline.events import SPIKE_DTYPE
+
+    stdp, clf = make_nodes()
+    events, labels = labelled_stream(5, samples=6)
+    run(stdp, clf, messages(events[:500], labels, 100), flush=False)  # mid-stream: open segment, queued labels
+    enc = EncoderNode("enc", EncoderConfig(output=(2, 10, 10), ba_window_us=2000), NodeContext("enc", "g"))
+    asyncio.run(enc.process(events_message(events[:300], 10, 10)))
+    before = (stdp.snapshot(), clf.snapshot(), enc.snapshot())
+    assert len(stdp.net.process(np.zeros(0, SPIKE_DTYPE))) == 0
+    assert len(clf.clf.process(np.zeros(0, SPIKE_DTYPE))) == 0
+    assert enc.transform is not None and len(enc.transform(np.zeros(0, EVENT_DTYPE))) == 0
+    after = (stdp.snapshot(), clf.snapshot(), enc.snapshot())
+    assert all(states_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
 def test_freeze_stops_feature_learning_only_in_scope():
     events, labels = labelled_stream(2)
     stdp, clf = make_nodes()

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.errors import CheckpointError
+from pipeline.events import SPIKE_DTYPE
 from pipeline.message import (
     FREEZE,
     LABELS,
@@ -80,6 +81,7 @@ class ClassifierNode(Node):
             self.clf = LabelAssignmentReadout(ReadoutParams(n_classes=config.classes, n_inputs=config.inputs))
         if not config.learning:
             self.clf.freeze()
+        self.clf.process(np.zeros(0, SPIKE_DTYPE))  # load the compiled kernel now; an empty batch changes nothing
 
     def _emit(self, records: np.ndarray) -> Sequence[Message]:
         if not self.config.running:

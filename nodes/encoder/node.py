@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import CheckpointError, SpikestreamError
+from pipeline.events import EVENT_DTYPE
 from pipeline.message import EVENTS, Message, events_message
 from pipeline.node import Node, NodeContext
 
@@ -48,6 +49,23 @@ class EncoderNode(Node):
         self._pending_state: dict[str, np.ndarray] | None = None
         if config.sensor is not None:
             self._make(*config.sensor)
+        # Load the compiled kernel before the stream starts (a throw-away transform, as the sensor size may
+        # come only with the first message): a camera started with the graph must not wait for it.
+        c, h, w = config.output
+        try:
+            warm = TransformParams(
+                in_width=w,
+                in_height=h,
+                out_width=w,
+                out_height=h,
+                channels=c,
+                merge_polarities=config.merge_polarities,
+                ba_window_us=config.ba_window_us,
+                refractory_us=config.refractory_us,
+            )
+        except ValueError as exc:
+            raise SpikestreamError(f"nodes.{name}: {exc}") from None
+        EventTransform(warm)(np.zeros(0, EVENT_DTYPE))
 
     def _make(self, width: int, height: int) -> EventTransform:
         c, h, w = self.config.output

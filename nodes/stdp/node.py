@@ -67,6 +67,9 @@ class StdpNode(Node):
         self.net.learning = config.learning
         self.channels, self.height, self.width = config.input
         self._dropped = 0
+        # Load the compiled kernels now (an empty batch changes nothing): on the first live batch this
+        # took ~0.3 s, long enough for a camera started with the graph to drop events.
+        self.net.process(np.zeros(0, SPIKE_DTYPE))
 
     def _input_spikes(self, msg: Message) -> np.ndarray:
         data = msg.data
