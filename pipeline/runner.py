@@ -515,6 +515,20 @@ class NodeRunner:
                 f", latency p50 {lat['p50_ms']} ms" if lat else "",
             )
 
+    async def _end_stream_unstarted(self, wait_go: Callable[[], Awaitable[None]] | None) -> None:
+        """A node that could not start (a camera that is not there, a checkpoint that does not fit) tells its
+        downstream nodes that its stream has ended, interrupted, so that they end now rather than after
+        ``STOP_GRACE_S`` of waiting for it. It can fail before its downstream nodes have bound their inputs
+        (a missing file fails at once; a node that loads its kernels takes a second): the go of the graph
+        says that they have, and the message then leaves at once."""
+        self.node.interrupted = True
+        if self.outlet is None:
+            return
+        with contextlib.suppress(Exception):
+            if wait_go is not None:
+                await wait_go()
+            await asyncio.wait_for(self._send([control_message(EOS, interrupted=True)]), STOP_GRACE_S)
+
     async def _finish_stream(self) -> bool:
         """Flush the node and send end-of-stream; returns whether it was sent. When stopping, a downstream
         peer that never takes the messages (gone, or refusing our key) gets ``STOP_GRACE_S``, not forever."""
@@ -595,8 +609,12 @@ class NodeRunner:
         """Run the node to the end of its stream (or a stop request); return its report."""
         logger = asyncio.ensure_future(self._log_periodically())
         try:
-            self.restore()
-            await self.node.start()
+            try:
+                self.restore()
+                await self.node.start()
+            except Exception:
+                await self._end_stream_unstarted(wait_go)
+                raise
             if wait_go is not None:
                 await wait_go()
             self._started = time.perf_counter()
@@ -663,16 +681,23 @@ def terminate(ctx: zmq.Context, who: str) -> None:
     timer.daemon = True
     timer.start()
     old: dict[int, Any] = {}
+    waiting = False
 
     def give_up(signum: int, _frame: object) -> None:
-        raise _StopWaiting(signal.Signals(signum).name)
+        # only from inside ctx.term(): a signal just before or after it must not escape as an error (the
+        # process is about to exit anyway)
+        if waiting:
+            raise _StopWaiting(signal.Signals(signum).name)
 
     if threading.current_thread() is threading.main_thread():
         # asyncio's own handlers only wake its loop, which is not running during this wait
         old = {sig: signal.signal(sig, give_up) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        waiting = True
         ctx.term()
+        waiting = False
     except _StopWaiting as exc:
+        waiting = False
         _abandoned.append(ctx)
         log.warning(
             "%s: %s while waiting for downstream nodes to take the last queued messages: those messages are dropped",
@@ -787,9 +812,19 @@ def _child_main(
     try:
         report = asyncio.run(main())
     except SpikestreamError as exc:
+        _ignore_stop_signals()
         reports.put(("failed", name, str(exc)))
         raise SystemExit(1) from None
+    _ignore_stop_signals()
     reports.put(("report", name, report))
+
+
+def _ignore_stop_signals() -> None:
+    """The node has ended; what is left is its report. A stop signal now (the supervisor stopping the graph
+    because another node failed) must not kill the process while it writes to the report queue: the queue's
+    lock, shared by every node, would stay taken and the other nodes could never report."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def validate_graph(graph: GraphConfig) -> None:
@@ -831,20 +866,21 @@ def run_processes(
             for name in graph.nodes
         }
         stopping = False
+        reports: dict[str, Any] = {}
+        failures: dict[str, str] = {}
 
         def stop_all(*_: Any) -> None:
             nonlocal stopping
             if not stopping:
                 log.info("stopping: asking every node to end its stream")
             stopping = True
-            for p in procs.values():
-                if p.is_alive() and p.pid:
+            for n, p in procs.items():
+                if n not in reports and n not in failures and p.is_alive() and p.pid:  # not those that ended
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(p.pid, signal.SIGTERM)
 
         old = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
-        reports: dict[str, Any] = {}
-        failures: dict[str, str] = {}
+        streaming = False
         try:
             for p in procs.values():
                 p.start()
@@ -869,6 +905,7 @@ def run_processes(
                     raise SpikestreamError(f"nodes.{name}: {payload}")
             t0 = time.perf_counter()
             go.set()
+            streaming = True
             log.info(
                 "graph %r running: %d nodes in separate processes over %s",
                 graph.name,
@@ -902,7 +939,9 @@ def run_processes(
             wall = time.perf_counter() - t0
         finally:
             for p in procs.values():
-                p.join(timeout=STOP_GRACE_S + 5)
+                # A graph that failed or was stopped while starting has streamed nothing and changed no
+                # state: its nodes (some still loading, some waiting for the go) are ended at once.
+                p.join(timeout=STOP_GRACE_S + 5 if streaming else 0.5)
                 if p.is_alive():
                     p.kill()
                     p.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -368,3 +369,37 @@ def test_video_square_gives_on_at_leading_and_off_at_trailing_edge(tmp_path):
     assert np.all(ev["t"] % 1 == 0) and ev["t"].max() <= (frames - 1) * 40_000
     with pytest.raises(DeviceError, match="video file not found: .*missing.avi"):
         asyncio.run(VideoSource("video", VideoParams(path=str(tmp_path / "missing.avi")), ctx()).start())
+
+
+@pytest.mark.timeout(120)
+def test_a_source_that_cannot_start_ends_the_whole_graph_at_once(tmp_path):
+    """A camera that is not there fails in its start: it tells the nodes downstream that its stream has
+    ended, so the graph stops with its error within seconds instead of each node waiting out the stop grace
+    period (set to 60 s here; before, the graph took the grace period to end). Only the source has an error."""
+    cfg = tmp_path / "nocam.toml"
+    cfg.write_text(
+        f'name = "nocam"\ntransport = "ipc"\nipc_dir = "{tmp_path}"\n'
+        'links = ["cam -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> sink"]\n'
+        f'[nodes.cam]\ntype = "simulated-camera"\npath = "{tmp_path / "missing.aedat4"}"\n'
+        '[nodes.encoder]\ntype = "encoder"\noutput = [2, 16, 16]\n'
+        '[nodes.stdp]\ntype = "stdp"\ninput = [2, 16, 16]\n'
+        'layers = [{ type = "conv", maps = 2, kernel = 5, th_learn = 8.0, th_inf = 8.0 }, '
+        '{ type = "fc", neurons = 4, th_learn = 10.0, th_inf = 10.0 }]\n'
+        '[nodes.classifier]\ntype = "classifier"\nreadout = "assignment"\nclasses = 2\ninputs = 4\n'
+        '[nodes.sink]\ntype = "null"\n'
+    )
+    env = {**os.environ, "SPIKESTREAM_STOP_GRACE_S": "60"}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--results", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+    )
+    took = time.monotonic() - t0
+    assert proc.returncode == 1
+    assert took < 30, f"the graph took {took:.0f} s to end"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("spikestream: error")]
+    assert len(errors) == 1 and ("node cam:" in errors[0] or "nodes.cam:" in errors[0]), proc.stderr[-2000:]
+    assert "recording not found" in errors[0] and "missing.aedat4" in errors[0]
