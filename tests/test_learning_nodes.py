@@ -141,11 +141,17 @@ def test_an_empty_batch_changes_nothing():
     run(stdp, clf, messages(events[:500], labels, 100), flush=False)  # mid-stream: open segment, queued labels
     enc = EncoderNode("enc", EncoderConfig(output=(2, 10, 10), ba_window_us=2000), NodeContext("enc", "g"))
     asyncio.run(enc.process(events_message(events[:300], 10, 10)))
-    before = (stdp.snapshot(), clf.snapshot(), enc.snapshot())
+    readout = ClassifierNode("ro", ClassifierConfig(readout="assignment", classes=3, inputs=12), NodeContext("ro", "g"))
+    readout.clf.add_labels(labels)
+    for out in asyncio.run(stdp.process(events_message(events[500:1500], 10, 10))):
+        readout.clf.process(out.data)
+    assert readout.clf.counters["inputs"] > 0
+    before = (stdp.snapshot(), clf.snapshot(), enc.snapshot(), readout.snapshot())
     assert len(stdp.net.process(np.zeros(0, SPIKE_DTYPE))) == 0
     assert len(clf.clf.process(np.zeros(0, SPIKE_DTYPE))) == 0
+    assert len(readout.clf.process(np.zeros(0, SPIKE_DTYPE))) == 0
     assert enc.transform is not None and len(enc.transform(np.zeros(0, EVENT_DTYPE))) == 0
-    after = (stdp.snapshot(), clf.snapshot(), enc.snapshot())
+    after = (stdp.snapshot(), clf.snapshot(), enc.snapshot(), readout.snapshot())
     assert all(states_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
