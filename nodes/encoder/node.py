@@ -51,31 +51,18 @@ class EncoderNode(Node):
             self._make(*config.sensor)
         # Load the compiled kernel before the stream starts (a throw-away transform, as the sensor size may
         # come only with the first message): a camera started with the graph must not wait for it.
-        c, h, w = config.output
-        try:
-            warm = TransformParams(
-                in_width=w,
-                in_height=h,
-                out_width=w,
-                out_height=h,
-                channels=c,
-                merge_polarities=config.merge_polarities,
-                ba_window_us=config.ba_window_us,
-                refractory_us=config.refractory_us,
-            )
-        except ValueError as exc:
-            raise SpikestreamError(f"nodes.{name}: {exc}") from None
-        EventTransform(warm)(np.zeros(0, EVENT_DTYPE))
+        _, h, w = config.output
+        EventTransform(self._params(w, h, crop=None))(np.zeros(0, EVENT_DTYPE))
 
-    def _make(self, width: int, height: int) -> EventTransform:
+    def _params(self, width: int, height: int, crop: tuple[int, int, int, int] | None) -> TransformParams:
         c, h, w = self.config.output
         try:
-            params = TransformParams(
+            return TransformParams(
                 in_width=width,
                 in_height=height,
                 out_width=w,
                 out_height=h,
-                crop=self.config.crop,
+                crop=crop,
                 channels=c,
                 merge_polarities=self.config.merge_polarities,
                 ba_window_us=self.config.ba_window_us,
@@ -83,7 +70,9 @@ class EncoderNode(Node):
             )
         except ValueError as exc:
             raise SpikestreamError(f"nodes.{self.name}: {exc}") from None
-        self.transform = EventTransform(params)
+
+    def _make(self, width: int, height: int) -> EventTransform:
+        self.transform = EventTransform(self._params(width, height, self.config.crop))
         if self._pending_state is not None:
             self.transform.load_state_dict(self._pending_state)
             self._pending_state = None
