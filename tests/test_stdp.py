@@ -120,6 +120,33 @@ def test_matches_reference_on_real_nmnist(data_dir: Path, candidate_order: str) 
     assert net.counters()[4]["inputs"] > 0
 
 
+def test_a_run_whose_output_would_overflow_stops_early_and_the_rest_follows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel never reallocates its output arrays: with more than about four inference spikes per
+    input it stops early and says how many inputs it consumed, and the network runs the rest. Here every
+    input fires every neuron it reaches (9 positions x 4 maps, no inhibition): the run must be split,
+    and the result must still be the reference's."""
+    calls = []
+    run = kernel.weighted_layer_run
+
+    def recording_run(*args):
+        result = run(*args)
+        calls.append((len(args[0]), result[5]))
+        return result
+
+    monkeypatch.setattr(kernel, "weighted_layer_run", recording_run)
+    layers = [ConvParams(maps=4, kernel=3, th_learn=2.0, th_inf=0.01, r_learn=1, r_inf=-1, a_minus=-0.02)]
+    net = Network(SMALL_SHAPE, layers, seed=5)
+    ref = ReferenceNetwork(SMALL_SHAPE, layers, seed=5)
+    spikes = random_spikes(300, SMALL_SHAPE, 5)
+    got = net.process(spikes)
+    want = ref.process_all_layers(spikes)[-1]
+    assert any(consumed < n for n, consumed in calls), calls
+    assert sum(consumed for _, consumed in calls) == len(spikes)
+    assert len(got) > 4 * len(spikes)
+    assert np.array_equal(got, want)
+    assert_same_state(net.state_dict(), ref.state_dict())
+
+
 # ----------------------------------------------------------------------------- hand-computed cases
 
 

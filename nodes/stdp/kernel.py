@@ -81,18 +81,19 @@ def _before(va: float, ka: int, vb: float, kb: int) -> bool:
 
 
 @numba.njit(cache=True)
-def _sort_order(
-    order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarray, values: np.ndarray, tmp: np.ndarray
-) -> None:
+def _sort_order(order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarray, values: np.ndarray) -> None:
     """``order[:count]`` = the candidate slots by decreasing ``values[cand]``, ties by increasing key.
 
-    Bottom-up merge sort between ``order`` and the scratch ``tmp``, no allocation. Keys (canonical
-    indices) are unique, so the order is total and any correct sort gives the same result.
+    Bottom-up merge sort between the two halves of ``order`` (``2 * half`` long, ``count <= half``), no
+    allocation; the two runs are addressed by offsets, not by swapping array variables, which would cost
+    numba a reference-count update per pass. Keys (canonical indices) are unique, so the order is total
+    and any correct sort gives the same result.
     """
+    half = order.shape[0] // 2
     for k in range(count):
         order[k] = k
-    src, dst = order, tmp
-    in_tmp = False
+    src = 0
+    dst = half
     width = 1
     while width < count:
         for lo in range(0, count, 2 * width):
@@ -101,56 +102,25 @@ def _sort_order(
             i = lo
             j = mid
             for k in range(lo, hi):
-                if j >= hi or (
-                    i < mid and not _before(values[cand[src[j]]], keys[src[j]], values[cand[src[i]]], keys[src[i]])
-                ):
-                    dst[k] = src[i]
+                if j >= hi:
+                    take_i = True
+                elif i >= mid:
+                    take_i = False
+                else:
+                    a = order[src + i]
+                    b = order[src + j]
+                    take_i = not _before(values[cand[b]], keys[b], values[cand[a]], keys[a])
+                if take_i:
+                    order[dst + k] = order[src + i]
                     i += 1
                 else:
-                    dst[k] = src[j]
+                    order[dst + k] = order[src + j]
                     j += 1
         src, dst = dst, src
-        in_tmp = not in_tmp
         width *= 2
-    if in_tmp:
+    if src != 0:
         for k in range(count):
-            order[k] = tmp[k]
-
-
-@numba.njit(cache=True)
-def _pick(
-    cand: np.ndarray,
-    cand_m: np.ndarray,
-    keys: np.ndarray,
-    count: int,
-    values: np.ndarray,
-    th: float | np.float32,
-    ref: np.ndarray,
-    map_ref: np.ndarray,
-    lazy: bool,
-) -> int:
-    """The slot of the candidate that fires next (largest value >= ``th``, ties: lowest key), or -1.
-
-    With ``lazy`` (learning accumulators) a candidate whose map was reset after its reference time
-    is made current first (value 0, reference = the map's), so it cannot be picked.
-    """
-    best = -1
-    best_v = values[0]
-    best_k = 0
-    for k in range(count):
-        idx = cand[k]
-        if lazy:
-            mr = map_ref[cand_m[k]]
-            if ref[idx] < mr:
-                values[idx] = 0.0
-                ref[idx] = mr
-                continue
-        v = values[idx]
-        if v >= th and (best < 0 or _before(v, keys[k], best_v, best_k)):
-            best = k
-            best_v = v
-            best_k = keys[k]
-    return best
+            order[k] = order[src + k]
 
 
 @numba.njit(cache=True)
@@ -234,10 +204,7 @@ def _accumulate_both(
 
 
 @numba.njit(cache=True)
-def _next_to_fire(
-    by_order: bool,
-    order: np.ndarray,
-    k_next: int,
+def _search_next(
     cand: np.ndarray,
     cand_m: np.ndarray,
     keys: np.ndarray,
@@ -247,24 +214,65 @@ def _next_to_fire(
     ref: np.ndarray,
     map_ref: np.ndarray,
     lazy: bool,
-) -> tuple[int, int]:
-    """``(slot, k_next)``: the candidate that fires next (slot -1 when none is left) and, when the set was
-    sorted (``by_order``), the position in ``order`` to go on from. ``lazy`` as for ``_pick``."""
-    if not by_order:
-        return _pick(cand, cand_m, keys, count, values, th, ref, map_ref, lazy), k_next
-    while k_next < count:
-        k = order[k_next]
-        k_next += 1
+) -> int:
+    """The slot of the candidate that fires next (largest value >= ``th``, ties: lowest key), or -1.
+
+    With ``lazy`` (learning accumulators) a candidate whose map was reset after its reference time
+    is made current first (value 0, reference = the map's), so it cannot be picked.
+    """
+    best = -1
+    best_v = values[0]
+    best_k = 0
+    for k in range(count):
         idx = cand[k]
+        stale = False
         if lazy:
             mr = map_ref[cand_m[k]]
             if ref[idx] < mr:
                 values[idx] = 0.0
                 ref[idx] = mr
-                continue
-        if values[idx] >= th:
-            return k, k_next
-    return -1, k_next
+                stale = True
+        if not stale:
+            v = values[idx]
+            if v >= th and (best < 0 or _before(v, keys[k], best_v, best_k)):
+                best = k
+                best_v = v
+                best_k = keys[k]
+    return best
+
+
+@numba.njit(cache=True)
+def _walk_next(
+    order: np.ndarray,
+    k_next: int,
+    cand: np.ndarray,
+    cand_m: np.ndarray,
+    count: int,
+    values: np.ndarray,
+    th: float | np.float32,
+    ref: np.ndarray,
+    map_ref: np.ndarray,
+    lazy: bool,
+) -> int:
+    """The first position ``p >= k_next`` in the sorted ``order`` whose candidate is still ``>= th``, or
+    ``count`` when none is left. ``lazy`` as for ``_search_next``."""
+    p = k_next
+    fires = False
+    while not fires and p < count:
+        k = order[p]
+        idx = cand[k]
+        stale = False
+        if lazy:
+            mr = map_ref[cand_m[k]]
+            if ref[idx] < mr:
+                values[idx] = 0.0
+                ref[idx] = mr
+                stale = True
+        if not stale and values[idx] >= th:
+            fires = True
+        else:
+            p += 1
+    return p
 
 
 @numba.njit(cache=True)
@@ -285,30 +293,37 @@ def _collect(
     For each: its flat index, its map and its canonical index ``m * Ho*Wo + pos`` (no division).
     """
     for p in range(n_pos):
-        base = (pos0 + p) * m_count
-        for m in range(m_count):
-            if v[base + m] >= th:
-                cand[n_cand] = base + m
-                cand_m[n_cand] = m
-                keys[n_cand] = m * n_positions + pos0 + p
-                n_cand += 1
+        base = np.uint64((pos0 + p) * m_count)
+        # a vectorised "any reached" first: most positions of a row have none
+        hit = False
+        for m in range(np.uint64(m_count)):
+            hit |= v[base + m] >= th
+        if hit:
+            key0 = pos0 + p
+            for m in range(m_count):
+                if v[base + np.uint64(m)] >= th:
+                    cand[n_cand] = (pos0 + p) * m_count + m
+                    cand_m[n_cand] = m
+                    keys[n_cand] = m * n_positions + key0
+                    n_cand += 1
     return n_cand
 
 
 @numba.njit(cache=True)
 def _make_current(v_learn: np.ndarray, ref: np.ndarray, map_ref: np.ndarray, nb: int, count: int) -> None:
-    """Apply the pending lazy map resets of the ``count`` neurons of one position."""
-    for m in range(count):
-        if ref[nb + m] < map_ref[m]:
-            v_learn[nb + m] = 0.0
-            ref[nb + m] = map_ref[m]
+    """Apply the pending lazy map resets of ``count`` consecutive neurons from ``nb`` (a position's first);
+    ``map_ref`` holds the maps' reset stamps repeated for as many positions as ``count`` covers.
 
-
-@numba.njit(cache=True)
-def _grow(a: np.ndarray, need: int) -> np.ndarray:
-    bigger = np.empty(max(2 * a.shape[0], need), a.dtype)
-    bigger[: a.shape[0]] = a
-    return bigger
+    Branch-free over unsigned indices, so that it compiles to vector code (as a branchy loop with signed
+    indices it was a scalar loop, 40 % of the first N-MNIST layer's time).
+    """
+    base = np.uint64(nb)
+    for m in range(np.uint64(count)):
+        r = ref[base + m]
+        mr = map_ref[m]
+        stale = r < mr
+        v_learn[base + m] = np.float32(0.0) if stale else v_learn[base + m]
+        ref[base + m] = mr if stale else r
 
 
 @numba.njit(cache=True)
@@ -335,7 +350,7 @@ def weighted_layer_run(
     beta_plus: float,
     learning: bool,
     select_max: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Run one conv (or fc-as-conv) layer over a batch of input spikes, mutating its state in place.
 
     ``shape`` = ``[C, H, W, KH, KW, M]`` (int64). ``counters`` = ``[n, learning spikes, inference
@@ -343,8 +358,10 @@ def weighted_layer_run(
     which all neurons of an output position were last made current (all zeros is always valid).
     ``select_max``: candidate sets up to this size are searched, larger ones sorted (the same result
     either way; ``SELECT_MAX`` is the measured sweet spot, tests run both ways).
-    Returns ``(t, x, y, c, count)``: the first ``count`` entries of the four arrays are the inference
-    spikes, in firing order.
+    Returns ``(t, x, y, c, count, consumed)``: the first ``count`` entries of the four arrays are the
+    inference spikes of the first ``consumed`` inputs, in firing order. ``consumed < len(in_t)`` only
+    when the output arrays could overflow (more than four spikes per input so far); the caller then runs
+    the remaining inputs in another call (the state carries over, so the result is the same).
     """
     c_count = shape[0]
     h_in = shape[1]
@@ -356,7 +373,11 @@ def weighted_layer_run(
     wo = w_in - kw + 1
 
     n_events = in_t.shape[0]
-    cap = max(64, n_events)
+    most = kh * kw * m_count  # neurons an input spike reaches, at most: also its most inference spikes
+    # The output arrays are never reallocated here (swapping array variables inside the loop would cost
+    # numba reference-count updates): when one more input could overflow them, the run stops early and
+    # says how many inputs it consumed; the caller runs the rest.
+    cap = 4 * n_events + most
     out_t = np.empty(cap, np.int64)
     out_x = np.empty(cap, np.int64)
     out_y = np.empty(cap, np.int64)
@@ -364,15 +385,16 @@ def weighted_layer_run(
     n_out = 0
 
     n_positions = ho * wo
-    most = kh * kw * m_count  # neurons an input spike reaches, at most
     cand_l = np.empty(most, np.int64)
     cand_lm = np.empty(most, np.int64)
     keys_l = np.empty(most, np.int64)
     cand_i = np.empty(most, np.int64)
     cand_im = np.empty(most, np.int64)
     keys_i = np.empty(most, np.int64)
-    order = np.empty(most, np.int64)
-    tmp_order = np.empty(most, np.int64)
+    order = np.empty(2 * most, np.int64)  # the sort's two halves
+    map_ref_row = np.empty(kw * m_count, np.int64)  # map_ref repeated for the kw positions of a row
+    for j in range(kw):
+        map_ref_row[j * m_count : (j + 1) * m_count] = map_ref
     n = counters[0]
     last_map_reset = np.int64(0)
     for m in range(m_count):
@@ -380,7 +402,11 @@ def weighted_layer_run(
     n_learn_spikes = counters[1]
     n_inf_spikes = counters[2]
 
+    consumed = n_events
     for e in range(n_events):
+        if n_out + most > cap:
+            consumed = e
+            break
         c = np.int64(in_c[e])
         y = np.int64(in_y[e])
         x = np.int64(in_x[e])
@@ -403,12 +429,18 @@ def weighted_layer_run(
             nb = pos0 * m_count
             wb = ((c * kh + ky) * kw + kw - 1 - (x - ox0)) * m_count
             if learning:
+                # positions with a map reset since they were last made current: apply the pending lazy
+                # resets of their neurons, as one contiguous run from the first to the last of them
+                first = -1
+                last = -1
                 for pos in range(pos0, pos0 + n_pos):
                     if pos_checked[pos] <= last_map_reset:
-                        # a map reset happened since this position was last made current: apply the
-                        # pending lazy resets of its neurons
-                        _make_current(v_learn, ref, map_ref, pos * m_count, m_count)
+                        if first < 0:
+                            first = pos
+                        last = pos
                         pos_checked[pos] = n
+                if first >= 0:
+                    _make_current(v_learn, ref, map_ref_row, first * m_count, (last - first + 1) * m_count)
                 hit_l, hit_i = _accumulate_both(v_learn, v_inf, w, nb, wb, span, th_learn, th_inf)
                 if hit_l:
                     nl = _collect(v_learn, pos0, n_pos, m_count, n_positions, th_learn, cand_l, cand_lm, keys_l, nl)
@@ -423,14 +455,19 @@ def weighted_layer_run(
         if nl > 0:
             sorted_l = nl > select_max
             if sorted_l:
-                _sort_order(order, nl, cand_l, keys_l, v_learn, tmp_order)
+                _sort_order(order, nl, cand_l, keys_l, v_learn)
             k_next = 0
             while True:
-                k, k_next = _next_to_fire(
-                    sorted_l, order, k_next, cand_l, cand_lm, keys_l, nl, v_learn, th_learn, ref, map_ref, True
-                )
-                if k < 0:
-                    break
+                if sorted_l:
+                    p = _walk_next(order, k_next, cand_l, cand_lm, nl, v_learn, th_learn, ref, map_ref, True)
+                    if p == nl:
+                        break
+                    k = order[p]
+                    k_next = p + 1
+                else:
+                    k = _search_next(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, ref, map_ref, True)
+                    if k < 0:
+                        break
                 idx = cand_l[k]
                 m = cand_lm[k]
                 pos = keys_l[k] - m * n_positions
@@ -457,37 +494,41 @@ def weighted_layer_run(
                 v_learn[idx] = 0.0
                 ref[idx] = n
                 map_ref[m] = n
+                for j in range(kw):
+                    map_ref_row[j * m_count + m] = n
                 last_map_reset = n
                 for py in range(max(0, oy - r_learn), min(ho - 1, oy + r_learn) + 1):
-                    for px in range(max(0, ox - r_learn), min(wo - 1, ox + r_learn) + 1):
-                        pb = (py * wo + px) * m_count
-                        for mm in range(m_count):
-                            v_learn[pb + mm] = 0.0
-                            ref[pb + mm] = n
+                    # the positions px0..px1 of a row are one contiguous run of neurons
+                    px0 = max(0, ox - r_learn)
+                    px1 = min(wo - 1, ox + r_learn)
+                    pb = np.uint64((py * wo + px0) * m_count)
+                    for j in range(np.uint64((px1 - px0 + 1) * m_count)):
+                        v_learn[pb + j] = 0.0
+                        ref[pb + j] = n
 
         # Inference spikes, the same way (no lazy resets on this side).
         if ni > 0:
             sorted_i = ni > select_max
             if sorted_i:
-                _sort_order(order, ni, cand_i, keys_i, v_inf, tmp_order)
+                _sort_order(order, ni, cand_i, keys_i, v_inf)
             k_next = 0
             while True:
-                k, k_next = _next_to_fire(
-                    sorted_i, order, k_next, cand_i, cand_im, keys_i, ni, v_inf, th_inf, ref, map_ref, False
-                )
-                if k < 0:
-                    break
+                if sorted_i:
+                    p = _walk_next(order, k_next, cand_i, cand_im, ni, v_inf, th_inf, ref, map_ref, False)
+                    if p == ni:
+                        break
+                    k = order[p]
+                    k_next = p + 1
+                else:
+                    k = _search_next(cand_i, cand_im, keys_i, ni, v_inf, th_inf, ref, map_ref, False)
+                    if k < 0:
+                        break
                 idx = cand_i[k]
                 m = cand_im[k]
                 pos = keys_i[k] - m * n_positions
                 oy = pos // wo
                 ox = pos - oy * wo
                 v_inf[idx] = 0.0
-                if n_out == out_t.shape[0]:
-                    out_t = _grow(out_t, n_out + 1)
-                    out_x = _grow(out_x, n_out + 1)
-                    out_y = _grow(out_y, n_out + 1)
-                    out_c = _grow(out_c, n_out + 1)
                 out_t[n_out] = t
                 out_x[n_out] = ox
                 out_y[n_out] = oy
@@ -495,17 +536,19 @@ def weighted_layer_run(
                 n_out += 1
                 n_inf_spikes += 1
                 if r_inf >= 0:
+                    # the other maps at the positions within r_inf (branch-free over unsigned indices, so
+                    # that it compiles to contiguous vector stores)
+                    mu = np.uint64(m)
                     for py in range(max(0, oy - r_inf), min(ho - 1, oy + r_inf) + 1):
                         for px in range(max(0, ox - r_inf), min(wo - 1, ox + r_inf) + 1):
-                            pb = (py * wo + px) * m_count
-                            for mm in range(m_count):
-                                if mm != m:
-                                    v_inf[pb + mm] = 0.0
+                            pb = np.uint64((py * wo + px) * m_count)
+                            for mm in range(np.uint64(m_count)):
+                                v_inf[pb + mm] = v_inf[pb + mm] if mm == mu else np.float32(0.0)
 
     counters[0] = n
     counters[1] = n_learn_spikes
     counters[2] = n_inf_spikes
-    return out_t, out_x, out_y, out_c, n_out
+    return out_t, out_x, out_y, out_c, n_out, consumed
 
 
 @numba.njit(cache=True)

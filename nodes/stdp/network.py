@@ -484,16 +484,22 @@ def _run_weighted(spikes: np.ndarray, layer: _WeightedLayer, learning: bool) -> 
     p = layer.params
     # Contiguous, aligned columns: one compiled signature, fast loads.
     cols = [np.ascontiguousarray(spikes[name]) for name in ("t", "x", "y", "c")]
-    t, x, y, c, count = kernel.weighted_layer_run(
-        cols[0], cols[1], cols[2], cols[3],
-        layer.w, layer.v_learn, layer.v_inf, layer.ref, layer.map_ref, layer.last_in,
-        layer.pos_checked, layer.counters,
-        layer.geometry, _threshold32(p.th_learn), _threshold32(p.th_inf), layer.r_learn, layer.r_inf,
-        float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning, kernel.SELECT_MAX,
-    )  # fmt: skip
-    out = np.empty(count, SPIKE_DTYPE)
-    out["t"] = t[:count]
-    out["x"] = x[:count]
-    out["y"] = y[:count]
-    out["c"] = c[:count]
-    return out
+    parts = []
+    start = 0
+    while True:  # one call unless the kernel's output arrays fill up (it then says how far it got)
+        t, x, y, c, count, consumed = kernel.weighted_layer_run(
+            cols[0][start:], cols[1][start:], cols[2][start:], cols[3][start:],
+            layer.w, layer.v_learn, layer.v_inf, layer.ref, layer.map_ref, layer.last_in,
+            layer.pos_checked, layer.counters,
+            layer.geometry, _threshold32(p.th_learn), _threshold32(p.th_inf), layer.r_learn, layer.r_inf,
+            float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning, kernel.SELECT_MAX,
+        )  # fmt: skip
+        out = np.empty(count, SPIKE_DTYPE)
+        out["t"] = t[:count]
+        out["x"] = x[:count]
+        out["y"] = y[:count]
+        out["c"] = c[:count]
+        parts.append(out)
+        start += consumed
+        if start >= len(spikes):
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
