@@ -8,7 +8,10 @@ pool, fc 1024 (th 60/60), learning on and off, on
 * real N-MNIST samples from ``$SPIKESTREAM_DATA/nmnist`` (or ``../shared/recordings``) when present,
   decoded and concatenated with time shifts.
 
-    python benchmarks/bench_stdp.py [--samples 100] [--json out.json] [--breakdown]
+    python benchmarks/bench_stdp.py [--samples 100] [--repeat 3] [--json out.json] [--breakdown]
+
+Each case runs ``--repeat`` times on a fresh network and the fastest run is reported (all are printed
+and kept in the JSON): on the shared 2-core VM single runs of the same code vary by up to ~10 %.
 
 Per-layer figures are the seconds each layer takes for the whole stream (layer by layer, as
 ``Network.process`` runs them) divided into the number of network input events.
@@ -178,6 +181,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the results to this JSON file")
     ap.add_argument("--no-wta-inf", action="store_true", help="fc without inference inhibition")
     ap.add_argument("--breakdown", action="store_true", help="also split conv1/conv2 time by kind of spike")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is reported (default 3)")
     args = ap.parse_args()
     global WTA_INF
     WTA_INF = not args.no_wta_inf
@@ -193,14 +197,19 @@ def main() -> None:
     print(f"{'stream':10} {'learn':5} {'events':>9} {'ev/s':>10}   per layer: inputs -> outputs, network ev/s")
     for sname, stream in streams.items():
         for learning in (True, False):
-            r = measure(stream, learning)
+            # best of --repeat runs (fresh network each time): on a shared VM single runs vary by ~10 %
+            tries = [measure(stream, learning) for _ in range(args.repeat)]
+            r = max(tries, key=lambda run: run["events_per_s"])
+            r["all_events_per_s"] = [run["events_per_s"] for run in tries]
             results["runs"][f"{sname}/{'learn' if learning else 'frozen'}"] = r
             layer_txt = "  ".join(
                 f"{n}: {v['inputs']}->{v['outputs']} {v['network_events_per_s'] / 1e6:.2f}M"
                 for n, v in r["layers"].items()
                 if not n.startswith("pool")
             )
-            print(f"{sname:10} {learning!s:5} {r['events']:9d} {r['events_per_s'] / 1e6:8.3f}M   {layer_txt}")
+            spread = "/".join(f"{v / 1e6:.3f}" for v in r["all_events_per_s"])
+            rate = r["events_per_s"] / 1e6
+            print(f"{sname:10} {learning!s:5} {r['events']:9d} {rate:8.3f}M   {layer_txt}   (runs: {spread})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.breakdown:
