@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from nodes.stdp import ConvParams, FcParams, Network, PoolParams
-from nodes.stdp.network import _pool, _PoolLayer, _run_weighted
+from nodes.stdp.network import _columns, _pool, _PoolLayer, _run_weighted
 from pipeline.events import SPIKE_DTYPE
 
 SHAPE = (2, 34, 34)
@@ -128,12 +128,12 @@ def measure(stream: np.ndarray, learning: bool) -> dict:
     warm.learning = learning
     warm.process(stream[:2000])
     per_layer = []
-    current = stream
     start = time.perf_counter()
-    for layer in net._layers:  # the same steps as Network.process_all_layers, timed one by one
+    current = _columns(stream)
+    for layer in net._layers:  # the same steps as Network.process, timed one by one
         t0 = time.perf_counter()
         nxt = _pool(current, layer) if isinstance(layer, _PoolLayer) else _run_weighted(current, layer, learning)
-        per_layer.append({"seconds": time.perf_counter() - t0, "inputs": len(current), "outputs": len(nxt)})
+        per_layer.append({"seconds": time.perf_counter() - t0, "inputs": len(current[0]), "outputs": len(nxt[0])})
         current = nxt
     total = time.perf_counter() - start
     names = ["conv1", "pool1", "conv2", "pool2", "fc"]

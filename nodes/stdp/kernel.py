@@ -401,9 +401,9 @@ def weighted_layer_run(
     # says how many inputs it consumed; the caller runs the rest.
     cap = 4 * n_events + most
     out_t = np.empty(cap, np.int64)
-    out_x = np.empty(cap, np.int64)
-    out_y = np.empty(cap, np.int64)
-    out_c = np.empty(cap, np.int64)
+    out_x = np.empty(cap, np.uint16)  # the coordinate type of SPIKE_DTYPE, and of the next layer's input
+    out_y = np.empty(cap, np.uint16)
+    out_c = np.empty(cap, np.uint16)
     n_out = 0
 
     n_positions = ho * wo

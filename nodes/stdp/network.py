@@ -351,8 +351,16 @@ class Network:
 
     def process_all_layers(self, spikes: np.ndarray) -> list[np.ndarray]:
         """Run a batch through every layer; returns each layer's output spikes (``SPIKE_DTYPE``)."""
-        current = self._validate(spikes)
-        outputs: list[np.ndarray] = []
+        return [_as_spikes(cols) for cols in self._run(spikes)]
+
+    def process(self, spikes: np.ndarray) -> np.ndarray:
+        """Run a batch of input spikes; returns the top layer's inference spikes (``SPIKE_DTYPE``)."""
+        return _as_spikes(self._run(spikes)[-1])
+
+    def _run(self, spikes: np.ndarray) -> list[_Columns]:
+        """Every layer's output as columns: between layers the spikes stay in the form the kernels take."""
+        current = _columns(self._validate(spikes))
+        outputs: list[_Columns] = []
         for layer in self._layers:
             if isinstance(layer, _PoolLayer):
                 current = _pool(current, layer)
@@ -360,10 +368,6 @@ class Network:
                 current = _run_weighted(current, layer, self._learning)
             outputs.append(current)
         return outputs
-
-    def process(self, spikes: np.ndarray) -> np.ndarray:
-        """Run a batch of input spikes; returns the top layer's inference spikes (``SPIKE_DTYPE``)."""
-        return self.process_all_layers(spikes)[-1]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -459,14 +463,28 @@ def _get_weights(layer: _WeightedLayer) -> np.ndarray:
     return np.ascontiguousarray(four).reshape(layer.canonical_weight_shape())
 
 
-def _pool(spikes: np.ndarray, layer: _PoolLayer) -> np.ndarray:
-    s = layer.params.size
-    out = spikes.copy()
-    out["x"] //= s
-    out["y"] //= s
-    layer.counters[0] += spikes.shape[0]
-    layer.counters[2] += spikes.shape[0]
+# Spikes between layers: contiguous columns t (int64) and x, y, c (uint16, as in SPIKE_DTYPE), the form
+# the kernel takes and returns, so that no layer packs or unpacks a structured array.
+_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _columns(spikes: np.ndarray) -> _Columns:
+    t, x, y, c = (np.ascontiguousarray(spikes[name]) for name in ("t", "x", "y", "c"))
+    return t, x, y, c
+
+
+def _as_spikes(cols: _Columns) -> np.ndarray:
+    out = np.empty(len(cols[0]), SPIKE_DTYPE)
+    out["t"], out["x"], out["y"], out["c"] = cols
     return out
+
+
+def _pool(cols: _Columns, layer: _PoolLayer) -> _Columns:
+    s = layer.params.size
+    t, x, y, c = cols
+    layer.counters[0] += t.shape[0]
+    layer.counters[2] += t.shape[0]
+    return t, x // np.uint16(s), y // np.uint16(s), c
 
 
 def _threshold32(th: float) -> np.float32:
@@ -480,10 +498,9 @@ def _threshold32(th: float) -> np.float32:
     return np.float32(t32)
 
 
-def _run_weighted(spikes: np.ndarray, layer: _WeightedLayer, learning: bool) -> np.ndarray:
+def _run_weighted(cols: _Columns, layer: _WeightedLayer, learning: bool) -> _Columns:
     p = layer.params
-    # Contiguous, aligned columns: one compiled signature, fast loads.
-    cols = [np.ascontiguousarray(spikes[name]) for name in ("t", "x", "y", "c")]
+    n = len(cols[0])
     parts = []
     start = 0
     while True:  # one call unless the kernel's output arrays fill up (it then says how far it got)
@@ -494,12 +511,11 @@ def _run_weighted(spikes: np.ndarray, layer: _WeightedLayer, learning: bool) -> 
             layer.geometry, _threshold32(p.th_learn), _threshold32(p.th_inf), layer.r_learn, layer.r_inf,
             float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning, kernel.SELECT_MAX,
         )  # fmt: skip
-        out = np.empty(count, SPIKE_DTYPE)
-        out["t"] = t[:count]
-        out["x"] = x[:count]
-        out["y"] = y[:count]
-        out["c"] = c[:count]
-        parts.append(out)
+        parts.append((t[:count], x[:count], y[:count], c[:count]))
         start += consumed
-        if start >= len(spikes):
-            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if start >= n:
+            break
+    if len(parts) == 1:
+        return parts[0]
+    t, x, y, c = (np.concatenate([part[k] for part in parts]) for k in range(4))
+    return t, x, y, c
