@@ -1,7 +1,8 @@
 """Run a graph: every node in one process (inproc links) or one process per node (ipc or tcp links).
 
-Each node is driven by a ``NodeRunner``: it binds its input, connects its outputs, reports ready, and
-then either pumps its source or receives, processes and forwards messages until every upstream node has
+Each node is driven by a ``NodeRunner``: it binds its input, connects its outputs, reports ready, restores
+its state and starts; once every node has started, the graph gives the go, and each node then either
+pumps its source or receives, processes and forwards messages until every upstream node has
 ended its stream. End-of-stream is a control message sent after the last data message on every lossless
 link, so a node that has seen it from all its upstream nodes has seen everything. Control messages
 (freeze, checkpoint, end-of-stream) travel in-band on the data links on purpose: they then take effect at
@@ -605,16 +606,28 @@ class NodeRunner:
                 said = True
             await asyncio.sleep(0.01)
 
-    async def run(self, wait_go: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
-        """Run the node to the end of its stream (or a stop request); return its report."""
+    async def run(
+        self,
+        wait_go: Callable[[], Awaitable[None]] | None = None,
+        started: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run the node to the end of its stream (or a stop request); return its report.
+
+        ``started`` is called once the node has restored its state and started (or failed to: it then
+        only ends its stream); the graph gives the go (``wait_go``) when every node has called it, so a
+        live source does not stream into a node that is still restoring or connecting."""
         logger = asyncio.ensure_future(self._log_periodically())
         try:
             try:
                 self.restore()
                 await self.node.start()
             except Exception:
+                if started is not None:
+                    started()
                 await self._end_stream_unstarted(wait_go)
                 raise
+            if started is not None:
+                started()
             if wait_go is not None:
                 await wait_go()
             self._started = time.perf_counter()
@@ -738,8 +751,17 @@ async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dic
         async def wait_go() -> None:
             await go.wait()
 
-        tasks = {r.name: asyncio.ensure_future(r.run(wait_go)) for r in runners}
-        go.set()
+        not_started = {r.name for r in runners}
+
+        def started_by(name: str) -> Callable[[], None]:
+            def started() -> None:  # the go once every node has started
+                not_started.discard(name)
+                if not not_started:
+                    go.set()
+
+            return started
+
+        tasks = {r.name: asyncio.ensure_future(r.run(wait_go, started_by(r.name))) for r in runners}
         log.info("graph %r running: %d nodes in one process", graph.name, len(runners))
         t0 = time.perf_counter()
         reports: dict[str, Any] = {}
@@ -804,7 +826,10 @@ def _child_main(
                 while not go.is_set():
                     await asyncio.sleep(0.005)
 
-            return await runner.run(wait_go)
+            def started() -> None:
+                reports.put(("started", name, None))
+
+            return await runner.run(wait_go, started)
         finally:
             runner.close()
             terminate(ctx, f"nodes.{name}")
@@ -884,22 +909,34 @@ def run_processes(
         try:
             for p in procs.values():
                 p.start()
+            # Two steps before the go: every node has opened its sockets ("ready", within the start-up
+            # timeout), then every node has restored its state and started ("started": no deadline, a
+            # large checkpoint or data set may take a while; said in the log after 10 s).
             ready: set[str] = set()
-            deadline = time.monotonic() + startup_timeout_s
-            while len(ready) < len(procs):
+            started: set[str] = set()
+            began = time.monotonic()
+            said = False
+            while len(started) < len(procs):
                 try:
                     kind, name, payload = reports_q.get(timeout=0.2)
                 except queue.Empty:
-                    dead = [n for n, p in procs.items() if not p.is_alive() and n not in ready]
+                    dead = [n for n, p in procs.items() if not p.is_alive()]
                     if stopping:
                         raise SpikestreamError(f"graph {graph.name!r} interrupted while starting") from None
-                    if dead or time.monotonic() > deadline:
+                    late = len(ready) < len(procs) and time.monotonic() - began > startup_timeout_s
+                    if dead or late:
                         stop_all()
-                        what = ", ".join(dead) if dead else "some nodes"
+                        what = ", ".join(dead) if dead else ", ".join(n for n in procs if n not in ready)
                         raise SpikestreamError(f"graph {graph.name!r} did not start: {what} failed to start") from None
+                    if not said and time.monotonic() - began > 10.0:
+                        waiting = ", ".join(n for n in procs if n not in started)
+                        log.info("graph %r: waiting for %s to start", graph.name, waiting)
+                        said = True
                     continue
                 if kind == "ready":
                     ready.add(name)
+                elif kind == "started":
+                    started.add(name)
                 elif kind == "failed":
                     stop_all()
                     raise SpikestreamError(f"nodes.{name}: {payload}")

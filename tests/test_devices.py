@@ -403,3 +403,41 @@ def test_a_source_that_cannot_start_ends_the_whole_graph_at_once(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("spikestream: error")]
     assert len(errors) == 1 and ("node cam:" in errors[0] or "nodes.cam:" in errors[0]), proc.stderr[-2000:]
     assert "recording not found" in errors[0] and "missing.aedat4" in errors[0]
+
+
+class SlowStartSink(Node):
+    """Takes 1.5 s to start (a checkpoint to restore, a broker to reach) and then keeps up."""
+
+    Config = NoParams
+
+    async def start(self) -> None:
+        await asyncio.sleep(1.5)
+
+    async def process(self, msg: Message) -> list[Message]:
+        return []
+
+
+@pytest.mark.parametrize("transport", ["ipc", "inproc"])
+def test_a_live_source_streams_only_once_every_node_has_started(tmp_path, transport):
+    """The graph's go waits for every node's start, not only for its sockets: a simulated camera whose
+    consumer is still starting would otherwise fall 1.5 s behind at once and drop (before this, it dropped
+    most of this half-second recording). The lag allowed here is generous (0.5 s), so that only a
+    camera started too early can drop."""
+    path, ev = write_recording(tmp_path, seconds=0.5)
+    graph = parse_graph(
+        {
+            "name": "slowstart",
+            "transport": transport,
+            "hwm": 1,
+            "log_every_s": 0,
+            "links": ["cam -> sink"],
+            "nodes": {
+                "cam": {"type": "devices.simulated:SimulatedCamera", "path": str(path), "max_lag_us": 500_000},
+                "sink": {"type": "test_devices:SlowStartSink"},
+            },
+        }
+    )
+    res = run_graph(graph)
+    assert res["errors"] == {}
+    assert res["events_dropped"] == 0 and res["events_emitted"] == ev.shape[0]
+    assert res["nodes"]["sink"]["counters"]["events_in"] == ev.shape[0]
