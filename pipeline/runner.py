@@ -54,6 +54,8 @@ from .transport import Curve, Inlet, Outlet
 log = logging.getLogger("spikestream.runner")
 
 STOP_GRACE_S = float(os.environ.get("SPIKESTREAM_STOP_GRACE_S", "10"))
+#: How long a node of a graph waits for its downstream links to connect before it reports started anyway.
+CONNECT_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -613,9 +615,10 @@ class NodeRunner:
     ) -> dict[str, Any]:
         """Run the node to the end of its stream (or a stop request); return its report.
 
-        ``started`` is called once the node has restored its state and started (or failed to: it then
-        only ends its stream); the graph gives the go (``wait_go``) when every node has called it, so a
-        live source does not stream into a node that is still restoring or connecting."""
+        ``started`` is called once the node has restored its state, started and its links to the nodes
+        downstream are connected (or once it failed to start: it then only ends its stream); the graph gives
+        the go (``wait_go``) when every node has called it, so a live source does not stream into a node
+        that is still restoring, or wait for a connection, and fall behind at once."""
         logger = asyncio.ensure_future(self._log_periodically())
         try:
             try:
@@ -627,6 +630,12 @@ class NodeRunner:
                 await self._end_stream_unstarted(wait_go)
                 raise
             if started is not None:
+                if self.outlet is not None and not await self.outlet.wait_connected(CONNECT_WAIT_S):
+                    self.node.log.warning(
+                        "%s: a downstream node is not connected after %.0f s; starting anyway",
+                        self.name,
+                        CONNECT_WAIT_S,
+                    )
                 started()
             if wait_go is not None:
                 await wait_go()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,6 +99,9 @@ class Outlet:
             # queue only to peers whose connection (and CURVE handshake) completed: otherwise messages
             # wait in a pipe to a peer that may never come, and are lost when the socket closes
             sock.immediate = True
+            # a peer that binds after we connect is retried every 10 ms, not after libzmq's default 100 ms
+            # (a live source's first message would wait for it, fall behind and drop)
+            sock.reconnect_ivl = 10
             # closing waits until the peer has taken every queued message (a slow consumer may be many
             # seconds behind at end-of-stream); NodeRunner.close bounds the wait when stopping on a signal
             sock.linger = -1
@@ -140,6 +144,17 @@ class Outlet:
         if msg.kind in _EVENT_KINDS:
             self.counters.events_out += msg.count
         self.counters.bytes_out += nbytes
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until every downstream link has a completed connection (with ``immediate`` a PUSH socket is
+        writable only then); returns False if one has none after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        for sock in self._pushes:
+            left = deadline - time.monotonic()
+            # (pyzmq's stub types the socket's poll like Poller.poll; it takes the flags)
+            if left <= 0 or not await sock.poll(int(left * 1000), zmq.POLLOUT):  # type: ignore[call-arg]
+                return False
+        return True
 
     def forget_disconnects(self) -> None:
         """Start watching afresh: disconnections seen so far (a peer that restarted) no longer count."""

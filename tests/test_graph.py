@@ -23,7 +23,7 @@ from pipeline.events import EVENT_DTYPE
 from pipeline.message import control_message, events_message
 from pipeline.node import Counters
 from pipeline.runner import run_graph
-from pipeline.transport import Inlet
+from pipeline.transport import Inlet, Outlet
 from pipeline.wire import encode
 
 CHAIN = """
@@ -189,6 +189,37 @@ type = "checksum"
     for s in ("s1", "s2"):
         assert results["nodes"][s]["results"]["sink_events"] == 50_000
         assert results["nodes"][s]["counters"]["gaps"] == 0
+
+
+def test_an_outlet_says_when_its_peer_is_connected_and_reaches_a_late_binder_quickly(tmp_path):
+    """A node's links must be connected before the graph's go (a live source's first message would
+    otherwise wait for the connection and fall behind). The outlet connects before its peer binds (as
+    when the downstream process opens later): not connected then; connected within a few reconnect
+    intervals of the bind (libzmq's default interval is 100 ms; the outlet retries every 10 ms)."""
+
+    async def main():
+        ctx = zmq.asyncio.Context()
+        address = f"ipc://{tmp_path}/late.sock"
+        outlet = Outlet(ctx, [address], hwm=10, counters=Counters())
+        inlet = None
+        try:
+            assert not await outlet.wait_connected(0.2)
+            inlet = Inlet(ctx, name="late", bind=address, hwm=10, counters=Counters())
+            t0 = time.perf_counter()
+            assert await outlet.wait_connected(5.0)
+            took = time.perf_counter() - t0
+            await outlet.send(events_message(np.zeros(3, EVENT_DTYPE)).stamped("a", 0, 1))
+            msg = await asyncio.wait_for(inlet.recv(), timeout=2.0)
+            return took, msg.count
+        finally:
+            outlet.close(linger_ms=0)
+            if inlet is not None:
+                inlet.close()
+            ctx.term()
+
+    took, count = asyncio.run(main())
+    assert count == 3
+    assert took < 0.09, f"connected {took * 1000:.0f} ms after the bind"
 
 
 def run_inlet(frames_list, bind):
