@@ -99,9 +99,10 @@ class Outlet:
             # queue only to peers whose connection (and CURVE handshake) completed: otherwise messages
             # wait in a pipe to a peer that may never come, and are lost when the socket closes
             sock.immediate = True
-            # a peer that binds after we connect is retried every 10 ms, not after libzmq's default 100 ms
-            # (a live source's first message would wait for it, fall behind and drop)
+            # a peer that binds after we connect is retried after 10 ms, then at growing intervals up to
+            # libzmq's default of 100 ms (a graph's go waits for every link to connect)
             sock.reconnect_ivl = 10
+            sock.reconnect_ivl_max = 100
             # closing waits until the peer has taken every queued message (a slow consumer may be many
             # seconds behind at end-of-stream); NodeRunner.close bounds the wait when stopping on a signal
             sock.linger = -1
