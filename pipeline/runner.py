@@ -608,6 +608,20 @@ class NodeRunner:
                 said = True
             await asyncio.sleep(0.01)
 
+    async def _wait_for_downstream(self) -> None:
+        """A source run alone (``spikestream node``) streams once the nodes it feeds are connected (or it is
+        asked to stop): a camera started before its encoder would otherwise drop what it cannot send."""
+        assert self.outlet is not None
+        said = False
+        while not self.stop_requested.is_set():
+            if await self.outlet.wait_connected(1.0):
+                if said:
+                    self.node.log.info("%s: downstream connected, streaming", self.name)
+                return
+            if not said:
+                self.node.log.info("%s: waiting for the downstream nodes to connect", self.name)
+                said = True
+
     async def run(
         self,
         wait_go: Callable[[], Awaitable[None]] | None = None,
@@ -639,6 +653,8 @@ class NodeRunner:
                 started()
             if wait_go is not None:
                 await wait_go()
+            elif self.node.is_source and self.outlet is not None:
+                await self._wait_for_downstream()
             self._started = time.perf_counter()
             self._last_checkpoint = time.monotonic()  # periods count from the start of the stream
             if self.node.is_source:

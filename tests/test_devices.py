@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -441,3 +442,31 @@ def test_a_live_source_streams_only_once_every_node_has_started(tmp_path, transp
     assert res["errors"] == {}
     assert res["events_dropped"] == 0 and res["events_emitted"] == ev.shape[0]
     assert res["nodes"]["sink"]["counters"]["events_in"] == ev.shape[0]
+
+
+def test_a_camera_run_alone_waits_for_its_encoder_before_streaming(tmp_path):
+    """`spikestream node` runs one node: a live source started before the node it feeds streams once that
+    node has connected, instead of dropping what it could not send meanwhile (1.5 s here, three times
+    the recording)."""
+    path, ev = write_recording(tmp_path, seconds=0.5)
+    cfg = tmp_path / "alone.toml"
+    cfg.write_text(
+        f'name = "alone"\ntransport = "ipc"\nipc_dir = "{tmp_path}"\nlinks = ["cam -> sink"]\n'
+        f'[nodes.cam]\ntype = "simulated-camera"\npath = "{path}"\nmax_lag_us = 200000\n'
+        '[nodes.sink]\ntype = "checksum"\n'
+    )
+
+    def node(name: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "pipeline.cli", "node", name, "--config", str(cfg)]
+        return subprocess.Popen([*cmd, "--results", str(tmp_path / f"{name}.json")], stderr=subprocess.PIPE, text=True)
+
+    cam = node("cam")
+    time.sleep(1.5)
+    sink = node("sink")
+    for p in (cam, sink):
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err[-2000:]
+    cam_res = json.loads((tmp_path / "cam.json").read_text())
+    sink_res = json.loads((tmp_path / "sink.json").read_text())
+    assert cam_res["events_dropped"] == 0 and cam_res["events_emitted"] == ev.shape[0]
+    assert sink_res["sink_events"] == ev.shape[0]
