@@ -220,7 +220,8 @@ def _accumulate_both_current(
     (``V_l = 0`` and ``ref = map_ref[m]`` when ``ref < map_ref[m]``), in the same pass. ``map_ref_row``
     holds the maps' reset stamps repeated for every position the row covers. Branch-free over unsigned
     indices, so it compiles to vector code (as a separate branchy loop it was 40 % of the first N-MNIST
-    layer's time)."""
+    layer's time). A near-copy of ``_accumulate_both`` on purpose: one function with a ``make_current``
+    flag passed as a constant measured 5-8 % slower on the N-MNIST conv2 (2026-11-30)."""
     vb = np.uint64(nb)
     wbu = np.uint64(wb)
     hits_l = False
