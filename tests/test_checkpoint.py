@@ -179,8 +179,13 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
     def run(state: str, out: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / state), "-q"]
         cmd += ["--set", f"nodes.record.path={tmp_path / state}.spklog"]
+        env = {**os.environ, "TMPDIR": str(tmp_path)}  # what a killed run cannot clean up stays in tmp_path
         return subprocess.Popen(
-            [*cmd, "--results", str(tmp_path / out)], stderr=subprocess.PIPE, text=True, start_new_session=True
+            [*cmd, "--results", str(tmp_path / out)],
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=env,
         )
 
     whole = run("whole", "whole.json")
