@@ -245,7 +245,10 @@ class NodeRunner:
             downstream=tuple(graph.downstream(name)),
             log=logging.getLogger(f"spikestream.{name}"),
         )
-        self.node: Node = cls(name, params, self.context)
+        try:
+            self.node: Node = cls(name, params, self.context)
+        except (ValueError, TypeError) as exc:  # a parameter the node's own checks refused
+            raise ConfigError(f"{graph.source}: nodes.{name}: {exc}") from None
         if self.node.is_source and graph.upstream(name):
             raise ConfigError(f"{graph.source}: nodes.{name} is a source and cannot have upstream links")
         if not self.node.is_source and not graph.upstream(name) and not graph.tap_upstream(name):
@@ -449,18 +452,31 @@ class NodeRunner:
 
     async def _consume_loop(self) -> None:
         assert self.inlet is not None
-        expected_eos = len(self.graph.upstream(self.name))
+        linked = set(self.graph.upstream(self.name))
+        tapped = set(self.graph.tap_upstream(self.name))
+        expected_eos = len(linked)
         eos_seen: set[str] = set()
         while expected_eos == 0 or len(eos_seen) < expected_eos:
             msg = await self.inlet.recv()
             if msg.created_ns:
                 self.counters.latency.add(time.time_ns() - msg.created_ns)
             if msg.kind == CONTROL:
+                if msg.stream not in linked and msg.stream not in tapped:
+                    # a control message steers the node (end, checkpoint, freeze): only its upstream may send one
+                    self.counters.malformed += 1
+                    self.node.log.warning(
+                        "%s: %s control message from %r, which is not upstream of this node, dropped",
+                        self.name,
+                        msg.command,
+                        msg.stream,
+                    )
+                    continue
                 body = msg.body or {}
                 generation = body.get("generation")
                 generation = generation if isinstance(generation, int) and self._cut is not None else None
                 if msg.command == EOS:
-                    eos_seen.add(msg.stream)
+                    if msg.stream in linked:  # a tapped node's end is seen, but only links are waited for
+                        eos_seen.add(msg.stream)
                     taken = self._eos_taken.get((msg.stream, self.name))
                     if taken is not None:
                         taken.set()
@@ -964,7 +980,7 @@ def run_processes(
                     started.add(name)
                 elif kind == "failed":
                     stop_all()
-                    raise SpikestreamError(f"nodes.{name}: {payload}")
+                    raise SpikestreamError(payload if f"nodes.{name}" in payload else f"nodes.{name}: {payload}")
             t0 = time.perf_counter()
             go.set()
             streaming = True

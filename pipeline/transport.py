@@ -186,6 +186,15 @@ class Outlet:
             self._pub.close(linger=0)
 
 
+def _peer(frames: list[zmq.Frame]) -> str:
+    """`` from <address>`` of the sender of a received message where the transport knows it (tcp), else ''."""
+    try:
+        address = frames[0].get("Peer-Address") if frames else ""
+    except (zmq.ZMQError, AttributeError):
+        return ""
+    return f" from {address}" if address else ""
+
+
 class Inlet:
     """The receiving side of a node: a bound PULL socket and SUB sockets to tapped nodes."""
 
@@ -281,7 +290,7 @@ class Inlet:
                 msg = decode([f.buffer for f in frames])
             except WireFormatError as exc:
                 self.counters.malformed += 1
-                log.warning("%s: malformed message dropped: %s", self.name, exc)
+                log.warning("%s: malformed message%s dropped: %s", self.name, _peer(frames), exc)
                 continue
             self._check_sequence(msg, tapped)
             self.counters.messages_in += 1

@@ -43,11 +43,16 @@ HEADER_FIELDS = (
 
 Frame = bytes | memoryview
 
+#: Largest header accepted, in bytes (real headers are a few hundred bytes; metrics bodies a few KB).
+MAX_HEADER_BYTES = 1 << 20
+#: Most classes a ``predictions`` header may declare (a record holds one float64 score per class).
+MAX_CLASSES = 1 << 16
+
 
 def payload_dtype(kind: str, classes: int | None) -> np.dtype | None:
     if kind == PREDICTIONS:
-        if not isinstance(classes, int) or classes < 1:
-            raise WireFormatError(f"predictions header needs 'classes' >= 1, got {classes!r}")
+        if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= MAX_CLASSES:
+            raise WireFormatError(f"predictions header needs 'classes' in [1, {MAX_CLASSES}], got {classes!r}")
         return prediction_dtype(classes)
     return KINDS[kind]
 
@@ -92,46 +97,85 @@ def _int(header: dict[str, Any], key: str, *, optional: bool = False, minimum: i
 
 
 def decode(frames: Sequence[Frame]) -> Message:
-    """Decode three frames into a ``Message``; raises ``WireFormatError`` naming what is wrong."""
+    """Decode three frames into a ``Message``; raises ``WireFormatError`` naming what is wrong.
+
+    Whatever a peer sends, this raises nothing else: a receiving node counts the message as malformed
+    and goes on.
+    """
     if len(frames) != 3:
         raise WireFormatError(f"expected 3 frames [topic, header, payload], got {len(frames)}")
     topic, raw_header, payload = frames
     try:
+        return _decode(topic, raw_header, payload)
+    except WireFormatError:
+        raise
+    except Exception as exc:  # anything the checks below did not foresee is still the sender's fault
+        raise WireFormatError(f"undecodable message ({type(exc).__name__}: {exc})") from None
+
+
+def payload_size(topic: Frame, raw_header: Frame) -> int:
+    """The payload length in bytes that a message with this topic and header must have (0 for control and
+    metrics), checking both as ``decode`` does. A message log reads this before it reads a payload, so a
+    damaged length word is found as such, not mistaken for the end of the file."""
+    try:
+        _, dtype, count = _header(topic, raw_header)
+    except WireFormatError:
+        raise
+    except Exception as exc:
+        raise WireFormatError(f"undecodable header ({type(exc).__name__}: {exc})") from None
+    return 0 if dtype is None else count * dtype.itemsize
+
+
+def _header(topic: Frame, raw_header: Frame) -> tuple[dict[str, Any], np.dtype | None, int]:
+    """The checked header, the payload dtype (None: no payload) and the record count."""
+    header_bytes = memoryview(raw_header).nbytes
+    if header_bytes > MAX_HEADER_BYTES:
+        raise WireFormatError(f"header is {header_bytes} bytes (at most {MAX_HEADER_BYTES})")
+    try:
         header = json.loads(bytes(raw_header))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireFormatError(f"header is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, over-long integers, deep nesting
+        raise WireFormatError(f"header is not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(header, dict):
         raise WireFormatError(f"header must be a JSON object, got {type(header).__name__}")
     if header.get("v") != VERSION:
         raise WireFormatError(f"unsupported wire version {header.get('v')!r} (this side speaks {VERSION})")
     kind = header.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise WireFormatError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     if bytes(topic) != kind.encode("ascii"):
         raise WireFormatError(f"topic {bytes(topic)!r} does not match kind {kind!r}")
+    count = _int(header, "count")
+    assert count is not None
+    if kind in (CONTROL, METRICS):
+        if count:
+            raise WireFormatError(f"{kind} message must have no payload, got count {count}")
+        command = header.get("cmd")
+        if kind == CONTROL and (not isinstance(command, str) or command not in CONTROL_COMMANDS):
+            raise WireFormatError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
+        return header, None, 0
+    return header, payload_dtype(kind, header.get("classes")), count
+
+
+def _decode(topic: Frame, raw_header: Frame, payload: Frame) -> Message:
+    header, dtype, count = _header(topic, raw_header)
+    kind = header["kind"]
     stream = header.get("stream")
     if not isinstance(stream, str):
         raise WireFormatError(f"header field 'stream' must be a string, got {stream!r}")
     seq = _int(header, "seq", minimum=-1)
-    count = _int(header, "count")
     width = _int(header, "w", optional=True)
     height = _int(header, "h", optional=True)
     created = _int(header, "created", optional=True) or 0
-    command = header.get("cmd")
     body = header.get("body")
     if body is not None and not isinstance(body, dict):
         raise WireFormatError(f"header field 'body' must be an object, got {type(body).__name__}")
     nbytes = memoryview(payload).nbytes
     data = None
-    if kind in (CONTROL, METRICS):
-        if count or nbytes:
-            raise WireFormatError(f"{kind} message must have no payload, got {nbytes} bytes (count {count})")
-        if kind == CONTROL and command not in CONTROL_COMMANDS:
-            raise WireFormatError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
+    if dtype is None:
+        if nbytes:
+            raise WireFormatError(f"{kind} message must have no payload, got {nbytes} bytes")
     else:
-        dtype = payload_dtype(kind, header.get("classes"))
-        assert dtype is not None
-        expected = count * dtype.itemsize  # type: ignore[operator]
+        expected = count * dtype.itemsize
         if nbytes != expected:
             raise WireFormatError(
                 f"{kind} payload is {nbytes} bytes but count {count} x itemsize {dtype.itemsize} = {expected}"
@@ -145,6 +189,6 @@ def decode(frames: Sequence[Frame]) -> Message:
         width=width,
         height=height,
         created_ns=created,
-        command=command,
+        command=header.get("cmd"),
         body=body,
     )

@@ -189,6 +189,8 @@ def detect_format(path: str | Path) -> str:
             return "dat"
     if path.suffix.lower() == ".bin":
         return "nmnist"
+    if not head:
+        raise RecordingError(f"{path}: empty file (0 bytes)")
     raise RecordingError(f"{path}: unknown event file format; supported: {_FORMAT_HELP}")
 
 
@@ -347,7 +349,10 @@ def open_nmnist(path: Path) -> Recording:
         state = np.zeros(1, dtype=np.int64)
         return _kernel_stream(path, 0, 5, K.nmnist_decode, state, batch_size)
 
-    return Recording(path=path, format="nmnist", width=34, height=34, metadata={"sensor": "ATIS 34x34"}, _source=source)
+    size = K.NMNIST_SIZE
+    return Recording(
+        path=path, format="nmnist", width=size, height=size, metadata={"sensor": "ATIS 34x34"}, _source=source
+    )
 
 
 def read_nmnist_bytes(path: Path, raw: bytes) -> np.ndarray:
@@ -358,7 +363,9 @@ def read_nmnist_bytes(path: Path, raw: bytes) -> np.ndarray:
     buf = np.frombuffer(raw, dtype=np.uint8)
     out = np.empty(len(raw) // 5, dtype=EVENT_DTYPE)
     state = np.zeros(1, dtype=np.int64)
-    n, _, _, _ = K.nmnist_decode(buf, 0, buf.size, out, state)
+    n, _, err, err_pos = K.nmnist_decode(buf, 0, buf.size, out, state)
+    if err:
+        raise _fail(path, err_pos, _KERNEL_ERRORS[err])
     return out[:n] if n < out.size else out
 
 
@@ -589,7 +596,9 @@ def open_npy(path: Path) -> Recording:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise RecordingError(f"{path}: not a readable .npy file ({exc})") from exc
+        # numpy's own words can leak internals (an ast node repr for a damaged header): keep them short
+        detail = str(exc) if " object at 0x" not in str(exc) else "damaged header"
+        raise RecordingError(f"{path}: not a readable .npy file ({detail[:200]})") from exc
     if not isinstance(arr, np.ndarray):
         raise RecordingError(f"{path}: not a single array")
     try:

@@ -27,6 +27,9 @@ ERR_BAD_ADDRESS = 2
 #: A packet header that cannot be right (AEDAT 3.1: negative sizes, a packet running past the end).
 ERR_BAD_PACKET = 3
 
+#: Width and height of the N-MNIST sensor crop (ATIS, 34x34).
+NMNIST_SIZE = 34
+
 # AEDAT 2.0 address layouts.
 LAYOUT_DAVIS = 0
 LAYOUT_DVS128 = 1
@@ -40,7 +43,8 @@ def nmnist_decode(buf, pos, stop, out, state):
     """N-MNIST (Orchard) 40-bit records. ``state[0]`` is the timestamp offset added by overflow markers.
 
     An event with y == 240 is a timestamp-overflow marker: it is not emitted and adds 8192 µs to every
-    later timestamp (the rule of Orchard's own reader).
+    later timestamp (the rule of Orchard's own reader). Any other address outside the 34x34 sensor is
+    ``ERR_BAD_ADDRESS`` (every real N-MNIST file stays inside it).
     """
     cap = out.shape[0]
     n = 0
@@ -49,6 +53,9 @@ def nmnist_decode(buf, pos, stop, out, state):
         yy = buf[pos + 1]
         if yy == 240:
             offset += 8192
+        elif buf[pos] >= NMNIST_SIZE or yy >= NMNIST_SIZE:
+            state[0] = offset
+            return n, pos, ERR_BAD_ADDRESS, pos
         else:
             b2 = np.int64(buf[pos + 2])
             out[n]["t"] = offset + (((b2 & 0x7F) << 16) | (np.int64(buf[pos + 3]) << 8) | np.int64(buf[pos + 4]))

@@ -123,17 +123,24 @@ def read_messages(path: str | Path) -> Iterator[Message]:
                 raise RecordingError(
                     f"{path}: corrupt record at byte {offset} (frame lengths {n_topic}/{n_header}/{n_payload})"
                 )
-            body = f.read(n_topic + n_header + n_payload)
-            if len(body) < n_topic + n_header + n_payload:
+            head = f.read(n_topic + n_header)
+            if len(head) < n_topic + n_header:
                 raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
-            view = memoryview(body)
-            frames = [view[:n_topic], view[n_topic : n_topic + n_header], view[n_topic + n_header :]]
+            topic, header = head[:n_topic], head[n_topic:]
             try:
-                msg = wire.decode(frames)
+                # the header says how long the payload is: a damaged length word is corruption, and is
+                # not mistaken for a log cut short (which would drop the rest of the file quietly)
+                expected = wire.payload_size(topic, header)
+                if n_payload != expected:
+                    raise WireFormatError(f"payload length word {n_payload}, but its header describes {expected} bytes")
+                payload = f.read(n_payload)
+                if len(payload) < n_payload:
+                    raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
+                msg = wire.decode([topic, header, payload])
             except WireFormatError as exc:
                 raise RecordingError(f"{path}: corrupt record at byte {offset}: {exc}") from None
             yield msg
-            offset += _LENGTHS.size + len(body)
+            offset += _LENGTHS.size + n_topic + n_header + n_payload
 
 
 def is_message_log(path: str | Path) -> bool:

@@ -271,6 +271,60 @@ def test_malformed_messages_are_counted_and_receiver_keeps_going(tmp_path):
     assert counters.malformed == 4 and counters.gaps == 0
 
 
+@pytest.mark.timeout(90)
+def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_path):
+    """An end-of-stream, freeze or checkpoint must come from the node's upstream: one forged by any other
+    peer that reaches the socket is dropped (counted as malformed) and does not end or steer the node."""
+    import threading
+
+    path = chain(tmp_path, "ipc", events=60_000, batch=1_000, tag="rogue")
+    path.write_text(path.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 20'))
+    forged = [
+        encode(control_message("eos").stamped("intruder", 0, 1)),
+        encode(control_message("freeze").stamped("intruder", 1, 1)),
+        encode(control_message("checkpoint", generation=99).stamped("intruder", 2, 1)),
+    ]
+
+    def attack() -> None:
+        sock_path = tmp_path / "sink.in"
+        deadline = time.monotonic() + 30
+        while not sock_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the graph is streaming (60 messages x 20 ms at the relay)
+        ctx = zmq.Context()
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"ipc://{sock_path}")
+        for frames in forged:
+            push.send_multipart(frames)
+        push.close(linger=2000)
+        ctx.term()
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    results = run_graph(load_graph(path))
+    attacker.join()
+    assert results["sink_events"] == 60_000 and results["sink_checksum"] == results["source_checksum"]
+    assert results["nodes"]["sink"]["counters"]["malformed"] == 3
+    assert results["errors"] == {}
+
+
+@pytest.mark.timeout(90)
+def test_a_tapped_node_ending_does_not_end_its_subscriber(tmp_path):
+    """A node waits for the end of stream of its links only: a tapped node that ends first is no reason
+    to stop (its end arrives over the tap like any other message)."""
+    path = chain(tmp_path, "ipc", events=40_000, batch=1_000, tag="tap")
+    text = path.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 20')
+    text = text.replace(
+        'links = ["source -> relay", "relay -> sink"]',
+        'links = ["source -> relay", "relay -> sink"]\ntaps = ["quick -> sink"]',
+    )
+    path.write_text(text + '\n[nodes.quick]\ntype = "synthetic"\nevents = 10\nbatch = 10\n')
+    results = run_graph(load_graph(path))
+    assert results["errors"] == {}
+    assert results["nodes"]["relay"]["counters"]["events_out"] == 40_000
+    assert results["nodes"]["sink"]["counters"]["events_in"] >= 40_000  # plus what the tap let through
+
+
 _STARTED: list[subprocess.Popen] = []
 
 

@@ -50,10 +50,21 @@ def test_nmnist_overflow_marker_and_hand_values(tmp_path: Path) -> None:
     path.write_bytes(data)
     expected = [(100, 3, 4, 1), (8192 + (1 << 23) - 1, 33, 33, 0), (16384 + 7, 1, 2, 1)]
     assert _rows(_read(path)) == expected == ref.nmnist(data)
-    # A record that starts with x = 37 (the byte '%') is still N-MNIST, not a Prophesee header.
+    # A file that starts with the byte '%' (x = 37) is still taken for N-MNIST, not a Prophesee header,
+    # and x = 37 lies outside the 34x34 sensor: a corrupt record, named with its offset.
     percent = tmp_path / "percent.bin"
-    percent.write_bytes(_nmnist_record(37, 10, 1, 0x0A0A))
-    assert R.detect_format(percent) == "nmnist" and _rows(_read(percent)) == [(0x0A0A, 37, 10, 1)]
+    percent.write_bytes(_nmnist_record(3, 4, 1, 100) + _nmnist_record(37, 10, 1, 0x0A0A))
+    assert R.detect_format(percent) == "nmnist"
+    with pytest.raises(RecordingError, match=r"percent\.bin at byte 5: address outside the sensor"):
+        _read(percent)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(_nmnist_record(3, 4, 1, 100) * 2 + _nmnist_record(5, 34, 0, 200))
+    with pytest.raises(RecordingError, match=r"outside\.bin at byte 10: address outside the sensor"):
+        _read(outside)
+    (tmp_path / "bad" / "1").mkdir(parents=True)
+    (tmp_path / "bad" / "1" / "00001.bin").write_bytes(outside.read_bytes())
+    with pytest.raises(RecordingError, match=r"00001\.bin at byte 10: address outside the sensor"):
+        R.NMnistDataset(tmp_path / "bad").load(0)
     # The same through the dataset fast path.
     (tmp_path / "ds" / "7").mkdir(parents=True)
     (tmp_path / "ds" / "7" / "00012.bin").write_bytes(data)
@@ -65,6 +76,8 @@ def test_nmnist_overflow_marker_and_hand_values(tmp_path: Path) -> None:
 def test_nmnist_random_against_reference(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     raw = rng.integers(0, 256, 5 * 20000, dtype=np.uint8)
+    raw[0::5] %= 34  # addresses inside the sensor
+    raw[1::5] %= 34
     raw[1::5][rng.random(20000) < 0.01] = 240  # sprinkle overflow markers
     path = tmp_path / "r.bin"
     path.write_bytes(raw.tobytes())
@@ -74,7 +87,7 @@ def test_nmnist_random_against_reference(tmp_path: Path) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, (1 << 23) - 1), st.integers(0, 255), st.integers(0, 239), st.integers(0, 1)),
+@given(st.lists(st.tuples(st.integers(0, (1 << 23) - 1), st.integers(0, 33), st.integers(0, 33), st.integers(0, 1)),
                 max_size=200))  # fmt: skip
 def test_nmnist_roundtrip_property(tmp_path: Path, rows: list[tuple[int, int, int, int]]) -> None:
     events = (
@@ -93,8 +106,8 @@ def test_nmnist_writer_refuses_what_does_not_fit(tmp_path: Path) -> None:
     path = tmp_path / "bad.bin"
     with pytest.raises(ValueError, match="x = 300"):
         R.write_recording(path, make_events([0], [300], [0], [1]), None, None)
-    with pytest.raises(ValueError, match="y = 240"):
-        R.write_recording(path, make_events([0], [0], [240], [1]), None, None)
+    with pytest.raises(ValueError, match="34x34 sensor: found y = 34"):
+        R.write_recording(path, make_events([0], [0], [34], [1]), None, None)
     with pytest.raises(ValueError, match="23-bit"):
         R.write_recording(path, make_events([1 << 23], [0], [0], [1]), None, None)
     with pytest.raises(ValueError, match="23-bit"):

@@ -20,7 +20,7 @@ from pipeline.message import (
     predictions_message,
     spikes_message,
 )
-from pipeline.wire import decode, encode
+from pipeline.wire import MAX_HEADER_BYTES, decode, encode
 
 
 def records(dtype: np.dtype, n: int, seed: int) -> np.ndarray:
@@ -122,11 +122,48 @@ def with_header(**changes) -> list[bytes]:
             "no payload",
         ),
         ([b"predictions", b'{"v":1,"kind":"predictions","stream":"s","seq":0,"count":0}', b""], "classes"),
+        ([b"predictions", *with_header(kind="predictions", classes=10**12)[1:]], "classes"),
+        (with_header(kind=[]), "unknown kind"),
+        ([b"control", b'{"v":1,"kind":"control","stream":"s","seq":0,"count":0,"cmd":["eos"]}', b""], "control"),
+        ([b"events", b'{"v":1,"kind":"events","count":' + b"9" * 5000 + b"}", b""], "not JSON"),
+        ([b"events", b"[" * 100_000 + b"]" * 100_000, b""], "not JSON"),
+        ([b"events", b" " * (MAX_HEADER_BYTES + 1), b""], "header is"),
     ],
 )
 def test_malformed_frames_are_named(frames, words):
     with pytest.raises(WireFormatError, match=words):
         decode(frames)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    topic=st.sampled_from([b"events", b"spikes", b"labels", b"predictions", b"control", b"metrics", b"x"]),
+    header=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+        max_leaves=12,
+    ),
+    base=st.fixed_dictionaries(
+        {"v": st.just(1), "kind": st.sampled_from(["events", "predictions", "control", "labels"])},
+        optional={"count": st.integers(-2, 2**70), "classes": st.integers(-2, 2**40) | st.text(max_size=3),
+                  "stream": st.text(max_size=3) | st.integers(), "seq": st.integers(-3, 3), "cmd": st.text(max_size=5),
+                  "body": st.integers() | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)},
+    ),
+    payload=st.binary(max_size=64),
+    merge=st.booleans(),
+)  # fmt: skip
+def test_whatever_a_peer_sends_decode_raises_only_wire_format_errors(topic, header, base, payload, merge):
+    """A receiving node survives any message: decoding either succeeds or raises ``WireFormatError``."""
+    obj = {**base, **header} if merge and isinstance(header, dict) else (base if merge else header)
+    try:
+        raw = json.dumps(obj).encode()
+    except ValueError:  # NaN and the like are not JSON; send the repr instead
+        raw = repr(obj).encode()
+    try:
+        msg = decode([topic, raw, payload])
+    except WireFormatError:
+        return
+    assert msg.kind in {"events", "spikes", "labels", "predictions", "control", "metrics"}
 
 
 def test_truncated_payload_names_sizes():

@@ -203,7 +203,17 @@ def _layer_from_config(entry: Mapping[str, Any]) -> LayerParams:
     unknown = sorted(set(fields) - allowed)
     if unknown:
         raise ValueError(f"unknown keys {unknown} for a {kind!r} layer; allowed: {sorted(allowed)}")
-    return cls(**fields)  # type: ignore[no-any-return]
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in fields and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"a {kind!r} layer needs {missing}")
+    try:
+        return cls(**fields)  # type: ignore[no-any-return]
+    except TypeError as exc:  # a value of the wrong type, e.g. a string threshold
+        raise ValueError(f"a {kind!r} layer: {exc}") from None
 
 
 class Network:
@@ -287,7 +297,12 @@ class Network:
         for key in ("input_shape", "layers"):
             if key not in config:
                 raise ValueError(f"network config lacks {key!r}")
-        layers = [_layer_from_config(entry) for entry in config["layers"]]
+        layers = []
+        for i, entry in enumerate(config["layers"]):
+            try:
+                layers.append(_layer_from_config(entry))
+            except ValueError as exc:
+                raise ValueError(f"layers[{i}]: {exc}") from None
         return cls(config["input_shape"], layers, seed=int(config.get("seed", 0)))
 
     # ------------------------------------------------------------------ properties

@@ -58,12 +58,10 @@ class StdpNode(Node):
 
     def __init__(self, name: str, config: StdpConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
-        try:
-            self.net = Network.from_config(
-                {"input_shape": list(config.input), "layers": list(config.layers), "seed": config.seed}
-            )
-        except ValueError as exc:
-            raise SpikestreamError(f"nodes.{name}: {exc}") from None
+        # a bad layer is a ValueError naming it; the runner reports it as the node's config error
+        self.net = Network.from_config(
+            {"input_shape": list(config.input), "layers": list(config.layers), "seed": config.seed}
+        )
         self.net.learning = config.learning
         self.channels, self.height, self.width = config.input
         self._dropped = 0
