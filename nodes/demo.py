@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.cli import print_summary, write_results
 from pipeline.config import apply_overrides, parse_graph
+from pipeline.errors import ConfigError
 from pipeline.runner import run_graph
 
 CHANCE = 0.1
@@ -33,16 +34,36 @@ def demo_config(train: int, test: int, overrides: list[str]) -> dict[str, Any]:
     return apply_overrides(raw, overrides, "demo.toml (built in)")
 
 
+#: Marks a state folder as the demo's own, so a re-run may delete it (and nothing else).
+STATE_MARK = ".spikestream-demo"
+
+
+def _fresh_state(folder: Path) -> None:
+    """An empty state folder for the demo: one it marked as its own is cleared (a kept state would resume
+    the finished stream); anything else is left alone and refused. Checkpoint names do not tell: the
+    camera graphs' state folders hold ``stdp.npz`` and ``classifier.npz`` too."""
+    if folder.exists():
+        if not (folder / STATE_MARK).exists():
+            raise ConfigError(
+                f"{folder} exists and was not made by the demo (it may hold another graph's learned state); "
+                "choose another --out, or delete that folder yourself"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / STATE_MARK).write_text("spikestream demo state: cleared by the next demo run in this folder\n")
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    for flag, value in (("--train", args.train), ("--test", args.test)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     graph = parse_graph(demo_config(args.train, args.test, args.set), "demo.toml (built in)")
+    _fresh_state(out / "state")
     print(
         f"spikestream demo: {args.train} font digits in saccades teach the network online, then "
         f"{args.test} unseen ones test it with learning off (no camera, no data files needed)."
     )
-    if (out / "state").exists():  # a demo starts afresh: a kept state would resume the finished stream
-        shutil.rmtree(out / "state")
     t0 = time.perf_counter()
     results = run_graph(graph, state_dir=str(out / "state"))
     results["demo_wall_s"] = round(time.perf_counter() - t0, 1)

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -123,6 +123,12 @@ class PhasedSource(Source):
     height: int
     #: the split names a phase may use
     splits: tuple[str, ...] = ("train", "test")
+    #: labels are 0 .. classes - 1 (digits)
+    classes: int = 10
+
+    @classmethod
+    def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"sensor": (cls.width, cls.height), "classes": cls.classes}
 
     def __init__(self, name: str, config: Any, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -488,6 +494,11 @@ class ReplaySource(PhasedSource):
     width = 34
     height = 34
     splits = ("Train", "Test")
+
+    @classmethod
+    def stream_facts(cls, config: ReplayConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        # an N-MNIST folder is labelled 34x34 digits; a single file's sensor is known only once it is open
+        return super().stream_facts(config, received) if data_path(config.path).is_dir() else {}
 
     def __init__(self, name: str, config: ReplayConfig, context: NodeContext) -> None:
         self.folder = data_path(config.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,33 @@ from .errors import SpikestreamError
 from .registry import commands, node_types
 
 
+def check_results_path(path: str | None) -> None:
+    """Refuse a results path that cannot be written before a run starts, not after it has finished."""
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise SpikestreamError(f"--results {path}: is a folder; give a file name, e.g. {p / 'results.json'}")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpikestreamError(f"--results {path}: cannot write in {folder}")
+
+
 def write_results(path: str | None, results: dict[str, Any]) -> None:
+    """Write the results document as JSON, atomically (a crash leaves the old file or the new, never half)."""
     if not path:
         return
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SpikestreamError(f"--results {path}: cannot write ({exc.strerror})") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,6 +79,11 @@ def print_summary(results: dict[str, Any]) -> None:
     for key in ("train_accuracy", "test_accuracy"):
         if results.get(key) is not None:
             print(f"  {key}: {results[key]:.4f}")
+    if results.get("interrupted"):
+        print(
+            f"  interrupted: {', '.join(results['interrupted'])} stopped before the end of the stream; the figures "
+            "cover the part before it (with --state DIR a new run resumes from the last checkpoint)"
+        )
 
 
 def _finish(results: dict[str, Any], args: argparse.Namespace) -> int:
@@ -74,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_graph
 
     graph = load_graph(args.config, args.set)
+    check_results_path(args.results)
     return _finish(run_graph(graph, state_dir=args.state), args)
 
 
@@ -81,6 +109,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     from .runner import run_single_node
 
     graph = load_graph(args.config, args.set)
+    check_results_path(args.results)
     return _finish(run_single_node(graph, args.name, state_dir=args.state), args)
 
 

@@ -18,7 +18,7 @@ the node's stream id and sequence numbers. A node never talks to sockets itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,6 +54,17 @@ class Node:
         self.config = config
         self.context = context
         self.log = context.log
+
+    @classmethod
+    def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What is known, before anything runs, about the stream this node sends, given its config and the
+        facts of the stream it receives. The runner checks a graph with these, link by link, before any
+        node starts: raise ``ValueError`` saying why when ``received`` cannot fit this node (``ConfigError``
+        when its own parameters are wrong). The facts are
+        plain values under names the stages share (``sensor`` (width, height) of events, ``shape``
+        (channels, height, width) of spikes, ``classes`` of labels); the pipeline only passes them on.
+        Default: the node's output carries its input's facts (relays, sinks)."""
+        return received
 
     async def start(self) -> None:
         """Open resources (files, devices, brokers). Called once before the first message."""

@@ -711,6 +711,7 @@ class NodeRunner:
             "counters": self.counters.as_dict() | {"errors": self.errors},
             "results": self.node.results(),
             "error": self.error,
+            "interrupted": bool(self.node.interrupted),
         }
 
 
@@ -772,6 +773,7 @@ def _install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[]
 
 async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, Any]:
     """Run every node of ``graph`` as a task of this process's event loop."""
+    validate_graph(graph)
     ctx = zmq.asyncio.Context()
     endpoints = resolve_endpoints(graph, None, pick_ports=True)
     runners = [NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir) for name in graph.nodes]
@@ -894,18 +896,51 @@ def _ignore_stop_signals() -> None:
 
 
 def validate_graph(graph: GraphConfig) -> None:
-    """Check every node's type and parameters here, before any process starts, so that a typo is one
-    clear error and not a crashed child."""
+    """Check every node's type and parameters, and that linked nodes fit each other, before any node
+    starts, so that a typo or a mismatch is one clear error and not a crashed child or a lost run."""
+    built: dict[str, tuple[type[Node], Any]] = {}
     for name, spec in graph.nodes.items():
         cls = node_class(spec.type)
         if not (isinstance(cls, type) and issubclass(cls, Node)):
             raise ConfigError(f"{graph.source}: nodes.{name}: type {spec.type!r} is not a Node")
-        build_params(cls.Config, spec.params, f"{graph.source} [nodes.{name}]")
+        built[name] = (cls, build_params(cls.Config, spec.params, f"{graph.source} [nodes.{name}]"))
         if cls.is_source and graph.upstream(name):
             raise ConfigError(f"{graph.source}: nodes.{name} is a source and cannot have upstream links")
         if not cls.is_source and not graph.upstream(name) and not graph.tap_upstream(name):
             raise ConfigError(f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'")
         curve_settings(graph, name)
+    _check_stream_facts(graph, built)
+
+
+def _check_stream_facts(graph: GraphConfig, built: dict[str, tuple[type[Node], Any]]) -> None:
+    """Pass each node's ``stream_facts`` down the links (sources first) and let every node refuse what it
+    would receive. A fact two upstream nodes disagree on is dropped rather than guessed."""
+    facts: dict[str, dict[str, Any]] = {}
+    pending = list(graph.nodes)
+    while pending:
+        ready = [n for n in pending if all(u in facts for u in graph.upstream(n))]
+        if not ready:  # a cycle: its nodes are left unchecked
+            break
+        for name in ready:
+            pending.remove(name)
+            received: dict[str, Any] = {}
+            disputed: set[str] = set()
+            for up in graph.upstream(name):
+                for key, value in facts[up].items():
+                    if key in received and received[key] != value:
+                        disputed.add(key)
+                    received.setdefault(key, value)
+            for key in disputed:
+                del received[key]
+            cls, params = built[name]
+            try:
+                facts[name] = dict(cls.stream_facts(params, received))
+            except ConfigError as exc:  # the node's own parameters
+                raise ConfigError(f"{graph.source}: nodes.{name}: {exc}") from None
+            except ValueError as exc:  # what it would receive
+                ups = graph.upstream(name)
+                what = " and ".join(f"nodes.{u}" for u in ups) + (" send" if len(ups) > 1 else " sends")
+                raise ConfigError(f"{graph.source}: nodes.{name} does not fit what {what}: {exc}") from None
 
 
 def run_processes(
@@ -1042,6 +1077,9 @@ def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dic
         "events_per_s": round(events_in / wall_s, 1) if wall_s > 0 else 0.0,
         "nodes": reports,
         "errors": {n: r["error"] for n, r in reports.items() if r.get("error")},
+        # nodes that stopped (signal, failure upstream) before the end of their stream: the figures
+        # above cover a part of it only
+        "interrupted": [n for n, r in reports.items() if r.get("interrupted")],
     }
     for r in reports.values():
         for key, value in (r.get("results") or {}).items():

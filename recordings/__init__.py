@@ -198,6 +198,8 @@ def convert(src: str | Path, dst: str | Path) -> dict[str, Any]:
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise ValueError(f"convert: source and destination are the same file {src}")
+    if dst.exists():  # swapped arguments must not clobber a recording
+        raise RecordingError(f"{dst}: already exists; convert never replaces a file (remove it or choose another name)")
     rec = open_recording(src)
     events = rec.read_all()
     width, height = rec.width, rec.height

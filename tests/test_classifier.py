@@ -299,3 +299,10 @@ def test_evaluator_hand_made_sequence() -> None:
     empty = Evaluator(n_classes=3).summary()
     assert empty["test_accuracy"] is None and empty["train_accuracy"] is None
     json.dumps(s)  # JSON-able
+    # classes that do not fit are refused batch by batch; what was measured before stays intact
+    outside = np.array([rec(0, 0, 1, 0), rec(1, 3, 1, 0)], dtype=prediction_dtype(3))
+    with pytest.raises(ValueError, match="classes up to 3 reach an evaluator of 3 classes"):
+        ev.update(outside)
+    with pytest.raises(ValueError, match="predictions of 3 classes reach an evaluator of 5"):
+        Evaluator(n_classes=5).update(recs)
+    assert ev.summary() == s

@@ -363,7 +363,7 @@ def test_cli_run_writes_results(tmp_path):
     results = json.loads(out.read_text())
     for key in ("events_in", "wall_s", "events_per_s", "nodes"):
         assert key in results
-    assert results["events_in"] == 50_000 and results["events_per_s"] > 0
+    assert results["events_in"] == 50_000 and results["events_per_s"] > 0 and results["interrupted"] == []
     assert set(results["nodes"]) == {"source", "relay", "sink"}
     assert results["nodes"]["sink"]["counters"]["events_in"] == 50_000
     assert "50,000 events" in stdout
@@ -379,6 +379,13 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.returncode == 1
     assert stderr.strip().count("\n") == 0 and "unknown key 'bacth'" in stderr and "bad.toml" in stderr
     assert "Traceback" not in stderr
+
+
+def test_an_unwritable_results_path_is_refused_before_the_run(tmp_path):
+    proc = spikestream("run", str(chain(tmp_path, "ipc", events=10, tag="res")), "--results", str(tmp_path))
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "is a folder" in stderr and "Traceback" not in stderr
+    assert "running" not in stderr  # refused before any node started
 
 
 def alive(pid: int) -> bool:
@@ -415,6 +422,7 @@ def test_signal_stops_cleanly_without_orphans(tmp_path, sig):
     moved = results["events_in"]
     assert moved > 0
     assert results["nodes"]["sink"]["counters"]["events_in"] == moved  # flushed: nothing lost in between
+    assert results["interrupted"] == ["source", "relay", "sink"]  # a script can tell it from a finished run
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(alive(k) for k in kids):
         time.sleep(0.1)

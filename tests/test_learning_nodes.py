@@ -4,6 +4,7 @@ transport batch sizes change nothing, and a geometry mismatch is a clear error."
 from __future__ import annotations
 
 import asyncio
+import re
 
 import numpy as np
 import pytest
@@ -300,3 +301,54 @@ def test_events_into_a_node_that_continues_another_are_a_clear_error():
     node = StdpNode("stdp2", StdpConfig(input=(4, 4, 4), layers=LAYERS[2:], seed=1), NodeContext("stdp2", "g"))
     with pytest.raises(SpikestreamError, match="nodes.stdp2 has 4 input channels and takes spikes"):
         asyncio.run(node.process(events_message(np.zeros(3, EVENT_DTYPE), 4, 4)))
+
+
+def test_linked_nodes_that_cannot_fit_are_refused_before_anything_starts():
+    """Sizes and class counts along the links are checked up front, one clear line each, instead of a
+    failure on every message (or, for the evaluator, at the end of the run)."""
+    from pipeline.config import parse_graph
+    from pipeline.errors import ConfigError
+    from pipeline.runner import validate_graph
+
+    def graph(**changes):
+        nodes = {
+            "digits": {"type": "saccades", "digits": "font"},
+            "encoder": {"type": "encoder", "output": [2, 16, 16]},
+            "stdp": {
+                "type": "stdp",
+                "input": [2, 16, 16],
+                "layers": [
+                    {"type": "conv", "maps": 4, "kernel": 5, "th_learn": 8.0, "th_inf": 8.0},
+                    {"type": "pool", "size": 2},
+                    {"type": "fc", "neurons": 30, "th_learn": 30.0, "th_inf": 30.0},
+                ],
+            },
+            "classifier": {"type": "classifier", "inputs": 30},
+            "evaluate": {"type": "evaluate"},
+        }
+        for key, value in changes.items():
+            node, param = key.split("__")
+            nodes[node][param] = value
+        links = ["digits -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> evaluate"]
+        return parse_graph({"nodes": nodes, "links": links}, "g.toml")
+
+    validate_graph(graph())  # fits
+    cases = {
+        "encoder__output": ([2, 20, 20], "nodes.stdp does not fit what nodes.encoder sends: events of a 20x20 sensor"),
+        "classifier__inputs": (40, "spikes from 30 top-layer neurons, but inputs = 40"),
+        "classifier__classes": (5, "labels of 10 classes, but classes = 5"),
+        "evaluate__classes": (7, "nodes.evaluate does not fit what nodes.classifier sends: decisions over 10 classes"),
+    }
+    for key, (value, words) in cases.items():
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            validate_graph(graph(**{key: value}))
+    with pytest.raises(ConfigError, match=re.escape("nodes.stdp: layers[2]: a 'fc' layer needs ['th_inf']")):
+        validate_graph(
+            graph(
+                stdp__layers=[
+                    {"type": "pool", "size": 2},
+                    {"type": "pool"},
+                    {"type": "fc", "neurons": 3, "th_learn": 1.0},
+                ]
+            )
+        )

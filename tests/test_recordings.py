@@ -168,6 +168,11 @@ def test_convert_real_files(data_dir: Path, tmp_path: Path) -> None:
     info = R.convert(tmp_path / "s.aedat4", tmp_path / "s.bin")
     assert info["events"] == 5028 and (info["width"], info["height"]) == (34, 34)
     assert (tmp_path / "s.bin").read_bytes() == sample.read_bytes()
+    # an existing destination (say, arguments swapped) is never replaced
+    before = (tmp_path / "a.npy").read_bytes()
+    with pytest.raises(RecordingError, match=r"a\.npy: already exists"):
+        R.convert(tmp_path / "s.bin", tmp_path / "a.npy")
+    assert (tmp_path / "a.npy").read_bytes() == before
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ predictions go out on classifier spikes (``running = true``) and as one decision
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,6 +60,16 @@ class ClassifierNode(Node):
     """Event-based classifier (``type = "classifier"``)."""
 
     Config = ClassifierConfig
+
+    @classmethod
+    def stream_facts(cls, config: ClassifierConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        shape = received.get("shape")
+        if shape is not None and shape[0] != config.inputs:
+            raise ValueError(f"spikes from {shape[0]} top-layer neurons, but inputs = {config.inputs}")
+        classes = received.get("classes")
+        if classes is not None and classes != config.classes:
+            raise ValueError(f"labels of {classes} classes, but classes = {config.classes}")
+        return {k: v for k, v in received.items() if k != "shape"} | {"classes": config.classes}
 
     def __init__(self, name: str, config: ClassifierConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -8,7 +8,7 @@ by the STDP node on every message (a mismatch is a clear error there). What the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,11 @@ class EncoderNode(Node):
     """``type = "encoder"``."""
 
     Config = EncoderConfig
+
+    @classmethod
+    def stream_facts(cls, config: EncoderConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        _, h, w = config.output
+        return {**received, "sensor": (w, h)}  # any sensor in: cropped and downsampled to the output
 
     def __init__(self, name: str, config: EncoderConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)

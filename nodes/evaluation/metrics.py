@@ -71,7 +71,17 @@ class Evaluator:
         names = records.dtype.names or ()
         if not {"label", "truth", "decision", "train"} <= set(names):
             raise ValueError(f"records must have a prediction dtype, got fields {names}")
+        if "scores" in names and records.dtype["scores"].shape[0] != self.n_classes:
+            raise ValueError(
+                f"predictions of {records.dtype['scores'].shape[0]} classes reach an evaluator of {self.n_classes}"
+            )
         dec = records[(records["decision"] == 1) & (records["truth"] >= 0)]
+        # refused here, batch by batch, so that a bad batch never reaches the figures kept so far
+        if dec.size and (dec["truth"].max() >= self.n_classes or dec["label"].max() >= self.n_classes):
+            raise ValueError(
+                f"decisions for classes up to {max(int(dec['truth'].max()), int(dec['label'].max()))} reach an "
+                f"evaluator of {self.n_classes} classes (0..{self.n_classes - 1})"
+            )
         train = dec[dec["train"] == 1]
         test = dec[dec["train"] == 0]
         if len(test):

@@ -10,7 +10,7 @@ every ``log_every`` decisions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -39,6 +39,13 @@ class EvaluationNode(Node):
     """``type = "evaluate"``."""
 
     Config = EvaluationConfig
+
+    @classmethod
+    def stream_facts(cls, config: EvaluationConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        classes = received.get("classes")
+        if classes is not None and classes != config.classes:
+            raise ValueError(f"decisions over {classes} classes, but classes = {config.classes}")
+        return received
 
     def __init__(self, name: str, config: EvaluationConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)

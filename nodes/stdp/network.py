@@ -216,6 +216,27 @@ def _layer_from_config(entry: Mapping[str, Any]) -> LayerParams:
         raise ValueError(f"a {kind!r} layer: {exc}") from None
 
 
+def output_shape(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """The ``(C, H, W)`` of the spikes a network of these config ``layers`` sends, without building it
+    (no weights are drawn); raises ``ValueError`` for a layer that cannot be built, as ``Network`` would."""
+    cur = tuple(int(v) for v in input_shape)
+    for i, entry in enumerate(layers):
+        try:
+            p = _layer_from_config(entry)
+        except ValueError as exc:
+            raise ValueError(f"layers[{i}]: {exc}") from None
+        c, h, w = cur
+        if isinstance(p, PoolParams):
+            cur = (c, -(-h // p.size), -(-w // p.size))
+        elif isinstance(p, ConvParams):
+            if h < p.kernel or w < p.kernel:
+                raise ValueError(f"layer {i}: kernel {p.kernel} is larger than its input {cur}")
+            cur = (p.maps, h - p.kernel + 1, w - p.kernel + 1)
+        else:
+            cur = (p.neurons, 1, 1)
+    return cur  # type: ignore[return-value]
+
+
 class Network:
     """A stack of STDP layers that learns online from a spike stream.
 

@@ -9,18 +9,18 @@ downstream sees labels exactly where they were in the stream. ``freeze``/``unfre
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from pipeline.errors import CheckpointError, SpikestreamError
+from pipeline.errors import CheckpointError, ConfigError, SpikestreamError
 from pipeline.events import SPIKE_DTYPE
 from pipeline.message import EVENTS, FREEZE, SPIKES, UNFREEZE, Message, applies_to, spikes_message
 from pipeline.node import Node, NodeContext
 
-from .network import Network
+from .network import Network, output_shape
 
 ROLE = "features"
 
@@ -55,6 +55,25 @@ class StdpNode(Node):
     """Online STDP feature extractor (``type = "stdp"``)."""
 
     Config = StdpConfig
+
+    @classmethod
+    def stream_facts(cls, config: StdpConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
+        _, h, w = config.input
+        sensor = received.get("sensor")
+        if sensor is not None and tuple(sensor) != (w, h):
+            raise ValueError(
+                f"events of a {sensor[0]}x{sensor[1]} sensor, but input = {list(config.input)}: put an encoder "
+                "(crop/downsample) in front, or change input"
+            )
+        shape = received.get("shape")
+        if shape is not None and tuple(shape) != tuple(config.input):
+            raise ValueError(f"spikes of shape {list(shape)}, but input = {list(config.input)}")
+        out = {k: v for k, v in received.items() if k not in ("sensor", "shape")}
+        try:
+            shape = output_shape(config.input, config.layers)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return out | {"shape": shape}
 
     def __init__(self, name: str, config: StdpConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
