@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 NO_CAMERA_HELP = (
     "check that the camera is plugged in (try another USB cable or port), that the iniVation udev rules "
     "are installed so that your user may open it (package 'dv-runtime' / 'dv-processing' udev rules, see "
-    "https://docs.inivation.com, then unplug and replug), that no other program (DV GUI) holds it, and "
-    "run 'spikestream cameras' to list what is visible"
+    "https://docs.inivation.com, then unplug and replug), and that no other program (DV GUI) holds it"
 )
+#: The same for the camera source, which can point at the listing command.
+_SOURCE_HELP = NO_CAMERA_HELP + "; 'spikestream cameras' lists what is visible"
 
 
 def dv_events(store: Any) -> np.ndarray:
@@ -143,13 +144,13 @@ def discover() -> list[Any]:
     try:
         return list(dv.io.camera.discover())
     except RuntimeError as exc:
-        raise DeviceError(f"cannot list USB cameras: {exc}; {NO_CAMERA_HELP}") from None
+        raise DeviceError(f"cannot list USB cameras: {exc}; {_SOURCE_HELP}") from None
 
 
 def pick_camera(descriptors: list[Any], wanted: str) -> Any:
     """The descriptor matching ``wanted`` (a name like ``DVXplorer_DXA00080`` or a serial), or the first."""
     if not descriptors:
-        raise DeviceError(f"no iniVation camera found; {NO_CAMERA_HELP}")
+        raise DeviceError(f"no iniVation camera found; {_SOURCE_HELP}")
     if not wanted:
         return descriptors[0]
     serial = wanted.rsplit("_", 1)[-1]
@@ -183,7 +184,7 @@ class CameraSource(Source):
             return dv.io.camera.open(desc)
         except RuntimeError as exc:
             raise DeviceError(
-                f"camera {descriptor_name(desc)} was found but cannot be opened: {exc}; {NO_CAMERA_HELP}"
+                f"camera {descriptor_name(desc)} was found but cannot be opened: {exc}; {_SOURCE_HELP}"
             ) from None
 
     async def start(self) -> None:
@@ -228,7 +229,7 @@ class CameraSource(Source):
             if kind == "gone":
                 raise DeviceError(
                     f"camera {self._camera_name} stopped delivering data (disconnected?) after "
-                    f"{self._events:,} events; {NO_CAMERA_HELP}"
+                    f"{self._events:,} events; {_SOURCE_HELP}"
                 )
             if kind == "idle":
                 continue

@@ -14,8 +14,11 @@ what is emitted stays within ``max_lag_us`` (plus one emission's send time), and
 Modes:
 
 * ``path``: a recording (any format ``recordings.open_recording`` reads; relative paths resolve with
-  ``pipeline.config.data_path``). Timestamps are the file's own. With ``loop``, lap ``k`` adds
-  ``k * (t_last - t_first + slice_us)`` to the timestamps so that they keep increasing.
+  ``pipeline.config.data_path``). Timestamps are moved to the wall clock, as a live camera stamps its
+  events: the first event gets the Unix time in µs when the stream starts, the others keep their distance
+  to it (so labels taught live, stamped with the wall clock, line up with the replayed scene; the
+  ``replay`` source keeps a file's own timestamps). With ``loop``, lap ``k`` adds
+  ``k * (t_last - t_first + slice_us)`` so that they keep increasing.
 * ``rate`` (no ``path``): ``rate`` events per second of stream time, event ``k`` at
   ``t_origin + k * 1e6 / rate`` µs, where ``t_origin`` is the Unix time in µs when the stream starts, so
   that at ``speed = 1`` an event's timestamp is its wall-clock birth time (latency benchmarks use that).
@@ -227,6 +230,8 @@ class SimulatedCamera(Source):
         width, height = self.sensor_size
         us_per_s = 1e6 * c.speed  # stream µs per wall second
         t_origin = int(self._key[0]) if c.path else time.time_ns() // 1000
+        # a replay runs in the file's time internally and is stamped with the wall clock on the way out
+        to_wall = time.time_ns() // 1000 - t_origin if c.path else 0
         w0 = time.perf_counter()
         t_stop = t_origin + round(c.duration_s * 1e6) if c.duration_s else None
         cursor, lap, k_next = 0, 0, 0
@@ -257,6 +262,9 @@ class SimulatedCamera(Source):
                     self._max_lag_us = max(self._max_lag_us, (now - oldest) / c.speed)
                 for batch in batches:
                     self.emitted += int(batch.shape[0])
+                    if to_wall:
+                        batch = copy_records(batch)
+                        batch["t"] += to_wall
                     yield events_message(batch, width, height)
                 if done:
                     return

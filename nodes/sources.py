@@ -17,11 +17,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.config import build_params, data_path
+from pipeline.config import build_params, data_path, where_looked
 from pipeline.errors import ConfigError
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 from pipeline.message import FREEZE, RELABEL, UNFREEZE, Message, control_message, events_message, labels_message
@@ -114,6 +115,14 @@ def time_slices(events: np.ndarray, slice_us: int, max_events: int) -> Iterator[
         if cut > start:
             yield events[start:cut]
             start = cut
+
+
+def _data_folder(node: str, key: str, path: str) -> Path:
+    """``data_path(path)``, or a config error saying where it was looked for."""
+    folder = data_path(path)
+    if not folder.exists():
+        raise ConfigError(f"nodes.{node}.{key}: not found (looked for {where_looked(path)})")
+    return folder
 
 
 class PhasedSource(Source):
@@ -345,7 +354,7 @@ class MnistSource(PhasedSource):
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         from recordings.mnist import load_mnist
 
-        return load_mnist(data_path(self.config.root), split)
+        return load_mnist(_data_folder(self.name, "root", self.config.root), split)
 
     def chunks(
         self, split: str, order: np.ndarray, t0: int, train: bool
@@ -409,7 +418,7 @@ class SaccadeSource(PhasedSource):
         if self.config.digits == "mnist":
             from recordings.mnist import load_mnist
 
-            return load_mnist(data_path(self.config.root), split)
+            return load_mnist(_data_folder(self.name, "root", self.config.root), split)
         from nodes.encoder.saccade import render_font_digits
 
         n = self.config.font_train if split == "train" else self.config.font_test
@@ -507,7 +516,7 @@ class ReplaySource(PhasedSource):
 
     async def start(self) -> None:
         if not self.folder.exists():
-            raise ConfigError(f"nodes.{self.name}.path: {self.folder} does not exist")
+            raise ConfigError(f"nodes.{self.name}.path: not found (looked for {where_looked(self.config.path)})")
         if self.folder.is_dir():
             await super().start()
 

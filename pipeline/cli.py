@@ -76,6 +76,8 @@ def print_summary(results: dict[str, Any]) -> None:
             f"  drops {c['drops']}  malformed {c['malformed']}  errors {c['errors']}"
             + (f"  latency p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms" if lat else "")
         )
+        for warning in (report.get("results") or {}).get("warnings", ()):
+            print(f"  {name}: warning: {warning}")
     for key in ("train_accuracy", "test_accuracy"):
         if results.get(key) is not None:
             print(f"  {key}: {results[key]:.4f}")
@@ -115,7 +117,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     for name, target in sorted(node_types().items()):
-        print(f"{name:<16} {target}")
+        print(f"{name:<18} {target}")
     return 0
 
 
@@ -153,7 +155,11 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikestream", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="spikestream",
+        description="Event cameras that learn online: run graphs of sources, encoder, STDP network, classifier "
+        "and sinks connected by ZeroMQ. Start with 'spikestream demo'.",
+    )
     parser.add_argument("--version", action="version", version=f"spikestream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -179,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("service", help="print a systemd unit that runs a graph (or one node) as a service")
     p.add_argument("config", help="graph file (TOML)")
-    p.add_argument("--print", action="store_true", help="write the unit to stdout")
+    p.add_argument("--print", action="store_true", help="write the unit to stdout (required: nothing is installed)")
     p.add_argument("--node", help="run only this node of the graph")
-    p.add_argument("--user", default="spikestream", help="system user of the service")
+    p.add_argument("--user", default="spikestream", help="system user of the service (must exist; default spikestream)")
     p.set_defaults(func=cmd_service)
 
     for name, ep in sorted(commands().items()):
@@ -208,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spikestream: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`spikestream info ... | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not complain again
+        return 0
 
 
 if __name__ == "__main__":

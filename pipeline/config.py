@@ -94,6 +94,16 @@ def data_path(path: str | os.PathLike[str]) -> Path:
     return data_root() / p
 
 
+def where_looked(path: str | os.PathLike[str]) -> str:
+    """Where ``data_path`` looked for ``path``, for a "not found" message."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return str(p)
+    env = os.environ.get("SPIKESTREAM_DATA")
+    root = f"$SPIKESTREAM_DATA = {env}" if env else "../shared/recordings ($SPIKESTREAM_DATA is not set)"
+    return f"{p} in the current folder, then in {root}"
+
+
 def parse_value(text: str) -> Any:
     """A ``--set`` value: a TOML value if it parses as one (``3``, ``2.5``, ``true``, ``[1, 2]``, ``"x"``),
     else the plain string."""

@@ -94,7 +94,8 @@ class Node:
         """Load a snapshot; raise ``CheckpointError`` if it does not fit the configuration."""
 
     def results(self) -> dict[str, Any]:
-        """Figures for the results file (merged at its top level), e.g. accuracies."""
+        """Figures for the results file (merged at its top level), e.g. accuracies. A ``warnings`` list of
+        strings stays with the node and is printed with the run's summary (say, data that was lost)."""
         return {}
 
     async def stop(self) -> None:

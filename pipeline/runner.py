@@ -552,11 +552,15 @@ class NodeRunner:
         """Flush the node and send end-of-stream; returns whether it was sent. When stopping, a downstream
         peer that never takes the messages (gone, or refusing our key) gets ``STOP_GRACE_S``, not forever."""
 
+        flushed = False
+
         async def finish() -> None:
+            nonlocal flushed
             try:
                 await self._send(await self.node.flush())
             except Exception as exc:
                 self._handle_error("flush", exc)
+            flushed = True
             body: dict[str, Any] = {"interrupted": True} if self.node.interrupted else {}
             if self._cut is not None and self.node.is_source:
                 self._final_generation = self._generation + 1  # the end of the stream is a cut too
@@ -574,8 +578,9 @@ class NodeRunner:
             await asyncio.wait_for(finish(), STOP_GRACE_S)
         except TimeoutError:
             self.node.log.warning(
-                "%s: downstream did not take the last messages within %.0f s; stopping anyway",
+                "%s: %s within %.0f s; stopping anyway",
                 self.name,
+                "downstream did not take the last messages" if flushed else "its flush did not finish",
                 STOP_GRACE_S,
             )
             return False
@@ -1083,7 +1088,8 @@ def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dic
     }
     for r in reports.values():
         for key, value in (r.get("results") or {}).items():
-            out.setdefault(key, value)
+            if key != "warnings":  # those stay with their node
+                out.setdefault(key, value)
     return out
 
 

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import data_path
+from pipeline.config import data_path, where_looked
 from pipeline.errors import RecordingError
 
 
 def _resolve(path: str) -> Path:
     p = data_path(path)
     if not p.exists():
-        raise RecordingError(f"{path}: no such file or folder (also looked in {p})")
+        raise RecordingError(f"{path}: no such file or folder (looked for {where_looked(path)})")
     return p
 
 
@@ -46,10 +46,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     size = f"{result['width']}x{result['height']}" if result.get("width") is not None else "unknown size"
     print(f"{result['path']}: {result['format']}, {size}")
-    print(
-        f"  {result['events']:,} events ({result['on']:,} ON, {result['off']:,} OFF), "
-        f"t {result['t_first']} .. {result['t_last']} µs ({(result['duration_us'] or 0) / 1e6:.3f} s)"
+    span = (
+        "no timestamps"
+        if result["t_first"] is None
+        else f"t {result['t_first']} .. {result['t_last']} µs ({(result['duration_us'] or 0) / 1e6:.3f} s)"
     )
+    if "samples" in result:  # a dataset folder: the times are those of each sample, from its own zero
+        span = "per sample " + span
+    print(f"  {result['events']:,} events ({result['on']:,} ON, {result['off']:,} OFF), {span}")
     if "samples" in result:
         print(f"  {result['samples']} samples; per split {result['splits']}; per label {result['labels']}")
     return 0
@@ -74,7 +78,9 @@ def register_info(sub: Any) -> None:
 
 
 def register_convert(sub: Any) -> None:
-    p = sub.add_parser("convert", help="convert an event file; the output format follows OUT's suffix")
+    p = sub.add_parser(
+        "convert", help="convert an event file; the output format follows DST's suffix; DST must not exist"
+    )
     p.add_argument("src", help="input file (any supported format)")
     p.add_argument("dst", help="output file: .aedat4, .bin (N-MNIST), .npy or .aedat3")
     p.set_defaults(func=cmd_convert)

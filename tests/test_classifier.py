@@ -48,6 +48,7 @@ def same_records(a: np.ndarray, b: np.ndarray) -> bool:
 def with_weights(clf: SupervisedClassifier, w: np.ndarray) -> SupervisedClassifier:
     state = clf.state_dict()
     state["w"] = np.asarray(w, dtype=np.float64)
+    state["w_open"] = state["w"].copy()
     clf.load_state_dict(state)
     return clf
 
@@ -145,14 +146,15 @@ def test_supervised_hand_computed() -> None:
     np.testing.assert_array_equal(clf.weights, [[0.5, 0.2 - 0.5], [0.3, 0.6 + 0.5]])
     assert clf.error.tolist() == [0.5 * -1.0, 0.5 * 1.0 + 1.0 - 1.0]
     assert clf.potential.tolist() == [-0.3, 0.0]
-    assert out[0]["label"] == 1
-    np.testing.assert_allclose(out[0]["scores"], [0.7, 1.7], rtol=1e-6)
+    # the scores sum the weights as the segment opened (predict first, then learn): [1.0 + 0.2, 0.6 + 0.6]
+    assert out[0]["label"] == 0  # a tie: the lowest class
+    np.testing.assert_allclose(out[0]["scores"], [1.2, 1.2], rtol=1e-6)
     # an evaluation record: closes the segment, resets nothing, teaches nothing
     clf.add_labels(labels_of((4, 1, 0)))
     w_before = clf.weights
     out = clf.process(spikes_of([5], [0]))
     dec = out[out["decision"] == 1]
-    assert len(dec) == 1 and (dec[0]["t"], dec[0]["label"], dec[0]["truth"], dec[0]["train"]) == (4, 1, 1, 1)
+    assert len(dec) == 1 and (dec[0]["t"], dec[0]["label"], dec[0]["truth"], dec[0]["train"]) == (4, 0, 1, 1)
     assert clf.error.tolist() == [-0.5, 0.5]
     np.testing.assert_array_equal(clf.weights, w_before)
     np.testing.assert_allclose(clf.potential, [0.2, 0.3])
@@ -306,3 +308,21 @@ def test_evaluator_hand_made_sequence() -> None:
     with pytest.raises(ValueError, match="predictions of 3 classes reach an evaluator of 5"):
         Evaluator(n_classes=5).update(recs)
     assert ev.summary() == s
+
+
+def test_training_decisions_are_made_before_learning_from_the_segment() -> None:
+    """Prequential: a training segment's decision must not use what its own label taught. With labels that
+    have nothing to do with the input there is nothing to learn, so the online accuracy must stay at
+    chance; summing weights that the label moved within the segment scored 53 % here."""
+    rng = np.random.default_rng(3)
+    n_cls, n_in, seg = 4, 32, 40
+    p = SupervisedParams(n_classes=n_cls, n_inputs=n_in, threshold=2.0, eta=0.05, m=0.9)
+    clf = SupervisedClassifier(p)
+    n = 400 * seg
+    spikes = spikes_of(np.arange(n), rng.integers(0, n_in, n))
+    clf.add_labels(labels_of(*[(k * seg, int(rng.integers(0, n_cls)), 1) for k in range(400)]))
+    dec = np.concatenate([clf.process(spikes), clf.flush()])
+    dec = dec[dec["decision"] == 1]
+    assert len(dec) == 400 and clf.counters["updates"] > 0
+    accuracy = float(np.mean(dec["label"] == dec["truth"]))
+    assert accuracy < 0.4, accuracy  # chance is 0.25; 400 decisions: SD ~0.02

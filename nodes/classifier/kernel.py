@@ -93,6 +93,7 @@ def supervised_run(
     lab_label: np.ndarray,
     lab_train: np.ndarray,
     w: np.ndarray,
+    w_open: np.ndarray,
     e: np.ndarray,
     v: np.ndarray,
     seg_scores: np.ndarray,
@@ -106,8 +107,9 @@ def supervised_run(
 ) -> tuple[int, int]:
     """Run the supervised classifier (eqs. 3.6/3.7) over one batch of input spikes.
 
-    ``w`` (classes, inputs) float64, ``e``/``v``/``seg_scores`` (classes,) float64 and ``istate`` are
-    updated in place. Labels ``lab_*`` are the queued label records; the first ``used`` of them are
+    ``w`` (classes, inputs) float64, ``w_open`` (the weights as the current segment opened; the segment
+    scores sum these), ``e``/``v``/``seg_scores`` (classes,) float64 and ``istate`` are updated in
+    place. Labels ``lab_*`` are the queued label records; the first ``used`` of them are
     applied (all of them when ``final``, which also closes the last segment). The output columns ``out``
     (see ``_write_record``) must hold ``len(spk_t) + len(lab_t) + 1`` records. Returns ``(used, n_out)``.
     """
@@ -120,7 +122,7 @@ def supervised_run(
     for s in range(n_spk + (1 if final else 0)):
         t = spk_t[s] if s < n_spk else END_OF_STREAM_T
         while li < n_lab and lab_t[li] <= t:
-            o = _supervised_label(lab_t[li], lab_label[li], lab_train[li], e, v, seg_scores, istate, o, out)
+            o = _supervised_label(lab_t[li], lab_label[li], lab_train[li], w, w_open, e, v, seg_scores, istate, o, out)
             li += 1
         if s == n_spk:
             break
@@ -134,7 +136,7 @@ def supervised_run(
             istate[I_N_UPDATES] += 1
         for i in range(n_cls):
             v[i] += w[i, j]
-            seg_scores[i] += w[i, j]
+            seg_scores[i] += w_open[i, j]  # the decision is made with what was known before this segment
         istate[I_SEG_INPUTS] += 1
         istate[I_N_INPUTS] += 1
         istate[I_LAST_T] = t
@@ -167,9 +169,12 @@ def _close_segment(t, seg_scores, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _supervised_label(t, label, train, e, v, seg_scores, istate, o, out) -> int:
-    """Apply one label record: close the segment, reset E and V on a change of training label."""
+def _supervised_label(t, label, train, w, w_open, e, v, seg_scores, istate, o, out) -> int:
+    """Apply one label record: close the segment, reset E and V on a change of training label, and take
+    the weights the next segment's scores will use (only a training segment can have changed them)."""
     o = _close_segment(t, seg_scores, istate, o, out)
+    if istate[I_SEG_TRAIN] == 1:
+        w_open[:, :] = w
     # Only training records are seen by the classifier; evaluation records just mark segments.
     if train == 1 and (label != istate[I_SEG_LABEL] or istate[I_SEG_TRAIN] != 1):
         e[:] = 0.0

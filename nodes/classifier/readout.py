@@ -22,7 +22,10 @@ record (``prediction_dtype``, ``decision = 1``, ``truth`` = the segment's label,
   neuron would ever fire, so the default is ``N(0.5, 0.1)``);
 * on each input spike from neuron ``j``: if learning is on and the segment is a training segment with a
   known label, ``w[i, j] += eta * E_i`` for every class ``i`` (eq. 3.6); then ``V_i += w[i, j]`` and
-  the segment score ``S_i += w[i, j]`` for every ``i``; every neuron with ``V_i >= threshold`` fires
+  the segment score ``S_i += w_open[i, j]`` for every ``i``, where ``w_open`` are the weights as the
+  segment opened (the segment's own label steers ``E`` and so ``w`` within it: a score summing ``w``
+  would grade the classifier on what it was just told, near 100 % even untrained, instead of predicting
+  first, then learning); every neuron with ``V_i >= threshold`` fires
   and is set to 0 (all that crossed fire, in class order);
 * for each firing neuron ``k`` (class order), in a training segment with a known label while learning
   is on: ``E_i <- m * E_i + R_i - [i == k]`` for all ``i`` (eq. 3.7; ``R`` one-hot of the label).
@@ -293,13 +296,14 @@ class _LabelledStream:
 class SupervisedClassifier(_LabelledStream):
     """The event-based supervised classifier of thesis 3.3.2 (semantics in the module docstring)."""
 
-    _state_arrays = ("w", "e", "v", "seg_scores")
+    _state_arrays = ("w", "w_open", "e", "v", "seg_scores")
 
     def __init__(self, params: SupervisedParams) -> None:
         super().__init__(params.n_classes, params.n_inputs)
         self.params = params
         rng = np.random.default_rng(params.seed)
         self._w = rng.normal(params.w_mean, params.w_std, size=(params.n_classes, params.n_inputs))
+        self._w_open = self._w.copy()
         self._e = np.zeros(params.n_classes)
         self._v = np.zeros(params.n_classes)
         self._seg_scores = np.zeros(params.n_classes)
@@ -308,6 +312,11 @@ class SupervisedClassifier(_LabelledStream):
     def weights(self) -> np.ndarray:
         """A copy of the weights, shape (n_classes, n_inputs)."""
         return self._w.copy()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "w_open" not in state and "w" in state:  # written before the scores used the segment's opening weights
+            state = {**state, "w_open": state["w"]}
+        super().load_state_dict(state)
 
     @property
     def error(self) -> np.ndarray:
@@ -328,6 +337,7 @@ class SupervisedClassifier(_LabelledStream):
             ll,
             ltr,
             self._w,
+            self._w_open,
             self._e,
             self._v,
             self._seg_scores,

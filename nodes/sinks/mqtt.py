@@ -395,7 +395,19 @@ class MqttSink(Node):
             "mqtt_rule_fires": dict(c.rule_fires),
             "mqtt_ignored": self.ignored.as_dict(),
             "mqtt_last_error": self.last_error,
+            "warnings": self._warnings(),
         }
+
+    def _warnings(self) -> list[str]:
+        lost = []
+        if self.c.dropped:
+            lost.append(f"{self.c.dropped:,} dropped when the buffer was full")
+        if self.pending:
+            lost.append(f"{self.pending:,} still buffered at the end")
+        if not lost:
+            return []
+        why = f" (last error: {self.last_error})" if self.last_error else ""
+        return [f"MQTT messages not delivered to {self.config.broker}: {', '.join(lost)}{why}"]
 
     # -- state, for tests and the status message ----------------------------------------------------------
     @property

@@ -18,7 +18,8 @@ key, label outside -1..classes-1, wrong types); a refused command changes nothin
 Timestamps: a label record's ``t`` is the current **wall-clock time in microseconds since the Unix epoch**
 (``time.time_ns() // 1000``) when the command arrives. The classifier aligns labels with event timestamps,
 so a graph taught live must stamp its events with wall-clock microseconds too (live cameras driven by
-``devices`` do); a recording replayed with its own time base would not line up with these labels. An
+``devices`` do, and so does ``simulated-camera`` replaying a recording); the ``replay`` source keeps a
+file's own time base, which would not line up with these labels. An
 accepted command goes into the graph before its reply is published: waiting for the reply's round trip to
 the broker first made labels reach the classifier after camera spikes stamped later than them (1-2 late
 labels per two commands in the live test, none since).

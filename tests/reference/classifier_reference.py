@@ -40,6 +40,7 @@ def supervised_reference(
     """Whole-stream run of the supervised classifier, ending with a flush. Returns (records, w)."""
     n_cls, n_in = w0.shape
     w = [[float(w0[i, j]) for j in range(n_in)] for i in range(n_cls)]
+    w_open = [row[:] for row in w]  # the weights as the current segment opened: the scores use these
     e = [0.0] * n_cls
     v = [0.0] * n_cls
     score = [0.0] * n_cls
@@ -55,6 +56,8 @@ def supervised_reference(
     for kind, t, a, b in _merged(spikes, labels):
         if kind == "label":
             close(t)
+            if seg_train == 1:
+                w_open = [row[:] for row in w]
             if b == 1 and (a != seg_label or seg_train != 1):
                 e = [0.0] * n_cls
                 v = [0.0] * n_cls
@@ -69,7 +72,7 @@ def supervised_reference(
                 w[i][j] = w[i][j] + eta * e[i]
         for i in range(n_cls):
             v[i] = v[i] + w[i][j]
-            score[i] = score[i] + w[i][j]
+            score[i] = score[i] + w_open[i][j]
         seg_inputs += 1
         last_t = t
         fired = [k for k in range(n_cls) if v[k] >= threshold]
