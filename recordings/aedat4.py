@@ -1,14 +1,20 @@
-"""AEDAT 4.0 through iniVation's dv-processing (``dv.io.MonoCameraRecording`` / ``MonoCameraWriter``).
+"""AEDAT 4.0: our own reader of the event stream; writing through iniVation's dv-processing.
 
-Reading: the event stream is read batch by batch with ``getNextEventBatch``; each ``dv.EventStore`` is
-turned into numpy with ``EventStore.numpy()`` (fields ``timestamp`` int64, ``x``/``y`` int16,
-``polarity`` int8) and copied field by field into ``EVENT_DTYPE``. Frames, IMU, triggers and other
-streams are ignored (logged once per file). dv-processing raises ``RuntimeError`` on a truncated file or a
-damaged file table; that becomes ``RecordingError`` naming the file.
+Layout (iniVation's "AEDAT 4.0" specification): the line ``#!AER-DAT4.0\r\n``; an int32 length and a
+FlatBuffers ``IOHeader`` (identifier ``IOHE``: compression, the position of the file's data table, and an
+XML description of the streams); then packets, each ``int32 stream id | int32 size | size bytes``,
+every packet one size-prefixed FlatBuffer, compressed as one LZ4 or Zstandard frame (or not at all); the
+data table (an index of the packets) comes last. The event stream is the one whose ``typeIdentifier`` is
+``EVTS`` (``originalOutputName`` "events" first); its packets hold a vector of 16-byte records (int64
+timestamp, int16 x, int16 y, bool polarity, padding), the byte layout of ``EVENT_DTYPE``, so a packet is
+decompressed and viewed, not converted. Frames, IMU, triggers and other streams are skipped (logged once
+per file); the data table is not needed, so a file cut short behind its last packet reads whole.
 
-Known limitation (dv-processing 2.0.4): a flipped byte *inside an LZ4-compressed event packet* can make
-``getNextEventBatch`` loop forever while holding the GIL, so no in-process watchdog can stop it. AEDAT 4.0
-packets carry no checksum we could test first. Read untrusted AEDAT 4.0 files in a separate process.
+Why not dv-processing's reader: dv-processing 2.0.4 can loop forever, holding the GIL, on a packet with
+damaged LZ4 data, so no watchdog could stop it. Here a damaged packet fails its decompression (or its
+FlatBuffer offsets fail their bounds checks, or an address lies outside the stated sensor) and becomes a
+``RecordingError`` naming the file and the packet's byte offset. ``tests/test_recordings.py`` checks the
+events against dv-processing's reader on real recordings.
 
 Writing: dv-processing 2.0.4 has no bulk constructor from numpy, so events are handed over as a list of
 ``dv.Event`` objects per packet (about 2 µs per event; writing is not a hot path).
@@ -17,10 +23,13 @@ Writing: dv-processing 2.0.4 has no bulk constructor from numpy, so events are h
 from __future__ import annotations
 
 import logging
+import mmap
+import struct
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import dv_processing as dv
 import numpy as np
 
 from pipeline.errors import RecordingError
@@ -31,57 +40,222 @@ log = logging.getLogger(__name__)
 
 #: Events per packet written by ``write_aedat4`` (dv-processing's recorder uses packets of this order).
 WRITE_PACKET = 10_000
+MAGIC = b"#!AER-DAT4.0\r\n"
+#: IOHeader compression values (FlatBuffers enum CompressionType)
+_NONE, _LZ4, _LZ4_HIGH, _ZSTD, _ZSTD_HIGH = range(5)
+_EVENT_BYTES = 16
 
 
-def _same_layout(dtype: np.dtype) -> bool:
-    """True when dv-processing's event record has exactly the byte layout of ``EVENT_DTYPE``
-    (int64 timestamp at 0, 16-bit x at 8, y at 10, 8-bit polarity at 12, same item size)."""
-    fields = dtype.fields
-    ours_fields = EVENT_DTYPE.fields
-    if fields is None or ours_fields is None or dtype.itemsize != EVENT_DTYPE.itemsize:
-        return False
-    wanted = {"timestamp": ("t", 8), "x": ("x", 2), "y": ("y", 2), "polarity": ("p", 1)}
-    for name, (ours, size) in wanted.items():
-        if name not in fields:
-            return False
-        theirs_type, theirs_off = fields[name][:2]
-        our_off = ours_fields[ours][1]
-        if theirs_off != our_off or theirs_type.itemsize != size or theirs_type.kind not in "iub":
-            return False
-    return True
+class _Corrupt(Exception):
+    """Inside the reader: what is wrong, raised as a RecordingError with the file and offset."""
 
 
-def dv_to_events(a: np.ndarray) -> np.ndarray:
-    """``EVENT_DTYPE`` events from the numpy array of a ``dv.EventStore`` (fields timestamp, x, y, polarity).
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_U16 = struct.Struct("<H")
+_PACKET = struct.Struct("<ii")
 
-    dv-processing 2.x uses the same 16-byte record layout as ``EVENT_DTYPE`` (coordinates are never
-    negative and polarity is 0/1, so the signed and unsigned types hold the same bits): the array is then
-    reinterpreted without a copy. Any other layout is converted field by field.
-    """
-    if _same_layout(a.dtype) and a.flags.c_contiguous:
-        return a.view(EVENT_DTYPE)
-    out = np.empty(a.shape[0], dtype=EVENT_DTYPE)
-    out["t"] = a["timestamp"]
-    out["x"] = a["x"]
-    out["y"] = a["y"]
-    out["p"] = a["polarity"]
+
+def _u32(buf: bytes, off: int) -> int:
+    if off < 0 or off + 4 > len(buf):
+        raise _Corrupt(f"offset {off} outside a {len(buf)}-byte FlatBuffer")
+    return int(_U32.unpack_from(buf, off)[0])
+
+
+def _field(buf: bytes, table: int, index: int) -> int | None:
+    """Absolute position of field ``index`` of the FlatBuffers table at ``table``, None when absent."""
+    if table < 0 or table + 4 > len(buf):
+        raise _Corrupt(f"table at {table} outside a {len(buf)}-byte FlatBuffer")
+    vtable = table - _I32.unpack_from(buf, table)[0]
+    if vtable < 0 or vtable + 4 > len(buf):
+        raise _Corrupt(f"table at {table} has no valid vtable")
+    vlen = _U16.unpack_from(buf, vtable)[0]
+    if 4 + 2 * index + 2 > vlen or vtable + vlen > len(buf):
+        return None
+    rel = _U16.unpack_from(buf, vtable + 4 + 2 * index)[0]
+    return table + rel if rel else None
+
+
+def _vector(buf: bytes, at: int, item: int) -> tuple[int, int]:
+    """(start, length) of the vector whose offset is stored at ``at``; checked against the buffer."""
+    start = at + _u32(buf, at)
+    n = _u32(buf, start)
+    if start + 4 + n * item > len(buf):
+        raise _Corrupt(f"vector of {n} x {item} bytes at {start} runs past the {len(buf)}-byte FlatBuffer")
+    return start + 4, n
+
+
+def _header(path: Path, data: bytes | mmap.mmap) -> tuple[int, int, str, int]:
+    """(compression, data table position or -1, stream XML, first packet position)."""
+    if data[: len(MAGIC)] != MAGIC:
+        raise RecordingError(f"{path}: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)")
+    if len(data) < len(MAGIC) + 4:
+        raise RecordingError(f"{path} at byte {len(MAGIC)}: truncated inside the header")
+    size = _I32.unpack_from(data, len(MAGIC))[0]
+    start = len(MAGIC) + 4
+    if size < 8 or start + size > len(data):
+        raise RecordingError(f"{path} at byte {len(MAGIC)}: impossible header length {size} (truncated or corrupt)")
+    hdr = data[start : start + size]
+    try:
+        table = _u32(hdr, 0)
+        compression = _field(hdr, table, 0)
+        position = _field(hdr, table, 1)
+        info = _field(hdr, table, 2)
+        comp = struct.unpack_from("<i", hdr, compression)[0] if compression is not None else _NONE
+        table_pos = struct.unpack_from("<q", hdr, position)[0] if position is not None else -1
+        if info is None:
+            raise _Corrupt("no stream description")
+        s0, n = _vector(hdr, info, 1)
+        xml = hdr[s0 : s0 + n].decode("utf-8")
+    except (_Corrupt, struct.error, UnicodeDecodeError) as exc:
+        raise RecordingError(f"{path} at byte {start}: corrupt file header ({exc})") from None
+    if comp not in range(5):
+        raise RecordingError(f"{path} at byte {start}: unknown compression {comp}")
+    return comp, table_pos, xml, start + size
+
+
+def _streams(path: Path, xml: str) -> list[dict[str, Any]]:
+    """The streams the header describes: id, name, type identifier, sensor size, source camera."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise RecordingError(f"{path}: corrupt stream description in the header ({exc})") from None
+    out = []
+    for node in root.iter("node"):
+        where = (node.get("path") or "").rstrip("/").split("/")
+        if len(where) < 2 or where[-2] != "outInfo" or not where[-1].isdigit():  # .../outInfo/<id>/
+            continue
+        attrs = {a.get("key"): (a.text or "") for a in node.findall("attr")}
+        info = {a.get("key"): (a.text or "") for a in node.findall("node/attr")}
+        out.append(
+            {
+                "id": int(node.get("name", "-1")),
+                "name": attrs.get("originalOutputName", ""),
+                "type": attrs.get("typeIdentifier", ""),
+                "width": int(info["sizeX"]) if info.get("sizeX", "").isdigit() else None,
+                "height": int(info["sizeY"]) if info.get("sizeY", "").isdigit() else None,
+                "source": info.get("source", ""),
+            }
+        )
     return out
 
 
-def _concat_raw(parts: list[np.ndarray]) -> np.ndarray:
-    if len(parts) == 1:
-        return parts[0]
-    dtype = parts[0].dtype
-    return np.concatenate([np.ascontiguousarray(a).view(np.uint8) for a in parts]).view(dtype)
+def _decompressor(path: Path, comp: int) -> Any:
+    if comp in (_LZ4, _LZ4_HIGH):
+        import lz4.frame
+
+        return lz4.frame.decompress
+    if comp in (_ZSTD, _ZSTD_HIGH):
+        try:
+            import zstandard
+        except ImportError:
+            raise RecordingError(f"{path}: Zstandard-compressed; install the 'zstandard' package to read it") from None
+        dctx = zstandard.ZstdDecompressor()
+        return lambda b: dctx.decompressobj().decompress(b)
+    return bytes
 
 
-def _open(path: Path) -> dv.io.MonoCameraRecording:
+def _packet_events(buf: bytes) -> np.ndarray:
+    """The event records of one decompressed, size-prefixed ``EVTS`` FlatBuffer, as a read-only uint8 view
+    (16 bytes per event; viewed as ``EVENT_DTYPE`` once the packets of a batch are joined: concatenating
+    structured arrays costs far more than the bytes)."""
+    if _u32(buf, 0) != len(buf) - 4:
+        raise _Corrupt(f"size prefix {_u32(buf, 0)} for {len(buf) - 4} bytes")
+    table = 4 + _u32(buf, 4)
+    at = _field(buf, table, 0)
+    if at is None:
+        return np.zeros(0, np.uint8)
+    start, n = _vector(buf, at, _EVENT_BYTES)
+    return np.frombuffer(buf, dtype=np.uint8, count=n * _EVENT_BYTES, offset=start)
+
+
+def _packets(
+    path: Path, data: bytes | mmap.mmap, first: int, end: int, stream: int, comp: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Walk the packets from ``first`` to ``end``; yield (position, events) of those of ``stream``."""
+    decompress = _decompressor(path, comp)
+    view = memoryview(data)
+    pos = first
+    while pos < end:
+        if pos + 8 > end:
+            raise RecordingError(f"{path} at byte {pos}: truncated inside a packet header")
+        sid, n = _PACKET.unpack_from(data, pos)
+        if n <= 0 or pos + 8 + n > end:
+            raise RecordingError(
+                f"{path} at byte {pos}: a packet of stream {sid} with {n} bytes does not fit the file "
+                "(truncated or corrupt)"
+            )
+        if sid == stream:
+            try:
+                yield pos, _packet_events(decompress(view[pos + 8 : pos + 8 + n]))
+            except (_Corrupt, RuntimeError, ValueError, struct.error) as exc:  # lz4 / zstd errors included
+                raise RecordingError(f"{path} at byte {pos}: corrupt event packet ({exc})") from None
+        pos += 8 + n
+
+
+def _check_addresses(path: Path, parts: list[tuple[int, np.ndarray]], width: int | None, height: int | None) -> None:
+    """Refuse a batch with an event outside the stated sensor (or a polarity not 0/1), naming its packet."""
+    if width is None or height is None:
+        return
+    for pos, raw in parts:  # per packet only to name the bad one; a few vector reductions each
+        ev = raw.view(EVENT_DTYPE)
+        if ev.size and (int(ev["x"].max()) >= width or int(ev["y"].max()) >= height or int(ev["p"].max()) > 1):
+            # x, y are int16 in the file: a negative one reads as >= 32768 here and is caught too
+            raise RecordingError(
+                f"{path} at byte {pos}: corrupt event packet (an event outside the {width}x{height} sensor)"
+            )
+
+
+def open_aedat4(path: Path) -> Recording:
+    """An AEDAT 4.0 file's event stream."""
     try:
-        return dv.io.MonoCameraRecording(str(path))
-    except RuntimeError as exc:
+        with path.open("rb") as f:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read ({exc.strerror})") from None
+    comp, table_pos, xml, first = _header(path, data)
+    streams = _streams(path, xml)
+    events = [s for s in streams if s["type"] == "EVTS"]
+    if not events:
         raise RecordingError(
-            f"{path}: dv-processing cannot open it (truncated or corrupt?): {_first_line(exc)}"
-        ) from exc
+            f"{path}: AEDAT 4.0 file without an event stream (streams: {[s['name'] for s in streams]})"
+        )
+    chosen = next((s for s in events if s["name"] == "events"), events[0])
+    others = [s["name"] for s in streams if s is not chosen]
+    if others:
+        log.info("%s: ignoring the non-event streams %s", path, others)
+    # the data table, when there is one, starts right after the last packet
+    end = table_pos if first <= table_pos <= len(data) else len(data)
+    width, height = chosen["width"], chosen["height"]
+    meta = {"camera": chosen["source"], "streams": [s["name"] for s in streams], "compression": comp}
+
+    def source(batch_size: int) -> Iterator[np.ndarray]:
+        limit = batch_size if batch_size > 0 else 1 << 62
+        # packets hold a few hundred to a few thousand events: yield them in groups of at least batch_size
+        parts: list[tuple[int, np.ndarray]] = []
+        have = 0
+        for pos, ev in _packets(path, data, first, end, chosen["id"], comp):
+            if ev.size:
+                parts.append((pos, ev))
+                have += ev.size // _EVENT_BYTES
+            if have >= limit:
+                yield _batch(parts)
+                parts, have = [], 0
+        if parts:
+            yield _batch(parts)
+
+    def _batch(parts: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        out = (parts[0][1] if len(parts) == 1 else np.concatenate([raw for _, raw in parts])).view(EVENT_DTYPE)
+        if (
+            width is not None
+            and height is not None
+            and out.size
+            and (int(out["x"].max()) >= width or int(out["y"].max()) >= height or int(out["p"].max()) > 1)
+        ):
+            _check_addresses(path, parts, width, height)  # names the packet
+        return out
+
+    return Recording(path=path, format="aedat4", width=width, height=height, metadata=meta, _source=source)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -90,50 +264,10 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in text[:2]) if text else type(exc).__name__
 
 
-def open_aedat4(path: Path) -> Recording:
-    """An AEDAT 4.0 file's event stream."""
-    rec = _open(path)
-    if not rec.isEventStreamAvailable():
-        raise RecordingError(f"{path}: AEDAT 4.0 file without an event stream (streams: {rec.getStreamNames()})")
-    res = rec.getEventResolution()
-    width, height = (int(res[0]), int(res[1])) if res is not None else (None, None)
-    streams = list(rec.getStreamNames())
-    others = [s for s in streams if s != "events"]
-    if others:
-        log.info("%s: ignoring the non-event streams %s", path, others)
-    meta = {"camera": rec.getCameraName(), "streams": streams}
-    first = [rec]  # the reader opened above serves the first pass; later passes open their own
-
-    def source(batch_size: int) -> Iterator[np.ndarray]:
-        reader = first.pop() if first else _open(path)
-        limit = batch_size if batch_size > 0 else 1 << 62
-        # dv-processing hands out small packets (a few hundred events): convert them in groups of at least
-        # batch_size events, since the per-call cost of the conversion dominates for small ones.
-        parts: list[np.ndarray] = []
-        have = 0
-        while True:
-            try:
-                store = reader.getNextEventBatch()
-            except RuntimeError as exc:
-                raise RecordingError(
-                    f"{path}: dv-processing read error (truncated or corrupt?): {_first_line(exc)}"
-                ) from exc
-            if store is None or (have >= limit and parts):
-                if parts:
-                    yield dv_to_events(_concat_raw(parts))
-                    parts, have = [], 0
-                if store is None:
-                    return
-            if store.size():
-                a = store.numpy()
-                parts.append(a)
-                have += a.shape[0]
-
-    return Recording(path=path, format="aedat4", width=width, height=height, metadata=meta, _source=source)
-
-
 def write_aedat4(path: Path, events: np.ndarray, width: int, height: int, *, camera: str = "spikestream") -> None:
     """Write ``events`` (``EVENT_DTYPE``, validated by the caller) as an AEDAT 4.0 event-only file."""
+    import dv_processing as dv
+
     if path.suffix.lower() != ".aedat4":
         # dv-processing 2.0.4 terminates the whole process (std::terminate) for any other suffix.
         raise ValueError(f"an AEDAT 4.0 file name must end in .aedat4, got {path}")

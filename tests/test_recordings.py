@@ -121,6 +121,19 @@ def test_aedat4_truncated_real_file(data_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.needs_data
+def test_aedat4_real_file_with_junk_in_a_packet_is_an_error_not_a_hang(data_dir: Path, tmp_path: Path) -> None:
+    """64 random bytes in the middle of a real recording: dv-processing 2.0.4's reader loops there forever
+    (with the GIL held); ours names the damaged packet."""
+    data = bytearray((data_dir / "aedat4/tonic_sample.aedat4").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    path = tmp_path / "junk.aedat4"
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=r"junk\.aedat4 at byte 469651: corrupt event packet"):
+        R.open_recording(path).read_all()
+
+
+@pytest.mark.needs_data
 def test_nmnist_dataset(data_dir: Path) -> None:
     root = data_dir / "nmnist"
     ds = R.NMnistDataset(root)
