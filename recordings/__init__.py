@@ -1,8 +1,9 @@
 """Event files: readers, writers, format detection, N-MNIST dataset folders, and ``info``/``convert``.
 
-Formats (``Recording.format``): ``nmnist`` (N-MNIST .bin), ``aedat4`` (via dv-processing), ``aedat3``
-(AEDAT 3.1), ``aedat2`` (jAER), ``evt2``/``evt3`` (Prophesee RAW), ``dat`` (Prophesee DAT), ``npy``
-(numpy array of ``pipeline.events.EVENT_DTYPE``). Conventions and decisions: ``recordings.formats``.
+Formats (``Recording.format``): ``nmnist`` (N-MNIST .bin), ``aedat4`` (``recordings.aedat4``; written
+through dv-processing), ``aedat3`` (AEDAT 3.1), ``aedat2`` (jAER), ``evt2``/``evt3`` (Prophesee RAW),
+``dat`` (Prophesee DAT), ``npy`` (numpy array of ``pipeline.events.EVENT_DTYPE``). Conventions and
+decisions: ``recordings.formats``.
 """
 
 from __future__ import annotations
