@@ -414,8 +414,15 @@ def _guess_aedat2_layout(path: Path, data_offset: int) -> int:
     if n == 0:
         return K.LAYOUT_DVS128
     words = buf[: n * 8].view(">u4").reshape(n, 2)
-    if int(words[:, 0].max()) < (1 << 16):
+    wide = int(np.count_nonzero(words[:, 0] >= (1 << 16)))
+    if wide == 0:
         log.info("%s: no AEChip line; addresses fit 15 bits, decoding as DVS128", path)
+        return K.LAYOUT_DVS128
+    if wide * 100 < n:
+        # A DAVIS stream has y in the high bits of nearly every address; a handful of wide words in a
+        # DVS128 stream are damage, which the decoder then reports with its offset (the DAVIS layout
+        # would quietly turn the whole file into other events)
+        log.warning("%s: no AEChip line; %d of %d addresses are wider than 16 bits: decoding as DVS128", path, wide, n)
         return K.LAYOUT_DVS128
     log.warning("%s: no AEChip line and addresses wider than 16 bits: decoding as DAVIS, size unknown", path)
     return K.LAYOUT_DAVIS

@@ -163,6 +163,16 @@ def test_aedat2_dvs128_without_chip_line(tmp_path: Path) -> None:
     assert (rec.width, rec.height, rec.metadata["layout"]) == (128, 128, "dvs128")
     expected = [(1, 0, 127, 1), (2, 127, 0, 0), (4, 10, 107, 1)]  # raw polarity 0 = ON, y flipped
     assert _rows(rec.read_all()) == expected == ref.aedat2(data)[0]
+    # one damaged (wide) address among many DVS128 ones: still DVS128, and the damage is named, where
+    # guessing DAVIS from it would have decoded the whole file into other events
+    many = [(dvs(i % 128, i % 100, i % 2), i) for i in range(300)]
+    many[150] = (many[150][0] | 0x00400000, 150)
+    damaged = tmp_path / "damaged.aedat"
+    damaged.write_bytes(_aedat2(None, many, lf=b"\n"))
+    assert R.open_recording(damaged).metadata["layout"] == "dvs128"
+    offset = len(_aedat2(None, [], lf=b"\n")) + 150 * 8
+    with pytest.raises(RecordingError, match=rf"damaged\.aedat at byte {offset}: address outside the sensor"):
+        _read(damaged)
 
 
 # ----------------------------------------------------------------------------------------- AEDAT 3.1
