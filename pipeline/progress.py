@@ -31,10 +31,9 @@ class Progress:
             left = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
             bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
             eta = f"{left:5.0f} s left" if left == left else "  ? s left"
-            head = f"{self.label} [{bar}] {self.done}/{self.total} samples"
-        else:
-            head, eta = f"{self.label} {self.done} samples", ""
-        return f"{head}, {rate / 1e6:.2f} M ev/s, {eta}{self.extra}"
+            return f"{self.label} [{bar}] {self.done}/{self.total} samples, {rate / 1e6:.2f} M ev/s, {eta}{self.extra}"
+        # no sample count known (a file, a log): events are the measure
+        return f"{self.label} {self.events:,} events, {rate / 1e6:.2f} M ev/s{self.extra}"
 
     def update(self, done: int = 0, events: int = 0) -> None:
         self.done += done

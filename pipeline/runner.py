@@ -859,7 +859,7 @@ def _child_main(
     log_level: int,
     eos_taken: dict[tuple[str, str], Any],
 ) -> None:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     async def main() -> dict[str, Any]:
