@@ -146,6 +146,7 @@ class PhasedSource(Source):
         self._events = 0
         self._per_phase: list[dict[str, Any]] = []
         self._resume_at = 0  # messages to skip: those a restored source had delivered before it stopped
+        self._warnings: list[str] = []
         self._position = 0  # messages of the stream generated so far (skipped ones included)
         self._phases = tuple(build_params(Phase, p, f"nodes.{name}.phases[{i}]") for i, p in enumerate(config.phases))
         if not self._phases:
@@ -220,11 +221,11 @@ class PhasedSource(Source):
             if self._position > self._resume_at:
                 yield msg
         if self._resume_at and self._position <= self._resume_at:
-            self.log.warning(
-                "%s: the restored stream had already been delivered to its end: nothing left to replay "
-                "(start afresh with another or an empty state folder)",
-                self.name,
+            self._warnings.append(
+                "the restored stream had already been delivered to its end: nothing was replayed, and the "
+                "figures are those kept in the state (start afresh with another or an empty state folder)"
             )
+            self.log.warning("%s: %s", self.name, self._warnings[-1])
 
     async def _stream(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
         """The whole stream from its start. ``live()`` is false while a restored source skips ahead."""
@@ -287,7 +288,12 @@ class PhasedSource(Source):
         return t
 
     def results(self) -> dict[str, Any]:
-        return {"samples_replayed": self._samples, "events_replayed": self._events, "phases": self._per_phase}
+        return {
+            "samples_replayed": self._samples,
+            "events_replayed": self._events,
+            "phases": self._per_phase,
+            "warnings": self._warnings,
+        }
 
 
 DEFAULT_PHASES: tuple[dict[str, Any], ...] = (
