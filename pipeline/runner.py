@@ -475,8 +475,9 @@ class NodeRunner:
                 generation = body.get("generation")
                 generation = generation if isinstance(generation, int) and self._cut is not None else None
                 if msg.command == EOS:
-                    if msg.stream in linked:  # a tapped node's end is seen, but only links are waited for
-                        eos_seen.add(msg.stream)
+                    if msg.stream not in linked:  # a tapped node's end: seen, but only links are waited for
+                        continue
+                    eos_seen.add(msg.stream)
                     taken = self._eos_taken.get((msg.stream, self.name))
                     if taken is not None:
                         taken.set()
