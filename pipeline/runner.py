@@ -1073,7 +1073,11 @@ def run_processes(
 
 def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dict[str, Any]:
     """The results document: totals, every node's counters, and node results merged at the top."""
-    events_in = sum(r.get("counters", {}).get("events_out", 0) for r in reports.values() if r.get("source"))
+    sources = [r for r in reports.values() if r.get("source")]
+    if sources:
+        events_in = sum(r.get("counters", {}).get("events_out", 0) for r in sources)
+    else:  # a node run alone (spikestream node) that is not a source: what it received
+        events_in = max((r.get("counters", {}).get("events_in", 0) for r in reports.values()), default=0)
     reports = {n: reports[n] for n in graph.nodes if n in reports}
     out: dict[str, Any] = {
         "graph": graph.name,

@@ -461,6 +461,7 @@ def test_nodes_run_alone_over_tcp(tmp_path):
     src, sink = run_chain_alone(tmp_path, cfg)
     assert sink["sink_events"] == 200_000
     assert sink["sink_checksum"] == src["source_checksum"]
+    assert src["events_in"] == sink["events_in"] == 200_000  # a sink run alone counts what it received
 
 
 @pytest.mark.timeout(90)
