@@ -60,10 +60,10 @@ class Node:
         """What is known, before anything runs, about the stream this node sends, given its config and the
         facts of the stream it receives. The runner checks a graph with these, link by link, before any
         node starts: raise ``ValueError`` saying why when ``received`` cannot fit this node (``ConfigError``
-        when its own parameters are wrong). The facts are
-        plain values under names the stages share (``sensor`` (width, height) of events, ``shape``
-        (channels, height, width) of spikes, ``classes`` of labels); the pipeline only passes them on.
-        Default: the node's output carries its input's facts (relays, sinks)."""
+        when its own parameters are wrong). The facts are plain values under names the stages share
+        (``sensor`` (width, height) of events, ``shape`` (channels, height, width) of spikes, ``classes``
+        of labels); the pipeline only passes them on. Default: the node's output carries its input's
+        facts (relays, sinks)."""
         return received
 
     async def start(self) -> None:
