@@ -9,10 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodes.classifier import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
+from nodes.classifier import (
+    DeltaParams,
+    DeltaReadout,
+    LabelAssignmentReadout,
+    ReadoutParams,
+    SupervisedClassifier,
+    SupervisedParams,
+)
 from nodes.evaluation import Evaluator
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE, prediction_dtype
-from tests.reference.classifier_reference import readout_reference, supervised_reference
+from tests.reference.classifier_reference import delta_reference, readout_reference, supervised_reference
 
 
 def spikes_of(t, c) -> np.ndarray:
@@ -184,6 +191,51 @@ def test_eval_labels_never_teach_or_reset() -> None:
     assert clf.counters["resets"] == 0 and clf.counters["updates"] == 0
     assert np.count_nonzero(out["decision"]) == 19  # 20 segments, the last one still open
     assert clf.counters["outputs"] > 0
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.booleans())
+def test_delta_matches_reference_in_any_batching(stream, learn) -> None:
+    n_cls, n_in, spikes, labels, cuts, extra, split = stream
+    r = DeltaReadout(DeltaParams(n_classes=n_cls, n_inputs=n_in, eta=0.3))
+    if not learn:
+        r.freeze()
+    out = np.concatenate(feed(r, spikes, labels, cuts, extra, split))
+    ref, w_ref = delta_reference(spikes, labels, n_cls, n_in, eta=0.3, learn=learn)
+    assert as_tuples(out) == ref
+    np.testing.assert_array_equal(r.weights, w_ref)
+
+
+def test_delta_hand_computed_and_state_round_trip() -> None:
+    """One normalised delta step by hand; decisions are made before the segment's label teaches; a state
+    taken mid-segment continues bit for bit."""
+    r = DeltaReadout(DeltaParams(n_classes=2, n_inputs=3, eta=0.5))
+    r.add_labels(labels_of((0, 1, 1), (10, 1, 0)))
+    out = np.concatenate([r.process(spikes_of([1, 2, 3, 11], [0, 0, 2, 0])), r.flush()])
+    # segment 1 (class 1, training): w = 0, so S = [0, 0] -> class 0 (the lowest on a tie); counts x = [2, 0, 1],
+    # |x|^2 = 5: w[1] += 0.5 * (1 - 0) / 5 * x = [0.2, 0, 0.1]; w[0] += 0.5 * (0 - 0) / 5 * x = 0
+    # segment 2 (evaluation): one spike of neuron 0 -> S = [0, 0.2] -> class 1; nothing learnt
+    assert out["label"].tolist() == [0, 1] and out["truth"].tolist() == [1, 1] and out["train"].tolist() == [1, 0]
+    np.testing.assert_allclose(r.weights, [[0, 0, 0], [0.2, 0, 0.1]])
+    np.testing.assert_allclose(out["scores"][1], [0, 0.2], rtol=1e-6)
+    rng = np.random.default_rng(4)
+    t = np.sort(rng.integers(0, 20_000, 4000))
+    spikes = spikes_of(t, rng.integers(0, 16, 4000))
+    labels = labels_of(*[(x, int(rng.integers(-1, 4)), int(rng.integers(0, 2))) for x in range(0, 20_000, 500)])
+    p = DeltaParams(n_classes=4, n_inputs=16, eta=0.2)
+    full = DeltaReadout(p)
+    full.add_labels(labels)
+    ref = np.concatenate([full.process(spikes), full.flush()])
+    part = DeltaReadout(p)
+    part.add_labels(labels)
+    first = part.process(spikes[:1999])
+    resumed = DeltaReadout(p)
+    resumed.load_state_dict(part.state_dict())
+    rest = np.concatenate([resumed.process(spikes[1999:]), resumed.flush()])
+    assert same_records(np.concatenate([first, rest]), ref)
+    assert resumed.weights.tobytes() == full.weights.tobytes()
+    with pytest.raises(ValueError, match="in \\(0, 2\\)"):
+        DeltaParams(eta=2.0)
 
 
 def test_state_round_trip_continues_bit_identically() -> None:

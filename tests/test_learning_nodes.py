@@ -156,6 +156,23 @@ def test_an_empty_batch_changes_nothing():
     assert all(states_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
+def test_classifier_node_builds_each_readout_with_its_own_default_step():
+    from nodes.classifier import DeltaReadout, LabelAssignmentReadout, SupervisedClassifier
+
+    def node(**kw):
+        return ClassifierNode("c", ClassifierConfig(classes=3, inputs=12, **kw), NodeContext("c", "g")).clf
+
+    assert isinstance(node(), SupervisedClassifier) and node().params.eta == 0.01
+    assert node(eta=0.05).params.eta == 0.05
+    delta = node(readout="delta")
+    assert (
+        isinstance(delta, DeltaReadout) and delta.params.eta == 0.3 and node(readout="delta", eta=0.1).params.eta == 0.1
+    )
+    assert isinstance(node(readout="assignment"), LabelAssignmentReadout)
+    with pytest.raises(ValueError, match="in \\(0, 2\\)"):
+        node(readout="delta", eta=3.0)
+
+
 def test_freeze_stops_feature_learning_only_in_scope():
     events, labels = labelled_stream(2)
     stdp, clf = make_nodes()

@@ -276,3 +276,78 @@ def _readout_label(t, label, train, counts, seg_counts, seg_scores, istate, lear
     seg_counts[:] = 0
     seg_scores[:] = 0.0
     return o
+
+
+@njit(cache=True)
+def _delta_close(t, w, seg_counts, seg_scores, istate, eta, learn, o, out) -> int:
+    """Decide the open segment by ``argmax S``, then (training) move ``w`` by the normalised delta rule."""
+    if istate[I_SEG_OPEN] == 1:
+        pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
+        o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
+        label = istate[I_SEG_LABEL]
+        if learn and istate[I_SEG_TRAIN] == 1 and 0 <= label < w.shape[0] and istate[I_SEG_INPUTS] > 0:
+            norm = 0.0
+            for j in range(seg_counts.shape[0]):
+                norm += seg_counts[j] * seg_counts[j]
+            for i in range(w.shape[0]):
+                step = eta * ((1.0 if i == label else 0.0) - seg_scores[i]) / norm
+                for j in range(seg_counts.shape[0]):
+                    if seg_counts[j]:
+                        w[i, j] += step * seg_counts[j]
+            istate[I_N_UPDATES] += 1
+    return o
+
+
+@njit(cache=True)
+def delta_run(
+    spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    lab_t: np.ndarray,
+    lab_label: np.ndarray,
+    lab_train: np.ndarray,
+    w: np.ndarray,
+    seg_counts: np.ndarray,
+    seg_scores: np.ndarray,
+    istate: np.ndarray,
+    eta: float,
+    learn: bool,
+    final: bool,
+    out: tuple,
+) -> tuple[int, int]:
+    """Run the delta-rule readout over one batch of spikes.
+
+    Each input spike from neuron ``j`` adds ``w[:, j]`` to the segment scores ``S`` and counts ``j``;
+    ``w`` changes only when a segment closes, so ``S = w x`` (``x``: the segment's spike counts) is the
+    prediction made before its label teaches anything. A training segment with a known label then
+    moves ``w`` by ``eta (R - S) x^T / |x|^2`` (least mean squares, normalised: one online step towards
+    the least-squares readout of the counts). ``w`` (classes, inputs) float64, ``seg_counts`` (inputs,)
+    int64, ``seg_scores`` (classes,) float64. Emits decision records only. Returns ``(labels used, n_out)``.
+    """
+    n_cls = w.shape[0]
+    n_lab = lab_t.shape[0]
+    n_spk = spk_t.shape[0]
+    li = 0
+    o = 0
+    for s in range(n_spk + (1 if final else 0)):
+        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
+        while li < n_lab and lab_t[li] <= t:
+            o = _delta_close(lab_t[li], w, seg_counts, seg_scores, istate, eta, learn, o, out)
+            _open_segment(lab_t[li], lab_label[li], lab_train[li], istate)
+            seg_counts[:] = 0
+            seg_scores[:] = 0.0
+            li += 1
+        if s == n_spk:
+            break
+        j = spk_c[s]
+        seg_counts[j] += 1
+        for i in range(n_cls):
+            seg_scores[i] += w[i, j]
+        istate[I_SEG_INPUTS] += 1
+        istate[I_N_INPUTS] += 1
+        istate[I_LAST_T] = t
+    if final:
+        o = _delta_close(
+            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), w, seg_counts, seg_scores, istate, eta, learn, o, out
+        )
+        istate[I_SEG_OPEN] = 0
+    return li, o

@@ -2,6 +2,8 @@
 
 ``readout = "supervised"``: the event-based supervised classifier (thesis 3.3.2, eqs. 3.5-3.7).
 ``readout = "assignment"``: the label-assignment spike-count readout (thesis 3.3.1).
+``readout = "delta"``: a linear readout of each segment's spike counts, learnt online by the normalised
+delta rule (not in the thesis; it reaches further on the same features, see benchmarks/RESULTS.md).
 Labels messages are consumed (training labels teach, evaluation labels only delimit decisions);
 predictions go out on classifier spikes (``running = true``) and as one decision per labelled segment.
 ``freeze``/``unfreeze`` control (scope "classifier" or none) switch learning off/on.
@@ -10,7 +12,7 @@ predictions go out on classifier spikes (``running = true``) and as one decision
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -29,25 +31,35 @@ from pipeline.message import (
 )
 from pipeline.node import Node, NodeContext
 
-from .readout import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
+from .readout import (
+    DeltaParams,
+    DeltaReadout,
+    LabelAssignmentReadout,
+    ReadoutParams,
+    SupervisedClassifier,
+    SupervisedParams,
+)
 
 ROLE = "classifier"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
-    """``readout``: "supervised" (eqs. 3.5-3.7) or "assignment" (spike-count label assignment).
+    """``readout``: "supervised" (eqs. 3.5-3.7), "assignment" (spike-count label assignment) or "delta"
+    (a linear readout of each segment's spike counts learnt by the normalised delta rule; not the thesis's).
     ``classes``: number of classes; ``inputs``: number of top-layer neurons (the STDP node's fc size).
     ``threshold``, ``eta``, ``m``, ``w_mean``, ``w_std``, ``seed``: the supervised classifier's parameters
-    (see ``nodes.classifier.readout.SupervisedParams``; the thesis leaves them open, defaults are ours).
+    (see ``nodes.classifier.readout.SupervisedParams``; the thesis leaves them open, defaults are ours);
+    ``eta`` is also the delta rule's step (``DeltaParams``: in (0, 2)); unset, each readout's default
+    (supervised 0.01, delta 0.3).
     ``running``: also emit a running prediction on every classifier spike (supervised only).
     ``learning``: learn from the start (a checkpoint overrides it)."""
 
-    readout: Literal["supervised", "assignment"] = "supervised"
+    readout: Literal["supervised", "assignment", "delta"] = "supervised"
     classes: int = 10
     inputs: int = 1024
     threshold: float = 10.0
-    eta: float = 0.01
+    eta: float | None = None
     m: float = 0.9
     w_mean: float = 0.5
     w_std: float = 0.1
@@ -73,20 +85,21 @@ class ClassifierNode(Node):
 
     def __init__(self, name: str, config: ClassifierConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
-        self.clf: SupervisedClassifier | LabelAssignmentReadout
-        if config.readout == "supervised":
-            self.clf = SupervisedClassifier(
-                SupervisedParams(
-                    n_classes=config.classes,
-                    n_inputs=config.inputs,
-                    threshold=config.threshold,
-                    eta=config.eta,
-                    m=config.m,
-                    w_mean=config.w_mean,
-                    w_std=config.w_std,
-                    seed=config.seed,
-                )
+        self.clf: SupervisedClassifier | LabelAssignmentReadout | DeltaReadout
+        if config.readout == "delta":
+            delta = DeltaParams(n_classes=config.classes, n_inputs=config.inputs)
+            self.clf = DeltaReadout(delta if config.eta is None else replace(delta, eta=config.eta))
+        elif config.readout == "supervised":
+            supervised = SupervisedParams(
+                n_classes=config.classes,
+                n_inputs=config.inputs,
+                threshold=config.threshold,
+                m=config.m,
+                w_mean=config.w_mean,
+                w_std=config.w_std,
+                seed=config.seed,
             )
+            self.clf = SupervisedClassifier(supervised if config.eta is None else replace(supervised, eta=config.eta))
         else:
             self.clf = LabelAssignmentReadout(ReadoutParams(n_classes=config.classes, n_inputs=config.inputs))
         if not config.learning:

@@ -394,3 +394,60 @@ class LabelAssignmentReadout(_LabelledStream):
             final,
             bufs,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeltaParams:
+    """Parameters of the delta-rule readout (normalised least mean squares on segment spike counts)."""
+
+    #: number of classes
+    n_classes: int = 10
+    #: number of top-layer neurons; spike ``c`` must be below it
+    n_inputs: int = 1024
+    #: step of the normalised delta rule, in (0, 2) (0.3 chosen on saccade-MNIST validation digits)
+    eta: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
+        if not 1 <= self.n_inputs <= 65536:
+            raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {self.n_inputs}")
+        if not 0.0 < self.eta < 2.0:
+            raise ValueError(f"eta of the normalised delta rule must be in (0, 2), got {self.eta}")
+
+
+class DeltaReadout(_LabelledStream):
+    """A linear readout of the top layer's spike counts per segment, learnt online by the normalised delta
+    rule (least mean squares; see ``kernel.delta_run``). Not the thesis's classifier: one step per labelled
+    segment towards the least-squares readout, where eqs. 3.5-3.7 settle elsewhere (benchmarks/RESULTS.md)."""
+
+    _state_arrays = ("w", "seg_counts", "seg_scores")
+
+    def __init__(self, params: DeltaParams) -> None:
+        super().__init__(params.n_classes, params.n_inputs)
+        self.params = params
+        self._w = np.zeros((params.n_classes, params.n_inputs))
+        self._seg_counts = np.zeros(params.n_inputs, np.int64)
+        self._seg_scores = np.zeros(params.n_classes)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """A copy of the weights, shape (n_classes, n_inputs)."""
+        return self._w.copy()
+
+    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+        return kernel.delta_run(
+            st,
+            sc,
+            lt,
+            ll,
+            ltr,
+            self._w,
+            self._seg_counts,
+            self._seg_scores,
+            self._istate,
+            float(self.params.eta),
+            self.learning,
+            final,
+            bufs,
+        )

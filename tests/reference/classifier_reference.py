@@ -130,3 +130,43 @@ def readout_reference(
     if last_t is not None:
         close(last_t)
     return out, np.array(counts, dtype=np.int64)
+
+
+def delta_reference(
+    spikes: np.ndarray, labels: np.ndarray, n_classes: int, n_inputs: int, *, eta: float, learn: bool = True
+) -> tuple[list[tuple], np.ndarray]:
+    """Whole-stream run of the delta-rule readout, ending with a flush. Returns (records, w)."""
+    w = [[0.0] * n_inputs for _ in range(n_classes)]
+    counts: dict[int, int] = {}
+    score = [0.0] * n_classes
+    seg_label, seg_train, seg_open, seg_inputs = -1, 0, False, 0
+    last_t = None
+    out: list[tuple] = []
+
+    def close(t: int) -> None:
+        if not seg_open:
+            return
+        pred = _argmax(score) if seg_inputs > 0 else -1
+        out.append((t, pred, seg_label, 1, seg_train, tuple(np.float32(s) for s in score)))
+        if learn and seg_train == 1 and 0 <= seg_label < n_classes and seg_inputs > 0:
+            norm = float(sum(n * n for n in counts.values()))
+            for i in range(n_classes):
+                step = eta * ((1.0 if i == seg_label else 0.0) - score[i]) / norm
+                for j in sorted(counts):
+                    w[i][j] = w[i][j] + step * counts[j]
+
+    for kind, t, a, b in _merged(spikes, labels):
+        if kind == "label":
+            close(t)
+            seg_label, seg_train, seg_open, seg_inputs = a, b, True, 0
+            counts, score = {}, [0.0] * n_classes
+            last_t = t if last_t is None else max(last_t, t)
+            continue
+        counts[a] = counts.get(a, 0) + 1
+        for i in range(n_classes):
+            score[i] = score[i] + w[i][a]
+        seg_inputs += 1
+        last_t = t
+    if last_t is not None:
+        close(last_t)
+    return out, np.array(w)
