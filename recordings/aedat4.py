@@ -129,7 +129,7 @@ def _streams(path: Path, xml: str) -> list[dict[str, Any]]:
         info = {a.get("key"): (a.text or "") for a in node.findall("node/attr")}
         out.append(
             {
-                "id": int(node.get("name", "-1")),
+                "id": int(where[-1]),
                 "name": attrs.get("originalOutputName", ""),
                 "type": attrs.get("typeIdentifier", ""),
                 "width": int(info["sizeX"]) if info.get("sizeX", "").isdigit() else None,
@@ -245,7 +245,8 @@ def open_aedat4(path: Path) -> Recording:
             yield _batch(parts)
 
     def _batch(parts: list[tuple[int, np.ndarray]]) -> np.ndarray:
-        out = (parts[0][1] if len(parts) == 1 else np.concatenate([raw for _, raw in parts])).view(EVENT_DTYPE)
+        # a fresh, writable array (a single packet would otherwise be a read-only view of its buffer)
+        out = np.concatenate([raw for _, raw in parts]).view(EVENT_DTYPE)
         if (
             width is not None
             and height is not None
