@@ -193,17 +193,12 @@ def _packets(
         pos += 8 + n
 
 
-def _check_addresses(path: Path, parts: list[tuple[int, np.ndarray]], width: int | None, height: int | None) -> None:
-    """Refuse a batch with an event outside the stated sensor (or a polarity not 0/1), naming its packet."""
-    if width is None or height is None:
-        return
-    for pos, raw in parts:  # per packet only to name the bad one; a few vector reductions each
-        ev = raw.view(EVENT_DTYPE)
-        if ev.size and (int(ev["x"].max()) >= width or int(ev["y"].max()) >= height or int(ev["p"].max()) > 1):
-            # x, y are int16 in the file: a negative one reads as >= 32768 here and is caught too
-            raise RecordingError(
-                f"{path} at byte {pos}: corrupt event packet (an event outside the {width}x{height} sensor)"
-            )
+def _outside(ev: np.ndarray, width: int | None, height: int | None) -> bool:
+    """Whether any event lies outside the stated sensor or has a polarity other than 0/1 (x, y are int16 in
+    the file: a negative one reads as >= 32768 here and is caught too)."""
+    if width is None or height is None or not ev.size:
+        return False
+    return int(ev["x"].max()) >= width or int(ev["y"].max()) >= height or int(ev["p"].max()) > 1
 
 
 def open_aedat4(path: Path) -> Recording:
@@ -247,13 +242,11 @@ def open_aedat4(path: Path) -> Recording:
     def _batch(parts: list[tuple[int, np.ndarray]]) -> np.ndarray:
         # a fresh, writable array (a single packet would otherwise be a read-only view of its buffer)
         out = np.concatenate([raw for _, raw in parts]).view(EVENT_DTYPE)
-        if (
-            width is not None
-            and height is not None
-            and out.size
-            and (int(out["x"].max()) >= width or int(out["y"].max()) >= height or int(out["p"].max()) > 1)
-        ):
-            _check_addresses(path, parts, width, height)  # names the packet
+        if _outside(out, width, height):  # checked per batch; per packet only to name the bad one
+            pos = next(pos for pos, raw in parts if _outside(raw.view(EVENT_DTYPE), width, height))
+            raise RecordingError(
+                f"{path} at byte {pos}: corrupt event packet (an event outside the {width}x{height} sensor)"
+            )
         return out
 
     return Recording(path=path, format="aedat4", width=width, height=height, metadata=meta, _source=source)

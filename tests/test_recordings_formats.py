@@ -408,6 +408,29 @@ def test_aedat4_damaged_packet_is_an_error_at_its_offset(tmp_path: Path) -> None
         R.open_recording(bad).read_all()
 
 
+def test_aedat4_event_outside_the_stated_sensor_names_its_packet(tmp_path: Path) -> None:
+    import dv_processing as dv
+
+    path = tmp_path / "outside.aedat4"
+    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.EventOnlyConfig("cam", (20, 20)))
+    for k in range(3):
+        xs = [5] * 10 if k != 1 else [5] * 9 + [30]  # the second packet holds x = 30 on a 20x20 sensor
+        writer.writeEventPacket(
+            dv.EventPacket(dv.EventPacket.EventVector([dv.Event(k * 100 + i, x, 3, True) for i, x in enumerate(xs)]))
+        )
+    del writer
+    rec = R.open_recording(path)
+    with pytest.raises(
+        RecordingError, match=r"outside\.aedat4 at byte (\d+): corrupt event packet \(an event outside the 20x20"
+    ):
+        rec.read_all()
+    # batch by batch the first packet still arrives, then the second is refused
+    batches = rec.batches(10)
+    assert next(batches).size == 10
+    with pytest.raises(RecordingError, match="outside the 20x20 sensor"):
+        next(batches)
+
+
 # ------------------------------------------------------------------------------------ damaged files
 
 

@@ -68,6 +68,14 @@ from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE, prediction_dtype
 log = logging.getLogger(__name__)
 
 
+def _check_sizes(n_classes: int, n_inputs: int) -> None:
+    """The checks every readout's parameters share."""
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+    if not 1 <= n_inputs <= 65536:
+        raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {n_inputs}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SupervisedParams:
     """Parameters of the supervised event-based classifier (thesis 3.3.2, eqs. 3.5-3.7).
@@ -93,10 +101,7 @@ class SupervisedParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_classes < 1:
-            raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
-        if not 1 <= self.n_inputs <= 65536:
-            raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {self.n_inputs}")
+        _check_sizes(self.n_classes, self.n_inputs)
         if not self.threshold > 0:
             raise ValueError(f"threshold must be > 0, got {self.threshold}")
         if not self.eta >= 0:
@@ -117,10 +122,7 @@ class ReadoutParams:
     n_inputs: int = 1024
 
     def __post_init__(self) -> None:
-        if self.n_classes < 1:
-            raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
-        if not 1 <= self.n_inputs <= 65536:
-            raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {self.n_inputs}")
+        _check_sizes(self.n_classes, self.n_inputs)
 
 
 class _LabelledStream:
@@ -408,10 +410,7 @@ class DeltaParams:
     eta: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.n_classes < 1:
-            raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
-        if not 1 <= self.n_inputs <= 65536:
-            raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {self.n_inputs}")
+        _check_sizes(self.n_classes, self.n_inputs)
         if not 0.0 < self.eta < 2.0:
             raise ValueError(f"eta of the normalised delta rule must be in (0, 2), got {self.eta}")
 
