@@ -21,6 +21,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import signal
 import socket
 import tempfile
@@ -949,6 +950,30 @@ def _check_stream_facts(graph: GraphConfig, built: dict[str, tuple[type[Node], A
                 raise ConfigError(f"{graph.source}: nodes.{name} does not fit what {what}: {exc}") from None
 
 
+_RUN_DIR_PREFIX = "spikestream-"
+
+
+def _remove_stale_run_dirs() -> None:
+    """Remove the socket folders of earlier runs whose runner died without cleaning up (``kill -9``, a
+    power cut on an edge box without a tmpfs /tmp). Only folders of this user that name their runner's
+    pid are touched, and only when that process is gone; a reused pid merely keeps a folder for longer."""
+    tmp = Path(tempfile.gettempdir())
+    for folder in tmp.glob(_RUN_DIR_PREFIX + "*"):
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            pid = int((folder / "pid").read_text())
+        except (OSError, ValueError):  # not a run folder of ours, or one another runner is removing
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.debug("removed %s, left by runner %d", folder, pid)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def run_processes(
     graph: GraphConfig, *, state_dir: str | None = None, startup_timeout_s: float = 60.0
 ) -> dict[str, Any]:
@@ -957,7 +982,9 @@ def run_processes(
         raise ConfigError(f"{graph.source}: transport 'inproc' runs in one process; use ipc or tcp")
     validate_graph(graph)
     mpctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="spikestream-") as run_dir:
+    _remove_stale_run_dirs()
+    with tempfile.TemporaryDirectory(prefix=_RUN_DIR_PREFIX) as run_dir:
+        Path(run_dir, "pid").write_text(str(os.getpid()))
         endpoints = resolve_endpoints(graph, run_dir, pick_ports=True)
         reports_q = mpctx.Queue()
         go = mpctx.Event()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -488,3 +490,26 @@ def test_version():
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("spikestream ")
     assert os.environ.get("NOPE") is None
+
+
+@pytest.mark.timeout(60)
+def test_a_process_run_removes_socket_folders_that_dead_runners_left_behind(tmp_path):
+    # A runner killed with SIGKILL cannot remove its socket folder in /tmp; the next run does, but only
+    # folders whose runner is gone: a live runner's folder and folders without a pid file stay.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tmp = Path(tempfile.gettempdir())
+    folders = {}
+    for what, pid in (("dead", dead.pid), ("live", os.getpid()), ("unmarked", None)):
+        folders[what] = Path(tempfile.mkdtemp(prefix=f"spikestream-{what}-", dir=tmp))
+        (folders[what] / "stdp.in").write_text("")  # stands for a leftover socket file
+        if pid is not None:
+            (folders[what] / "pid").write_text(str(pid))
+    try:
+        results = run_graph(load_graph(chain(tmp_path, "ipc", events=1_000, batch=100, tag="sweep")))
+        assert results["errors"] == {} and results["sink_events"] == 1_000
+        assert not folders["dead"].exists()
+        assert folders["live"].exists() and folders["unmarked"].exists()
+    finally:
+        for f in folders.values():
+            shutil.rmtree(f, ignore_errors=True)
