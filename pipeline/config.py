@@ -61,7 +61,7 @@ class GraphConfig:
     tap_hwm: int = 256
     ipc_dir: str | None = None
     state_dir: str | None = None
-    checkpoint_s: float = 0.0
+    checkpoint_s: float = 60.0  # with a state folder: save every minute (0 = only at the end and on a stop)
     log_every_s: float = 5.0
     source: str = "<memory>"
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -210,7 +210,7 @@ def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig
         tap_hwm=int(number("tap_hwm", 256, 1)),
         ipc_dir=raw.get("ipc_dir"),
         state_dir=raw.get("state_dir"),
-        checkpoint_s=float(number("checkpoint_s", 0.0, 0.0)),
+        checkpoint_s=float(number("checkpoint_s", 60.0, 0.0)),
         log_every_s=float(number("log_every_s", 5.0, 0.0)),
         source=source,
         raw=raw,
