@@ -1,7 +1,8 @@
 """Throughput of the STDP feature extractor on one core (input events per second).
 
-The N-MNIST network of thesis 3.3.2: input 2x34x34, conv 16C5 (th 8/8), pool, conv 128C5 (th 50/50),
-pool, fc 1024 (th 60/60), learning on and off, on
+The N-MNIST network of thesis 3.3.2 exactly as configs/nmnist.toml sets it up (read from the file): input
+2x34x34, conv 16C5 (th 8/8), pool, conv 128C5 (th 50/50), pool, fc 1024 (th 60/60), its learning steps and
+fc inference WTA, learning on and off, on
 
 * a synthetic N-MNIST-like stream (random pen strokes on 28x28 moved by three saccades inside 34x34,
   ON/OFF events where the shifted image gets brighter/darker), and
@@ -29,28 +30,30 @@ import json
 import os
 import platform
 import time
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from nodes.stdp import ConvParams, FcParams, Network, PoolParams
-from nodes.stdp.network import _columns, _pool, _PoolLayer, _run_weighted
+from nodes.stdp import FcParams, Network
+from nodes.stdp.network import _columns, _layer_from_config, _pool, _PoolLayer, _run_weighted
 from pipeline.events import SPIKE_DTYPE
 
 SHAPE = (2, 34, 34)
 
 
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "nmnist.toml"
 WTA_INF = True  # as configs/nmnist.toml; --no-wta-inf measures the thesis table's plain fc
 
 
 def nmnist_layers() -> list:
-    return [
-        ConvParams(maps=16, kernel=5, th_learn=8.0, th_inf=8.0),
-        PoolParams(),
-        ConvParams(maps=128, kernel=5, th_learn=50.0, th_inf=50.0),
-        PoolParams(),
-        FcParams(neurons=1024, th_learn=60.0, th_inf=60.0, wta_inf=WTA_INF),
-    ]
+    """The layers of configs/nmnist.toml's stdp node (thresholds, radii, learning steps), so that the
+    benchmark measures the network the protocol runs."""
+    with CONFIG.open("rb") as f:
+        entries = tomllib.load(f)["nodes"]["stdp"]["layers"]
+    layers = [_layer_from_config(entry) for entry in entries]
+    return [replace(p, wta_inf=WTA_INF) if isinstance(p, FcParams) else p for p in layers]
 
 
 def synthetic_stream(samples: int, seed: int = 0) -> np.ndarray:
@@ -151,17 +154,19 @@ def measure(stream: np.ndarray, learning: bool) -> dict:
 
 def breakdown(stream: np.ndarray) -> None:
     """Seconds of conv1 and conv2 alone, learning on, with each kind of spike switched off in turn."""
-    net = Network(SHAPE, nmnist_layers(), seed=0)
+    layers = nmnist_layers()
+    net = Network(SHAPE, layers, seed=0)
     inputs = {"conv1": stream, "conv2": net.process_all_layers(stream)[1]}
-    specs = {"conv1": ((2, 34, 34), 16, 8.0), "conv2": ((16, 15, 15), 128, 50.0)}
+    specs = {"conv1": ((2, 34, 34), layers[0]), "conv2": ((16, 15, 15), layers[2])}
     never = 1e30
     print(f"\nbreakdown, learning on, {len(stream)} network input events (best of 2):")
-    for name, (shape, maps, th) in specs.items():
+    for name, (shape, conv) in specs.items():
         row = []
+        th = conv.th_learn
         for th_learn, th_inf in ((th, th), (th, never), (never, th), (never, never)):
             best = float("inf")
             for rep in range(3):  # the first run also compiles
-                layer_net = Network(shape, [ConvParams(maps=maps, kernel=5, th_learn=th_learn, th_inf=th_inf)])
+                layer_net = Network(shape, [replace(conv, th_learn=th_learn, th_inf=th_inf)])
                 part = inputs[name] if rep else inputs[name][:2000]
                 t0 = time.perf_counter()
                 layer_net.process(part)

@@ -378,3 +378,32 @@ def test_training_decisions_are_made_before_learning_from_the_segment() -> None:
     assert len(dec) == 400 and clf.counters["updates"] > 0
     accuracy = float(np.mean(dec["label"] == dec["truth"]))
     assert accuracy < 0.4, accuracy  # chance is 0.25; 400 decisions: SD ~0.02
+
+
+@pytest.mark.parametrize(
+    ("readout", "learned"),
+    [
+        (SupervisedClassifier(SupervisedParams(n_classes=3, n_inputs=8, threshold=2.0, eta=0.3, m=0.8)), ("w", "e")),
+        (LabelAssignmentReadout(ReadoutParams(n_classes=3, n_inputs=8)), ("counts",)),
+        (DeltaReadout(DeltaParams(n_classes=3, n_inputs=8, eta=0.3)), ("w",)),
+    ],
+)
+def test_after_training_evaluation_labels_change_nothing_learned(readout, learned) -> None:
+    # Every readout first learns from training segments, then sees a stream of evaluation segments with
+    # learning on: what it learned (and the supervised classifier's error terms) must stay bit for bit.
+    rng = np.random.default_rng(11)
+    t = np.sort(rng.integers(0, 2000, 800))
+    c = rng.integers(0, 8, 800)
+    train = [(x, int(rng.integers(0, 3)), 1) for x in range(0, 1000, 50)]
+    evaluation = [(x, int(rng.integers(0, 3)), 0) for x in range(1000, 2000, 50)]
+    readout.add_labels(labels_of(*train, *evaluation))
+    first_eval = int(np.searchsorted(t, 1000)) + 1  # up to the first spike of the evaluation segments,
+    readout.process(spikes_of(t[:first_eval], c[:first_eval]))  # which closes the last training segment
+    before = readout.state_dict()
+    assert any(np.any(before[k]) for k in learned)  # it did learn something to keep
+    out = readout.process(spikes_of(t[first_eval:], c[first_eval:]))
+    after = readout.state_dict()
+    for k in learned:
+        assert after[k].tobytes() == before[k].tobytes(), k
+    decisions = out[out["decision"] == 1]
+    assert len(decisions) == 19 and set(decisions["train"].tolist()) == {0}  # the 20th is still open
