@@ -953,17 +953,30 @@ def _check_stream_facts(graph: GraphConfig, built: dict[str, tuple[type[Node], A
 _RUN_DIR_PREFIX = "spikestream-"
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace ("" where /proc does not say): a pid means nothing in another one."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _remove_stale_run_dirs() -> None:
     """Remove the socket folders of earlier runs whose runner died without cleaning up (``kill -9``, a
-    power cut on an edge box without a tmpfs /tmp). Only folders of this user that name their runner's
-    pid are touched, and only when that process is gone; a reused pid merely keeps a folder for longer."""
+    power cut on an edge box without a tmpfs /tmp). Only folders of this user whose ``pid`` file names a
+    runner of this pid namespace (containers sharing /tmp see other pids) are touched, and only when that
+    process is gone; a reused pid merely keeps a folder for longer."""
     tmp = Path(tempfile.gettempdir())
+    here = _pid_namespace()
     for folder in tmp.glob(_RUN_DIR_PREFIX + "*"):
         try:
             if folder.stat().st_uid != os.getuid():
                 continue
-            pid = int((folder / "pid").read_text())
+            namespace, _, pid_text = (folder / "pid").read_text().rpartition(" ")
+            pid = int(pid_text)
         except (OSError, ValueError):  # not a run folder of ours, or one another runner is removing
+            continue
+        if namespace != here:
             continue
         try:
             os.kill(pid, 0)
@@ -984,7 +997,7 @@ def run_processes(
     mpctx = mp.get_context("spawn")
     _remove_stale_run_dirs()
     with tempfile.TemporaryDirectory(prefix=_RUN_DIR_PREFIX) as run_dir:
-        Path(run_dir, "pid").write_text(str(os.getpid()))
+        Path(run_dir, "pid").write_text(f"{_pid_namespace()} {os.getpid()}")
         endpoints = resolve_endpoints(graph, run_dir, pick_ports=True)
         reports_q = mpctx.Queue()
         go = mpctx.Event()

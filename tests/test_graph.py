@@ -495,21 +495,24 @@ def test_version():
 @pytest.mark.timeout(60)
 def test_a_process_run_removes_socket_folders_that_dead_runners_left_behind(tmp_path):
     # A runner killed with SIGKILL cannot remove its socket folder in /tmp; the next run does, but only
-    # folders whose runner is gone: a live runner's folder and folders without a pid file stay.
+    # folders whose runner is gone: a live runner's folder, one of another pid namespace (a container
+    # sharing /tmp) and folders without a pid file stay.
     dead = subprocess.Popen(["true"])
     dead.wait()
     tmp = Path(tempfile.gettempdir())
     folders = {}
-    for what, pid in (("dead", dead.pid), ("live", os.getpid()), ("unmarked", None)):
+    ns = os.readlink("/proc/self/ns/pid")
+    marks = {"dead": f"{ns} {dead.pid}", "live": f"{ns} {os.getpid()}", "elsewhere": f"pid:[1] {dead.pid}"}
+    for what in ("dead", "live", "elsewhere", "unmarked"):
         folders[what] = Path(tempfile.mkdtemp(prefix=f"spikestream-{what}-", dir=tmp))
         (folders[what] / "stdp.in").write_text("")  # stands for a leftover socket file
-        if pid is not None:
-            (folders[what] / "pid").write_text(str(pid))
+        if what in marks:
+            (folders[what] / "pid").write_text(marks[what])
     try:
         results = run_graph(load_graph(chain(tmp_path, "ipc", events=1_000, batch=100, tag="sweep")))
         assert results["errors"] == {} and results["sink_events"] == 1_000
         assert not folders["dead"].exists()
-        assert folders["live"].exists() and folders["unmarked"].exists()
+        assert folders["live"].exists() and folders["unmarked"].exists() and folders["elsewhere"].exists()
     finally:
         for f in folders.values():
             shutil.rmtree(f, ignore_errors=True)
