@@ -96,6 +96,23 @@ def test_matches_reference_spike_for_spike(r_inf: int, wta_inf: bool, fc: int, s
         assert counts[i]["inference_spikes"] > 10
 
 
+def test_matches_reference_across_restarts_of_the_lazy_reset_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's int32 epochs of pending map resets restart (all pending resets applied) when they
+    reach ``EPOCH_LIMIT``; with a limit of 3 they restart every few learning spikes, mid-input too."""
+    monkeypatch.setattr(kernel, "EPOCH_LIMIT", 3)
+    layers = small_layers(r_inf=0, wta_inf=True, fc=10)
+    net = Network(SMALL_SHAPE, layers, seed=4)
+    ref = ReferenceNetwork(SMALL_SHAPE, layers, seed=4)
+    spikes = random_spikes(500, SMALL_SHAPE, 4)
+    for part in (spikes[:250], spikes[250:]):
+        got = net.process_all_layers(part)
+        want = ref.process_all_layers(part)
+        for layer, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(g, w), f"layer {layer} output differs"
+        assert_same_state(net.state_dict(), ref.state_dict())
+    assert all(net.counters()[i]["learning_spikes"] > 20 for i in (0, 2, 4))
+
+
 @pytest.mark.needs_data
 def test_matches_reference_on_real_nmnist(data_dir: Path, candidate_order: str) -> None:
     path = data_dir / "nmnist" / "Train" / "0" / "00002.bin"
@@ -463,6 +480,11 @@ def test_load_state_dict_refuses_a_state_that_does_not_fit() -> None:
     bad["0.ref"] = bad["0.ref"].astype(np.float32)
     with pytest.raises(ValueError, match=r"0\.ref"):
         net.load_state_dict(bad)
+    unreachable = dict(state)
+    unreachable["0.ref"] = state["0.ref"].copy()
+    unreachable["0.ref"][0, 0, 0] = state["0.counters"][0] + 5  # one neuron reset alone, never happens
+    with pytest.raises(ValueError, match=r"0\.ref.*not max\(position reset, map_ref\)"):
+        net.load_state_dict(unreachable)
     assert_same_state(net.state_dict(), state)  # nothing changed
 
 

@@ -62,6 +62,14 @@ holds ``kx``), neuron arrays flat in ``(Ho, Wo, M)`` order. With that, the neuro
 reaches in one output row (positions ``ox0..ox1``, all maps) and the weights they use are two
 contiguous runs in the same order, so a row is one vectorised loop rather than ``KW`` short ones.
 ``last_in`` is flat ``(C, H, W)``.
+
+``ref`` is not stored per neuron. Every reset of a neuron is either its map's (intra-map WTA, which
+also covers the spiking neuron itself) or its whole position's (inter-map WTA, ``r_learn >= 0``, all
+maps), so its reference time is ``max(pos_ref[pos], map_ref[m])``, which the network computes for
+``state_dict``. Which ``v_learn`` values a map reset has made stale is kept in int32 epochs (see
+``materialize_map_resets``): comparing them fills the float32 vector lanes, where comparing int64
+counters took two lanes per neuron (measured: the N-MNIST network 0.47 -> 0.52 M events/s together
+with the float hit count of ``_accumulate_both``, 2026-11-30).
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ import numba
 import numpy as np
 
 SELECT_MAX = 32  # default cut-off: candidate sets up to this size are searched for their maximum, larger ones sorted
+EPOCH_LIMIT = 2**31 - 1  # lazy map resets: the int32 epochs restart (pending resets applied) on reaching it
 
 
 @numba.njit(cache=True)
@@ -176,7 +185,7 @@ def _accumulate(v: np.ndarray, w: np.ndarray, nb: int, wb: int, count: int, th: 
     return int(hits)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"reassoc"})
 def _accumulate_both(
     v_learn: np.ndarray,
     v_inf: np.ndarray,
@@ -187,52 +196,64 @@ def _accumulate_both(
     th_learn: float | np.float32,
     th_inf: float | np.float32,
 ) -> tuple[bool, bool]:
-    """Both accumulators in one pass over the weights (loaded once); returns the two "any reached" flags."""
+    """Both accumulators in one pass over the weights (loaded once); returns the two "any reached" flags.
+
+    The flags are float counts of the neurons at threshold (exact: at most a row of neurons), summed
+    with ``reassoc`` so the sum vectorises; the accumulator updates are single additions, which
+    reassociation cannot change. A boolean OR kept eight AVX-512 mask registers live (seven exist) and
+    spilled one every iteration; this loop is the N-MNIST conv2's largest cost. The fused loop below
+    keeps the boolean flags: there the float count measured slower.
+    """
     vb = np.uint64(nb)
     wbu = np.uint64(wb)
-    hits_l = False
-    hits_i = False
+    hits_l = np.float32(0.0)
+    hits_i = np.float32(0.0)
     for m in range(np.uint64(count)):
         wv = w[wbu + m]
         a = v_learn[vb + m] + wv
         v_learn[vb + m] = a
-        hits_l |= a >= th_learn
+        hits_l += np.float32(1.0) if a >= th_learn else np.float32(0.0)
         b = v_inf[vb + m] + wv
         v_inf[vb + m] = b
-        hits_i |= b >= th_inf
-    return hits_l, hits_i
+        hits_i += np.float32(1.0) if b >= th_inf else np.float32(0.0)
+    return hits_l > 0, hits_i > 0
 
 
 @numba.njit(cache=True)
 def _accumulate_both_current(
     v_learn: np.ndarray,
     v_inf: np.ndarray,
-    ref: np.ndarray,
-    map_ref_row: np.ndarray,
+    map_epoch_row: np.ndarray,
+    tp_row: np.ndarray,
+    pos_epoch: np.ndarray,
     w: np.ndarray,
-    nb: int,
+    pos0: int,
+    n_pos: int,
+    m_count: int,
     wb: int,
-    count: int,
     th_learn: float | np.float32,
     th_inf: float | np.float32,
 ) -> tuple[bool, bool]:
-    """``_accumulate_both`` for a row with a pending lazy map reset: each neuron is first made current
-    (``V_l = 0`` and ``ref = map_ref[m]`` when ``ref < map_ref[m]``), in the same pass. ``map_ref_row``
-    holds the maps' reset stamps repeated for every position the row covers. Branch-free over unsigned
-    indices, so it compiles to vector code (as a separate branchy loop it was 40 % of the first N-MNIST
-    layer's time). A near-copy of ``_accumulate_both`` on purpose: one function with a ``make_current``
-    flag passed as a constant measured 5-8 % slower on the N-MNIST conv2 (2026-11-30)."""
-    vb = np.uint64(nb)
+    """``_accumulate_both`` for a row with a pending lazy map reset: a neuron whose map was reset after
+    its position was last made current (``map_epoch[m] > pos_epoch[pos]``) integrates from 0.
+
+    ``map_epoch_row`` holds the maps' epochs repeated for the ``KW`` positions a row can cover, and
+    ``tp_row`` (scratch) gets each position's epoch repeated for its maps, so that the comparison is
+    one branch-free vector pass over the row (per-position loops ran conv1's 16 maps as scalar code).
+    """
+    mu = np.uint64(m_count)
+    for p in range(n_pos):
+        tp = pos_epoch[pos0 + p]
+        tb = np.uint64(p * m_count)
+        for m in range(mu):
+            tp_row[tb + m] = tp
+    vb = np.uint64(pos0 * m_count)
     wbu = np.uint64(wb)
     hits_l = False
     hits_i = False
-    for m in range(np.uint64(count)):
-        r = ref[vb + m]
-        mr = map_ref_row[m]
-        stale = r < mr
-        ref[vb + m] = mr if stale else r
+    for m in range(np.uint64(n_pos * m_count)):
         wv = w[wbu + m]
-        a = (np.float32(0.0) if stale else v_learn[vb + m]) + wv
+        a = (np.float32(0.0) if map_epoch_row[m] > tp_row[m] else v_learn[vb + m]) + wv
         v_learn[vb + m] = a
         hits_l |= a >= th_learn
         b = v_inf[vb + m] + wv
@@ -249,14 +270,15 @@ def _search_next(
     count: int,
     values: np.ndarray,
     th: float | np.float32,
-    ref: np.ndarray,
     map_ref: np.ndarray,
+    n: int,
     lazy: bool,
 ) -> int:
     """The slot of the candidate that fires next (largest value >= ``th``, ties: lowest key), or -1.
 
-    With ``lazy`` (learning accumulators) a candidate whose map was reset after its reference time
-    is made current first (value 0, reference = the map's), so it cannot be picked.
+    With ``lazy`` (learning accumulators) a candidate whose map was reset during this input (at
+    counter ``n``; every candidate was integrated by it) is made current first (value 0), so it
+    cannot be picked.
     """
     best = -1
     best_v = values[0]
@@ -264,12 +286,9 @@ def _search_next(
     for k in range(count):
         idx = cand[k]
         stale = False
-        if lazy:
-            mr = map_ref[cand_m[k]]
-            if ref[idx] < mr:
-                values[idx] = 0.0
-                ref[idx] = mr
-                stale = True
+        if lazy and map_ref[cand_m[k]] >= n:
+            values[idx] = 0.0
+            stale = True
         if not stale:
             v = values[idx]
             if v >= th and (best < 0 or _before(v, keys[k], best_v, best_k)):
@@ -288,8 +307,8 @@ def _walk_next(
     count: int,
     values: np.ndarray,
     th: float | np.float32,
-    ref: np.ndarray,
     map_ref: np.ndarray,
+    n: int,
     lazy: bool,
 ) -> int:
     """The first position ``p >= k_next`` in the sorted ``order`` whose candidate is still ``>= th``, or
@@ -300,12 +319,9 @@ def _walk_next(
         k = order[p]
         idx = cand[k]
         stale = False
-        if lazy:
-            mr = map_ref[cand_m[k]]
-            if ref[idx] < mr:
-                values[idx] = 0.0
-                ref[idx] = mr
-                stale = True
+        if lazy and map_ref[cand_m[k]] >= n:
+            values[idx] = 0.0
+            stale = True
         if not stale and values[idx] >= th:
             fires = True
         else:
@@ -358,10 +374,10 @@ def weighted_layer_run(
     w: np.ndarray,
     v_learn: np.ndarray,
     v_inf: np.ndarray,
-    ref: np.ndarray,
+    pos_ref: np.ndarray,
     map_ref: np.ndarray,
     last_in: np.ndarray,
-    pos_checked: np.ndarray,
+    lazy: np.ndarray,
     counters: np.ndarray,
     shape: np.ndarray,
     th_learn: float | np.float32,
@@ -373,12 +389,15 @@ def weighted_layer_run(
     beta_plus: float,
     learning: bool,
     select_max: int,
+    epoch_limit: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Run one conv (or fc-as-conv) layer over a batch of input spikes, mutating its state in place.
 
     ``shape`` = ``[C, H, W, KH, KW, M]`` (int64). ``counters`` = ``[n, learning spikes, inference
-    spikes]`` (int64, updated). ``pos_checked`` (int64, ``Ho*Wo``) is a cache, not state: the counter at
-    which all neurons of an output position were last made current (all zeros is always valid).
+    spikes]`` (int64, updated). ``pos_ref`` (int64, ``Ho*Wo``): counter of each position's last
+    inter-map reset. ``lazy`` (int32): the epochs of pending map resets, a cache of the kernel (all
+    zeros is valid once ``materialize_map_resets`` has run); ``epoch_limit``: the epoch at which they
+    restart (``EPOCH_LIMIT``; tests use a small one).
     ``select_max``: candidate sets up to this size are searched, larger ones sorted (the same result
     either way; ``SELECT_MAX`` is the measured sweet spot, tests run both ways).
     Returns ``(t, x, y, c, count, consumed)``: the first ``count`` entries of the four arrays are the
@@ -415,13 +434,15 @@ def weighted_layer_run(
     cand_im = np.empty(most, np.int64)
     keys_i = np.empty(most, np.int64)
     order = np.empty(2 * most, np.int64)  # the sort's two halves
-    map_ref_row = np.empty(kw * m_count, np.int64)  # map_ref repeated for the kw positions of a row
-    for j in range(kw):
-        map_ref_row[j * m_count : (j + 1) * m_count] = map_ref
     n = counters[0]
-    last_map_reset = np.int64(0)
-    for m in range(m_count):
-        last_map_reset = max(last_map_reset, map_ref[m])
+    # lazy map resets (see ``materialize_map_resets``): the epoch advances with every map reset
+    map_epoch = lazy[1 : 1 + m_count]
+    pos_epoch = lazy[1 + m_count :]
+    epoch = np.int64(lazy[0])
+    map_epoch_row = np.empty(kw * m_count, np.int32)  # map_epoch repeated for the kw positions of a row
+    for j in range(kw):
+        map_epoch_row[j * m_count : (j + 1) * m_count] = map_epoch
+    tp_row = np.empty(kw * m_count, np.int32)
     n_learn_spikes = counters[1]
     n_inf_spikes = counters[2]
 
@@ -456,12 +477,13 @@ def weighted_layer_run(
                 # pending lazy resets of all its neurons while it integrates (a no-op where none is due)
                 stale_row = False
                 for pos in range(pos0, pos0 + n_pos):
-                    stale_row |= pos_checked[pos] <= last_map_reset
-                    pos_checked[pos] = n  # current after this row either way
+                    stale_row |= pos_epoch[pos] != epoch
                 if stale_row:
                     hit_l, hit_i = _accumulate_both_current(
-                        v_learn, v_inf, ref, map_ref_row, w, nb, wb, span, th_learn, th_inf
+                        v_learn, v_inf, map_epoch_row, tp_row, pos_epoch, w, pos0, n_pos, m_count, wb, th_learn, th_inf
                     )
+                    for pos in range(pos0, pos0 + n_pos):
+                        pos_epoch[pos] = epoch  # current after this row
                 else:
                     hit_l, hit_i = _accumulate_both(v_learn, v_inf, w, nb, wb, span, th_learn, th_inf)
                 if hit_l:
@@ -481,13 +503,13 @@ def weighted_layer_run(
             k_next = 0
             while True:
                 if sorted_l:
-                    p = _walk_next(order, k_next, cand_l, cand_lm, nl, v_learn, th_learn, ref, map_ref, True)
+                    p = _walk_next(order, k_next, cand_l, cand_lm, nl, v_learn, th_learn, map_ref, n, True)
                     if p == nl:
                         break
                     k = order[p]
                     k_next = p + 1
                 else:
-                    k = _search_next(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, ref, map_ref, True)
+                    k = _search_next(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, map_ref, n, True)
                     if k < 0:
                         break
                 idx = cand_l[k]
@@ -498,7 +520,7 @@ def weighted_layer_run(
                 _stdp(
                     w,
                     last_in,
-                    ref[idx],
+                    max(pos_ref[pos], map_ref[m]),
                     oy,
                     ox,
                     m,
@@ -513,12 +535,17 @@ def weighted_layer_run(
                     beta_plus,
                 )
                 n_learn_spikes += 1
-                v_learn[idx] = 0.0
-                ref[idx] = n
+                # (b) and (c): the map's reset covers the neuron itself; (d) resets whole positions (the
+                # spiking one included, r_learn >= 0), and leaves them current
                 map_ref[m] = n
+                if epoch == epoch_limit:  # all pending resets applied, epochs restart (amortised O(1))
+                    materialize_map_resets(v_learn, lazy, m_count)
+                    map_epoch_row[:] = 0
+                    epoch = 0
+                epoch += 1
+                map_epoch[m] = epoch
                 for j in range(kw):
-                    map_ref_row[j * m_count + m] = n
-                last_map_reset = n
+                    map_epoch_row[j * m_count + m] = epoch
                 for py in range(max(0, oy - r_learn), min(ho - 1, oy + r_learn) + 1):
                     # the positions px0..px1 of a row are one contiguous run of neurons
                     px0 = max(0, ox - r_learn)
@@ -526,7 +553,9 @@ def weighted_layer_run(
                     pb = np.uint64((py * wo + px0) * m_count)
                     for j in range(np.uint64((px1 - px0 + 1) * m_count)):
                         v_learn[pb + j] = 0.0
-                        ref[pb + j] = n
+                    for px in range(px0, px1 + 1):
+                        pos_ref[py * wo + px] = n
+                        pos_epoch[py * wo + px] = epoch
 
         # Inference spikes, the same way (no lazy resets on this side).
         if ni > 0:
@@ -536,13 +565,13 @@ def weighted_layer_run(
             k_next = 0
             while True:
                 if sorted_i:
-                    p = _walk_next(order, k_next, cand_i, cand_im, ni, v_inf, th_inf, ref, map_ref, False)
+                    p = _walk_next(order, k_next, cand_i, cand_im, ni, v_inf, th_inf, map_ref, n, False)
                     if p == ni:
                         break
                     k = order[p]
                     k_next = p + 1
                 else:
-                    k = _search_next(cand_i, cand_im, keys_i, ni, v_inf, th_inf, ref, map_ref, False)
+                    k = _search_next(cand_i, cand_im, keys_i, ni, v_inf, th_inf, map_ref, n, False)
                     if k < 0:
                         break
                 idx = cand_i[k]
@@ -567,6 +596,7 @@ def weighted_layer_run(
                             for mm in range(np.uint64(m_count)):
                                 v_inf[pb + mm] = v_inf[pb + mm] if mm == mu else np.float32(0.0)
 
+    lazy[0] = epoch
     counters[0] = n
     counters[1] = n_learn_spikes
     counters[2] = n_inf_spikes
@@ -574,10 +604,20 @@ def weighted_layer_run(
 
 
 @numba.njit(cache=True)
-def materialize_map_resets(v_learn: np.ndarray, ref: np.ndarray, map_ref: np.ndarray, m_count: int) -> None:
-    """Apply every pending lazy map reset, so ``v_learn`` and ``ref`` hold their effective values."""
-    for idx in range(v_learn.shape[0]):
-        mr = map_ref[idx % m_count]
-        if ref[idx] < mr:
-            v_learn[idx] = 0.0
-            ref[idx] = mr
+def materialize_map_resets(v_learn: np.ndarray, lazy: np.ndarray, m_count: int) -> None:
+    """Apply every pending lazy map reset, so ``v_learn`` holds the effective values, and restart the
+    epochs (every position current at epoch 0).
+
+    ``lazy`` (int32) = ``[epoch, map_epoch (M), pos_epoch (Ho*Wo)]``: ``epoch`` counts the map resets
+    since the last restart, ``map_epoch[m]`` is the epoch of map ``m``'s last reset and ``pos_epoch``
+    the epoch at which a position's neurons were last made current; neuron ``(pos, m)`` is stale (its
+    ``v_learn`` is really 0) when ``map_epoch[m] > pos_epoch[pos]``. A cache of the kernel, not state.
+    """
+    map_epoch = lazy[1 : 1 + m_count]
+    pos_epoch = lazy[1 + m_count :]
+    for pos in range(pos_epoch.shape[0]):
+        tp = pos_epoch[pos]
+        for m in range(m_count):
+            if map_epoch[m] > tp:
+                v_learn[pos * m_count + m] = 0.0
+    lazy[:] = 0

@@ -153,10 +153,10 @@ class _WeightedLayer:
     w: np.ndarray  # flat (C, KH, KW, M) float32, kernel columns flipped (see nodes.stdp.kernel)
     v_learn: np.ndarray  # flat (Ho, Wo, M) float32
     v_inf: np.ndarray  # flat (Ho, Wo, M) float32
-    ref: np.ndarray  # flat (Ho, Wo, M) int64
+    pos_ref: np.ndarray  # (Ho*Wo,) int64: a neuron's reference time is max(pos_ref[pos], map_ref[m])
     map_ref: np.ndarray  # (M,) int64
     last_in: np.ndarray  # flat (C, H, W) int64
-    pos_checked: np.ndarray  # (Ho*Wo,) int64, a cache of the kernel (not state; zeros are always valid)
+    lazy: np.ndarray  # int32 [epoch, map epochs (M), position epochs (Ho*Wo)]: pending map resets (a cache)
     counters: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))  # n, learn, inf
 
     @property
@@ -296,10 +296,10 @@ class Network:
             w=np.empty(c * kh * kw * m, np.float32),
             v_learn=np.zeros(n_neurons, np.float32),
             v_inf=np.zeros(n_neurons, np.float32),
-            ref=np.zeros(n_neurons, np.int64),
+            pos_ref=np.zeros(out[1] * out[2], np.int64),
             map_ref=np.zeros(m, np.int64),
             last_in=np.zeros(c * h * w_, np.int64),
-            pos_checked=np.zeros(out[1] * out[2], np.int64),
+            lazy=np.zeros(1 + m + out[1] * out[2], np.int32),
         )
         _set_weights(layer, canonical)
         return layer
@@ -422,12 +422,13 @@ class Network:
             if isinstance(layer, _PoolLayer):
                 continue
             m = layer.out_shape[0]
-            kernel.materialize_map_resets(layer.v_learn, layer.ref, layer.map_ref, m)
+            kernel.materialize_map_resets(layer.v_learn, layer.lazy, m)
             d[f"{i}.weight"] = _get_weights(layer)
             nshape = layer.neuron_shape()
             ho, wo = layer.out_shape[1], layer.out_shape[2]
-            for name in ("v_learn", "v_inf", "ref"):
-                arr = getattr(layer, name).reshape(ho, wo, m).transpose(2, 0, 1)
+            ref = np.maximum(layer.pos_ref[:, None], layer.map_ref[None, :])  # (Ho*Wo, M)
+            for name, flat in (("v_learn", layer.v_learn), ("v_inf", layer.v_inf), ("ref", ref)):
+                arr = flat.reshape(ho, wo, m).transpose(2, 0, 1)
                 d[f"{i}.{name}"] = np.ascontiguousarray(arr).reshape(nshape)
             d[f"{i}.map_ref"] = layer.map_ref.copy()
             d[f"{i}.last_in"] = layer.last_in.reshape(layer.in_shape).copy()
@@ -454,7 +455,9 @@ class Network:
 
         Raises ``ValueError`` naming the missing/unexpected key or the key whose shape or dtype kind
         differs from this configuration; nothing is changed in that case. Floating arrays are stored
-        as float32 (a float64 array is rounded), integer arrays as int64.
+        as float32 (a float64 array is rounded), integer arrays as int64. ``ref`` must be what this
+        network's dynamics can reach: every neuron's reference time is the later of its position's last
+        inter-map reset and its map's ``map_ref`` (a state from ``state_dict`` always is).
         """
         exp = self._expected_state()
         missing = sorted(set(exp) - set(state))
@@ -473,18 +476,32 @@ class Network:
             if dtype.kind == "f" and not np.all(np.isfinite(arr)):
                 raise ValueError(f"state key {key!r} holds non-finite values")
             arrays[key] = arr.astype(dtype, copy=True)
+        pos_refs: dict[int, np.ndarray] = {}
+        for i, layer in enumerate(self._layers):
+            if isinstance(layer, _PoolLayer):
+                continue
+            m, ho, wo = layer.out_shape
+            ref = arrays[f"{i}.ref"].reshape(m, ho * wo).T  # (positions, maps)
+            map_ref = arrays[f"{i}.map_ref"]
+            pos_refs[i] = ref.min(axis=1) if m else np.zeros(ho * wo, np.int64)
+            if not np.array_equal(np.maximum(pos_refs[i][:, None], map_ref[None, :]), ref):
+                raise ValueError(
+                    f"state key '{i}.ref' is not max(position reset, map_ref) for every neuron: not a state "
+                    "this network's dynamics can reach"
+                )
         for i, layer in enumerate(self._layers):
             layer.counters[:] = arrays[f"{i}.counters"]
             if isinstance(layer, _PoolLayer):
                 continue
             m, ho, wo = layer.out_shape
             _set_weights(layer, arrays[f"{i}.weight"])
-            for name in ("v_learn", "v_inf", "ref"):
+            for name in ("v_learn", "v_inf"):
                 arr = arrays[f"{i}.{name}"].reshape(m, ho, wo).transpose(1, 2, 0)
                 getattr(layer, name)[:] = arr.ravel()
+            layer.pos_ref[:] = pos_refs[i]
             layer.map_ref[:] = arrays[f"{i}.map_ref"]
             layer.last_in[:] = arrays[f"{i}.last_in"].ravel()
-            layer.pos_checked[:] = 0
+            layer.lazy[:] = 0  # v_learn holds effective values (state_dict applies pending map resets)
 
 
 def _set_weights(layer: _WeightedLayer, canonical: np.ndarray) -> None:
@@ -542,10 +559,10 @@ def _run_weighted(cols: _Columns, layer: _WeightedLayer, learning: bool) -> _Col
     while True:  # one call unless the kernel's output arrays fill up (it then says how far it got)
         t, x, y, c, count, consumed = kernel.weighted_layer_run(
             cols[0][start:], cols[1][start:], cols[2][start:], cols[3][start:],
-            layer.w, layer.v_learn, layer.v_inf, layer.ref, layer.map_ref, layer.last_in,
-            layer.pos_checked, layer.counters,
+            layer.w, layer.v_learn, layer.v_inf, layer.pos_ref, layer.map_ref, layer.last_in,
+            layer.lazy, layer.counters,
             layer.geometry, _threshold32(p.th_learn), _threshold32(p.th_inf), layer.r_learn, layer.r_inf,
-            float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning, kernel.SELECT_MAX,
+            float(p.a_minus), p.a_plus_effective, float(p.beta_plus), learning, kernel.SELECT_MAX, kernel.EPOCH_LIMIT,
         )  # fmt: skip
         parts.append((t[:count], x[:count], y[:count], c[:count]))
         start += consumed
