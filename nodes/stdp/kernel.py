@@ -31,8 +31,8 @@ Semantics (binding for kernel and reference)
   neuron, ``w += a_plus * exp(-beta_plus * w)`` when ``last_in`` of that synapse's input position is
   ``> ref`` of the neuron, else ``w += a_minus``; then ``w`` is clipped to ``[0, 1]``;
   (b) ``V_l = 0``, ``ref = n``; (c) intra-map WTA: every neuron of the map gets ``V_l = 0``,
-  ``ref = n`` -- done in O(1) by ``map_ref[m] = n``: a neuron whose own ``ref < map_ref[m]`` is
-  stale and is made current (``V_l = 0``, ``ref = map_ref[m]``) before it is used; (d) inter-map
+  ``ref = n`` -- done in O(1) by ``map_ref[m] = n``: a neuron of that map is stale until it is
+  next used, and then made current (``V_l = 0``; see "Internal layout" for how); (d) inter-map
   WTA: every neuron of every map within Chebyshev distance ``r_learn`` of the spiking position gets
   ``V_l = 0``, ``ref = n``. Learning spikes are not propagated. Visiting the candidates once in
   sorted order equals "repeatedly pick the largest one still above threshold", because a reset only
@@ -54,7 +54,8 @@ Semantics (binding for kernel and reference)
   the stored float32 value, clipped, then rounded to float32. The reference does exactly the same.
   Counters, ``ref``, ``map_ref`` and ``last_in`` are int64.
 * Cost: per input spike, the receptive field (``KH*KW*M`` neuron updates per accumulator); per
-  learning spike, ``C*KH*KW`` synapses and ``(2 r_learn + 1)^2 * M`` resets; map resets are O(1).
+  learning spike, ``C*KH*KW`` synapses and ``(2 r_learn + 1)^2 * M`` resets; map resets are O(1)
+  (amortised: once every ``EPOCH_LIMIT`` of them the kernel applies all pending ones, O(Ho*Wo*M)).
 
 Internal layout (the network converts to and from the canonical layouts in its ``state_dict``):
 weights flat in ``(C, KH, KW, M)`` order with the kernel columns flipped (stored column ``KW-1-kx``
@@ -415,7 +416,9 @@ def weighted_layer_run(
     wo = w_in - kw + 1
 
     n_events = in_t.shape[0]
-    most = kh * kw * m_count  # neurons an input spike reaches, at most: also its most inference spikes
+    # neurons an input spike reaches, at most (also its most inference spikes): a fully connected layer's
+    # input reaches its one position, not kh * kw of them
+    most = min(kh, ho) * min(kw, wo) * m_count
     # The output arrays are never reallocated here (swapping array variables inside the loop would cost
     # numba reference-count updates): when one more input could overflow them, the run stops early and
     # says how many inputs it consumed; the caller runs the rest.
