@@ -136,6 +136,7 @@ def _sort_order(order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarra
 @numba.njit(cache=True)
 def _stdp(
     w: np.ndarray,
+    potentiated: np.ndarray,
     last_in: np.ndarray,
     ref_time: int,
     oy: int,
@@ -151,20 +152,36 @@ def _stdp(
     a_plus: float,
     beta_plus: float,
 ) -> None:
-    """Eq. 3.4 on the kernel of map ``m`` for the neuron at ``(oy, ox)`` with reference ``ref_time``."""
+    """Eq. 3.4 on the kernel of map ``m`` for the neuron at ``(oy, ox)`` with reference ``ref_time``.
+
+    Two passes: a branch-free one depresses every synapse whose input has not fired since the reference
+    time and lists the others (``potentiated``, scratch of ``C*KH*KW``), then the listed ones are
+    potentiated. Whether an input fired is as good as random, and as a branch it was mispredicted about
+    every other synapse. Each weight's update is computed in float64 from its float32 value, clipped to
+    [0, 1], and stored rounded to float32.
+    """
+    n_pot = 0
     for c in range(c_count):
         for ky in range(kh):
             row = (c * h_in + oy + ky) * w_in + ox
             wbase = ((c * kh + ky) * kw + kw - 1) * m_count + m  # kernel columns are stored flipped
             for kx in range(kw):
                 wi = wbase - kx * m_count
-                wv = float(w[wi])  # the update is computed in float64, stored rounded to float32
-                wv = wv + a_plus * math.exp(-beta_plus * wv) if last_in[row + kx] > ref_time else wv + a_minus
-                if wv < 0.0:
-                    wv = 0.0
-                elif wv > 1.0:
-                    wv = 1.0
-                w[wi] = wv
+                fired = last_in[row + kx] > ref_time
+                potentiated[n_pot] = wi
+                n_pot += fired
+                w0 = w[wi]
+                wv = float(w0) + a_minus
+                wv = 0.0 if wv < 0.0 else wv
+                wv = 1.0 if wv > 1.0 else wv
+                w[wi] = w0 if fired else np.float32(wv)
+    for k in range(n_pot):
+        wi = potentiated[k]
+        wv = float(w[wi])
+        wv = wv + a_plus * math.exp(-beta_plus * wv)
+        wv = 0.0 if wv < 0.0 else wv
+        wv = 1.0 if wv > 1.0 else wv
+        w[wi] = wv
 
 
 @numba.njit(cache=True)
@@ -437,6 +454,7 @@ def weighted_layer_run(
     cand_im = np.empty(most, np.int64)
     keys_i = np.empty(most, np.int64)
     order = np.empty(2 * most, np.int64)  # the sort's two halves
+    potentiated = np.empty(c_count * kh * kw, np.int64)  # scratch of _stdp
     n = counters[0]
     # lazy map resets (see ``materialize_map_resets``): the epoch advances with every map reset
     map_epoch = lazy[1 : 1 + m_count]
@@ -522,6 +540,7 @@ def weighted_layer_run(
                 ox = pos - oy * wo
                 _stdp(
                     w,
+                    potentiated,
                     last_in,
                     max(pos_ref[pos], map_ref[m]),
                     oy,
