@@ -69,8 +69,8 @@ also covers the spiking neuron itself) or its whole position's (inter-map WTA, `
 maps), so its reference time is ``max(pos_ref[pos], map_ref[m])``, which the network computes for
 ``state_dict``. Which ``v_learn`` values a map reset has made stale is kept in int32 epochs (see
 ``materialize_map_resets``): comparing them fills the float32 vector lanes, where comparing int64
-counters took two lanes per neuron (measured: the N-MNIST network 0.47 -> 0.52 M events/s together
-with the float hit count of ``_accumulate_both``, 2026-11-30).
+counters took two lanes per neuron (measured: the N-MNIST network 0.44 -> 0.51 M events/s, paired
+medians, together with the float hit count of ``_accumulate_both``, 2026-11-30).
 """
 
 from __future__ import annotations
