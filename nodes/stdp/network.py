@@ -483,7 +483,7 @@ class Network:
             m, ho, wo = layer.out_shape
             ref = arrays[f"{i}.ref"].reshape(m, ho * wo).T  # (positions, maps)
             map_ref = arrays[f"{i}.map_ref"]
-            pos_refs[i] = ref.min(axis=1) if m else np.zeros(ho * wo, np.int64)
+            pos_refs[i] = ref.min(axis=1)  # every layer has >= 1 map
             if not np.array_equal(np.maximum(pos_refs[i][:, None], map_ref[None, :]), ref):
                 raise ValueError(
                     f"state key '{i}.ref' is not max(position reset, map_ref) for every neuron: not a state "
