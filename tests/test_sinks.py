@@ -16,9 +16,10 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.sinks import prediction_dicts
-from nodes.sinks.files import ConsoleParams, ConsoleSink, JsonLinesParams, JsonLinesSink
+from nodes.sinks.console import ConsoleParams, ConsoleSink
+from nodes.sinks.jsonl import JsonLinesParams, JsonLinesSink
 from nodes.sinks.mqtt import ActuatorRule, MqttParams, RuleState, debounce
+from nodes.sinks.predictions import prediction_dicts
 from nodes.sinks.teach import CommandError, parse_command
 from nodes.sinks.testing import make_predictions
 from nodes.sinks.zmqpub import ZmqPubParams, ZmqPubSink
@@ -161,7 +162,7 @@ def test_jsonl_in_a_graph_writes_only_decisions(tmp_path: Path) -> None:
             "links": ["replay -> file"],
             "nodes": {
                 "replay": {"type": "nodes.sinks.testing:PredictionReplay", "count": 50, "decision_every": 5},
-                "file": {"type": "nodes.sinks.files:JsonLinesSink", "path": str(out), "records": "decisions"},
+                "file": {"type": "nodes.sinks.jsonl:JsonLinesSink", "path": str(out), "records": "decisions"},
             },
         }
     )

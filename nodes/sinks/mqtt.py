@@ -2,7 +2,7 @@
 
 Topics (``prefix`` from the config, default ``spikestream``):
 
-- ``<prefix>/prediction``: one JSON object per prediction record (see ``nodes.sinks``), only the final
+- ``<prefix>/prediction``: one JSON object per prediction record (see ``nodes.sinks.predictions``), only the final
   decisions or every record (``publish``).
 - ``<prefix>/status`` (retained): ``{"state": "online", ...counters}`` on every connect and every
   ``status_period_s``; ``{"state": "offline", ...}`` when the node stops, and as the last will when the
@@ -44,7 +44,7 @@ from pipeline.errors import ConfigError
 from pipeline.message import PREDICTIONS, Message
 from pipeline.node import Node, NodeContext
 
-from . import KindCounter, check_predictions, prediction_dicts, select, to_json
+from .predictions import KindCounter, check_predictions, prediction_dicts, select, to_json
 
 STATUS_RETAIN = True
 

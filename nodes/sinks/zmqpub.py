@@ -3,7 +3,7 @@
 Two formats (``format``):
 
 - ``"json"`` (default): one two-frame message per prediction record, ``[b"prediction", JSON]``, the JSON
-  object of ``nodes.sinks`` (with ``seq``). Any language with a ZeroMQ binding can read it.
+  object of ``nodes.sinks.predictions`` (with ``seq``). Any language with a ZeroMQ binding can read it.
 - ``"wire"``: each predictions batch as the pipeline's own wire message (``pipeline.wire.encode``,
   three frames, topic ``b"predictions"``); ``pipeline.wire.decode`` gives the records back as an array.
 
@@ -25,7 +25,7 @@ from pipeline.message import PREDICTIONS, Message
 from pipeline.node import Node, NodeContext
 from pipeline.wire import encode
 
-from . import KindCounter, check_predictions, prediction_dicts, select, to_json
+from .predictions import KindCounter, check_predictions, prediction_dicts, select, to_json
 
 JSON_TOPIC = b"prediction"
 
