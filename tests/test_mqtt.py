@@ -18,7 +18,7 @@ from mqtt_broker import Broker, running_broker
 
 from nodes.sinks.mqtt import MqttParams, MqttSink
 from nodes.sinks.teach import TeachParams, TeachSource
-from nodes.sinks.testing import make_predictions
+from nodes.synthetic_predictions import make_predictions
 from pipeline.config import build_params, parse_graph
 from pipeline.events import LABEL_DTYPE
 from pipeline.message import CONTROL, LABELS, Message, predictions_message
@@ -80,7 +80,7 @@ GRAPH = {
     "links": ["replay -> mqtt"],
     "nodes": {
         "replay": {
-            "type": "nodes.sinks.testing:PredictionReplay",
+            "type": "nodes.synthetic_predictions:PredictionReplay",
             "classes": 4,
             "count": 40,
             "labels": [1, 2, 3, -1],

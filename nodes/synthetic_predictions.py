@@ -1,4 +1,5 @@
-"""Hand-made prediction streams, for tests, benchmarks and trying a sink without a trained network."""
+"""``type = "prediction-replay"``: hand-made prediction streams, for tests, benchmarks and trying a sink
+without a trained network. A source: it emits prediction records as a classifier would."""
 
 from __future__ import annotations
 
