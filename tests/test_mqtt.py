@@ -16,8 +16,8 @@ import aiomqtt
 import pytest
 from mqtt_broker import Broker, running_broker
 
-from nodes.sinks.mqtt import MqttParams, MqttSink
-from nodes.sinks.teach import TeachParams, TeachSource
+from nodes.mqtt.sink import MqttParams, MqttSink
+from nodes.mqtt.teach import TeachParams, TeachSource
 from nodes.synthetic_predictions import make_predictions
 from pipeline.config import build_params, parse_graph
 from pipeline.events import LABEL_DTYPE
@@ -88,7 +88,7 @@ GRAPH = {
             "decision_every": 4,
             "score": 0.75,
         },
-        "mqtt": {"type": "nodes.sinks.mqtt:MqttSink", "publish": "all", "status_period_s": 0},
+        "mqtt": {"type": "nodes.mqtt.sink:MqttSink", "publish": "all", "status_period_s": 0},
     },
 }
 

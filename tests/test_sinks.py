@@ -16,11 +16,12 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nodes.mqtt.commands import CommandError, parse_command
+from nodes.mqtt.rules import ActuatorRule, RuleState, debounce
+from nodes.mqtt.sink import MqttParams
 from nodes.sinks.console import ConsoleParams, ConsoleSink
 from nodes.sinks.jsonl import JsonLinesParams, JsonLinesSink
-from nodes.sinks.mqtt import ActuatorRule, MqttParams, RuleState, debounce
 from nodes.sinks.predictions import prediction_dicts
-from nodes.sinks.teach import CommandError, parse_command
 from nodes.sinks.zmqpub import ZmqPubParams, ZmqPubSink
 from nodes.synthetic_predictions import make_predictions
 from pipeline.config import build_params, parse_graph
