@@ -391,6 +391,37 @@ def test_teach_commands_become_messages_and_bad_ones_are_refused(broker: Broker)
     assert teach.results()["teach_accepted"] == 6 and teach.results()["teach_refused"] == 6
 
 
+def test_teach_source_reconnects_after_a_broker_restart(broker: Broker) -> None:
+    table = {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.05, "reconnect_max_s": 0.2}
+    teach = TeachSource("teach", build_params(TeachParams, table, "test"), NodeContext(name="teach", graph="test"))
+
+    async def main() -> list[Message]:
+        out: list[Message] = []
+
+        async def pump() -> None:
+            async for msg in teach.produce():
+                out.append(msg)
+
+        task = asyncio.ensure_future(pump())
+        await asyncio.wait_for(teach.subscribed.wait(), 10)
+        broker.kill()
+        await wait_until(lambda: not teach.subscribed.is_set(), what="the teach source noticing the outage")
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(teach.subscribed.wait(), 10)
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.publish("spikestream/control", json.dumps({"cmd": "snapshot"}), qos=1)
+        await wait_until(lambda: len(out) >= 1, what="the command after the restart")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return out
+
+    out = run(main())
+    assert [(m.kind, m.command) for m in out] == [(CONTROL, "checkpoint")]
+    r = teach.results()
+    assert r["teach_connects"] == 2 and r["teach_disconnects"] == 1 and r["teach_last_error"] is None
+
+
 # -- a live graph taught over MQTT (the shape of configs/camera-teach.toml), one process per node -------------
 TEACH_GRAPH = """
 name = "teach-live"

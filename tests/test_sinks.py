@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import numpy as np
 import pytest
 import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.mqtt.commands import CommandError, parse_command
+from nodes.mqtt.broker import BrokerParams
+from nodes.mqtt.commands import CommandError, answer_command, parse_command
+from nodes.mqtt.link import BrokerLink
 from nodes.mqtt.rules import ActuatorRule, RuleState, debounce
 from nodes.mqtt.sink import MqttParams
 from nodes.sinks.console import ConsoleParams, ConsoleSink
@@ -277,3 +281,41 @@ def test_parse_command_validates() -> None:
     for payload, why in bad:
         with pytest.raises(CommandError, match=why):
             parse_command(payload, classes=5)
+
+
+def test_answer_command_wraps_the_reply_and_refuses_without_a_message() -> None:
+    msg, reply = answer_command('{"cmd": "freeze", "scope": "classifier", "id": 1}', classes=3)
+    assert msg is not None and msg.command == "freeze" and msg.body == {"scope": "classifier"}
+    assert reply == {"ok": True, "cmd": "freeze", "scope": "classifier", "id": 1}
+    msg, reply = answer_command('{"cmd": "label", "label": 3}', classes=3)
+    assert msg is None and reply == {"ok": False, "error": "label 3 out of range -1..2"}
+
+
+# -- the broker link (no broker needed: it only counts, explains and waits) ---------------------------------
+def test_broker_link_tells_a_lost_connection_from_a_failed_one_and_backs_off() -> None:
+    params = build_params(BrokerParams, {"port": 1, "reconnect_min_s": 0.01, "reconnect_max_s": 0.03}, "cfg")
+    link = BrokerLink("n", params, logging.getLogger("test"))
+    assert link.identifier.startswith("spikestream-n-")
+    link.down(aiomqtt.MqttError("[Errno 111] Connection refused"))
+    assert (link.connect_failures, link.disconnects) == (1, 0)
+    assert link.last_error == "MQTT broker localhost:1 unreachable: [Errno 111] Connection refused"
+
+    async def waits() -> list[float]:
+        took = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            await link.wait_before_retry()
+            took.append(time.perf_counter() - t0)
+        return took
+
+    took = asyncio.run(waits())  # 0.01, 0.02, then capped at 0.03
+    assert took[0] >= 0.01 and took[1] >= 0.02 and took[2] >= 0.03
+    assert link.retry_in_s == 0.03
+    link.up()
+    assert (link.connects, link.reconnects, link.last_error, link.retry_in_s) == (1, 0, None, 0.01)
+    link.down(aiomqtt.MqttError("Disconnected during message iteration"))
+    assert (link.connect_failures, link.disconnects, link.last_error) == (1, 1, None)
+    link.up()
+    assert link.reconnects == 1
+    link.down(aiomqtt.MqttError("Disconnected"), closing=True)  # an error while closing is not a lost link
+    assert (link.connect_failures, link.disconnects) == (2, 1)

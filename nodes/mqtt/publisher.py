@@ -2,8 +2,8 @@
 
 ``enqueue`` only appends to a bounded buffer (``buffer_size`` messages; when full the oldest is dropped
 and counted). A background task owns the ``aiomqtt.Client``: it connects, publishes the buffer with up to
-``window`` messages in flight, and on any failure reconnects with exponential backoff
-(``reconnect_min_s`` doubling up to ``reconnect_max_s``), counted and logged. A message leaves the buffer
+``window`` messages in flight, and on any failure reconnects with exponential backoff (``reconnect_min_s``
+doubling up to ``reconnect_max_s``), counted and logged by its ``BrokerLink``. A message leaves the buffer
 only when the broker acknowledged it (QoS 1) or it was written to the socket (QoS 0); messages in flight
 when the connection dies go back to the front of the buffer and are sent again after reconnecting. So at
 QoS 1 delivery is *at least once*: a message whose acknowledgement was lost arrives twice.
@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ import aiomqtt
 
 from nodes.sinks.predictions import to_json
 
-from .broker import BrokerParams, describe_connect_error, make_client, read_password, tls_context
+from .broker import BrokerParams
+from .link import BrokerLink
 
 STATUS_RETAIN = True
 
@@ -76,17 +76,14 @@ class PublisherCounters:
     enqueued: int = 0  #: messages put in the buffer
     dropped: int = 0  #: messages dropped because the buffer was full
     resent: int = 0  #: messages sent again after a failed or unacknowledged publish
-    connects: int = 0  #: successful connections
-    reconnects: int = 0  #: successful connections after the first
-    connect_failures: int = 0  #: failed connection attempts
-    disconnects: int = 0  #: connections lost
     status_published: int = 0  #: status messages delivered
 
 
 class BufferedPublisher:
     """Delivers enqueued messages from a background task (see the module docstring).
 
-    ``status(state)`` gives the body of the status message; the owner (a node) knows what to put in it."""
+    ``status(state)`` gives the body of the status message; the owner (a node) knows what to put in it.
+    Connections, failures and the last error are counted by ``link``."""
 
     def __init__(
         self, node: str, params: PublisherParams, log: logging.Logger, status: Callable[[str], dict[str, Any]]
@@ -97,8 +94,9 @@ class BufferedPublisher:
         self.status = status
         self.c = PublisherCounters()
         self.delivered: Counter[str] = Counter()  #: messages delivered, by ``Outgoing.kind``
-        self.last_error: str | None = None
         self.status_topic = f"{params.prefix}/status"
+        will = aiomqtt.Will(self.status_topic, to_json({"state": "offline", "node": node}), qos=1, retain=True)
+        self.link = BrokerLink(node, params, log, will=will, max_inflight=params.window)
         self._buffer: deque[Outgoing] = deque()
         self._inflight = 0
         self._wake = asyncio.Event()
@@ -106,12 +104,7 @@ class BufferedPublisher:
         self._drained.set()
         self._closing = False
         self._connected = False
-        self._was_up = False  # the current connection attempt got through (a later error is a lost link)
         self._task: asyncio.Task[None] | None = None
-        self._identifier = params.client_id or f"spikestream-{node}-{uuid.uuid4().hex[:8]}"
-        # fail on unreadable credentials/certificates now, as a config error, not in the background task
-        read_password(params)
-        tls_context(params)
 
     # -- what the owner calls -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,6 +113,10 @@ class BufferedPublisher:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def last_error(self) -> str | None:
+        return self.link.last_error
 
     @property
     def pending(self) -> int:
@@ -202,59 +199,38 @@ class BufferedPublisher:
 
     # -- the connection task --------------------------------------------------------------------------------
     async def _connection_loop(self) -> None:
-        cfg = self.params
-        delay = cfg.reconnect_min_s
-        will = aiomqtt.Will(self.status_topic, to_json({"state": "offline", "node": self.node}), qos=1, retain=True)
+        link = self.link
         while True:
-            client = make_client(cfg, self._identifier, will=will, max_inflight=cfg.window)
             try:
-                async with client:
+                async with link.client() as client:
+                    link.up()
                     self._on_connected()
-                    delay = cfg.reconnect_min_s
                     try:
                         await self._serve(client)
                     finally:
                         self._connected = False
                 return  # closing: everything delivered and "offline" said
             except aiomqtt.MqttError as exc:
-                if self.c.connects and not self._closing and self._was_up:
-                    self.c.disconnects += 1
-                    self.log.warning("%s: connection to MQTT broker %s lost: %s", self.node, cfg.broker, exc)
-                else:
-                    self.c.connect_failures += 1
-                    why = describe_connect_error(cfg, exc)
-                    loud = self.last_error != why or self.c.connect_failures % 10 == 1
-                    self.last_error = why
-                    if loud:
-                        self.log.error("%s: %s; retrying in %.1f s", self.node, why, delay)
-                self._was_up = False
+                link.down(exc, closing=self._closing)
             except Exception as exc:  # a bug or an odd socket error: keep the pipeline up, say so, retry
-                self.c.connect_failures += 1
-                self.last_error = f"MQTT broker {cfg.broker}: {exc!r}"
-                self.log.exception("%s: MQTT connection to %s failed", self.node, cfg.broker)
-                self._connected = self._was_up = False
+                link.broke(exc)
+                self._connected = False
             if self._closing:
                 return
-            self.log.info("%s: reconnecting to MQTT broker %s in %.1f s", self.node, cfg.broker, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, cfg.reconnect_max_s)
+            await link.wait_before_retry()
 
     def _on_connected(self) -> None:
         self._connected = True
-        self._was_up = True
-        if self.c.connects:
-            self.c.reconnects += 1
+        if self.link.reconnects:
             self.log.info(
                 "%s: reconnected to MQTT broker %s (%d reconnects); %d messages to deliver",
                 self.node,
                 self.params.broker,
-                self.c.reconnects,
+                self.link.reconnects,
                 self.pending,
             )
         else:
             self.log.info("%s: connected to MQTT broker %s", self.node, self.params.broker)
-        self.c.connects += 1
-        self.last_error = None
 
     async def _publish_status(self, client: aiomqtt.Client, state: str) -> None:
         await client.publish(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +25,9 @@ import aiomqtt
 from pipeline.message import Message
 from pipeline.node import NodeContext, Source
 
-from .broker import BrokerParams, describe_connect_error, make_client, read_password, tls_context
+from .broker import BrokerParams
 from .commands import answer_command
+from .link import BrokerLink
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +56,8 @@ class TeachSource(Source):
         self.reply_topic = f"{config.prefix}/control/reply"
         self.accepted = 0
         self.refused = 0
-        self.connects = 0
-        self.connect_failures = 0
-        self.last_error: str | None = None
         self.subscribed = asyncio.Event()
-        self._identifier = config.client_id or f"spikestream-{name}-{uuid.uuid4().hex[:8]}"
-        read_password(config)
-        tls_context(config)
+        self.link = BrokerLink(name, config, self.log)
 
     def handle(self, payload: bytes | str) -> tuple[Message | None, dict[str, Any]]:
         """The message a command asks for (``None`` if refused) and the reply to send."""
@@ -77,13 +72,11 @@ class TeachSource(Source):
 
     async def produce(self) -> AsyncIterator[Message]:
         cfg = self.config
-        delay = cfg.reconnect_min_s
+        link = self.link
         while True:
             try:
-                async with make_client(cfg, self._identifier) as client:
-                    self.connects += 1
-                    self.last_error = None
-                    delay = cfg.reconnect_min_s
+                async with link.client() as client:
+                    link.up()
                     await client.subscribe(self.control_topic, qos=cfg.qos)
                     self.subscribed.set()
                     self.log.info("%s: listening for commands on %s at %s", self.name, self.control_topic, cfg.broker)
@@ -97,17 +90,15 @@ class TeachSource(Source):
                         await client.publish(self.reply_topic, json.dumps(reply), qos=cfg.qos)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
-                self.connect_failures += 1
-                self.last_error = describe_connect_error(cfg, exc)
-                self.log.error("%s: %s; retrying in %.1f s", self.name, self.last_error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, cfg.reconnect_max_s)
+                link.down(exc)
+            await link.wait_before_retry()
 
     def results(self) -> dict[str, Any]:
         return {
             "teach_accepted": self.accepted,
             "teach_refused": self.refused,
-            "teach_connects": self.connects,
-            "teach_connect_failures": self.connect_failures,
-            "teach_last_error": self.last_error,
+            "teach_connects": self.link.connects,
+            "teach_connect_failures": self.link.connect_failures,
+            "teach_disconnects": self.link.disconnects,
+            "teach_last_error": self.link.last_error,
         }
