@@ -66,6 +66,11 @@ class GraphConfig:
     source: str = "<memory>"
     raw: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether every node runs in this process (``inproc``), not one process per node (ipc, tcp)."""
+        return self.transport == "inproc"
+
     def upstream(self, name: str) -> list[str]:
         return [a for a, b in self.links if b == name]
 

@@ -23,18 +23,15 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import zmq
 import zmq.asyncio
-import zmq.auth
 
 from .checkpoint import (
     GENERATION_KEY,
@@ -46,144 +43,19 @@ from .checkpoint import (
     save_state,
 )
 from .config import GraphConfig, build_params
+from .endpoints import Endpoints, resolve_endpoints
 from .errors import CheckpointError, ConfigError, SpikestreamError
+from .lifecycle import CONNECT_WAIT_S, ignore_stop_signals, install_stop_handlers, terminate
 from .message import CHECKPOINT, CONTROL, EOS, control_message
 from .node import Counters, Node, NodeContext, Source
 from .registry import node_class
-from .transport import Curve, Inlet, Outlet
+from .security import Authenticator, curve_settings
+from .summary import summarize
+from .transport import Inlet, Outlet
 
 log = logging.getLogger("spikestream.runner")
 
 STOP_GRACE_S = float(os.environ.get("SPIKESTREAM_STOP_GRACE_S", "10"))
-#: How long a node of a graph waits for its downstream links to connect before it reports started anyway.
-CONNECT_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where one node's input and tap live: what it binds and what others connect to."""
-
-    in_bind: str | None
-    in_connect: str | None
-    tap_bind: str | None
-    tap_connect: str | None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def resolve_endpoints(graph: GraphConfig, run_dir: str | None, *, pick_ports: bool) -> dict[str, Endpoints]:
-    """Addresses of every node's input and tap socket for the graph's transport."""
-    out: dict[str, Endpoints] = {}
-    for name, spec in graph.nodes.items():
-        has_input = bool(graph.upstream(name))
-        has_tap = graph.tapped(name)
-        if graph.transport == "inproc":
-            base = f"inproc://{graph.name}/{name}"
-            inp, tap = base + "/in", base + "/tap"
-            out[name] = Endpoints(inp if has_input else None, inp, tap if has_tap else None, tap)
-        elif graph.transport == "ipc":
-            folder = graph.ipc_dir or run_dir
-            if folder is None:
-                folder = os.path.join(tempfile.gettempdir(), f"spikestream-{graph.name}-{os.getuid()}")
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            inp, tap = f"ipc://{folder}/{name}.in", f"ipc://{folder}/{name}.tap"
-            out[name] = Endpoints(inp if has_input else None, inp, tap if has_tap else None, tap)
-        else:
-
-            def tcp(
-                addr: str | None, bind: str | None, what: str, needed: bool, name: str = name
-            ) -> tuple[str | None, str | None]:
-                if not needed:
-                    return None, addr
-                if addr is None:
-                    if not pick_ports:
-                        raise ConfigError(
-                            f"{graph.source}: nodes.{name} needs '{what}' (tcp://host:port) for the tcp transport"
-                        )
-                    addr = f"tcp://127.0.0.1:{_free_port()}"
-                return bind or addr, addr
-
-            in_bind, in_connect = tcp(spec.address, spec.bind, "address", has_input)
-            tap_bind, tap_connect = tcp(spec.tap_address, spec.tap_bind, "tap_address", has_tap)
-            out[name] = Endpoints(in_bind, in_connect, tap_bind, tap_connect)
-    return out
-
-
-def _load_key_file(path: str, where: str) -> tuple[bytes, bytes | None]:
-    """Read a key file written by ``spikestream keys``: ``public`` and (for secret files) ``secret``."""
-    import tomllib
-
-    try:
-        doc = tomllib.loads(Path(path).expanduser().read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot read key file {path}: {exc}") from None
-    public = doc.get("public")
-    if not isinstance(public, str) or len(public) != 40:
-        raise ConfigError(f"{where}: key file {path} has no valid 'public' key (40 z85 characters)")
-    secret = doc.get("secret")
-    return public.encode(), secret.encode() if isinstance(secret, str) else None
-
-
-def curve_settings(graph: GraphConfig, name: str) -> tuple[Curve | None, Curve | None, list[bytes] | None]:
-    """CURVE settings of node ``name``: (for its input as server, for its outputs as client, allowed
-    client public keys). A node's ``curve`` table names ``secret_key`` (its own key pair file); with
-    upstream links its input becomes a CURVE server (``allow``: the only client public keys accepted;
-    without it any client that knows the server's public key gets in, encrypted); ``server_key`` (the
-    downstream node's public key file) makes its outputs CURVE clients (all its downstream nodes must then
-    share that key); without it the outputs are plain (e.g. local links on the same box)."""
-    spec = graph.nodes[name]
-    if not spec.curve:
-        return None, None, None
-    where = f"{graph.source} [nodes.{name}.curve]"
-    known = {"secret_key", "server_key", "allow"}
-    for key in spec.curve:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-    if "secret_key" not in spec.curve:
-        raise ConfigError(f"{where}: needs 'secret_key' (a key file from 'spikestream keys')")
-    public, secret = _load_key_file(str(spec.curve["secret_key"]), where)
-    if secret is None:
-        raise ConfigError(f"{where}: {spec.curve['secret_key']} holds no secret key")
-    server = Curve(public, secret) if graph.upstream(name) else None
-    client = None
-    server_key = spec.curve.get("server_key")
-    if server_key is not None:
-        if not graph.downstream(name):
-            raise ConfigError(f"{where}: 'server_key' is for a node's outputs, and this node has no downstream link")
-        client = Curve(public, secret, _load_key_file(str(server_key), where)[0])
-    allowed = None
-    if "allow" in spec.curve:
-        allowed = [_load_key_file(str(p), where)[0] for p in spec.curve["allow"]]
-    return server, client, allowed
-
-
-class _Authenticator:
-    """A ZAP handler that accepts only the listed CURVE client keys and logs refusals."""
-
-    def __init__(self, ctx: zmq.asyncio.Context, node: str, allowed: list[bytes]) -> None:
-        from zmq.auth.asyncio import AsyncioAuthenticator
-
-        self.node = node
-        self.auth = AsyncioAuthenticator(ctx, log=logging.getLogger(f"spikestream.auth.{node}"))
-        self.auth.start()
-        allowed_set = set(allowed)
-        outer = self
-
-        class _Policy:
-            def callback(self, domain: str, key: bytes) -> bool:  # key: the client's z85 public key
-                ok = key in allowed_set
-                if not ok:
-                    log.warning("%s: refused a CURVE peer with an unknown public key", outer.node)
-                return ok
-
-        self.auth.configure_curve_callback(domain="*", credentials_provider=_Policy())
-
-    def stop(self) -> None:
-        self.auth.stop()
 
 
 def cut_members(graph: GraphConfig) -> list[str] | None:
@@ -264,7 +136,7 @@ class NodeRunner:
         self._started = 0.0
         self.inlet: Inlet | None = None
         self.outlet: Outlet | None = None
-        self._auth: _Authenticator | None = None
+        self._auth: Authenticator | None = None
 
     # -- state ----------------------------------------------------------------------------------------
     @property
@@ -331,7 +203,7 @@ class NodeRunner:
         ep = self.endpoints[self.name]
         server, client, allowed = curve_settings(self.graph, self.name)
         if allowed is not None:
-            self._auth = _Authenticator(self.ctx, self.name, allowed)
+            self._auth = Authenticator(self.ctx, self.name, allowed)
         taps_in = [self.endpoints[a].tap_connect for a in self.graph.tap_upstream(self.name)]
         if ep.in_bind is not None or taps_in:
             self.inlet = Inlet(
@@ -364,7 +236,7 @@ class NodeRunner:
     def close(self) -> None:
         """Close the sockets. After a normal end every queued message (end-of-stream included) is still
         delivered, however far behind the consumer is: the context's termination waits for it (see
-        :func:`terminate`). When stopping on request, a peer gets ``STOP_GRACE_S`` to take them."""
+        :func:`pipeline.lifecycle.terminate`). When stopping on request, a peer gets ``STOP_GRACE_S`` to take them."""
         if self.inlet is not None:
             self.inlet.close()
         if self.outlet is not None:
@@ -723,61 +595,6 @@ class NodeRunner:
 
 
 # -- one process -----------------------------------------------------------------------------------------
-class _StopWaiting(Exception):
-    """Raised by a signal that arrives while ``terminate`` waits for delivery."""
-
-
-#: Contexts given up on by a stop signal: kept referenced so that garbage collection never terminates them
-#: (a destroy would wait for the same stuck delivery again); the process exits without waiting for them.
-_abandoned: list[zmq.Context] = []
-
-
-def terminate(ctx: zmq.Context, who: str) -> None:
-    """Terminate ``ctx``: blocks until every message queued on its sockets has been delivered (their
-    linger). Says so when that takes a while, so that a wait for a slow consumer is not a silent hang.
-
-    A downstream peer that is alive but no longer reads (or a remote box gone without closing its TCP
-    connection) would make that wait endless; SIGINT or SIGTERM during it gives up: the messages still
-    queued are dropped, with a warning that says so, and the process can exit."""
-    timer = threading.Timer(2.0, log.info, (f"{who}: waiting for downstream nodes to take the last queued messages",))
-    timer.daemon = True
-    timer.start()
-    old: dict[int, Any] = {}
-    waiting = False
-
-    def give_up(signum: int, _frame: object) -> None:
-        # only from inside ctx.term(): a signal just before or after it must not escape as an error (the
-        # process is about to exit anyway)
-        if waiting:
-            raise _StopWaiting(signal.Signals(signum).name)
-
-    if threading.current_thread() is threading.main_thread():
-        # asyncio's own handlers only wake its loop, which is not running during this wait
-        old = {sig: signal.signal(sig, give_up) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        waiting = True
-        ctx.term()
-        waiting = False
-    except _StopWaiting as exc:
-        waiting = False
-        _abandoned.append(ctx)
-        log.warning(
-            "%s: %s while waiting for downstream nodes to take the last queued messages: those messages are dropped",
-            who,
-            exc,
-        )
-    finally:
-        timer.cancel()
-        for sig, handler in old.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
-
-
-def _install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_stop)
-
-
 async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, Any]:
     """Run every node of ``graph`` as a task of this process's event loop."""
     validate_graph(graph)
@@ -796,7 +613,7 @@ async def run_inproc(graph: GraphConfig, *, state_dir: str | None = None) -> dic
             for r in runners:
                 r.stop_requested.set()
 
-        _install_stop_handlers(asyncio.get_running_loop(), stop_all)
+        install_stop_handlers(asyncio.get_running_loop(), stop_all)
 
         async def wait_go() -> None:
             await go.wait()
@@ -870,7 +687,7 @@ def _child_main(
         try:
             runner.open()
             reports.put(("ready", name, None))
-            _install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
+            install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
 
             async def wait_go() -> None:
                 while not go.is_set():
@@ -887,19 +704,11 @@ def _child_main(
     try:
         report = asyncio.run(main())
     except SpikestreamError as exc:
-        _ignore_stop_signals()
+        ignore_stop_signals()
         reports.put(("failed", name, str(exc)))
         raise SystemExit(1) from None
-    _ignore_stop_signals()
+    ignore_stop_signals()
     reports.put(("report", name, report))
-
-
-def _ignore_stop_signals() -> None:
-    """The node has ended; what is left is its report. A stop signal now (the supervisor stopping the graph
-    because another node failed) must not kill the process while it writes to the report queue: the queue's
-    lock, shared by every node, would stay taken and the other nodes could never report."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
 
 
 def validate_graph(graph: GraphConfig) -> None:
@@ -991,7 +800,7 @@ def run_processes(
     graph: GraphConfig, *, state_dir: str | None = None, startup_timeout_s: float = 60.0
 ) -> dict[str, Any]:
     """Run each node of ``graph`` in its own process over ipc or tcp and supervise them."""
-    if graph.transport == "inproc":
+    if graph.in_process:
         raise ConfigError(f"{graph.source}: transport 'inproc' runs in one process; use ipc or tcp")
     validate_graph(graph)
     mpctx = mp.get_context("spawn")
@@ -1111,36 +920,9 @@ def run_processes(
     return summarize(graph, reports, wall)
 
 
-def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dict[str, Any]:
-    """The results document: totals, every node's counters, and node results merged at the top."""
-    sources = [r for r in reports.values() if r.get("source")]
-    if sources:
-        events_in = sum(r.get("counters", {}).get("events_out", 0) for r in sources)
-    else:  # a node run alone (spikestream node) that is not a source: what it received
-        events_in = max((r.get("counters", {}).get("events_in", 0) for r in reports.values()), default=0)
-    reports = {n: reports[n] for n in graph.nodes if n in reports}
-    out: dict[str, Any] = {
-        "graph": graph.name,
-        "transport": graph.transport,
-        "events_in": events_in,
-        "wall_s": round(wall_s, 6),
-        "events_per_s": round(events_in / wall_s, 1) if wall_s > 0 else 0.0,
-        "nodes": reports,
-        "errors": {n: r["error"] for n, r in reports.items() if r.get("error")},
-        # nodes that stopped (signal, failure upstream) before the end of their stream: the figures
-        # above cover a part of it only
-        "interrupted": [n for n, r in reports.items() if r.get("interrupted")],
-    }
-    for r in reports.values():
-        for key, value in (r.get("results") or {}).items():
-            if key != "warnings":  # those stay with their node
-                out.setdefault(key, value)
-    return out
-
-
 def run_graph(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, Any]:
     """Run ``graph`` with its configured transport and return the results document."""
-    if graph.transport == "inproc":
+    if graph.in_process:
         return asyncio.run(run_inproc(graph, state_dir=state_dir))
     return run_processes(graph, state_dir=state_dir)
 
@@ -1149,7 +931,7 @@ def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = No
     """Run node ``name`` of ``graph`` alone in this process (its peers run elsewhere)."""
     if name not in graph.nodes:
         raise ConfigError(f"{graph.source}: no node named {name!r} (nodes: {', '.join(graph.nodes)})")
-    if graph.transport == "inproc":
+    if graph.in_process:
         raise ConfigError(f"{graph.source}: a node run alone needs transport ipc or tcp, not inproc")
 
     async def main() -> dict[str, Any]:
@@ -1158,7 +940,7 @@ def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = No
         runner = NodeRunner(graph, name, endpoints, ctx, state_dir=state_dir, watch_peers=True)
         try:
             runner.open()
-            _install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
+            install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
             t0 = time.perf_counter()
             report = await runner.run()
             return summarize(graph, {name: report}, time.perf_counter() - t0)

@@ -101,8 +101,8 @@ def test_slow_consumer_gets_everything_after_the_source_has_finished(tmp_path, e
 
 STUCK_PEER = """
 import asyncio, logging, sys, time
-import zmq
-from pipeline.runner import _install_stop_handlers, terminate
+import zmq, zmq.asyncio
+from pipeline.lifecycle import install_stop_handlers, terminate
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 address = sys.argv[1]
@@ -113,7 +113,7 @@ pull.bind(address)
 ctx = zmq.asyncio.Context()
 
 async def main():
-    _install_stop_handlers(asyncio.get_running_loop(), lambda: None)  # as every node process does
+    install_stop_handlers(asyncio.get_running_loop(), lambda: None)  # as every node process does
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 2)
     push.connect(address)
