@@ -83,6 +83,11 @@ class GraphConfig:
     def tapped(self, name: str) -> bool:
         return any(a == name for a, _ in self.taps)
 
+    def fed_by_taps_only(self, name: str) -> bool:
+        """Whether ``name`` receives only through taps: it never sees an end-of-stream, so a run stops it
+        once the nodes on lossless links have ended."""
+        return bool(self.tap_upstream(name)) and not self.upstream(name)
+
 
 def data_root() -> Path:
     """Where real recordings live: ``$SPIKESTREAM_DATA``, else ``../shared/recordings``."""

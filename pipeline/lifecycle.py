@@ -1,7 +1,8 @@
-"""Stopping a run: the stop signals, and terminating a ZeroMQ context.
+"""Stopping a run: the grace periods, the stop signals, and terminating a ZeroMQ context.
 
 A stop request (Ctrl-C, SIGTERM) ends the sources' streams; every other node keeps going until the
-end-of-stream reaches it or a grace period passes.
+end-of-stream reaches it or a grace period passes. The grace period is read from the environment when a run
+starts, so a process (or a test) may set ``SPIKESTREAM_STOP_GRACE_S`` after importing the package.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -16,10 +18,26 @@ from typing import Any
 
 import zmq
 
+from .errors import ConfigError
+
 log = logging.getLogger("spikestream.runner")
 
+#: Seconds a stopping node gives its peers to end their streams or take its last messages, unless
+#: ``SPIKESTREAM_STOP_GRACE_S`` says otherwise.
+DEFAULT_STOP_GRACE_S = 10.0
 #: How long a node of a graph waits for its downstream links to connect before it reports started anyway.
 CONNECT_WAIT_S = 10.0
+
+
+def stop_grace_s() -> float:
+    """The stop grace period for a run starting now: ``$SPIKESTREAM_STOP_GRACE_S`` or the default."""
+    text = os.environ.get("SPIKESTREAM_STOP_GRACE_S")
+    if text is None:
+        return DEFAULT_STOP_GRACE_S
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got {text!r}") from None
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
