@@ -1,18 +1,28 @@
-"""Atomic checkpoints of learned state: a ``.npz`` of named arrays, written to a temporary file, fsynced,
-then renamed over the old one, so a crash never leaves a half-written checkpoint."""
+"""Checkpoints of learned state, and the consistent cuts that let a whole graph resume.
+
+A checkpoint is a ``.npz`` of named arrays, written to a temporary file, fsynced, then renamed over the old
+one, so a crash never leaves a half-written checkpoint. :class:`NodeCheckpoints` decides when one node saves
+and what it restores.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    from .config import GraphConfig
+    from .node import Counters, Node
 
 
 def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) -> Path:
@@ -111,3 +121,143 @@ def drop_generations(
     for g in generations(state_dir, node):
         if (below is not None and g < below) or (above is not None and g > above):
             generation_path(state_dir, node, g).unlink(missing_ok=True)
+
+
+def cut_members(graph: GraphConfig) -> list[str] | None:
+    """The nodes whose checkpoints form consistent cuts, or None.
+
+    That needs one source and no node with two upstream links: a marker then reaches every node exactly
+    once, after everything the source sent before it, and no node has to line up markers arriving on
+    several inputs. Nodes fed only through taps (lossy, may miss a marker) are not members. In other
+    graphs every node checkpoints on its own period instead."""
+    sources = [n for n in graph.nodes if not graph.upstream(n) and not graph.tap_upstream(n)]
+    if len(sources) != 1 or any(len(graph.upstream(n)) > 1 for n in graph.nodes):
+        return None
+    members, todo = [], [sources[0]]
+    while todo:
+        n = todo.pop()
+        members.append(n)
+        todo.extend(graph.downstream(n))
+    return sorted(members)
+
+
+class NodeCheckpoints:
+    """When one node saves its state and what it restores.
+
+    A member of the graph's consistent cuts saves on the markers that travel with the stream, each as a
+    numbered generation, and restores the newest generation that every member completed. Any other node
+    saves on its own period. Both save once more at the end. Nothing is saved until the node's kept state
+    was restored: a checkpoint the node refused stays as it is."""
+
+    def __init__(
+        self,
+        node: Node,
+        state_dir: str | None,
+        *,
+        members: list[str] | None,
+        period_s: float,
+        counters: Counters,
+    ) -> None:
+        self.node = node
+        self.path = Path(state_dir) / f"{node.name}.npz" if state_dir else None
+        #: the members of the graph's cuts, when this node is one
+        self.members = members if members is not None and node.name in members else None
+        self.period_s = period_s
+        self.counters = counters
+        #: of the last marker seen (sent, for the source)
+        self.generation = 0
+        #: of the end-of-stream, once known
+        self.final_generation: int | None = None
+        self._restored = False
+        self._last = time.monotonic()
+
+    @property
+    def in_cut(self) -> bool:
+        return self.members is not None
+
+    def restore(self) -> None:
+        """Load the node's kept state, if any: for a member of the cuts, the newest generation in common."""
+        path = self.path
+        if path is None:
+            self._restored = True
+            return
+        name, log = self.node.name, self.node.log
+        if self.members is not None:
+            generation = newest_common_generation(path.parent, self.members)
+            if generation is not None:
+                path = generation_path(path.parent, name, generation)
+                # a crash left newer checkpoints of some nodes: the stream is replayed from the cut
+                drop_generations(path.parent, name, above=generation)
+            elif path.exists():
+                log.warning(
+                    "%s: no checkpoint generation completed by every node in %s: resuming from this node's "
+                    "own last checkpoint (the nodes' states were taken at different points of the stream)",
+                    name,
+                    path.parent,
+                )
+        if not path.exists():
+            self._restored = True
+            return
+        state = load_state(path)
+        kept = state.pop(GENERATION_KEY, None)
+        if kept is not None:
+            self.generation = int(kept)
+        try:
+            if state:  # empty: the node had no state yet when the cut was taken
+                self.node.restore(state)
+        except (ValueError, KeyError, CheckpointError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit nodes.{name}: {exc} (a checkpoint of another graph or "
+                "configuration? give this one its own --state folder)"
+            ) from None
+        self._restored = True
+        log.info("%s: restored state from %s", name, path)
+
+    def save(self, generation: int | None = None) -> None:
+        """Save the node's state; with ``generation`` (a marker's), as that generation of a consistent cut."""
+        path = self.path
+        if path is None or not self._restored:
+            return
+        state = self.node.snapshot()
+        if self.members is not None and generation is not None:
+            # a node without state still records that the marker passed: the cut is complete only then
+            save_generation(path.parent, self.node.name, generation, state or {})
+            common = newest_common_generation(path.parent, self.members)
+            if common is not None:
+                drop_generations(path.parent, self.node.name, below=common)
+        elif state is None:
+            return
+        else:
+            save_state(path, state)
+        self.counters.checkpoints += 1
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether a checkpoint period has passed since the last save (or the start of the stream)."""
+        return self.period_s > 0 and time.monotonic() - self._last >= self.period_s
+
+    def restart_period(self) -> None:
+        self._last = time.monotonic()
+
+    def mark(self) -> int:
+        """The source of the cuts saves its position as the next generation; returns the marker's number.
+
+        When saving fails the next try is a period later, not on every message."""
+        self.generation += 1
+        try:
+            self.save(self.generation)
+        except CheckpointError:
+            self.restart_period()
+            raise
+        return self.generation
+
+    def marker(self, body: Mapping[str, Any]) -> int | None:
+        """The generation a control message carries, when this node takes part in the cuts."""
+        generation = body.get("generation")
+        return generation if isinstance(generation, int) and self.members is not None else None
+
+    def end_generation(self) -> int | None:
+        """The generation the node's end-of-stream carries: the source of the cuts makes the end a cut."""
+        if self.members is not None and self.node.is_source:
+            self.final_generation = self.generation + 1
+        return self.final_generation

@@ -122,7 +122,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from .deploy import write_keypair
+    from .security import write_keypair
 
     for name in args.names:
         pub, sec = write_keypair(name, args.dir)
@@ -131,7 +131,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from .deploy import systemd_unit
+    from .service import systemd_unit
 
     unit = systemd_unit(args.config, node=args.node, user=args.user)
     if not args.print:

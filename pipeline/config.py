@@ -66,6 +66,11 @@ class GraphConfig:
     source: str = "<memory>"
     raw: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether every node runs in this process (``inproc``), not one process per node (ipc, tcp)."""
+        return self.transport == "inproc"
+
     def upstream(self, name: str) -> list[str]:
         return [a for a, b in self.links if b == name]
 
@@ -77,6 +82,11 @@ class GraphConfig:
 
     def tapped(self, name: str) -> bool:
         return any(a == name for a, _ in self.taps)
+
+    def fed_by_taps_only(self, name: str) -> bool:
+        """Whether ``name`` receives only through taps: it never sees an end-of-stream, so a run stops it
+        once the nodes on lossless links have ended."""
+        return bool(self.tap_upstream(name)) and not self.upstream(name)
 
 
 def data_root() -> Path:

@@ -1,6 +1,6 @@
 """The ``Node`` base class: what every stage implements, and the counters the runtime keeps for it.
 
-Lifecycle, driven by the runtime (``pipeline.runner``)::
+Lifecycle, driven by the runtime (``pipeline.node_runner``)::
 
     node = Cls(name, config, context)
     node.restore(state)           # if a checkpoint exists

@@ -1,10 +1,16 @@
-"""Progress output for long runs: an updating line on a terminal, periodic log lines otherwise."""
+"""Progress output for long runs: an updating line on a terminal, periodic log lines otherwise; and the
+periodic log line of a node's counters."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .node import Counters
 
 
 class Progress:
@@ -57,3 +63,31 @@ class Progress:
             sys.stderr.flush()
         else:
             self.log.info("%s (done)", self.line())
+
+
+async def log_counters(name: str, counters: Counters, *, every_s: float, sent: bool, log: logging.Logger) -> None:
+    """Log a node's counters every ``every_s`` seconds (0: never) until cancelled, with the rate of the
+    events it sends (``sent``: a source) or receives."""
+    if every_s <= 0:
+        return
+    last_events = 0
+    while True:
+        await asyncio.sleep(every_s)
+        c = counters
+        moved = c.events_out if sent else c.events_in
+        rate = (moved - last_events) / every_s
+        last_events = moved
+        lat = c.latency.summary()
+        log.info(
+            "%s: %d msgs/%d events in, %d/%d out, %.2f M ev/s, gaps %d, drops %d, malformed %d%s",
+            name,
+            c.messages_in,
+            c.events_in,
+            c.messages_out,
+            c.events_out,
+            rate / 1e6,
+            c.gaps,
+            c.drops,
+            c.malformed,
+            f", latency p50 {lat['p50_ms']} ms" if lat else "",
+        )

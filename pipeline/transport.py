@@ -20,6 +20,8 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
 
 import zmq
 import zmq.asyncio
@@ -74,7 +76,8 @@ def _bind(sock: zmq.Socket, address: str) -> None:
 
 
 class Outlet:
-    """The sending side of a node: PUSH sockets to each downstream node and an optional PUB tap."""
+    """The sending side of a node: PUSH sockets to each downstream node and an optional PUB tap. Open once
+    constructed; ``async with`` closes it."""
 
     def __init__(
         self,
@@ -175,7 +178,17 @@ class Outlet:
                     self._gone[i] = True
         return self._gone[i]
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     def close(self, linger_ms: int | None = None) -> None:
+        """Close the sockets; messages still queued are delivered within ``linger_ms`` (None: the
+        context's termination waits for them)."""
         for sock in self._pushes:
             if self._monitors:
                 sock.disable_monitor()
@@ -196,7 +209,8 @@ def _peer(frames: list[zmq.Frame]) -> str:
 
 
 class Inlet:
-    """The receiving side of a node: a bound PULL socket and SUB sockets to tapped nodes."""
+    """The receiving side of a node: a bound PULL socket and SUB sockets to tapped nodes (neither, for a
+    source: it then never receives). Open once constructed; ``async with`` closes it."""
 
     def __init__(
         self,
@@ -297,6 +311,14 @@ class Inlet:
             if msg.kind in _EVENT_KINDS:
                 self.counters.events_in += msg.count
             return msg
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._pull is not None:

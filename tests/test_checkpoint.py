@@ -225,8 +225,8 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
 
 
 def test_consistent_cuts_need_one_source_and_no_fan_in():
+    from pipeline.checkpoint import cut_members
     from pipeline.config import parse_graph
-    from pipeline.runner import cut_members
 
     def graph(links, taps=()):
         names = {n for link in [*links, *taps] for n in link.split(" -> ")}
@@ -243,27 +243,28 @@ def test_restore_picks_the_newest_common_generation_or_says_why_not(tmp_path, ca
     generation in common it falls back to its own newest checkpoint, loudly."""
     import logging
 
-    import zmq.asyncio
-
-    from pipeline.checkpoint import save_generation
+    from pipeline.checkpoint import NodeCheckpoints, cut_members, save_generation
     from pipeline.config import parse_graph
-    from pipeline.runner import NodeRunner
+    from pipeline.node import Counters
+    from pipeline.validation import validate_graph
 
     g = parse_graph({"nodes": {"src": {"type": "synthetic"}, "a": {"type": "identity"}}, "links": ["src -> a"]})
+    nodes = validate_graph(g)
+
+    def checkpoints(name: str) -> NodeCheckpoints:
+        node = nodes[name].create(g)
+        return NodeCheckpoints(node, str(tmp_path), members=cut_members(g), period_s=0, counters=Counters())
+
     save_generation(tmp_path, "src", 5, {})
     save_generation(tmp_path, "a", 4, {})
-    ctx = zmq.asyncio.Context()
-    try:
-        with caplog.at_level(logging.WARNING):
-            NodeRunner(g, "a", {}, ctx, state_dir=str(tmp_path)).restore()
-        assert "no checkpoint generation completed by every node" in caplog.text
-        save_generation(tmp_path, "src", 4, {})
-        save_generation(tmp_path, "src", 6, {})  # the markers of 5 and 6 had not reached "a" yet
-        runner = NodeRunner(g, "src", {}, ctx, state_dir=str(tmp_path))
-        runner.restore()
-        assert generations(tmp_path, "src") == [4] and runner._generation == 4
-    finally:
-        ctx.term()
+    with caplog.at_level(logging.WARNING):
+        checkpoints("a").restore()
+    assert "no checkpoint generation completed by every node" in caplog.text
+    save_generation(tmp_path, "src", 4, {})
+    save_generation(tmp_path, "src", 6, {})  # the markers of 5 and 6 had not reached "a" yet
+    src = checkpoints("src")
+    src.restore()
+    assert generations(tmp_path, "src") == [4] and src.generation == 4
 
 
 def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):

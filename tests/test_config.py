@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import apply_overrides, build_params, data_path, load_graph, parse_value
+from pipeline.endpoints import resolve_endpoints
 from pipeline.errors import ConfigError
-from pipeline.runner import NodeRunner, resolve_endpoints, validate_graph
+from pipeline.node_runner import NodeRunner
+from pipeline.validation import validate_graph
 
 GOOD = """
 name = "g"
@@ -34,11 +36,17 @@ def make_runners(path: Path, overrides=()):
     import zmq.asyncio
 
     graph = load_graph(path, list(overrides))
+    nodes = validate_graph(graph)
     ctx = zmq.asyncio.Context()
+    runners = []
     try:
         eps = resolve_endpoints(graph, None, pick_ports=True)
-        return [NodeRunner(graph, n, eps, ctx) for n in graph.nodes]
+        for n in graph.nodes:
+            runners.append(NodeRunner(graph, nodes[n], eps, ctx))
+        return runners
     finally:
+        for r in runners:
+            r.close()
         ctx.term()
 
 

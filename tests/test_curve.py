@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from pipeline.deploy import write_keypair
+from pipeline.security import write_keypair
 
 GRAPH = """
 name = "curve"
@@ -112,7 +112,7 @@ def test_protected_input_with_plain_local_outputs(tmp_path, keys):
     """A learning-box node may take CURVE input from the camera box and feed local nodes in plain."""
     from pipeline.config import parse_graph
     from pipeline.errors import ConfigError
-    from pipeline.runner import curve_settings
+    from pipeline.security import curve_settings
 
     learner = {"secret_key": str(keys["learner"]["secret"]), "allow": [str(keys["camera"]["public"])]}
     raw = {

@@ -101,8 +101,8 @@ def test_slow_consumer_gets_everything_after_the_source_has_finished(tmp_path, e
 
 STUCK_PEER = """
 import asyncio, logging, sys, time
-import zmq
-from pipeline.runner import _install_stop_handlers, terminate
+import zmq, zmq.asyncio
+from pipeline.lifecycle import install_stop_handlers, terminate
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 address = sys.argv[1]
@@ -113,7 +113,7 @@ pull.bind(address)
 ctx = zmq.asyncio.Context()
 
 async def main():
-    _install_stop_handlers(asyncio.get_running_loop(), lambda: None)  # as every node process does
+    install_stop_handlers(asyncio.get_running_loop(), lambda: None)  # as every node process does
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 2)
     push.connect(address)
@@ -157,6 +157,42 @@ def test_a_signal_ends_the_wait_for_a_peer_that_never_reads_and_says_what_is_los
     assert "terminated" in out
     assert "waiting for downstream nodes to take the last queued messages" in err
     assert "SIGINT while waiting for downstream nodes" in err and "those messages are dropped" in err
+
+
+def test_the_stop_grace_period_is_read_when_a_run_starts_not_at_import(monkeypatch):
+    """SPIKESTREAM_STOP_GRACE_S set after the runtime was imported still counts: a node asked to stop
+    waits that long (not the default 10 s) for an upstream node that never ends its stream."""
+    from pipeline.config import parse_graph
+    from pipeline.endpoints import resolve_endpoints
+    from pipeline.errors import ConfigError
+    from pipeline.lifecycle import stop_grace_s
+    from pipeline.node_runner import NodeRunner
+    from pipeline.validation import validate_graph
+
+    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.2")
+    graph = parse_graph(
+        {"nodes": {"src": {"type": "synthetic"}, "sink": {"type": "checksum"}}, "links": ["src -> sink"]}, "g"
+    )
+    nodes = validate_graph(graph)
+
+    async def main():
+        ctx = zmq.asyncio.Context()
+        try:
+            endpoints = resolve_endpoints(graph, None, pick_ports=True)
+            async with NodeRunner(graph, nodes["sink"], endpoints, ctx) as runner:
+                runner.stop_requested.set()  # the source never runs: no end-of-stream will come
+                t0 = time.perf_counter()
+                report = await runner.run()
+                return runner.grace_s, time.perf_counter() - t0, report
+        finally:
+            ctx.term()
+
+    grace, took, report = asyncio.run(main())
+    assert grace == 0.2 and took < 5.0, took
+    assert report["interrupted"] and report["error"] is None
+    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "soon")
+    with pytest.raises(ConfigError, match="SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got 'soon'"):
+        stop_grace_s()
 
 
 def free_port() -> int:

@@ -325,7 +325,7 @@ def test_linked_nodes_that_cannot_fit_are_refused_before_anything_starts():
     failure on every message (or, for the evaluator, at the end of the run)."""
     from pipeline.config import parse_graph
     from pipeline.errors import ConfigError
-    from pipeline.runner import validate_graph
+    from pipeline.validation import validate_graph
 
     def graph(**changes):
         nodes = {

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from nodes.sources import shift_samples, time_slices
-from pipeline import runner
 from pipeline.config import parse_graph
 from pipeline.errors import ConfigError
 from pipeline.events import EVENT_DTYPE
@@ -129,14 +128,14 @@ def test_bad_split_ranges_are_config_errors(tmp_path, split, why):
 
 
 def test_split_range_beyond_the_data_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.5)  # the sink then stops without the source's end-of-stream
+    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.5")  # the sink then stops without the source's end-of-stream
     fake_nmnist(tmp_path)
     results = run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
     assert results["errors"]["source"] == "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
 
 
 def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "STOP_GRACE_S", 0.5)  # the sink then stops without the source's end-of-stream
+    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.5")  # the sink then stops without the source's end-of-stream
     fake_nmnist(tmp_path / "data")
     state = str(tmp_path / "state")
     first = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=100.0), "t"), state_dir=state)

@@ -1,4 +1,7 @@
-"""Deployment helpers: CURVE key pairs for authenticated, encrypted links, and a systemd unit."""
+"""An edge box service: the systemd unit that runs a graph (or one node of it) and restarts it on failure.
+
+The CURVE keys for its links come from ``spikestream keys`` (:mod:`pipeline.security`).
+"""
 
 from __future__ import annotations
 
@@ -8,32 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import zmq
-
 from .errors import SpikestreamError
-
-
-def write_keypair(name: str, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Create ``NAME.key`` (public, to give to peers) and ``NAME.key_secret`` (mode 0600, keep it)."""
-    if not zmq.has("curve"):
-        raise SpikestreamError("this libzmq was built without CURVE support")
-    if not name or "/" in name:
-        raise SpikestreamError(f"a key name is a plain file name, got {name!r}")
-    d = Path(folder)
-    d.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.curve_keypair()
-    pub_path, sec_path = d / f"{name}.key", d / f"{name}.key_secret"
-    for p in (pub_path, sec_path):
-        if p.exists():
-            raise SpikestreamError(f"{p} exists; remove it first (keys are never overwritten)")
-    pub_path.write_text(f'# spikestream CURVE public key "{name}": give it to peers\npublic = "{public.decode()}"\n')
-    fd = os.open(sec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(
-            f'# spikestream CURVE key pair "{name}": keep this file secret\n'
-            f'public = "{public.decode()}"\nsecret = "{secret.decode()}"\n'
-        )
-    return pub_path, sec_path
 
 
 def systemd_unit(config: str | os.PathLike[str], *, node: str | None = None, user: str = "spikestream") -> str:
