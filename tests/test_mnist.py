@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodes.encoder.rate import RateEncoderParams, _encode_kernel, image_seeds, images_to_stream, iter_stream
+from nodes.sources.synthesis.rate import RateEncoderParams, _encode_kernel, image_seeds, images_to_stream, iter_stream
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 from recordings.mnist import load_mnist, read_idx
