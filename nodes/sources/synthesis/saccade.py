@@ -4,7 +4,7 @@ N-MNIST (Orchard et al. 2015) was recorded by an ATIS sensor on a pan-tilt unit 
 about 100 ms each — a triangle — in front of a monitor showing a static MNIST digit; the digit moves
 across a 34x34 pixel field. Here the same is simulated: the image is shifted (bilinear, sub-pixel) along
 the three segments of a triangle inside the 34x34 field, sampled every ``frame_us``, and each frame is
-delta-encoded (``nodes.encoder.kernel``, the same per-pixel rule as ``DeltaEncoder``). The encoder state
+delta-encoded (``synthesis.kernels.saccade``, the same per-pixel rule as ``DeltaEncoder``). The encoder state
 carries over from one sample to the next: the stream is one continuous recording, and at the start of
 each sample the monitor switches to the next digit (so the first frame interval of a sample shows the
 switch, as a real continuous recording would: with the defaults about 500 of a sample's ~4,150
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nodes.encoder import kernel
 from nodes.encoder.delta import events_from_arrays
+from nodes.encoder.kernels import NO_EVENT_T
+from nodes.encoder.kernels.delta import log_lut, lut_frame
+from nodes.sources.synthesis.kernels.saccade import render_frames, saccade_sample
 from pipeline.events import LABEL_DTYPE
 
 DIGIT_SIZE = 28
@@ -128,7 +130,7 @@ def render_saccade_frames(image: np.ndarray, params: SaccadeParams) -> tuple[np.
         raise ValueError(f"image must be uint8 (28, 28), got {image.dtype} {image.shape}")
     ox, oy = saccade_path(params)
     img = image.astype(np.float64) / 255.0
-    frames = kernel.render_frames(img, params.field, ox, oy, float(params.background), float(params.contrast))
+    frames = render_frames(img, params.field, ox, oy, float(params.background), float(params.contrast))
     return frames, np.arange(ox.shape[0], dtype=np.int64) * params.frame_us
 
 
@@ -156,10 +158,10 @@ def saccade_stream(
         raise ValueError(f"samples_per_chunk must be >= 1, got {samples_per_chunk}")
     fld = params.field
     ox, oy = saccade_path(params)
-    lut = kernel.log_lut(float(params.log_eps))
+    lut = log_lut(float(params.log_eps))
     l_prev = np.empty((fld, fld), dtype=np.float64)
     l_ref = np.empty((fld, fld), dtype=np.float64)
-    last_t = np.full((fld, fld), kernel.NO_EVENT_T, dtype=np.int64)
+    last_t = np.full((fld, fld), NO_EVENT_T, dtype=np.int64)
     noise_mean = params.noise_rate_hz * fld * fld * params.sample_us * 1e-6
     n = images.shape[0]
     for c0 in range(0, n, samples_per_chunk):
@@ -172,10 +174,10 @@ def saccade_stream(
             img = images[i].astype(np.float64) / 255.0
             start = t0 + i * params.sample_us
             if i == 0:
-                first = kernel.render_frames(img, fld, ox[:1], oy[:1], float(params.background), float(params.contrast))
-                kernel.lut_frame(first[0], lut, l_prev)
+                first = render_frames(img, fld, ox[:1], oy[:1], float(params.background), float(params.contrast))
+                lut_frame(first[0], lut, l_prev)
                 l_ref[:] = l_prev
-            t, idx, p = kernel.saccade_sample(
+            t, idx, p = saccade_sample(
                 img, fld, ox, oy, start, params.frame_us, l_prev, l_ref, last_t,
                 float(params.on_threshold), float(params.off_threshold), int(params.refractory_us), lut,
                 float(params.background), float(params.contrast),
