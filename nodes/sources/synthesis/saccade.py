@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,6 +99,34 @@ class SaccadeParams:
         return 3 * self.saccade_us
 
 
+class SaccadeConstants(NamedTuple):
+    """The saccade kernels' scalar constants as one record (numba takes it as a typed tuple)."""
+
+    field: int
+    frame_us: int
+    on_threshold: float
+    off_threshold: float
+    refractory_us: int
+    background: float
+    contrast: float
+    #: log intensity of a blank pixel (the background alone), from the stream's log table
+    l_background: float
+
+    @classmethod
+    def of(cls, params: SaccadeParams, lut: np.ndarray) -> SaccadeConstants:
+        background, contrast = float(params.background), float(params.contrast)
+        return cls(
+            field=int(params.field),
+            frame_us=int(params.frame_us),
+            on_threshold=float(params.on_threshold),
+            off_threshold=float(params.off_threshold),
+            refractory_us=int(params.refractory_us),
+            background=background,
+            contrast=contrast,
+            l_background=float(lut[math.floor(background + contrast * 0.0 + 0.5)]),
+        )
+
+
 def saccade_path(params: SaccadeParams) -> tuple[np.ndarray, np.ndarray]:
     """Digit offsets ``(ox, oy)`` at frames ``0..F`` of a sample (frame ``f`` at ``f * frame_us``;
     frame 0 and frame F are both at the first corner)."""
@@ -159,6 +188,7 @@ def saccade_stream(
     fld = params.field
     ox, oy = saccade_path(params)
     lut = log_lut(float(params.log_eps))
+    consts = SaccadeConstants.of(params, lut)
     l_prev = np.empty((fld, fld), dtype=np.float64)
     l_ref = np.empty((fld, fld), dtype=np.float64)
     last_t = np.full((fld, fld), NO_EVENT_T, dtype=np.int64)
@@ -177,11 +207,7 @@ def saccade_stream(
                 first = render_frames(img, fld, ox[:1], oy[:1], float(params.background), float(params.contrast))
                 lut_frame(first[0], lut, l_prev)
                 l_ref[:] = l_prev
-            t, idx, p = saccade_sample(
-                img, fld, ox, oy, start, params.frame_us, l_prev, l_ref, last_t,
-                float(params.on_threshold), float(params.off_threshold), int(params.refractory_us), lut,
-                float(params.background), float(params.contrast),
-            )  # fmt: skip
+            t, idx, p = saccade_sample(img, ox, oy, start, l_prev, l_ref, last_t, lut, consts)
             ts.append(t)
             idxs.append(idx)
             ps.append(p)
