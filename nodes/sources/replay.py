@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from nodes.sources.pacing import Pacer, time_slices
+from nodes.sources.paced_file import PacedFile
+from nodes.sources.pacing import Pacer
 from nodes.sources.phased import Chunk, PhasedSource, StreamParams
 from pipeline.config import data_path, where_looked
 from pipeline.errors import ConfigError
@@ -118,45 +119,23 @@ class ReplaySource(PhasedSource):
             yield msg
 
     async def _produce_file(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
-        from recordings import open_recording
-
         c = self.config
-        rec = await asyncio.to_thread(open_recording, self.folder)
-        events = await asyncio.to_thread(rec.read_all)
-        width, height = rec.width, rec.height
-        if width is None or height is None:
-            width = int(events["x"].max()) + 1 if events.shape[0] else 1
-            height = int(events["y"].max()) + 1 if events.shape[0] else 1
-            self.log.info("%s: %s states no sensor size; using %dx%d", self.name, self.folder, width, height)
-        if events.shape[0]:
-            first = int(events["t"][0])
-            lo = np.searchsorted(events["t"], first + c.start_us, side="left")
-            hi = np.searchsorted(events["t"], first + c.stop_us, side="left") if c.stop_us else events.shape[0]
-            events = events[lo:hi]
-        period = int(events["t"][-1] - events["t"][0]) + 1 if events.shape[0] else 0
+        # the next lap starts 1 µs after the last event of this one
+        file = await asyncio.to_thread(PacedFile.read, self.folder, gap_us=1, start_us=c.start_us, stop_us=c.stop_us)
+        if file.size_from_events:
+            self.log.info("%s: %s states no sensor size; using %dx%d", self.name, self.folder, file.width, file.height)
         pacer = Pacer(c.speed)
         progress = Progress(f"{self.name}: {self.folder.name}", None, self.log)
         lap = 0
         while c.loop == 0 or lap < c.loop:
-            offset = lap * period
-            pieces = (
-                time_slices(events, c.slice_us, c.batch)
-                if c.speed > 0
-                else (events[i : i + c.batch] for i in range(0, events.shape[0], c.batch))
-            )
-            for piece in pieces:
-                out = piece
-                if offset:
-                    out = np.zeros(piece.shape[0], dtype=EVENT_DTYPE)
-                    out["t"] = piece["t"] + offset
-                    out["x"], out["y"], out["p"] = piece["x"], piece["y"], piece["p"]
+            for piece in file.pieces(lap, c.slice_us if c.speed > 0 else 0, c.batch):
                 if live():
-                    await pacer.wait(int(out["t"][-1]))
-                self._file_events += out.shape[0]
-                progress.update(0, out.shape[0])
-                yield events_message(out, width, height)
+                    await pacer.wait(int(piece["t"][-1]))
+                self._file_events += piece.shape[0]
+                progress.update(0, piece.shape[0])
+                yield events_message(piece, file.width, file.height)
             lap += 1
-            if not events.shape[0]:
+            if not file.events.shape[0]:
                 break
         progress.close()
 
