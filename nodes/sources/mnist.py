@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nodes.sources.phased import Chunk, PhasedSource, StreamParams, data_folder
+from nodes.sources.phased import Chunk, PhasedSource, StreamParams, existing_data_path
 from pipeline.node import NodeContext
 
 
@@ -47,7 +47,7 @@ class MnistSource(PhasedSource):
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         from recordings.mnist import load_mnist
 
-        return load_mnist(data_folder(self.name, "root", self.config.root), split)
+        return load_mnist(existing_data_path(self.name, "root", self.config.root), split)
 
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
         from nodes.sources.synthesis.rate import images_to_stream

@@ -103,7 +103,7 @@ class StreamParams:
             )
 
 
-def data_folder(node: str, key: str, path: str) -> Path:
+def existing_data_path(node: str, key: str, path: str) -> Path:
     """``data_path(path)``, or a config error saying where it was looked for."""
     folder = data_path(path)
     if not folder.exists():

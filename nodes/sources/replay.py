@@ -11,9 +11,8 @@ import numpy as np
 
 from nodes.sources.paced_file import PacedFile
 from nodes.sources.pacing import Pacer
-from nodes.sources.phased import Chunk, PhasedSource, StreamParams
-from pipeline.config import data_path, where_looked
-from pipeline.errors import ConfigError
+from nodes.sources.phased import Chunk, PhasedSource, StreamParams, existing_data_path
+from pipeline.config import data_path
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 from pipeline.message import Message, events_message
 from pipeline.node import NodeContext
@@ -92,8 +91,7 @@ class ReplaySource(PhasedSource):
         self._file_events = 0
 
     async def start(self) -> None:
-        if not self.folder.exists():
-            raise ConfigError(f"nodes.{self.name}.path: not found (looked for {where_looked(self.config.path)})")
+        existing_data_path(self.name, "path", self.config.path)  # a ConfigError naming where it looked
         if self.folder.is_dir():
             await super().start()
 

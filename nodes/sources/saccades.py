@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from nodes.sources.phased import Chunk, PhasedSource, StreamParams, data_folder
+from nodes.sources.phased import Chunk, PhasedSource, StreamParams, existing_data_path
 from pipeline.node import NodeContext
 
 
@@ -52,7 +52,7 @@ class SaccadeSource(PhasedSource):
         if self.config.digits == "mnist":
             from recordings.mnist import load_mnist
 
-            return load_mnist(data_folder(self.name, "root", self.config.root), split)
+            return load_mnist(existing_data_path(self.name, "root", self.config.root), split)
         from nodes.sources.synthesis.font_digits import render_font_digits
 
         n = self.config.font_train if split == "train" else self.config.font_test
