@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nodes.classifier import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
-from nodes.encoder.rate import RateEncoderParams, images_to_stream
+from nodes.sources.synthesis.rate import RateEncoderParams, images_to_stream
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE
 from recordings.mnist import load_mnist
 

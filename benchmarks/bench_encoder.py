@@ -11,7 +11,9 @@ import time
 import cv2
 import numpy as np
 
-from nodes.encoder import DeltaEncoder, EventTransform, TransformParams, render_font_digits, saccade_stream
+from nodes.encoder import DeltaEncoder, EventTransform, TransformParams
+from nodes.sources.synthesis.font_digits import render_font_digits
+from nodes.sources.synthesis.saccade import saccade_stream
 from pipeline.events import make_events
 
 

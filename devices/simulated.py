@@ -14,10 +14,11 @@ what is emitted stays within ``max_lag_us`` (plus one emission's send time), and
 Modes:
 
 * ``path``: a recording (any format ``recordings.open_recording`` reads; relative paths resolve with
-  ``pipeline.config.data_path``). Timestamps are moved to the wall clock, as a live camera stamps its
-  events: the first event gets the Unix time in µs when the stream starts, the others keep their distance
-  to it (so labels taught live, stamped with the wall clock, line up with the replayed scene; the
-  ``replay`` source keeps a file's own timestamps). With ``loop``, lap ``k`` adds
+  ``pipeline.config.data_path``), played in laps by ``nodes.sources.paced_file.PacedFile``, the file
+  playback the ``replay`` source uses too. Timestamps are moved to the wall clock, as a live camera
+  stamps its events: the first event gets the Unix time in µs when the stream starts, the others keep
+  their distance to it (so labels taught live, stamped with the wall clock, line up with the replayed
+  scene; the ``replay`` source keeps a file's own timestamps). With ``loop``, lap ``k`` adds
   ``k * (t_last - t_first + slice_us)`` so that they keep increasing.
 * ``rate`` (no ``path``): ``rate`` events per second of stream time, event ``k`` at
   ``t_origin + k * 1e6 / rate`` µs, where ``t_origin`` is the Unix time in µs when the stream starts, so
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from nodes.sources.paced_file import PacedFile
 from pipeline.config import data_path
 from pipeline.errors import DeviceError, RecordingError
 from pipeline.events import EVENT_DTYPE, copy_records
@@ -96,22 +98,16 @@ def synthetic_events(k0: int, k1: int, t_origin: int, rate: float, width: int, h
     return out
 
 
-def load_events(path: str) -> tuple[np.ndarray, int, int]:
-    """All events of a recording with its sensor size (from its events when the file states none); a
-    missing or unreadable file is a ``DeviceError``."""
-    from recordings import open_recording
-
+def load_file(path: str, gap_us: int) -> PacedFile:
+    """A recording ready to play in laps ``gap_us`` apart; a missing or unreadable file is a
+    ``DeviceError``."""
     p = data_path(path)
     if not p.exists():
         raise DeviceError(f"simulated camera: recording not found: {p}")
     try:
-        rec = open_recording(p)
-        events = rec.read_all()
+        return PacedFile.read(p, gap_us=gap_us)
     except RecordingError as exc:
         raise DeviceError(f"simulated camera: cannot replay {p}: {exc}") from None
-    width = rec.width if rec.width else int(events["x"].max(initial=0)) + 1
-    height = rec.height if rec.height else int(events["y"].max(initial=0)) + 1
-    return events, int(width), int(height)
 
 
 class SimulatedCamera(Source):
@@ -121,8 +117,7 @@ class SimulatedCamera(Source):
 
     def __init__(self, name: str, config: SimulatedParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
-        self._events = np.zeros(0, dtype=EVENT_DTYPE)
-        self._key = np.zeros(0, dtype=np.int64)  # running maximum of t: the pacing key (file order kept)
+        self._file: PacedFile | None = None
         self._width = config.width
         self._height = config.height
         self.emitted = 0
@@ -136,60 +131,22 @@ class SimulatedCamera(Source):
 
     async def start(self) -> None:
         if self.config.path:
-            events, self._width, self._height = await asyncio.to_thread(load_events, self.config.path)
-            if events.shape[0] == 0:
+            # a lap starts one time slice after the last event of the one before
+            file = await asyncio.to_thread(load_file, self.config.path, self.config.slice_us)
+            if file.events.shape[0] == 0:
                 raise DeviceError(f"simulated camera: {self.config.path} holds no events")
-            self._events = events
-            self._key = np.maximum.accumulate(events["t"].astype(np.int64))
+            self._file, self._width, self._height = file, file.width, file.height
 
     @property
     def events_total(self) -> int | None:
         c = self.config
-        return int(self._events.shape[0]) if c.path and not c.loop and not c.duration_s else None
+        if self._file is None or c.loop or c.duration_s:
+            return None
+        return int(self._file.events.shape[0])
 
     @property
     def sensor_size(self) -> tuple[int, int]:
         return self._width, self._height
-
-    # -- what is due at stream time ``now`` ---------------------------------------------------------------
-    def _take_file(self, cursor: int, lap: int, now: int) -> tuple[list[np.ndarray], int, int, int, int | None]:
-        """Emit/drop up to stream time ``now``: returns (batches, dropped, cursor, lap, oldest emitted t)."""
-        c = self.config
-        key = self._key
-        n = key.shape[0]
-        period = int(key[-1] - key[0]) + c.slice_us
-        out: list[np.ndarray] = []
-        dropped = 0
-        oldest: int | None = None
-        while True:
-            shift = lap * period
-            local = now - shift
-            end = int(np.searchsorted(key, local, side="right"))
-            cut = int(np.searchsorted(key, local - c.max_lag_us, side="left"))
-            if cut > cursor:
-                dropped += cut - cursor
-                cursor = cut
-            if end > cursor:
-                batch = self._events[cursor:end]  # a slice: copied below only when shifted
-                if shift:
-                    batch = copy_records(batch)
-                    batch["t"] += shift
-                if oldest is None:
-                    oldest = int(key[cursor]) + shift
-                out.append(batch)
-                cursor = end
-            if cursor == n and c.loop:
-                lap += 1
-                cursor = 0
-                continue
-            return out, dropped, cursor, lap, oldest
-
-    def _next_file_due(self, cursor: int, lap: int, now: int) -> int:
-        c = self.config
-        if cursor >= self._key.shape[0]:
-            return now + c.slice_us
-        period = int(self._key[-1] - self._key[0]) + c.slice_us
-        return max(now + c.slice_us, int(self._key[cursor]) + lap * period)
 
     # -- the stream ------------------------------------------------------------------------------------
     def _note_drops(self, dropped: int, wall: float) -> None:
@@ -229,9 +186,10 @@ class SimulatedCamera(Source):
         c = self.config
         width, height = self.sensor_size
         us_per_s = 1e6 * c.speed  # stream µs per wall second
-        t_origin = int(self._key[0]) if c.path else time.time_ns() // 1000
+        file = self._file
+        t_origin = int(file.due[0]) if file is not None else time.time_ns() // 1000
         # a replay runs in the file's time internally and is stamped with the wall clock on the way out
-        to_wall = time.time_ns() // 1000 - t_origin if c.path else 0
+        to_wall = time.time_ns() // 1000 - t_origin if file is not None else 0
         w0 = time.perf_counter()
         t_stop = t_origin + round(c.duration_s * 1e6) if c.duration_s else None
         cursor, lap, k_next = 0, 0, 0
@@ -242,10 +200,10 @@ class SimulatedCamera(Source):
                 final = t_stop is not None and now >= t_stop
                 if final:
                     now = t_stop - 1  # type: ignore[operator]
-                if c.path:
-                    batches, dropped, cursor, lap, oldest = self._take_file(cursor, lap, now)
+                if file is not None:
+                    batches, dropped, cursor, lap, oldest = file.take(cursor, lap, now, c.max_lag_us, c.loop)
                     self._laps = lap
-                    done = final or (cursor >= self._key.shape[0] and not c.loop)
+                    done = final or (cursor >= file.events.shape[0] and not c.loop)
                 else:
                     k_end = math.floor((now - t_origin + 1) * c.rate / 1e6)  # events with t <= now
                     k_cut = max(k_next, math.ceil((now - c.max_lag_us - t_origin) * c.rate / 1e6))
@@ -268,7 +226,7 @@ class SimulatedCamera(Source):
                     yield events_message(batch, width, height)
                 if done:
                     return
-                due = self._next_file_due(cursor, lap, now) if c.path else now + c.slice_us
+                due = file.next_due(cursor, lap, now + c.slice_us) if file is not None else now + c.slice_us
                 if t_stop is not None:
                     due = min(due, t_stop)
                 delay = w0 + (due - t_origin) / us_per_s - time.perf_counter()

@@ -29,6 +29,7 @@ __all__ = [
     "detect_format",
     "info",
     "open_recording",
+    "sensor_size",
     "write_recording",
 ]
 
@@ -61,6 +62,14 @@ def open_recording(path: str | Path) -> Recording:
     from recordings.aedat4 import open_aedat4
 
     return open_aedat4(path)
+
+
+def sensor_size(rec: Recording, events: np.ndarray) -> tuple[int, int]:
+    """The sensor size ``rec`` states or, where it states none, the extent of its ``events``
+    (max x + 1, max y + 1; 1 when there are no events)."""
+    width = rec.width or int(events["x"].max(initial=0)) + 1
+    height = rec.height or int(events["y"].max(initial=0)) + 1
+    return int(width), int(height)
 
 
 def write_recording(
@@ -203,10 +212,8 @@ def convert(src: str | Path, dst: str | Path) -> dict[str, Any]:
         raise RecordingError(f"{dst}: already exists; convert never replaces a file (remove it or choose another name)")
     rec = open_recording(src)
     events = rec.read_all()
-    width, height = rec.width, rec.height
-    if width is None or height is None:
-        width = int(events["x"].max()) + 1 if events.size else 1
-        height = int(events["y"].max()) + 1 if events.size else 1
+    width, height = sensor_size(rec, events)
+    if (width, height) != (rec.width, rec.height):
         log.info("%s states no sensor size; using %dx%d from its events", src, width, height)
     if events.dtype != EVENT_DTYPE:  # pragma: no cover - readers always convert
         raise RecordingError(f"{src}: reader returned {events.dtype}")

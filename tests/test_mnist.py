@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodes.encoder.rate import RateEncoderParams, _encode_kernel, image_seeds, images_to_stream, iter_stream
+from nodes.sources.synthesis.kernels.rate import encode_rates
+from nodes.sources.synthesis.rate import RateEncoderParams, image_seeds, images_to_stream, iter_stream
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 from recordings.mnist import load_mnist, read_idx
@@ -93,7 +94,7 @@ def test_rate_kernel_matches_reference_and_chunking() -> None:
     rng = np.random.default_rng(4)
     pix = rng.random((4, 30)) * (rng.random((4, 30)) < 0.5)
     seeds = image_seeds(9, 5, 4)
-    t, p = _encode_kernel(pix, seeds, 1000, 20_000, 300.0, 0.2)
+    t, p = encode_rates(pix, seeds, 1000, 20_000, 300.0, 0.2)
     assert list(zip(t.tolist(), p.tolist(), strict=True)) == encode_reference(pix, seeds, 1000, 20_000, 300.0, 0.2)
 
     images = rng.integers(0, 256, (7, 5, 6), dtype=np.uint8)

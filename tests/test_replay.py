@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from nodes.sources import shift_samples, time_slices
+from nodes.sources.pacing import time_slices
+from nodes.sources.replay import shift_samples
 from pipeline.config import parse_graph
 from pipeline.errors import ConfigError
 from pipeline.events import EVENT_DTYPE

@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from nodes.encoder import DeltaEncoder, DeltaParams, SaccadeParams, render_font_digits, saccade_stream
-from nodes.encoder.saccade import render_saccade_frames
+from nodes.encoder import DeltaEncoder, DeltaParams
+from nodes.sources.synthesis.font_digits import render_font_digits
+from nodes.sources.synthesis.saccade import SaccadeParams, render_saccade_frames, saccade_stream
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 from tests.reference.encoder_reference import as_tuples
 

@@ -3,7 +3,7 @@
 ``DeltaEncoder`` owns the per-pixel state (reference level, last log intensity, last event time) and
 turns each grayscale frame into the ``EVENT_DTYPE`` events that happened since the previous frame.
 The per-pixel rule, the timestamp interpolation formula and the refractory choice are documented in
-``nodes.encoder.kernel``.
+``nodes.encoder.kernels.delta``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nodes.encoder import kernel
+from nodes.encoder.kernels import NO_EVENT_T
+from nodes.encoder.kernels import delta as kernel
 from pipeline.events import EVENT_DTYPE
 
 
@@ -69,7 +70,7 @@ class DeltaEncoder:
         self.params = params if params is not None else DeltaParams()
         self._l_prev = np.zeros((height, width), dtype=np.float64)
         self._l_ref = np.zeros((height, width), dtype=np.float64)
-        self._last_t = np.full((height, width), kernel.NO_EVENT_T, dtype=np.int64)
+        self._last_t = np.full((height, width), NO_EVENT_T, dtype=np.int64)
         self._t_prev: int | None = None
         self._lut = kernel.log_lut(float(self.params.log_eps))
 

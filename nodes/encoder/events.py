@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nodes.encoder import kernel
+from nodes.encoder.kernels import NO_EVENT_T
+from nodes.encoder.kernels import events as kernel
 from pipeline.events import EVENT_DTYPE
 
 
@@ -102,10 +103,8 @@ class EventTransform:
     def __init__(self, params: TransformParams) -> None:
         self.params = params
         _, _, w, h = params.crop_window
-        self._ba_last = np.full((h, w), kernel.NO_EVENT_T, dtype=np.int64)
-        self._refr_last = np.full(
-            (params.channels, params.out_height, params.out_width), kernel.NO_EVENT_T, dtype=np.int64
-        )
+        self._ba_last = np.full((h, w), NO_EVENT_T, dtype=np.int64)
+        self._refr_last = np.full((params.channels, params.out_height, params.out_width), NO_EVENT_T, dtype=np.int64)
         self._counters = np.zeros(kernel.N_COUNTERS, dtype=np.int64)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:

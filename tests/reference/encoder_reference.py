@@ -1,5 +1,5 @@
 """Slow, obviously correct versions of the encoder kernels: plain Python loops, one pixel or one event
-at a time, straight from the rules written in ``nodes/encoder/kernel.py``."""
+at a time, straight from the rules written in ``nodes/encoder/kernels/``."""
 
 from __future__ import annotations
 

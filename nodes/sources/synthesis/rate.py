@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from nodes.sources.synthesis.kernels.rate import encode_rates
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
 
 
@@ -50,59 +50,6 @@ class RateEncoderParams:
             raise ValueError(f"duration_us must be >= 1, got {self.duration_us}")
         if not self.rate_std >= 0:
             raise ValueError(f"rate_std must be >= 0, got {self.rate_std}")
-
-
-@njit(cache=True)
-def _encode_kernel(
-    pix: np.ndarray, seeds: np.ndarray, t0: int, duration_us: int, max_rate_hz: float, rate_std: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Spike times (absolute, µs) and pixel indices of ``pix`` (n_images, n_pixels) float64 in [0, 1]."""
-    n_img, n_px = pix.shape
-    cap = max(1024, n_img * 2048)
-    out_t = np.empty(cap, np.int64)
-    out_p = np.empty(cap, np.int64)
-    n = 0
-    img_t = np.empty(4096, np.int64)
-    img_p = np.empty(4096, np.int64)
-    dur = float(duration_us)
-    for i in range(n_img):
-        np.random.seed(seeds[i])
-        k = 0
-        for p in range(n_px):
-            r = pix[i, p]
-            if rate_std > 0.0:
-                r += rate_std * np.random.standard_normal()
-            if r <= 0.0:
-                continue
-            isi = 1e6 / (r * max_rate_hz)
-            tt = isi * np.random.random()
-            while tt < dur:
-                if k == img_t.shape[0]:
-                    grown_t = np.empty(2 * k, np.int64)
-                    grown_p = np.empty(2 * k, np.int64)
-                    grown_t[:k] = img_t
-                    grown_p[:k] = img_p
-                    img_t = grown_t
-                    img_p = grown_p
-                img_t[k] = np.int64(np.floor(tt))
-                img_p[k] = p
-                k += 1
-                tt += isi * np.random.random()
-        order = np.argsort(img_t[:k], kind="mergesort")
-        if n + k > out_t.shape[0]:
-            new_cap = max(2 * out_t.shape[0], n + k)
-            grown_t = np.empty(new_cap, np.int64)
-            grown_p = np.empty(new_cap, np.int64)
-            grown_t[:n] = out_t[:n]
-            grown_p[:n] = out_p[:n]
-            out_t = grown_t
-            out_p = grown_p
-        start = t0 + i * duration_us
-        for q in range(k):
-            out_t[n + q] = start + img_t[order[q]]
-            out_p[n + q] = img_p[order[q]]
-        n += k
-    return out_t[:n], out_p[:n]
 
 
 def image_seeds(seed: int, first_index: int, n: int) -> np.ndarray:
@@ -161,9 +108,7 @@ def images_to_stream(
     if height > 65535 or width > 65535:
         raise ValueError(f"image size {height}x{width} does not fit uint16 coordinates")
     seeds = image_seeds(seed, first_index, len(pix))
-    t, p = _encode_kernel(
-        pix, seeds, int(t0), int(params.duration_us), float(params.max_rate_hz), float(params.rate_std)
-    )
+    t, p = encode_rates(pix, seeds, int(t0), int(params.duration_us), float(params.max_rate_hz), float(params.rate_std))
     events = np.zeros(len(t), dtype=EVENT_DTYPE)
     events["t"] = t
     events["x"] = p % width

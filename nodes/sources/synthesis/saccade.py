@@ -4,15 +4,14 @@ N-MNIST (Orchard et al. 2015) was recorded by an ATIS sensor on a pan-tilt unit 
 about 100 ms each — a triangle — in front of a monitor showing a static MNIST digit; the digit moves
 across a 34x34 pixel field. Here the same is simulated: the image is shifted (bilinear, sub-pixel) along
 the three segments of a triangle inside the 34x34 field, sampled every ``frame_us``, and each frame is
-delta-encoded (``nodes.encoder.kernel``, the same per-pixel rule as ``DeltaEncoder``). The encoder state
+delta-encoded (``synthesis.kernels.saccade``, the same per-pixel rule as ``DeltaEncoder``). The encoder state
 carries over from one sample to the next: the stream is one continuous recording, and at the start of
 each sample the monitor switches to the next digit (so the first frame interval of a sample shows the
 switch, as a real continuous recording would: with the defaults about 500 of a sample's ~4,150
 events fall in that first millisecond). Sensor noise: optional uniform background activity,
 seeded per sample.
 
-Images come from MNIST arrays passed in, or from ``render_font_digits``, which draws digits with
-OpenCV's built-in Hershey fonts (no files needed) with seeded jitter so each class varies.
+Images come from MNIST arrays passed in, or from ``font_digits.render_font_digits`` (no files needed).
 """
 
 from __future__ import annotations
@@ -20,12 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from nodes.encoder import kernel
 from nodes.encoder.delta import events_from_arrays
+from nodes.encoder.kernels import NO_EVENT_T
+from nodes.encoder.kernels.delta import log_lut, lut_frame
+from nodes.sources.synthesis.kernels.saccade import render_frames, saccade_sample
 from pipeline.events import LABEL_DTYPE
 
 DIGIT_SIZE = 28
@@ -98,6 +99,34 @@ class SaccadeParams:
         return 3 * self.saccade_us
 
 
+class SaccadeConstants(NamedTuple):
+    """The saccade kernels' scalar constants as one record (numba takes it as a typed tuple)."""
+
+    field: int
+    frame_us: int
+    on_threshold: float
+    off_threshold: float
+    refractory_us: int
+    background: float
+    contrast: float
+    #: log intensity of a blank pixel (the background alone), from the stream's log table
+    l_background: float
+
+    @classmethod
+    def of(cls, params: SaccadeParams, lut: np.ndarray) -> SaccadeConstants:
+        background, contrast = float(params.background), float(params.contrast)
+        return cls(
+            field=int(params.field),
+            frame_us=int(params.frame_us),
+            on_threshold=float(params.on_threshold),
+            off_threshold=float(params.off_threshold),
+            refractory_us=int(params.refractory_us),
+            background=background,
+            contrast=contrast,
+            l_background=float(lut[math.floor(background + contrast * 0.0 + 0.5)]),
+        )
+
+
 def saccade_path(params: SaccadeParams) -> tuple[np.ndarray, np.ndarray]:
     """Digit offsets ``(ox, oy)`` at frames ``0..F`` of a sample (frame ``f`` at ``f * frame_us``;
     frame 0 and frame F are both at the first corner)."""
@@ -130,7 +159,7 @@ def render_saccade_frames(image: np.ndarray, params: SaccadeParams) -> tuple[np.
         raise ValueError(f"image must be uint8 (28, 28), got {image.dtype} {image.shape}")
     ox, oy = saccade_path(params)
     img = image.astype(np.float64) / 255.0
-    frames = kernel.render_frames(img, params.field, ox, oy, float(params.background), float(params.contrast))
+    frames = render_frames(img, params.field, ox, oy, float(params.background), float(params.contrast))
     return frames, np.arange(ox.shape[0], dtype=np.int64) * params.frame_us
 
 
@@ -158,10 +187,11 @@ def saccade_stream(
         raise ValueError(f"samples_per_chunk must be >= 1, got {samples_per_chunk}")
     fld = params.field
     ox, oy = saccade_path(params)
-    lut = kernel.log_lut(float(params.log_eps))
+    lut = log_lut(float(params.log_eps))
+    consts = SaccadeConstants.of(params, lut)
     l_prev = np.empty((fld, fld), dtype=np.float64)
     l_ref = np.empty((fld, fld), dtype=np.float64)
-    last_t = np.full((fld, fld), kernel.NO_EVENT_T, dtype=np.int64)
+    last_t = np.full((fld, fld), NO_EVENT_T, dtype=np.int64)
     noise_mean = params.noise_rate_hz * fld * fld * params.sample_us * 1e-6
     n = images.shape[0]
     for c0 in range(0, n, samples_per_chunk):
@@ -174,14 +204,10 @@ def saccade_stream(
             img = images[i].astype(np.float64) / 255.0
             start = t0 + i * params.sample_us
             if i == 0:
-                first = kernel.render_frames(img, fld, ox[:1], oy[:1], float(params.background), float(params.contrast))
-                kernel.lut_frame(first[0], lut, l_prev)
+                first = render_frames(img, fld, ox[:1], oy[:1], float(params.background), float(params.contrast))
+                lut_frame(first[0], lut, l_prev)
                 l_ref[:] = l_prev
-            t, idx, p = kernel.saccade_sample(
-                img, fld, ox, oy, start, params.frame_us, l_prev, l_ref, last_t,
-                float(params.on_threshold), float(params.off_threshold), int(params.refractory_us), lut,
-                float(params.background), float(params.contrast),
-            )  # fmt: skip
+            t, idx, p = saccade_sample(img, ox, oy, start, l_prev, l_ref, last_t, lut, consts)
             ts.append(t)
             idxs.append(idx)
             ps.append(p)
@@ -198,57 +224,3 @@ def saccade_stream(
         t_all = np.concatenate(ts)
         order = np.argsort(t_all, kind="stable")
         yield events_from_arrays(t_all[order], np.concatenate(idxs)[order], np.concatenate(ps)[order], fld), lab
-
-
-def render_font_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` digit images drawn with OpenCV's Hershey fonts, MNIST-like (white on black, the digit
-    scaled into a 20x20 box and centred by its centre of mass in 28x28), with seeded jitter of font,
-    scale, stroke thickness, slant, rotation and offset. Returns ``(images uint8 (n, 28, 28),
-    labels int64 (n,))``; labels are drawn uniformly from 0..9."""
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
-    rng = np.random.default_rng(seed)
-    fonts = (
-        cv2.FONT_HERSHEY_SIMPLEX,
-        cv2.FONT_HERSHEY_DUPLEX,
-        cv2.FONT_HERSHEY_COMPLEX,
-        cv2.FONT_HERSHEY_TRIPLEX,
-        cv2.FONT_HERSHEY_PLAIN,
-    )
-    labels = rng.integers(0, 10, n).astype(np.int64)
-    images = np.zeros((n, DIGIT_SIZE, DIGIT_SIZE), dtype=np.uint8)
-    big = 112
-    for i in range(n):
-        font = fonts[int(rng.integers(len(fonts)))]
-        italic = cv2.FONT_ITALIC if rng.random() < 0.3 else 0
-        scale = (2.6 if font != cv2.FONT_HERSHEY_PLAIN else 5.0) * rng.uniform(0.8, 1.2)
-        thick = int(rng.integers(5, 13))
-        canvas = np.zeros((big, big), dtype=np.uint8)
-        text = str(int(labels[i]))
-        (tw, th), _ = cv2.getTextSize(text, font | italic, scale, thick)
-        org = ((big - tw) // 2, (big + th) // 2)
-        cv2.putText(canvas, text, org, font | italic, scale, 255, thick, cv2.LINE_AA)
-        angle = rng.uniform(-15.0, 15.0)
-        shear = rng.uniform(-0.2, 0.2)
-        m = cv2.getRotationMatrix2D((big / 2, big / 2), angle, 1.0)
-        m[0, 1] += shear
-        m[0, 2] -= shear * big / 2
-        warped = cv2.warpAffine(canvas, m, (big, big), flags=cv2.INTER_LINEAR)
-        ys, xs = np.nonzero(warped)
-        if ys.size == 0:
-            continue
-        crop = warped[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        h, w = crop.shape
-        f = 20.0 / max(h, w)
-        nh, nw = max(1, round(h * f)), max(1, round(w * f))
-        small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA)
-        mass = small.astype(np.float64)
-        total = mass.sum()
-        cy = (mass.sum(axis=1) @ np.arange(nh)) / total if total else nh / 2
-        cx = (mass.sum(axis=0) @ np.arange(nw)) / total if total else nw / 2
-        dy = int(rng.integers(-1, 2))
-        dx = int(rng.integers(-1, 2))
-        top = int(np.clip(round(14 - cy) + dy, 0, DIGIT_SIZE - nh))
-        left = int(np.clip(round(14 - cx) + dx, 0, DIGIT_SIZE - nw))
-        images[i, top : top + nh, left : left + nw] = small
-    return images, labels

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nodes.sources import Pacer
+from nodes.sources.pacing import Pacer
 from pipeline.config import data_path
 from pipeline.errors import ConfigError
 from pipeline.message import Message
