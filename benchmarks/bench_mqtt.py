@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from mqtt_broker import Broker, find_mosquitto
 
 from nodes.mqtt.sink import MqttParams, MqttSink
-from nodes.synthetic_predictions import make_predictions
+from nodes.sources.predictions import make_predictions
 from pipeline.config import build_params
 from pipeline.message import predictions_message
 from pipeline.node import NodeContext

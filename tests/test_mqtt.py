@@ -18,7 +18,7 @@ from mqtt_broker import Broker, running_broker
 
 from nodes.mqtt.sink import MqttParams, MqttSink
 from nodes.mqtt.teach import TeachParams, TeachSource
-from nodes.synthetic_predictions import make_predictions
+from nodes.sources.predictions import make_predictions
 from pipeline.config import build_params, parse_graph
 from pipeline.events import LABEL_DTYPE
 from pipeline.message import CONTROL, LABELS, Message, predictions_message
@@ -80,7 +80,7 @@ GRAPH = {
     "links": ["replay -> mqtt"],
     "nodes": {
         "replay": {
-            "type": "nodes.synthetic_predictions:PredictionReplay",
+            "type": "nodes.sources.predictions:PredictionReplay",
             "classes": 4,
             "count": 40,
             "labels": [1, 2, 3, -1],

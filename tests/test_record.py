@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodes.synthetic_predictions import make_predictions
+from nodes.sources.predictions import make_predictions
 from pipeline.checkpoint import load_state
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE, SPIKE_DTYPE

@@ -27,7 +27,7 @@ from nodes.sinks.console import ConsoleParams, ConsoleSink
 from nodes.sinks.jsonl import JsonLinesParams, JsonLinesSink
 from nodes.sinks.predictions import prediction_dicts
 from nodes.sinks.zmqpub import ZmqPubParams, ZmqPubSink
-from nodes.synthetic_predictions import make_predictions
+from nodes.sources.predictions import make_predictions
 from pipeline.config import build_params, parse_graph
 from pipeline.errors import ConfigError
 from pipeline.message import control_message, predictions_message
@@ -166,7 +166,7 @@ def test_jsonl_in_a_graph_writes_only_decisions(tmp_path: Path) -> None:
             "log_every_s": 0,
             "links": ["replay -> file"],
             "nodes": {
-                "replay": {"type": "nodes.synthetic_predictions:PredictionReplay", "count": 50, "decision_every": 5},
+                "replay": {"type": "nodes.sources.predictions:PredictionReplay", "count": 50, "decision_every": 5},
                 "file": {"type": "nodes.sinks.jsonl:JsonLinesSink", "path": str(out), "records": "decisions"},
             },
         }
