@@ -1,8 +1,8 @@
 """Numba kernels of the event-based classifiers (thesis 3.3.1 and 3.3.2).
 
-Only ``@njit`` functions over plain arrays and scalars live here. The Python objects in
-``readout.py`` own the state arrays, validate input and turn the plain output arrays into
-``prediction_dtype`` records.
+Only ``@njit`` functions over plain arrays, scalars and tuples of them live here. The readouts in
+``readout.py`` own the state arrays; their shared base in ``labelled.py`` validates input and turns
+the plain output arrays into ``prediction_dtype`` records.
 
 Every kernel walks the spikes of a batch in order and, before each spike, applies every queued label
 record whose ``t`` is less than or equal to the spike's ``t`` (a label and a spike at the same time:
