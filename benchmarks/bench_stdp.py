@@ -37,7 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from nodes.stdp import FcParams, Network
-from nodes.stdp.network import _columns, _layer_from_config, _pool, _PoolLayer, _run_weighted
+from nodes.stdp.network import _columns, _pool, _run_weighted
+from nodes.stdp.node import StdpConfig
+from nodes.stdp.state import PoolLayer
+from pipeline.config import NODE_RUNTIME_KEYS, build_params
 from pipeline.events import SPIKE_DTYPE
 
 SHAPE = (2, 34, 34)
@@ -51,8 +54,9 @@ def nmnist_layers() -> list:
     """The layers of configs/nmnist.toml's stdp node (thresholds, radii, learning steps), so that the
     benchmark measures the network the protocol runs."""
     with CONFIG.open("rb") as f:
-        entries = tomllib.load(f)["nodes"]["stdp"]["layers"]
-    layers = [_layer_from_config(entry) for entry in entries]
+        table = tomllib.load(f)["nodes"]["stdp"]
+    params = {k: v for k, v in table.items() if k not in NODE_RUNTIME_KEYS}
+    layers = build_params(StdpConfig, params, f"{CONFIG} [nodes.stdp]").layers
     return [replace(p, wta_inf=WTA_INF) if isinstance(p, FcParams) else p for p in layers]
 
 
@@ -135,7 +139,7 @@ def measure(stream: np.ndarray, learning: bool) -> dict:
     current = _columns(stream)
     for layer in net._layers:  # the same steps as Network.process, timed one by one
         t0 = time.perf_counter()
-        nxt = _pool(current, layer) if isinstance(layer, _PoolLayer) else _run_weighted(current, layer, learning)
+        nxt = _pool(current, layer) if isinstance(layer, PoolLayer) else _run_weighted(current, layer, learning)
         per_layer.append({"seconds": time.perf_counter() - t0, "inputs": len(current[0]), "outputs": len(nxt[0])})
         current = nxt
     total = time.perf_counter() - start

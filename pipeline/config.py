@@ -239,13 +239,38 @@ def load_graph(path: str | os.PathLike[str], overrides: list[str] | None = None)
     return parse_graph(apply_overrides(raw, overrides or [], str(p)), str(p))
 
 
+def _tagged(members: tuple[Any, ...]) -> dict[Any, type]:
+    """For a union of dataclasses that each have a ``type: Literal[...]`` field, the class of each ``type``
+    value (a table then picks its class by its ``type`` key); empty for any other union."""
+    kinds: dict[Any, type] = {}
+    for member in members:
+        if member is type(None):
+            continue
+        if not (dataclasses.is_dataclass(member) and isinstance(member, type)):
+            return {}
+        hint = typing.get_type_hints(member).get("type")
+        if typing.get_origin(hint) is not typing.Literal:
+            return {}
+        kinds.update(dict.fromkeys(typing.get_args(hint), member))
+    return kinds
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a (simple) type annotation; ints are accepted for floats, lists for tuples."""
+    """Check ``value`` against a (simple) type annotation; ints are accepted for floats, lists for tuples,
+    and a table meant for a union of tagged dataclasses (see ``_tagged``) is built as the one its ``type``
+    names."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
+        kinds = _tagged(args)
+        if kinds and isinstance(value, dict):
+            if "type" not in value:
+                raise ConfigError(f"{where}: missing required key(s) type (one of {', '.join(map(repr, kinds))})")
+            if value["type"] not in kinds:
+                raise ConfigError(f"{where} type must be one of {', '.join(map(repr, kinds))}, got {value['type']!r}")
+            return build_params(kinds[value["type"]], value, where)
         errors = []
         for arg in args:
             if arg is type(None) and value is None:

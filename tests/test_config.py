@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -144,3 +147,35 @@ def test_shipped_configs_are_valid(path):
     graph = load_graph(path)
     validate_graph(graph)  # every node type known, every parameter accepted
     assert graph.nodes and graph.links
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Apple:
+    type: Literal["apple"] = "apple"
+    seeds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Pear:
+    type: Literal["pear"] = "pear"
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Basket:
+    fruit: tuple[_Apple | _Pear, ...] = ()
+
+
+def test_a_table_in_a_union_of_tagged_dataclasses_is_built_as_the_one_its_type_names():
+    basket = build_params(_Basket, {"fruit": [{"type": "apple", "seeds": 3}, {"type": "pear"}]}, "w")
+    assert basket == _Basket(fruit=(_Apple(seeds=3), _Pear()))
+    for fruit, words in (
+        ([{"type": "apple", "seeds": 1}, {"type": "pear", "seeds": 2}], "w fruit[1]: unknown key 'seeds'"),
+        ([{"type": "apple"}], "w fruit[0]: missing required key(s) seeds"),
+        ([{"seeds": 1}], "w fruit[0]: missing required key(s) type (one of 'apple', 'pear')"),
+        ([{"type": "plum"}], "w fruit[0] type must be one of 'apple', 'pear', got 'plum'"),
+        ([{"type": "pear", "weight": "heavy"}], "w fruit[0] weight must be a number, got 'heavy'"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(words)) as info:
+            build_params(_Basket, {"fruit": fruit}, "w")
+        assert "\n" not in str(info.value)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nodes.classifier.node import ClassifierConfig, ClassifierNode
+from nodes.stdp import ConvParams, FcParams, PoolParams
 from nodes.stdp.node import StdpConfig, StdpNode
 from pipeline.checkpoint import load_state, save_state
 from pipeline.errors import SpikestreamError
@@ -25,9 +27,9 @@ from pipeline.message import (
 from pipeline.node import NodeContext
 
 LAYERS = (
-    {"type": "conv", "maps": 4, "kernel": 3, "th_learn": 2.0, "th_inf": 1.5, "a_minus": -0.02},
-    {"type": "pool", "size": 2},
-    {"type": "fc", "neurons": 12, "th_learn": 3.0, "th_inf": 2.0, "a_minus": -0.01},
+    ConvParams(maps=4, kernel=3, th_learn=2.0, th_inf=1.5, a_minus=-0.02),
+    PoolParams(size=2),
+    FcParams(neurons=12, th_learn=3.0, th_inf=2.0, a_minus=-0.01),
 )
 
 
@@ -359,7 +361,7 @@ def test_linked_nodes_that_cannot_fit_are_refused_before_anything_starts():
     for key, (value, words) in cases.items():
         with pytest.raises(ConfigError, match=re.escape(words)):
             validate_graph(graph(**{key: value}))
-    with pytest.raises(ConfigError, match=re.escape("nodes.stdp: layers[2]: a 'fc' layer needs ['th_inf']")):
+    with pytest.raises(ConfigError, match=re.escape("g.toml [nodes.stdp] layers[2]: missing required key(s) th_inf")):
         validate_graph(
             graph(
                 stdp__layers=[
@@ -369,3 +371,43 @@ def test_linked_nodes_that_cannot_fit_are_refused_before_anything_starts():
                 ]
             )
         )
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")), ids=lambda p: p.name
+)
+def test_every_shipped_config_builds_typed_layers(path):
+    """The layer tables of every config come out as the typed layer of their ``type``, by the one loader."""
+    from nodes.stdp.node import StdpNode
+    from pipeline.config import build_params, load_graph
+
+    graph = load_graph(path)
+    for name, spec in graph.nodes.items():
+        if spec.type != "stdp":
+            continue
+        config = build_params(StdpNode.Config, spec.params, f"{path} [nodes.{name}]")
+        kinds = {"conv": ConvParams, "pool": PoolParams, "fc": FcParams}
+        assert [type(p) for p in config.layers] == [kinds[t["type"]] for t in spec.params["layers"]]
+        for layer, table in zip(config.layers, spec.params["layers"], strict=True):
+            assert all(getattr(layer, key) == value for key, value in table.items())
+
+
+def test_a_wrong_or_missing_layer_key_is_one_line_naming_it(tmp_path):
+    from pipeline.config import load_graph
+    from pipeline.errors import ConfigError
+    from pipeline.runner import validate_graph
+
+    config = Path(__file__).parent.parent / "configs" / "nmnist.toml"
+    layers = "[{type='conv', maps=4, th_learn=8.0, th_inf=8.0}, {type='pool', sise=2}]"
+    cases = {
+        layers: "nmnist.toml [nodes.stdp] layers[1]: unknown key 'sise' (known: type, size)",
+        "[{type='conv', th_learn=8.0, th_inf=8.0}]": "nmnist.toml [nodes.stdp] layers[0]: missing required key(s) maps",
+        "[{maps=4}]": "nmnist.toml [nodes.stdp] layers[0]: missing required key(s) type (one of 'conv', 'pool', 'fc')",
+        "[{type='pol'}]": "nmnist.toml [nodes.stdp] layers[0] type must be one of 'conv', 'pool', 'fc', got 'pol'",
+        "[{type='fc', neurons='9', th_learn=1.0, th_inf=1.0}]": "layers[0] neurons must be an integer, got '9'",
+        "[{type='conv', maps=4, th_learn=0.0, th_inf=8.0}]": "layers[0]: th_learn must be a finite number > 0",
+    }
+    for value, words in cases.items():
+        with pytest.raises(ConfigError, match=re.escape(words)) as info:
+            validate_graph(load_graph(config, [f"nodes.stdp.layers={value}"]))
+        assert "\n" not in str(info.value)

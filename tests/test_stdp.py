@@ -526,5 +526,5 @@ def test_from_config_and_defaults() -> None:
     assert isinstance(p, ConvParams) and p.a_plus_effective == -8 * p.a_minus and p.r_learn == 2
     w = net.state_dict()["0.weight"]
     assert w.min() >= 0.0 and w.max() <= 1.0 and abs(w.mean() - 0.8) < 0.02
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown key 'sise'"):
         Network.from_config({"input_shape": [1, 5, 5], "layers": [{"type": "pool", "sise": 2}]})

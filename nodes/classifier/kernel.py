@@ -1,13 +1,13 @@
 """Numba kernels of the event-based classifiers (thesis 3.3.1 and 3.3.2).
 
-Only ``@njit`` functions over plain arrays and scalars live here. The Python objects in
-``readout.py`` own the state arrays, validate input and turn the plain output arrays into
-``prediction_dtype`` records.
+Only ``@njit`` functions over plain arrays, scalars and tuples of them live here. The readouts in
+``readout.py`` own the state arrays; their shared base in ``labelled.py`` validates input and turns
+the plain output arrays into ``prediction_dtype`` records.
 
-Both kernels walk the spikes of a batch in order and, before each spike, apply every queued label
+Every kernel walks the spikes of a batch in order and, before each spike, applies every queued label
 record whose ``t`` is less than or equal to the spike's ``t`` (a label and a spike at the same time:
-label first). Scalar state lives in one int64 array ``istate`` indexed by the constants below, so the
-caller can checkpoint it as a plain array.
+label first); that walk is written once, in ``_merge``. Scalar state lives in one int64 array
+``istate`` indexed by the constants below, so the caller can checkpoint it as a plain array.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# Layout of the int64 scalar-state array shared by both kernels.
+# Layout of the int64 scalar-state array the kernels share.
 I_SEG_LABEL = 0  # label of the current segment (-1 = unknown), as given by the last label record
 I_SEG_TRAIN = 1  # 1 when the current segment is a training segment
 I_SEG_OPEN = 2  # 1 once a label record opened a segment (a decision is due when it closes)
@@ -85,6 +85,43 @@ def _open_segment(t, label, train, istate) -> None:
     istate[I_LAST_LABEL_T] = t
 
 
+@njit(inline="always")
+def _merge(spikes, labels, istate, final, out, state, on_label, on_spike, on_close) -> tuple[int, int]:
+    """The walk every readout makes: ``spikes`` = ``(t, c)`` and the queued ``labels`` = ``(t, label,
+    train)`` merged in time order, a label first when both have the same ``t``; returns ``(labels used,
+    records written)``.
+
+    ``on_label(t, label, train, state, istate, o, out)`` applies a label record (closing the segment),
+    ``on_spike(t, j, state, istate, o, out)`` an input spike from neuron ``j`` and, when ``final``,
+    ``on_close(t, state, istate, o, out)`` closes the last segment; each returns the next output row.
+    ``state`` is the readout's own tuple of arrays and constants. Inlined into each readout's kernel,
+    so the callbacks are compiled in place (a function passed as a value would keep the kernels out of
+    numba's cache).
+    """
+    spk_t, spk_c = spikes
+    lab_t, lab_label, lab_train = labels
+    n_lab = lab_t.shape[0]
+    n_spk = spk_t.shape[0]
+    li = 0
+    o = 0
+    # one step per spike, plus a sentinel step when ``final`` that applies every label left
+    for s in range(n_spk + (1 if final else 0)):
+        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
+        while li < n_lab and lab_t[li] <= t:
+            o = on_label(lab_t[li], lab_label[li], lab_train[li], state, istate, o, out)
+            li += 1
+        if s == n_spk:
+            break
+        o = on_spike(t, spk_c[s], state, istate, o, out)
+        istate[I_SEG_INPUTS] += 1
+        istate[I_N_INPUTS] += 1
+        istate[I_LAST_T] = t
+    if final:
+        o = on_close(max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), state, istate, o, out)
+        istate[I_SEG_OPEN] = 0
+    return li, o
+
+
 @njit(cache=True)
 def supervised_run(
     spk_t: np.ndarray,
@@ -113,55 +150,55 @@ def supervised_run(
     applied (all of them when ``final``, which also closes the last segment). The output columns ``out``
     (see ``_write_record``) must hold ``len(spk_t) + len(lab_t) + 1`` records. Returns ``(used, n_out)``.
     """
-    n_cls = w.shape[0]
-    n_lab = lab_t.shape[0]
-    n_spk = spk_t.shape[0]
-    li = 0
-    o = 0
-    # one step per spike, plus a sentinel step when ``final`` that applies every label left
-    for s in range(n_spk + (1 if final else 0)):
-        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
-        while li < n_lab and lab_t[li] <= t:
-            o = _supervised_label(lab_t[li], lab_label[li], lab_train[li], w, w_open, e, v, seg_scores, istate, o, out)
-            li += 1
-        if s == n_spk:
-            break
-        j = spk_c[s]
-        label = istate[I_SEG_LABEL]
-        teach = learn and istate[I_SEG_TRAIN] == 1 and label >= 0
-        if teach:
-            # eq. 3.6: every synapse that carries a spike moves by eta * E_i
-            for i in range(n_cls):
-                w[i, j] += eta * e[i]
-            istate[I_N_UPDATES] += 1
-        for i in range(n_cls):
-            v[i] += w[i, j]
-            seg_scores[i] += w_open[i, j]  # the decision is made with what was known before this segment
-        istate[I_SEG_INPUTS] += 1
-        istate[I_N_INPUTS] += 1
-        istate[I_LAST_T] = t
-        fired_any = False
-        for k in range(n_cls):
-            if v[k] >= threshold:
-                fired_any = True
-                v[k] = 0.0
-                istate[I_N_OUTPUTS] += 1
-                if teach:
-                    # eq. 3.7, once per firing neuron in class order: E <- m E + R - [k fired]
-                    for i in range(n_cls):
-                        r = 1.0 if i == label else 0.0
-                        e[i] = m * e[i] + r - (1.0 if i == k else 0.0)
-        if fired_any:
-            o = _write_record(o, t, _argmax_or_none(seg_scores, True), -1, 0, istate[I_SEG_TRAIN], seg_scores, out)
-    if final:
-        o = _close_segment(max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), seg_scores, istate, o, out)
-        istate[I_SEG_OPEN] = 0
-    return li, o
+    state = (w, w_open, e, v, seg_scores, threshold, eta, m, learn)
+    return _merge(
+        (spk_t, spk_c),
+        (lab_t, lab_label, lab_train),
+        istate,
+        final,
+        out,
+        state,
+        _supervised_label,
+        _supervised_spike,
+        _supervised_close,
+    )
 
 
 @njit(cache=True)
-def _close_segment(t, seg_scores, istate, o, out) -> int:
+def _supervised_spike(t, j, state, istate, o, out) -> int:
+    """One input spike from neuron ``j``: eq. 3.6 (when teaching), integration, firing and eq. 3.7."""
+    w, w_open, e, v, seg_scores, threshold, eta, m, learn = state
+    n_cls = w.shape[0]
+    label = istate[I_SEG_LABEL]
+    teach = learn and istate[I_SEG_TRAIN] == 1 and label >= 0
+    if teach:
+        # eq. 3.6: every synapse that carries a spike moves by eta * E_i
+        for i in range(n_cls):
+            w[i, j] += eta * e[i]
+        istate[I_N_UPDATES] += 1
+    for i in range(n_cls):
+        v[i] += w[i, j]
+        seg_scores[i] += w_open[i, j]  # the decision is made with what was known before this segment
+    fired_any = False
+    for k in range(n_cls):
+        if v[k] >= threshold:
+            fired_any = True
+            v[k] = 0.0
+            istate[I_N_OUTPUTS] += 1
+            if teach:
+                # eq. 3.7, once per firing neuron in class order: E <- m E + R - [k fired]
+                for i in range(n_cls):
+                    r = 1.0 if i == label else 0.0
+                    e[i] = m * e[i] + r - (1.0 if i == k else 0.0)
+    if fired_any:
+        o = _write_record(o, t, _argmax_or_none(seg_scores, True), -1, 0, istate[I_SEG_TRAIN], seg_scores, out)
+    return o
+
+
+@njit(cache=True)
+def _supervised_close(t, state, istate, o, out) -> int:
     """Write the decision record of the open segment (if any) with its summed scores."""
+    seg_scores = state[4]
     if istate[I_SEG_OPEN] == 1:
         pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
         o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
@@ -169,10 +206,11 @@ def _close_segment(t, seg_scores, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _supervised_label(t, label, train, w, w_open, e, v, seg_scores, istate, o, out) -> int:
+def _supervised_label(t, label, train, state, istate, o, out) -> int:
     """Apply one label record: close the segment, reset E and V on a change of training label, and take
     the weights the next segment's scores will use (only a training segment can have changed them)."""
-    o = _close_segment(t, seg_scores, istate, o, out)
+    w, w_open, e, v, seg_scores = state[:5]
+    o = _supervised_close(t, state, istate, o, out)
     if istate[I_SEG_TRAIN] == 1:
         w_open[:, :] = w
     # Only training records are seen by the classifier; evaluation records just mark segments.
@@ -186,8 +224,50 @@ def _supervised_label(t, label, train, w, w_open, e, v, seg_scores, istate, o, o
 
 
 @njit(cache=True)
-def _readout_close(t, counts, seg_counts, seg_scores, istate, learn, o, out) -> int:
+def readout_run(
+    spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    lab_t: np.ndarray,
+    lab_label: np.ndarray,
+    lab_train: np.ndarray,
+    counts: np.ndarray,
+    seg_counts: np.ndarray,
+    seg_scores: np.ndarray,
+    istate: np.ndarray,
+    learn: bool,
+    final: bool,
+    out: tuple,
+) -> tuple[int, int]:
+    """Run the label-assignment spike-count readout (thesis 3.3.1) over one batch of spikes.
+
+    ``counts`` (inputs, classes) int64 holds how often each top neuron was the most active one of a
+    training segment of each class; ``seg_counts`` (inputs,) int64 the spikes of each neuron in the
+    current segment. Emits only decision records. Returns ``(labels used, n_out)``.
+    """
+    state = (counts, seg_counts, seg_scores, learn)
+    return _merge(
+        (spk_t, spk_c),
+        (lab_t, lab_label, lab_train),
+        istate,
+        final,
+        out,
+        state,
+        _readout_label,
+        _readout_spike,
+        _readout_close,
+    )
+
+
+@njit(cache=True)
+def _readout_spike(t, j, state, istate, o, out) -> int:
+    state[1][j] += 1  # seg_counts
+    return o
+
+
+@njit(cache=True)
+def _readout_close(t, state, istate, o, out) -> int:
     """Decide the open segment by label assignment, then (training) label its most active neuron."""
+    counts, seg_counts, seg_scores, learn = state
     n_in = counts.shape[0]
     n_cls = counts.shape[1]
     if istate[I_SEG_OPEN] == 1:
@@ -223,78 +303,11 @@ def _preferred(counts: np.ndarray, j: int) -> int:
 
 
 @njit(cache=True)
-def readout_run(
-    spk_t: np.ndarray,
-    spk_c: np.ndarray,
-    lab_t: np.ndarray,
-    lab_label: np.ndarray,
-    lab_train: np.ndarray,
-    counts: np.ndarray,
-    seg_counts: np.ndarray,
-    seg_scores: np.ndarray,
-    istate: np.ndarray,
-    learn: bool,
-    final: bool,
-    out: tuple,
-) -> tuple[int, int]:
-    """Run the label-assignment spike-count readout (thesis 3.3.1) over one batch of spikes.
-
-    ``counts`` (inputs, classes) int64 holds how often each top neuron was the most active one of a
-    training segment of each class; ``seg_counts`` (inputs,) int64 the spikes of each neuron in the
-    current segment. Emits only decision records. Returns ``(labels used, n_out)``.
-    """
-    n_lab = lab_t.shape[0]
-    n_spk = spk_t.shape[0]
-    li = 0
-    o = 0
-    # one step per spike, plus a sentinel step when ``final`` that applies every label left
-    for s in range(n_spk + (1 if final else 0)):
-        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
-        while li < n_lab and lab_t[li] <= t:
-            o = _readout_label(
-                lab_t[li], lab_label[li], lab_train[li], counts, seg_counts, seg_scores, istate, learn, o, out
-            )
-            li += 1
-        if s == n_spk:
-            break
-        seg_counts[spk_c[s]] += 1
-        istate[I_SEG_INPUTS] += 1
-        istate[I_N_INPUTS] += 1
-        istate[I_LAST_T] = t
-    if final:
-        o = _readout_close(
-            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), counts, seg_counts, seg_scores, istate, learn, o, out
-        )
-        istate[I_SEG_OPEN] = 0
-    return li, o
-
-
-@njit(cache=True)
-def _readout_label(t, label, train, counts, seg_counts, seg_scores, istate, learn, o, out) -> int:
-    o = _readout_close(t, counts, seg_counts, seg_scores, istate, learn, o, out)
+def _readout_label(t, label, train, state, istate, o, out) -> int:
+    o = _readout_close(t, state, istate, o, out)
     _open_segment(t, label, train, istate)
-    seg_counts[:] = 0
-    seg_scores[:] = 0.0
-    return o
-
-
-@njit(cache=True)
-def _delta_close(t, w, seg_counts, seg_scores, istate, eta, learn, o, out) -> int:
-    """Decide the open segment by ``argmax S``, then (training) move ``w`` by the normalised delta rule."""
-    if istate[I_SEG_OPEN] == 1:
-        pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
-        o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
-        label = istate[I_SEG_LABEL]
-        if learn and istate[I_SEG_TRAIN] == 1 and 0 <= label < w.shape[0] and istate[I_SEG_INPUTS] > 0:
-            norm = 0.0
-            for j in range(seg_counts.shape[0]):
-                norm += seg_counts[j] * seg_counts[j]
-            for i in range(w.shape[0]):
-                step = eta * ((1.0 if i == label else 0.0) - seg_scores[i]) / norm
-                for j in range(seg_counts.shape[0]):
-                    if seg_counts[j]:
-                        w[i, j] += step * seg_counts[j]
-            istate[I_N_UPDATES] += 1
+    state[1][:] = 0  # seg_counts
+    state[2][:] = 0.0  # seg_scores
     return o
 
 
@@ -323,31 +336,54 @@ def delta_run(
     the least-squares readout of the counts). ``w`` (classes, inputs) float64, ``seg_counts`` (inputs,)
     int64, ``seg_scores`` (classes,) float64. Emits decision records only. Returns ``(labels used, n_out)``.
     """
-    n_cls = w.shape[0]
-    n_lab = lab_t.shape[0]
-    n_spk = spk_t.shape[0]
-    li = 0
-    o = 0
-    for s in range(n_spk + (1 if final else 0)):
-        t = spk_t[s] if s < n_spk else END_OF_STREAM_T
-        while li < n_lab and lab_t[li] <= t:
-            o = _delta_close(lab_t[li], w, seg_counts, seg_scores, istate, eta, learn, o, out)
-            _open_segment(lab_t[li], lab_label[li], lab_train[li], istate)
-            seg_counts[:] = 0
-            seg_scores[:] = 0.0
-            li += 1
-        if s == n_spk:
-            break
-        j = spk_c[s]
-        seg_counts[j] += 1
-        for i in range(n_cls):
-            seg_scores[i] += w[i, j]
-        istate[I_SEG_INPUTS] += 1
-        istate[I_N_INPUTS] += 1
-        istate[I_LAST_T] = t
-    if final:
-        o = _delta_close(
-            max(istate[I_LAST_T], istate[I_LAST_LABEL_T]), w, seg_counts, seg_scores, istate, eta, learn, o, out
-        )
-        istate[I_SEG_OPEN] = 0
-    return li, o
+    state = (w, seg_counts, seg_scores, eta, learn)
+    return _merge(
+        (spk_t, spk_c),
+        (lab_t, lab_label, lab_train),
+        istate,
+        final,
+        out,
+        state,
+        _delta_label,
+        _delta_spike,
+        _delta_close,
+    )
+
+
+@njit(cache=True)
+def _delta_spike(t, j, state, istate, o, out) -> int:
+    w, seg_counts, seg_scores = state[:3]
+    seg_counts[j] += 1
+    for i in range(w.shape[0]):
+        seg_scores[i] += w[i, j]
+    return o
+
+
+@njit(cache=True)
+def _delta_close(t, state, istate, o, out) -> int:
+    """Decide the open segment by ``argmax S``, then (training) move ``w`` by the normalised delta rule."""
+    w, seg_counts, seg_scores, eta, learn = state
+    if istate[I_SEG_OPEN] == 1:
+        pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
+        o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
+        label = istate[I_SEG_LABEL]
+        if learn and istate[I_SEG_TRAIN] == 1 and 0 <= label < w.shape[0] and istate[I_SEG_INPUTS] > 0:
+            norm = 0.0
+            for j in range(seg_counts.shape[0]):
+                norm += seg_counts[j] * seg_counts[j]
+            for i in range(w.shape[0]):
+                step = eta * ((1.0 if i == label else 0.0) - seg_scores[i]) / norm
+                for j in range(seg_counts.shape[0]):
+                    if seg_counts[j]:
+                        w[i, j] += step * seg_counts[j]
+            istate[I_N_UPDATES] += 1
+    return o
+
+
+@njit(cache=True)
+def _delta_label(t, label, train, state, istate, o, out) -> int:
+    o = _delta_close(t, state, istate, o, out)
+    _open_segment(t, label, train, istate)
+    state[1][:] = 0  # seg_counts
+    state[2][:] = 0.0  # seg_scores
+    return o

@@ -1,8 +1,10 @@
 """Numba kernels of the online STDP feature extractor (thesis ch. 3, sections 3.2.2-3.2.4).
 
-Only ``@njit`` functions over plain arrays and scalars live here; ``nodes.stdp.network`` owns the
-state, validates input and calls these kernels. ``tests/reference/stdp_reference.py`` implements the
-same semantics slowly and literally; both must agree bit for bit.
+Only ``@njit`` functions over plain arrays, scalars and tuples of them live here (a layer's geometry,
+constants and state arrays arrive as the NamedTuples of ``nodes.stdp.records``); ``nodes.stdp.state``
+owns the state, ``nodes.stdp.network`` validates input and calls these kernels.
+``tests/reference/stdp_reference.py`` implements the same semantics slowly and literally; both must
+agree bit for bit.
 
 Semantics (binding for kernel and reference)
 --------------------------------------------
@@ -57,7 +59,7 @@ Semantics (binding for kernel and reference)
   learning spike, ``C*KH*KW`` synapses and ``(2 r_learn + 1)^2 * M`` resets; map resets are O(1)
   (amortised: once every ``EPOCH_LIMIT`` of them the kernel applies all pending ones, O(Ho*Wo*M)).
 
-Internal layout (the network converts to and from the canonical layouts in its ``state_dict``):
+Internal layout (``nodes.stdp.state`` converts to and from the canonical layouts of ``state_dict``):
 weights flat in ``(C, KH, KW, M)`` order with the kernel columns flipped (stored column ``KW-1-kx``
 holds ``kx``), neuron arrays flat in ``(Ho, Wo, M)`` order. With that, the neurons an input spike
 reaches in one output row (positions ``ox0..ox1``, all maps) and the weights they use are two
@@ -66,8 +68,8 @@ contiguous runs in the same order, so a row is one vectorised loop rather than `
 
 ``ref`` is not stored per neuron. Every reset of a neuron is either its map's (intra-map WTA, which
 also covers the spiking neuron itself) or its whole position's (inter-map WTA, ``r_learn >= 0``, all
-maps), so its reference time is ``max(pos_ref[pos], map_ref[m])``, which the network computes for
-``state_dict``. Which ``v_learn`` values a map reset has made stale is kept in int32 epochs (see
+maps), so its reference time is ``max(pos_ref[pos], map_ref[m])``, which ``nodes.stdp.state`` computes
+for ``state_dict``. Which ``v_learn`` values a map reset has made stale is kept in int32 epochs (see
 ``materialize_map_resets``): comparing them fills the float32 vector lanes, where comparing int64
 counters took two lanes per neuron (measured: the N-MNIST network 0.44 -> 0.51 M events/s, paired
 medians, together with the float hit count of ``_accumulate_both``, 2026-11-30).
@@ -76,9 +78,13 @@ medians, together with the float hit count of ``_accumulate_both``, 2026-11-30).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+
+if TYPE_CHECKING:
+    from nodes.stdp.records import Constants, Geometry, LayerArrays
 
 SELECT_MAX = 32  # default cut-off: candidate sets up to this size are searched for their maximum, larger ones sorted
 EPOCH_LIMIT = 2**31 - 1  # lazy map resets: the int32 epochs restart (pending resets applied) on reaching it
@@ -142,15 +148,8 @@ def _stdp(
     oy: int,
     ox: int,
     m: int,
-    c_count: int,
-    kh: int,
-    kw: int,
-    m_count: int,
-    h_in: int,
-    w_in: int,
-    a_minus: float,
-    a_plus: float,
-    beta_plus: float,
+    geometry: Geometry,
+    constants: Constants,
 ) -> None:
     """Eq. 3.4 on the kernel of map ``m`` for the neuron at ``(oy, ox)`` with reference ``ref_time``.
 
@@ -160,6 +159,10 @@ def _stdp(
     every other synapse. Each weight's update is computed in float64 from its float32 value, clipped to
     [0, 1], and stored rounded to float32.
     """
+    c_count, h_in, w_in, kh, kw, m_count = geometry
+    a_minus = constants.a_minus
+    a_plus = constants.a_plus
+    beta_plus = constants.beta_plus
     n_pot = 0
     for c in range(c_count):
         for ky in range(kh):
@@ -234,7 +237,7 @@ def _accumulate_both(
         b = v_inf[vb + m] + wv
         v_inf[vb + m] = b
         hits_i += np.float32(1.0) if b >= th_inf else np.float32(0.0)
-    return hits_l > 0, hits_i > 0
+    return bool(hits_l > 0), bool(hits_i > 0)
 
 
 @numba.njit(cache=True)
@@ -350,6 +353,41 @@ def _walk_next(
 
 
 @numba.njit(cache=True)
+def _sort_if_large(
+    order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarray, values: np.ndarray, select_max: int
+) -> bool:
+    """Sort the candidates (``_sort_order``) when there are more than ``select_max``; returns whether."""
+    large = count > select_max
+    if large:
+        _sort_order(order, count, cand, keys, values)
+    return large
+
+
+@numba.njit(cache=True)
+def _next_to_fire(
+    order: np.ndarray,
+    k_next: int,
+    is_sorted: bool,
+    cand: np.ndarray,
+    cand_m: np.ndarray,
+    keys: np.ndarray,
+    count: int,
+    values: np.ndarray,
+    th: float | np.float32,
+    map_ref: np.ndarray,
+    n: int,
+    lazy: bool,
+) -> tuple[int, int]:
+    """The slot of the candidate that fires next (-1 when none is left) and the position in ``order``
+    where the next walk starts: ``_walk_next`` over a sorted set, else ``_search_next``. Learning and
+    inference spikes both fire this way; ``lazy`` as for ``_search_next``."""
+    if is_sorted:
+        p = _walk_next(order, k_next, cand, cand_m, count, values, th, map_ref, n, lazy)
+        return (order[p] if p < count else -1), p + 1
+    return _search_next(cand, cand_m, keys, count, values, th, map_ref, n, lazy), k_next
+
+
+@numba.njit(cache=True)
 def _collect(
     v: np.ndarray,
     pos0: int,
@@ -391,46 +429,34 @@ def weighted_layer_run(
     in_x: np.ndarray,
     in_y: np.ndarray,
     in_c: np.ndarray,
-    w: np.ndarray,
-    v_learn: np.ndarray,
-    v_inf: np.ndarray,
-    pos_ref: np.ndarray,
-    map_ref: np.ndarray,
-    last_in: np.ndarray,
-    lazy: np.ndarray,
-    counters: np.ndarray,
-    shape: np.ndarray,
-    th_learn: float | np.float32,
-    th_inf: float | np.float32,
-    r_learn: int,
-    r_inf: int,
-    a_minus: float,
-    a_plus: float,
-    beta_plus: float,
+    arrays: LayerArrays,
+    geometry: Geometry,
+    constants: Constants,
     learning: bool,
-    select_max: int,
-    epoch_limit: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Run one conv (or fc-as-conv) layer over a batch of input spikes, mutating its state in place.
 
-    ``shape`` = ``[C, H, W, KH, KW, M]`` (int64). ``counters`` = ``[n, learning spikes, inference
-    spikes]`` (int64, updated). ``pos_ref`` (int64, ``Ho*Wo``): counter of each position's last
-    inter-map reset. ``lazy`` (int32): the epochs of pending map resets, a cache of the kernel (all
-    zeros is valid once ``materialize_map_resets`` has run); ``epoch_limit``: the epoch at which they
-    restart (``EPOCH_LIMIT``; tests use a small one).
-    ``select_max``: candidate sets up to this size are searched, larger ones sorted (the same result
-    either way; ``SELECT_MAX`` is the measured sweet spot, tests run both ways).
+    The records are ``nodes.stdp.records``'s: ``arrays`` the layer's state (``counters`` = ``[n, learning
+    spikes, inference spikes]``; ``pos_ref``: counter of each position's last inter-map reset; ``lazy``:
+    the epochs of pending map resets, a cache of the kernel, all zeros valid once
+    ``materialize_map_resets`` has run), ``geometry`` its ``(C, H, W, KH, KW, M)``, ``constants`` the
+    thresholds, radii and STDP amplitudes, and two limits that change no result: ``select_max``
+    (candidate sets up to this size are searched, larger ones sorted; ``SELECT_MAX`` is the measured
+    sweet spot, tests run both ways) and ``epoch_limit`` (where the epochs restart; ``EPOCH_LIMIT``,
+    tests use a small one).
     Returns ``(t, x, y, c, count, consumed)``: the first ``count`` entries of the four arrays are the
     inference spikes of the first ``consumed`` inputs, in firing order. ``consumed < len(in_t)`` only
     when the output arrays could overflow (more than four spikes per input so far); the caller then runs
     the remaining inputs in another call (the state carries over, so the result is the same).
     """
-    c_count = shape[0]
-    h_in = shape[1]
-    w_in = shape[2]
-    kh = shape[3]
-    kw = shape[4]
-    m_count = shape[5]
+    w, v_learn, v_inf, pos_ref, map_ref, last_in, lazy, counters = arrays
+    c_count, h_in, w_in, kh, kw, m_count = geometry
+    th_learn = constants.th_learn
+    th_inf = constants.th_inf
+    r_learn = constants.r_learn
+    r_inf = constants.r_inf
+    select_max = constants.select_max
+    epoch_limit = constants.epoch_limit
     ho = h_in - kh + 1
     wo = w_in - kw + 1
 
@@ -474,9 +500,9 @@ def weighted_layer_run(
         if n_out + most > cap:
             consumed = e
             break
-        c = np.int64(in_c[e])
-        y = np.int64(in_y[e])
-        x = np.int64(in_x[e])
+        c = numba.int64(in_c[e])
+        y = numba.int64(in_y[e])
+        x = numba.int64(in_x[e])
         t = in_t[e]
         n += 1
         last_in[(c * h_in + y) * w_in + x] = n
@@ -520,44 +546,19 @@ def weighted_layer_run(
         # candidate set is searched for its maximum each time; a large one is sorted once (a reset only
         # ever lowers a value to 0, so the sorted order of the candidates still above threshold holds).
         if nl > 0:
-            sorted_l = nl > select_max
-            if sorted_l:
-                _sort_order(order, nl, cand_l, keys_l, v_learn)
+            sorted_l = _sort_if_large(order, nl, cand_l, keys_l, v_learn, select_max)
             k_next = 0
             while True:
-                if sorted_l:
-                    p = _walk_next(order, k_next, cand_l, cand_lm, nl, v_learn, th_learn, map_ref, n, True)
-                    if p == nl:
-                        break
-                    k = order[p]
-                    k_next = p + 1
-                else:
-                    k = _search_next(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, map_ref, n, True)
-                    if k < 0:
-                        break
-                idx = cand_l[k]
+                k, k_next = _next_to_fire(
+                    order, k_next, sorted_l, cand_l, cand_lm, keys_l, nl, v_learn, th_learn, map_ref, n, True
+                )
+                if k < 0:
+                    break
                 m = cand_lm[k]
                 pos = keys_l[k] - m * n_positions
                 oy = pos // wo
                 ox = pos - oy * wo
-                _stdp(
-                    w,
-                    potentiated,
-                    last_in,
-                    max(pos_ref[pos], map_ref[m]),
-                    oy,
-                    ox,
-                    m,
-                    c_count,
-                    kh,
-                    kw,
-                    m_count,
-                    h_in,
-                    w_in,
-                    a_minus,
-                    a_plus,
-                    beta_plus,
-                )
+                _stdp(w, potentiated, last_in, max(pos_ref[pos], map_ref[m]), oy, ox, m, geometry, constants)
                 n_learn_spikes += 1
                 # (b) and (c): the map's reset covers the neuron itself; (d) resets whole positions (the
                 # spiking one included, r_learn >= 0), and leaves them current
@@ -565,7 +566,7 @@ def weighted_layer_run(
                 if epoch == epoch_limit:  # all pending resets applied, epochs restart (amortised O(1))
                     materialize_map_resets(v_learn, lazy, m_count)
                     map_epoch_row[:] = 0
-                    epoch = 0
+                    epoch = np.int64(0)
                 epoch += 1
                 map_epoch[m] = epoch
                 for j in range(kw):
@@ -583,21 +584,14 @@ def weighted_layer_run(
 
         # Inference spikes, the same way (no lazy resets on this side).
         if ni > 0:
-            sorted_i = ni > select_max
-            if sorted_i:
-                _sort_order(order, ni, cand_i, keys_i, v_inf)
+            sorted_i = _sort_if_large(order, ni, cand_i, keys_i, v_inf, select_max)
             k_next = 0
             while True:
-                if sorted_i:
-                    p = _walk_next(order, k_next, cand_i, cand_im, ni, v_inf, th_inf, map_ref, n, False)
-                    if p == ni:
-                        break
-                    k = order[p]
-                    k_next = p + 1
-                else:
-                    k = _search_next(cand_i, cand_im, keys_i, ni, v_inf, th_inf, map_ref, n, False)
-                    if k < 0:
-                        break
+                k, k_next = _next_to_fire(
+                    order, k_next, sorted_i, cand_i, cand_im, keys_i, ni, v_inf, th_inf, map_ref, n, False
+                )
+                if k < 0:
+                    break
                 idx = cand_i[k]
                 m = cand_im[k]
                 pos = keys_i[k] - m * n_positions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,28 +20,27 @@ from pipeline.events import SPIKE_DTYPE
 from pipeline.message import EVENTS, FREEZE, SPIKES, UNFREEZE, Message, applies_to, spikes_message
 from pipeline.node import Node, NodeContext
 
-from .network import Network, output_shape
+from .layers import LayerParams, output_shape
+from .network import Network
 
 ROLE = "features"
 
 
 @dataclass(frozen=True, kw_only=True)
 class StdpConfig:
-    """The network of a ``stdp`` node (thesis 3.2, Table 3.1 / section 3.3.2).
-
-    ``input``: [channels, height, width] of the input layer (N-MNIST: [2, 34, 34]; MNIST: [1, 28, 28]).
-    Events (ON/OFF) need 1 or 2 channels; a node that continues the network of another ``stdp`` node (the
-    layers split over two processes, to use two cores) takes that node's output shape, e.g. [16, 15, 15].
-    ``layers``: tables with ``type`` = "conv" (maps, kernel, th_learn, th_inf, r_learn, r_inf, a_minus,
-    a_plus, beta_plus, w_init_mean, w_init_std), "pool" (size) or "fc" (neurons, th_learn, th_inf,
-    a_minus, ..., wta_inf); see ``nodes.stdp.network`` for each field's meaning, unit and source.
-    ``seed``: weight initialisation. ``learning``: learn from the start (a checkpoint overrides it).
-    """
+    """The network of a ``stdp`` node (thesis 3.2, Table 3.1 / section 3.3.2)."""
 
     input: tuple[int, int, int]
-    layers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    """[channels, height, width] of the input layer (N-MNIST: [2, 34, 34]; MNIST: [1, 28, 28]). Events
+    (ON/OFF) need 1 or 2 channels; a node that continues the network of another ``stdp`` node (the layers
+    split over two processes, to use two cores) takes that node's output shape, e.g. [16, 15, 15]."""
+    layers: tuple[LayerParams, ...] = ()
+    """The layers bottom up, each a table whose ``type`` ("conv", "pool" or "fc") picks its fields; see
+    ``nodes.stdp.layers`` for each field's meaning, unit, range and source."""
     seed: int = 0
+    """Seed of the weight initialisation (numpy ``default_rng``; the same seed gives the same weights)."""
     learning: bool = True
+    """Learn from the start (a checkpoint overrides it)."""
 
     def __post_init__(self) -> None:
         c, h, w = self.input
@@ -77,10 +76,9 @@ class StdpNode(Node):
 
     def __init__(self, name: str, config: StdpConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
-        # a bad layer is a ValueError naming it; the runner reports it as the node's config error
-        self.net = Network.from_config(
-            {"input_shape": list(config.input), "layers": list(config.layers), "seed": config.seed}
-        )
+        # a layer that does not fit its input is a ValueError naming it; the runner reports it as the
+        # node's config error
+        self.net = Network(config.input, config.layers, seed=config.seed)
         self.net.learning = config.learning
         self.channels, self.height, self.width = config.input
         self._dropped = 0
@@ -131,9 +129,8 @@ class StdpNode(Node):
     def snapshot(self) -> dict[str, np.ndarray]:
         state = dict(self.net.state_dict())
         state["node.learning"] = np.array(self.net.learning)
-        state["node.config"] = np.array(
-            json.dumps({"input": list(self.config.input), "layers": list(self.config.layers)})
-        )
+        layers = [{"type": p.type} | asdict(p) for p in self.config.layers]  # every field, defaults too
+        state["node.config"] = np.array(json.dumps({"input": list(self.config.input), "layers": layers}))
         state["node.dropped"] = np.array(self._dropped)
         return state
 

@@ -1,6 +1,7 @@
 """Slow, obviously correct references of the two classifiers, over whole streams at once.
 
-Written straight from the semantics in ``nodes/classifier/readout.py`` with Python lists and floats:
+Written straight from the semantics in ``nodes/classifier/readout.py`` (and the input contract in
+``labelled.py``) with Python lists and floats:
 merge labels and spikes (label first at equal ``t``), then walk the merged stream one item at a time.
 Returns the output records as tuples ``(t, label, truth, decision, train, scores tuple)``.
 """

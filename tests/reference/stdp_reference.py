@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from nodes.stdp.network import ConvParams, FcParams, PoolParams
+from nodes.stdp.layers import ConvParams, FcParams, PoolParams
 from pipeline.events import SPIKE_DTYPE
 
 
