@@ -353,41 +353,6 @@ def _walk_next(
 
 
 @numba.njit(cache=True)
-def _sort_if_large(
-    order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarray, values: np.ndarray, select_max: int
-) -> bool:
-    """Sort the candidates (``_sort_order``) when there are more than ``select_max``; returns whether."""
-    large = count > select_max
-    if large:
-        _sort_order(order, count, cand, keys, values)
-    return large
-
-
-@numba.njit(cache=True)
-def _next_to_fire(
-    order: np.ndarray,
-    k_next: int,
-    is_sorted: bool,
-    cand: np.ndarray,
-    cand_m: np.ndarray,
-    keys: np.ndarray,
-    count: int,
-    values: np.ndarray,
-    th: float | np.float32,
-    map_ref: np.ndarray,
-    n: int,
-    lazy: bool,
-) -> tuple[int, int]:
-    """The slot of the candidate that fires next (-1 when none is left) and the position in ``order``
-    where the next walk starts: ``_walk_next`` over a sorted set, else ``_search_next``. Learning and
-    inference spikes both fire this way; ``lazy`` as for ``_search_next``."""
-    if is_sorted:
-        p = _walk_next(order, k_next, cand, cand_m, count, values, th, map_ref, n, lazy)
-        return (order[p] if p < count else -1), p + 1
-    return _search_next(cand, cand_m, keys, count, values, th, map_ref, n, lazy), k_next
-
-
-@numba.njit(cache=True)
 def _collect(
     v: np.ndarray,
     pos0: int,
@@ -546,14 +511,22 @@ def weighted_layer_run(
         # candidate set is searched for its maximum each time; a large one is sorted once (a reset only
         # ever lowers a value to 0, so the sorted order of the candidates still above threshold holds).
         if nl > 0:
-            sorted_l = _sort_if_large(order, nl, cand_l, keys_l, v_learn, select_max)
+            sorted_l = nl > select_max
+            if sorted_l:
+                _sort_order(order, nl, cand_l, keys_l, v_learn)
             k_next = 0
             while True:
-                k, k_next = _next_to_fire(
-                    order, k_next, sorted_l, cand_l, cand_lm, keys_l, nl, v_learn, th_learn, map_ref, n, True
-                )
-                if k < 0:
-                    break
+                if sorted_l:
+                    p = _walk_next(order, k_next, cand_l, cand_lm, nl, v_learn, th_learn, map_ref, n, True)
+                    if p == nl:
+                        break
+                    k = order[p]
+                    k_next = p + 1
+                else:
+                    k = _search_next(cand_l, cand_lm, keys_l, nl, v_learn, th_learn, map_ref, n, True)
+                    if k < 0:
+                        break
+                idx = cand_l[k]
                 m = cand_lm[k]
                 pos = keys_l[k] - m * n_positions
                 oy = pos // wo
@@ -582,16 +555,25 @@ def weighted_layer_run(
                         pos_ref[py * wo + px] = n
                         pos_epoch[py * wo + px] = epoch
 
-        # Inference spikes, the same way (no lazy resets on this side).
+        # Inference spikes, the same way (no lazy resets on this side). The selection is written out
+        # again on purpose: one helper for both loops measured 5-30 % slower, inlined or not (N-MNIST
+        # network, benchmarks/bench_stdp.py, alternating runs, 2026-12-06).
         if ni > 0:
-            sorted_i = _sort_if_large(order, ni, cand_i, keys_i, v_inf, select_max)
+            sorted_i = ni > select_max
+            if sorted_i:
+                _sort_order(order, ni, cand_i, keys_i, v_inf)
             k_next = 0
             while True:
-                k, k_next = _next_to_fire(
-                    order, k_next, sorted_i, cand_i, cand_im, keys_i, ni, v_inf, th_inf, map_ref, n, False
-                )
-                if k < 0:
-                    break
+                if sorted_i:
+                    p = _walk_next(order, k_next, cand_i, cand_im, ni, v_inf, th_inf, map_ref, n, False)
+                    if p == ni:
+                        break
+                    k = order[p]
+                    k_next = p + 1
+                else:
+                    k = _search_next(cand_i, cand_im, keys_i, ni, v_inf, th_inf, map_ref, n, False)
+                    if k < 0:
+                        break
                 idx = cand_i[k]
                 m = cand_im[k]
                 pos = keys_i[k] - m * n_positions
