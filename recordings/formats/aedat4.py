@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE
-from recordings.formats import Recording
+from recordings.recording import Recording
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import RecordingError
-from recordings.formats import read_nmnist_bytes
+from recordings.formats.nmnist import read_nmnist_bytes
 
 #: Split folder names recognised under a dataset root, in replay order.
 SPLITS = ("Train", "Test")
