@@ -22,15 +22,18 @@ def convert(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
-        raise ValueError(f"convert: source and destination are the same file {src}")
+        msg = f"convert: source and destination are the same file {src}"
+        raise ValueError(msg)
     if dst.exists():  # swapped arguments must not clobber a recording
-        raise RecordingError(f"{dst}: already exists; convert never replaces a file (remove it or choose another name)")
+        msg = f"{dst}: already exists; convert never replaces a file (remove it or choose another name)"
+        raise RecordingError(msg)
     rec = open_recording(src)
     events = rec.read_all()
     width, height = sensor_size(rec, events)
     if (width, height) != (rec.width, rec.height):
         log.info("%s states no sensor size; using %dx%d from its events", src, width, height)
     if events.dtype != EVENT_DTYPE:  # pragma: no cover - readers always convert
-        raise RecordingError(f"{src}: reader returned {events.dtype}")
+        msg = f"{src}: reader returned {events.dtype}"
+        raise RecordingError(msg)
     write_recording(dst, events, width, height)
     return info(dst)

@@ -30,17 +30,20 @@ def detect_format(path: str | Path) -> str:
     """
     path = Path(path)
     if path.is_dir():
-        raise RecordingError(f"{path}: is a folder; use NMnistDataset for an N-MNIST dataset folder")
+        msg = f"{path}: is a folder; use NMnistDataset for an N-MNIST dataset folder"
+        raise RecordingError(msg)
     try:
         with path.open("rb") as f:
             head = f.read(64)
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot read ({exc})") from exc
+        msg = f"{path}: cannot read ({exc})"
+        raise RecordingError(msg) from exc
     if head.startswith(b"SPKLOG\x00"):
-        raise RecordingError(
+        msg = (
             f"{path}: a spikestream message log (written by a 'record' sink), not an event file: play it with "
             'type = "playback"; `spikestream info` describes it'
         )
+        raise RecordingError(msg)
     if head.startswith(b"#!AER-DAT4.0"):
         return "aedat4"
     if head.startswith(b"#!AER-DAT3.1"):
@@ -59,13 +62,14 @@ def detect_format(path: str | Path) -> str:
         # A '%' first byte alone proves nothing (an N-MNIST record may start with x = 37): DAT needs at least
         # one complete text header line, and .bin keeps its N-MNIST meaning.
         if path.suffix.lower() == ".raw" or (version is not None):
-            raise RecordingError(
-                f"{path}: Prophesee RAW header without a supported EVT version (EVT 2.0 and 3.0 are supported)"
-            )
+            msg = f"{path}: Prophesee RAW header without a supported EVT version (EVT 2.0 and 3.0 are supported)"
+            raise RecordingError(msg)
         if header.lines and path.suffix.lower() != ".bin":
             return "dat"
     if path.suffix.lower() == ".bin":
         return "nmnist"
     if not head:
-        raise RecordingError(f"{path}: empty file (0 bytes)")
-    raise RecordingError(f"{path}: unknown event file format; supported: {_FORMAT_HELP}")
+        msg = f"{path}: empty file (0 bytes)"
+        raise RecordingError(msg)
+    msg = f"{path}: unknown event file format; supported: {_FORMAT_HELP}"
+    raise RecordingError(msg)

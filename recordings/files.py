@@ -59,10 +59,11 @@ def write_recording(
     path = Path(path)
     fmt = format or WRITE_SUFFIXES.get(path.suffix.lower())
     if fmt not in WRITE_SUFFIXES.values():
-        raise ValueError(
+        msg = (
             f"cannot choose a writer for {path}: use one of the suffixes {sorted(WRITE_SUFFIXES)} "
             f"or format= one of {sorted(set(WRITE_SUFFIXES.values()))}"
         )
+        raise ValueError(msg)
     events = check_events(events)
     if fmt == "nmnist":
         write_nmnist(path, events)
@@ -70,12 +71,14 @@ def write_recording(
         write_npy(path, events)
     else:
         if width is None or height is None or width < 1 or height < 1:
-            raise ValueError(f"writing {fmt} needs a positive sensor width and height, got {width}x{height}")
+            msg = f"writing {fmt} needs a positive sensor width and height, got {width}x{height}"
+            raise ValueError(msg)
         if events.size and (int(events["x"].max()) >= width or int(events["y"].max()) >= height):
-            raise ValueError(
+            msg = (
                 f"events outside the {width}x{height} sensor: max x {int(events['x'].max())}, "
                 f"max y {int(events['y'].max())}"
             )
+            raise ValueError(msg)
         if fmt == "aedat3":
             write_aedat3(path, events, width, height)
         else:

@@ -38,7 +38,8 @@ class Recording:
     def batches(self, batch_size: int = 65536) -> Iterator[np.ndarray]:
         """Batches of at most ``batch_size`` events (all but the last exactly ``batch_size``)."""
         if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            msg = f"batch_size must be a positive integer, got {batch_size!r}"
+            raise ValueError(msg)
         return rebatch(self._source(int(batch_size)), int(batch_size))
 
     def read_all(self) -> np.ndarray:
@@ -61,15 +62,16 @@ def rebatch(chunks: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarra
     pending: list[np.ndarray] = []
     have = 0
     for chunk in chunks:
-        while chunk.size:
-            if not pending and chunk.size >= batch_size:
-                yield chunk[:batch_size]
-                chunk = chunk[batch_size:]
+        rest = chunk
+        while rest.size:
+            if not pending and rest.size >= batch_size:
+                yield rest[:batch_size]
+                rest = rest[batch_size:]
                 continue
-            take = min(batch_size - have, chunk.size)
-            pending.append(chunk[:take])
+            take = min(batch_size - have, rest.size)
+            pending.append(rest[:take])
             have += take
-            chunk = chunk[take:]
+            rest = rest[take:]
             if have == batch_size:
                 yield concat(pending)
                 pending, have = [], 0

@@ -22,10 +22,10 @@ def info(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        return _jsonable(_dataset_summary(path))
+        return _jsonable_dict(_dataset_summary(path))
     rec = open_recording(path)
     summary = _summarise(rec.batches(1 << 20))
-    return _jsonable(
+    return _jsonable_dict(
         {
             "path": str(path),
             "format": rec.format,
@@ -89,9 +89,13 @@ def _summarise(batches: Iterable[np.ndarray]) -> dict[str, Any]:
     }
 
 
+def _jsonable_dict(d: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): _jsonable(v) for k, v in d.items()}
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return _jsonable_dict(value)
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.integer):

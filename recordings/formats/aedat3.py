@@ -115,17 +115,21 @@ def encode_aedat3(
     """
     events = check_events(events)
     if width < 1 or height < 1 or width > 0x7FFF or height > 0x7FFF:
-        raise ValueError(f"AEDAT 3.1 sensor size must be within 1..32767, got {width}x{height}")
+        msg = f"AEDAT 3.1 sensor size must be within 1..32767, got {width}x{height}"
+        raise ValueError(msg)
     if packet_events < 1:
-        raise ValueError(f"packet_events must be >= 1, got {packet_events}")
+        msg = f"packet_events must be >= 1, got {packet_events}"
+        raise ValueError(msg)
     if events.size:
         if int(events["t"].min()) < 0:
-            raise ValueError(f"AEDAT 3.1 timestamps must be >= 0, found {int(events['t'].min())}")
+            msg = f"AEDAT 3.1 timestamps must be >= 0, found {int(events['t'].min())}"
+            raise ValueError(msg)
         if int(events["x"].max()) >= width or int(events["y"].max()) >= height:
-            raise ValueError(
+            msg = (
                 f"events outside the {width}x{height} sensor: max x {int(events['x'].max())}, "
                 f"max y {int(events['y'].max())}"
             )
+            raise ValueError(msg)
     name = source or f"spikestream {width}x{height}"
     head = (
         f"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: {name}\r\n#Sensor-Size: {width}x{height}\r\n#!END-HEADER\r\n"

@@ -28,7 +28,8 @@ def open_dat(path: Path) -> Recording:
             f.seek(header.data_offset)
             type_size = f.read(2)
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot read ({exc})") from exc
+        msg = f"{path}: cannot read ({exc})"
+        raise RecordingError(msg) from exc
     if len(type_size) < 2:
         raise fail(path, header.data_offset, "truncated: missing the event type and size bytes")
     etype, esize = type_size[0], type_size[1]

@@ -63,7 +63,8 @@ def read_header(path: Path, marker: bytes, *, end_line: str | None = None, limit
                 if nl < 0 or (end_line is not None and lines[-1].strip().lower() == end_line):
                     break
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot read ({exc})") from exc
+        msg = f"{path}: cannot read ({exc})"
+        raise RecordingError(msg) from exc
     return Header(lines=tuple(lines), data_offset=offset)
 
 

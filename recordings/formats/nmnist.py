@@ -55,16 +55,18 @@ def encode_nmnist(events: np.ndarray) -> bytes:
         for name in ("x", "y"):
             m = int(events[name].max())
             if m >= NMNIST_SIZE:
-                raise ValueError(
+                msg = (
                     f"N-MNIST files hold a {NMNIST_SIZE}x{NMNIST_SIZE} sensor: found {name} = {m}; crop or "
                     "downsample the events first"
                 )
+                raise ValueError(msg)
         t_min, t_max = int(events["t"].min()), int(events["t"].max())
         if t_min < 0 or t_max >= 1 << 23:
-            raise ValueError(
+            msg = (
                 f"N-MNIST timestamps are 23-bit microseconds [0, {(1 << 23) - 1}]: found [{t_min}, {t_max}]; "
                 "shift or cut the events first"
             )
+            raise ValueError(msg)
     out = np.empty(events.size * _RECORD, dtype=np.uint8)
     nmnist_encode(events["t"], events["x"], events["y"], events["p"], out)
     return out.tobytes()

@@ -25,19 +25,22 @@ _LIMITS = {
 def events_from_structured(path: Path, arr: np.ndarray) -> np.ndarray:
     """An ``EVENT_DTYPE`` copy of an (N,) structured array with integer fields t, x, y, p (range-checked)."""
     if arr.ndim != 1 or arr.dtype.names is None or not {"t", "x", "y", "p"} <= set(arr.dtype.names):
-        raise RecordingError(
+        msg = (
             f"{path}: not an event array: expected shape (N,) with fields t, x, y, p, "
             f"got shape {arr.shape} dtype {arr.dtype}"
         )
+        raise RecordingError(msg)
     if arr.dtype == EVENT_DTYPE:
         return arr
     out = np.empty(arr.size, dtype=EVENT_DTYPE)
     for name, (lo, hi) in _LIMITS.items():
         col = arr[name]
         if col.dtype.kind not in "iub":
-            raise RecordingError(f"{path}: field {name} has dtype {col.dtype}, expected an integer type")
+            msg = f"{path}: field {name} has dtype {col.dtype}, expected an integer type"
+            raise RecordingError(msg)
         if col.size and (int(col.min()) < lo or int(col.max()) > hi):
-            raise RecordingError(f"{path}: field {name} has values outside [{lo}, {hi}]")
+            msg = f"{path}: field {name} has values outside [{lo}, {hi}]"
+            raise RecordingError(msg)
         out[name] = col
     return out
 
@@ -49,16 +52,16 @@ def open_npy(path: Path) -> Recording:
     except (ValueError, OSError, EOFError) as exc:
         # numpy's own words can leak internals (an ast node repr for a damaged header): keep them short
         detail = str(exc) if " object at 0x" not in str(exc) else "damaged header"
-        raise RecordingError(f"{path}: not a readable .npy file ({detail[:200]})") from exc
+        msg = f"{path}: not a readable .npy file ({detail[:200]})"
+        raise RecordingError(msg) from exc
     if not isinstance(arr, np.ndarray):
-        raise RecordingError(f"{path}: not a single array")
-    try:
-        expected = arr.dtype.itemsize * arr.size
-        offset = getattr(arr, "offset", 0)
-        if path.stat().st_size < offset + expected:
-            raise RecordingError(f"{path}: truncated: header promises {expected} bytes of data")
-    except AttributeError:
-        pass
+        msg = f"{path}: not a single array"
+        raise RecordingError(msg)
+    expected = arr.dtype.itemsize * arr.size
+    offset = getattr(arr, "offset", 0)  # a memory map knows where its data starts
+    if path.stat().st_size < offset + expected:
+        msg = f"{path}: truncated: header promises {expected} bytes of data"
+        raise RecordingError(msg)
     events = events_from_structured(path, arr)
     meta = {"stored_dtype": str(arr.dtype)}
 

@@ -19,12 +19,14 @@ from pipeline.events import EVENT_DTYPE
 def check_events(events: np.ndarray) -> np.ndarray:
     """``events`` as a contiguous ``EVENT_DTYPE`` array, or ``ValueError`` saying what is wrong."""
     if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
-        raise ValueError(
+        msg = (
             f"events must be a 1-D array of pipeline.events.EVENT_DTYPE, got "
             f"{type(events).__name__} {getattr(events, 'dtype', None)} {getattr(events, 'shape', None)}"
         )
+        raise ValueError(msg)
     if events.size and int(events["p"].max()) > 1:
-        raise ValueError(f"polarity must be 0 or 1, found {int(events['p'].max())}")
+        msg = f"polarity must be 0 or 1, found {int(events['p'].max())}"
+        raise ValueError(msg)
     return np.ascontiguousarray(events)
 
 
@@ -36,7 +38,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RecordingError(f"{path}: cannot write ({exc})") from exc
+        msg = f"{path}: cannot write ({exc})"
+        raise RecordingError(msg) from exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
