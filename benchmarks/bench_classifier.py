@@ -21,7 +21,7 @@ import numpy as np
 from nodes.classifier import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
 from nodes.sources.synthesis.rate import RateEncoderParams, images_to_stream
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE
-from recordings.mnist import load_mnist
+from recordings.datasets.mnist import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent
 

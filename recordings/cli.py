@@ -14,11 +14,13 @@ from pipeline.errors import RecordingError
 def _resolve(path: str) -> Path:
     p = data_path(path)
     if not p.exists():
-        raise RecordingError(f"{path}: no such file or folder (looked for {where_looked(path)})")
+        msg = f"{path}: no such file or folder (looked for {where_looked(path)})"
+        raise RecordingError(msg)
     return p
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Print what an event file, a dataset folder or a message log holds (as JSON with ``--json``)."""
     from recordings import info
     from recordings.messages import describe, is_message_log
 
@@ -60,6 +62,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert ``src`` to ``dst`` and print what was written."""
     from recordings import convert
 
     try:
@@ -71,6 +74,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def register_info(sub: Any) -> None:
+    """Add ``spikestream info`` to the CLI's sub-commands."""
     p = sub.add_parser("info", help="describe an event file, an N-MNIST dataset folder or a message log")
     p.add_argument("path", help="file or folder (relative paths also resolve against SPIKESTREAM_DATA)")
     p.add_argument("--json", action="store_true", help="print JSON (format, events, t_first, t_last, ...)")
@@ -78,6 +82,7 @@ def register_info(sub: Any) -> None:
 
 
 def register_convert(sub: Any) -> None:
+    """Add ``spikestream convert`` to the CLI's sub-commands."""
     p = sub.add_parser(
         "convert", help="convert an event file; the output format follows DST's suffix; DST must not exist"
     )

@@ -8,7 +8,7 @@ Layout: the 8-byte magic ``SPKLOG\\x00\\x01``, then one record per message::
 (little-endian) where topic, header and payload are the three frames of the wire format
 (``pipeline.wire``), so a log holds what went over a link, byte for byte, and decoding it runs the same
 checks as a message received from a socket. A record is written whole or, after a crash, cut short at the
-end of the file: the reader stops there and says where (``TruncatedLog``); anything else that does not
+end of the file: the reader stops there and says where (``TruncatedLogError``); anything else that does not
 decode is a ``RecordingError`` naming the file and the byte offset of the record.
 """
 
@@ -33,7 +33,7 @@ MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 1 << 34
 
 
-class TruncatedLog(RecordingError):
+class TruncatedLogError(RecordingError):
     """The log ends inside a record (its writer stopped mid-write); ``offset`` is where that record starts."""
 
     def __init__(self, message: str, offset: int) -> None:
@@ -56,31 +56,30 @@ class MessageLogWriter:
             try:
                 self._file: BinaryIO = self.path.open("xb")
             except FileExistsError:
-                raise RecordingError(
-                    f"{self.path}: already exists; a message log is never replaced (remove it or choose another path)"
-                ) from None
+                msg = f"{self.path}: already exists; a message log is never replaced (remove it or choose another path)"
+                raise RecordingError(msg) from None
             self._file.write(MAGIC)
             self.offset = len(MAGIC)
             return
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
-            raise RecordingError(
-                f"{self.path}: missing, but the checkpoint says {resume_at} bytes were written"
-            ) from None
+            msg = f"{self.path}: missing, but the checkpoint says {resume_at} bytes were written"
+            raise RecordingError(msg) from None
         if size < resume_at or resume_at < len(MAGIC):
-            raise RecordingError(
-                f"{self.path}: holds {size} bytes, but the checkpoint says {resume_at} were written and kept"
-            )
+            msg = f"{self.path}: holds {size} bytes, but the checkpoint says {resume_at} were written and kept"
+            raise RecordingError(msg)
         self._file = self.path.open("r+b")
         if self._file.read(len(MAGIC)) != MAGIC:
             self._file.close()
-            raise RecordingError(f"{self.path}: not a spikestream message log (bad magic at byte 0)")
+            msg = f"{self.path}: not a spikestream message log (bad magic at byte 0)"
+            raise RecordingError(msg)
         self._file.truncate(resume_at)
         self._file.seek(resume_at)
         self.offset = resume_at
 
     def write(self, msg: Message) -> None:
+        """Append ``msg`` as one record (buffered; ``sync`` makes it durable)."""
         frames = [memoryview(f) for f in wire.encode(msg)]
         topic, header, payload = frames
         self._file.write(_LENGTHS.pack(topic.nbytes, header.nbytes, payload.nbytes))
@@ -95,55 +94,64 @@ class MessageLogWriter:
         return self.offset
 
     def close(self) -> None:
+        """Sync and close the file (a second call does nothing)."""
         if not self._file.closed:
             self.sync()
             self._file.close()
 
 
 def read_messages(path: str | Path) -> Iterator[Message]:
-    """The messages of a log, in order. Raises ``TruncatedLog`` at a cut-short end (after yielding every
+    """The messages of a log, in order. Raises ``TruncatedLogError`` at a cut-short end (after yielding every
     complete message) and ``RecordingError`` for anything else that is wrong."""
     path = Path(path)
     try:
         f = path.open("rb")
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot open: {exc.strerror}") from None
+        msg = f"{path}: cannot open: {exc.strerror}"
+        raise RecordingError(msg) from None
     with f:
         if f.read(len(MAGIC)) != MAGIC:
-            raise RecordingError(f"{path}: not a spikestream message log (bad magic at byte 0)")
+            msg = f"{path}: not a spikestream message log (bad magic at byte 0)"
+            raise RecordingError(msg)
         offset = len(MAGIC)
         while True:
             lengths = f.read(_LENGTHS.size)
             if not lengths:
                 return
             if len(lengths) < _LENGTHS.size:
-                raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
+                raise _cut_short(path, offset)
             n_topic, n_header, n_payload = _LENGTHS.unpack(lengths)
             if n_topic > MAX_TOPIC or n_header > MAX_HEADER or n_payload > MAX_PAYLOAD:
-                raise RecordingError(
-                    f"{path}: corrupt record at byte {offset} (frame lengths {n_topic}/{n_header}/{n_payload})"
-                )
+                msg = f"{path}: corrupt record at byte {offset} (frame lengths {n_topic}/{n_header}/{n_payload})"
+                raise RecordingError(msg)
             head = f.read(n_topic + n_header)
             if len(head) < n_topic + n_header:
-                raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
+                raise _cut_short(path, offset)
             topic, header = head[:n_topic], head[n_topic:]
             try:
                 # the header says how long the payload is: a damaged length word is corruption, and is
                 # not mistaken for a log cut short (which would drop the rest of the file quietly)
                 expected = wire.payload_size(topic, header)
                 if n_payload != expected:
-                    raise WireFormatError(f"payload length word {n_payload}, but its header describes {expected} bytes")
+                    msg = f"payload length word {n_payload}, but its header describes {expected} bytes"
+                    raise WireFormatError(msg)
                 payload = f.read(n_payload)
                 if len(payload) < n_payload:
-                    raise TruncatedLog(f"{path}: ends inside the record at byte {offset}", offset)
-                msg = wire.decode([topic, header, payload])
+                    raise _cut_short(path, offset)
+                message = wire.decode([topic, header, payload])
             except WireFormatError as exc:
-                raise RecordingError(f"{path}: corrupt record at byte {offset}: {exc}") from None
-            yield msg
+                msg = f"{path}: corrupt record at byte {offset}: {exc}"
+                raise RecordingError(msg) from None
+            yield message
             offset += _LENGTHS.size + n_topic + n_header + n_payload
 
 
+def _cut_short(path: Path, offset: int) -> TruncatedLogError:
+    return TruncatedLogError(f"{path}: ends inside the record at byte {offset}", offset)
+
+
 def is_message_log(path: str | Path) -> bool:
+    """Whether ``path`` starts with the message-log magic (``False`` for a file that cannot be read)."""
     try:
         with Path(path).open("rb") as f:
             return f.read(len(MAGIC)) == MAGIC
@@ -174,7 +182,7 @@ def describe(path: str | Path) -> dict[str, Any]:
             if msg.count and "t" in (msg.data.dtype.names or ()):
                 t_first = int(msg.data["t"][0]) if t_first is None else min(t_first, int(msg.data["t"][0]))
                 t_last = int(msg.data["t"][-1]) if t_last is None else max(t_last, int(msg.data["t"][-1]))
-    except TruncatedLog as exc:
+    except TruncatedLogError as exc:
         truncated_at = exc.offset
     return {
         "path": str(path),

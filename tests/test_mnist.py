@@ -12,7 +12,7 @@ from nodes.sources.synthesis.kernels.rate import encode_rates
 from nodes.sources.synthesis.rate import RateEncoderParams, image_seeds, images_to_stream, iter_stream
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE, LABEL_DTYPE
-from recordings.mnist import load_mnist, read_idx
+from recordings.datasets.mnist import load_mnist, read_idx
 
 
 def idx_bytes(arr: np.ndarray, magic: int) -> bytes:

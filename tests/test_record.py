@@ -25,7 +25,7 @@ from pipeline.message import (
     predictions_message,
     spikes_message,
 )
-from recordings.messages import MAGIC, MessageLogWriter, TruncatedLog, read_messages
+from recordings.messages import MAGIC, MessageLogWriter, TruncatedLogError, read_messages
 
 
 def sample_messages() -> list[Message]:
@@ -110,7 +110,7 @@ def test_damage_is_named_by_file_and_offset(tmp_path: Path) -> None:
     cut = tmp_path / "cut.spklog"  # the writer died inside the fourth record
     cut.write_bytes(raw[: starts[3] + 20])
     got: list[Message] = []
-    with pytest.raises(TruncatedLog, match=f"byte {starts[3]}") as info:
+    with pytest.raises(TruncatedLogError, match=f"byte {starts[3]}") as info:
         got.extend(read_messages(cut))
     assert info.value.offset == starts[3] and content(got) == content(msgs[:3])
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import recordings as R
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE, make_events
-from recordings.writers import encode_aedat3, encode_nmnist
+from recordings.formats.aedat3 import encode_aedat3
+from recordings.formats.nmnist import encode_nmnist
 from tests.reference import recordings_reference as ref
 
 

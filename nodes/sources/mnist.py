@@ -45,7 +45,7 @@ class MnistSource(PhasedSource):
         self._presented = 0
 
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        from recordings.mnist import load_mnist
+        from recordings.datasets.mnist import load_mnist
 
         return load_mnist(existing_data_path(self.name, "root", self.config.root), split)
 

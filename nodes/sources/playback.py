@@ -24,7 +24,7 @@ from pipeline.errors import ConfigError
 from pipeline.message import Message
 from pipeline.node import NodeContext, Source
 from pipeline.progress import Progress
-from recordings.messages import MAGIC, TruncatedLog, read_messages
+from recordings.messages import MAGIC, TruncatedLogError, read_messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +85,7 @@ class Playback(Source):
         while True:
             try:
                 msg = await asyncio.to_thread(next, messages, None)
-            except TruncatedLog as exc:
+            except TruncatedLogError as exc:
                 self.log.warning(
                     "%s: %s; played the %d whole messages before it (was the recorder stopped mid-write?)",
                     self.name,

@@ -50,7 +50,7 @@ class SaccadeSource(PhasedSource):
 
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         if self.config.digits == "mnist":
-            from recordings.mnist import load_mnist
+            from recordings.datasets.mnist import load_mnist
 
             return load_mnist(existing_data_path(self.name, "root", self.config.root), split)
         from nodes.sources.synthesis.font_digits import render_font_digits

@@ -27,13 +27,15 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot read ({exc})") from exc
+        msg = f"{path}: cannot read ({exc})"
+        raise RecordingError(msg) from exc
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as exc:
-        raise RecordingError(f"{path}: corrupt or truncated gzip stream ({exc}); compressed size {len(raw)} B") from exc
+        msg = f"{path}: corrupt or truncated gzip stream ({exc}); compressed size {len(raw)} B"
+        raise RecordingError(msg) from exc
 
 
 def read_idx(path: str | Path, *, magic: int, dims: tuple[int | None, ...]) -> np.ndarray:
@@ -45,28 +47,32 @@ def read_idx(path: str | Path, *, magic: int, dims: tuple[int | None, ...]) -> n
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
-        raise RecordingError(f"{path}: truncated IDX header at byte offset {len(data)} (need 4 bytes of magic)")
+        msg = f"{path}: truncated IDX header at byte offset {len(data)} (need 4 bytes of magic)"
+        raise RecordingError(msg)
     got = int.from_bytes(data[:4], "big")
     if got != magic:
-        raise RecordingError(f"{path}: bad IDX magic number {got} at byte offset 0, expected {magic}")
+        msg = f"{path}: bad IDX magic number {got} at byte offset 0, expected {magic}"
+        raise RecordingError(msg)
     ndim = len(dims)
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise RecordingError(
-            f"{path}: truncated IDX header at byte offset {len(data)} (need {header} bytes for {ndim} dimensions)"
-        )
+        msg = f"{path}: truncated IDX header at byte offset {len(data)} (need {header} bytes for {ndim} dimensions)"
+        raise RecordingError(msg)
     shape = tuple(int(x) for x in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     for k, (size, want) in enumerate(zip(shape, dims, strict=True)):
         if want is not None and size != want:
-            raise RecordingError(f"{path}: dimension {k} is {size} at byte offset {4 + 4 * k}, expected {want}")
+            msg = f"{path}: dimension {k} is {size} at byte offset {4 + 4 * k}, expected {want}"
+            raise RecordingError(msg)
     n = int(np.prod(shape, dtype=np.int64))
     if len(data) < header + n:
-        raise RecordingError(
+        msg = (
             f"{path}: truncated IDX data: file ends at byte offset {len(data)}, "
             f"expected {header + n} bytes for shape {shape}"
         )
+        raise RecordingError(msg)
     if len(data) > header + n:
-        raise RecordingError(f"{path}: {len(data) - header - n} unexpected trailing bytes at byte offset {header + n}")
+        msg = f"{path}: {len(data) - header - n} unexpected trailing bytes at byte offset {header + n}"
+        raise RecordingError(msg)
     return np.frombuffer(data, dtype=np.uint8, count=n, offset=header).reshape(shape).copy()
 
 
@@ -76,13 +82,15 @@ def _find(root: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", alt, alt + ".gz"):
         if (root / name).is_file():
             return root / name
-    raise RecordingError(f"{root}: no {stem}[.gz] found")
+    msg = f"{root}: no {stem}[.gz] found"
+    raise RecordingError(msg)
 
 
 def load_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, 28, 28) and labels uint8 (N,) of the ``"train"`` or ``"test"`` split."""
     if split not in _PREFIX:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        msg = f"split must be 'train' or 'test', got {split!r}"
+        raise ValueError(msg)
     root = Path(root)
     prefix = _PREFIX[split]
     img_path = _find(root, f"{prefix}-images-idx3-ubyte")
@@ -90,8 +98,10 @@ def load_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(img_path, magic=IMAGES_MAGIC, dims=(None, 28, 28))
     labels = read_idx(lab_path, magic=LABELS_MAGIC, dims=(None,))
     if len(images) != len(labels):
-        raise RecordingError(f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels")
+        msg = f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels"
+        raise RecordingError(msg)
     if len(labels) and labels.max() > 9:
         bad = int(np.argmax(labels > 9))
-        raise RecordingError(f"{lab_path}: label {labels[bad]} > 9 at byte offset {8 + bad}")
+        msg = f"{lab_path}: label {labels[bad]} > 9 at byte offset {8 + bad}"
+        raise RecordingError(msg)
     return images, labels

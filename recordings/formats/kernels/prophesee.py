@@ -1,167 +1,18 @@
-"""Numba decoding kernels for the binary event formats.
-
-Every kernel here works on plain arrays: the raw bytes of a file (``uint8``, usually a memory map), a
-start/stop byte position, the output record array ``out`` (``EVENT_DTYPE``; writing whole records
-measured 3x faster than writing four strided field views) and a small ``int64`` state array that carries
-what a format remembers from one word to the next
-(timestamp offsets, the last address ...). A kernel decodes from ``pos`` until ``stop`` or until the
-output has no room for the next record, and returns ``(events_written, next_pos, error, error_pos)``.
-``error`` is one of the ``ERR_*`` codes below and ``error_pos`` the byte position (relative to the start of
-``buf``) of the offending record; the caller turns it into a ``RecordingError`` naming file and offset.
-Calling again with the returned position and the same state continues the stream exactly, so batch
-boundaries never change the decoded events.
-
-No classes, logging or I/O here (see STYLE.md, "kernel vs stage").
-"""
+"""Numba kernels of the Prophesee formats: EVT 2.0 and EVT 3.0 RAW words, DAT CD records."""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-ERR_NONE = 0
-#: A word type that the format does not define (corrupt data, or a file of another format).
-ERR_BAD_TYPE = 1
-#: A decoded address outside the sensor size that the header or the chip declares.
-ERR_BAD_ADDRESS = 2
-#: A packet header that cannot be right (AEDAT 3.1: negative sizes, a packet running past the end).
-ERR_BAD_PACKET = 3
-
-#: Width and height of the N-MNIST sensor crop (ATIS, 34x34).
-NMNIST_SIZE = 34
-
-# AEDAT 2.0 address layouts.
-LAYOUT_DAVIS = 0
-LAYOUT_DVS128 = 1
-
-_U32_HALF = np.int64(1) << 31
-_U32_WRAP = np.int64(1) << 32
+from recordings.formats.kernels import ERR_BAD_ADDRESS, ERR_BAD_TYPE, ERR_NONE
+from recordings.formats.kernels.unwrap import unwrap32
 
 
 @numba.njit(cache=True)
-def nmnist_decode(buf, pos, stop, out, state):
-    """N-MNIST (Orchard) 40-bit records. ``state[0]`` is the timestamp offset added by overflow markers.
-
-    An event with y == 240 is a timestamp-overflow marker: it is not emitted and adds 8192 µs to every
-    later timestamp (the rule of Orchard's own reader). Any other address outside the 34x34 sensor is
-    ``ERR_BAD_ADDRESS`` (every real N-MNIST file stays inside it).
-    """
-    cap = out.shape[0]
-    n = 0
-    offset = state[0]
-    while pos + 5 <= stop and n < cap:
-        yy = buf[pos + 1]
-        if yy == 240:
-            offset += 8192
-        elif buf[pos] >= NMNIST_SIZE or yy >= NMNIST_SIZE:
-            state[0] = offset
-            return n, pos, ERR_BAD_ADDRESS, pos
-        else:
-            b2 = np.int64(buf[pos + 2])
-            out[n]["t"] = offset + (((b2 & 0x7F) << 16) | (np.int64(buf[pos + 3]) << 8) | np.int64(buf[pos + 4]))
-            out[n]["x"] = buf[pos]
-            out[n]["y"] = yy
-            out[n]["p"] = b2 >> 7
-            n += 1
-        pos += 5
-    state[0] = offset
-    return n, pos, ERR_NONE, 0
-
-
-@numba.njit(cache=True)
-def _unwrap32(ts, state):
-    """Monotonic unwrap of a 32-bit unsigned tick counter. ``state[0]`` last raw value (-1 = none),
-    ``state[1]`` accumulated wrap offset. A drop of more than half the range counts as one wrap-around;
-    a smaller step back is kept as it is (jitter, not a wrap)."""
-    last = state[0]
-    if last >= 0 and ts < last and last - ts > _U32_HALF:
-        state[1] += _U32_WRAP
-    state[0] = ts
-    return state[1] + ts
-
-
-@numba.njit(cache=True)
-def aedat2_decode(buf, pos, stop, layout, width, height, out, state):
-    """jAER AEDAT 2.0 big-endian (int32 address, int32 timestamp) pairs.
-
-    ``state``: [last raw timestamp (-1 = none), wrap offset]. ``width``/``height`` <= 0 mean unknown (no
-    range check, no flip). Coordinates come out top-left: ``y = H-1-y_raw``, ``x = x_raw`` for both
-    layouts (see the module docstring of ``recordings.formats``).
-    """
-    cap = out.shape[0]
-    n = 0
-    while pos + 8 <= stop and n < cap:
-        a = (
-            (np.int64(buf[pos]) << 24)
-            | (np.int64(buf[pos + 1]) << 16)
-            | (np.int64(buf[pos + 2]) << 8)
-            | np.int64(buf[pos + 3])
-        )
-        ts = (
-            (np.int64(buf[pos + 4]) << 24)
-            | (np.int64(buf[pos + 5]) << 16)
-            | (np.int64(buf[pos + 6]) << 8)
-            | np.int64(buf[pos + 7])
-        )
-        tt = _unwrap32(ts, state)
-        if layout == LAYOUT_DAVIS:
-            if (a >> 31) & 1 or (a >> 10) & 1:
-                pos += 8
-                continue
-            yr = (a >> 22) & 0x1FF
-            xr = (a >> 12) & 0x3FF
-            pol = (a >> 11) & 1
-        else:
-            if (a >> 15) & 1:
-                pos += 8
-                continue
-            if a >> 16:
-                return n, pos, ERR_BAD_ADDRESS, pos
-            xr = (a >> 1) & 0x7F
-            yr = (a >> 8) & 0x7F
-            pol = 1 - (a & 1)
-        if (width > 0 and xr >= width) or (height > 0 and yr >= height):
-            return n, pos, ERR_BAD_ADDRESS, pos
-        out[n]["t"] = tt
-        out[n]["x"] = xr
-        out[n]["y"] = height - 1 - yr if height > 0 else yr
-        out[n]["p"] = pol
-        n += 1
-        pos += 8
-    return n, pos, ERR_NONE, 0
-
-
-@numba.njit(cache=True)
-def aedat3_polarity_decode(buf, pos, count, size, overflow, out):
-    """The ``count`` polarity events (``size`` bytes each) of one AEDAT 3.1 packet starting at ``pos``.
-
-    Each event: little-endian uint32 data (bit 0 valid, bit 1 polarity, bits 2-16 y, bits 17-31 x) and
-    int32 timestamp; t = overflow << 31 | timestamp. Invalid events (valid bit 0) are skipped.
-    Returns the number of events written.
-    """
-    n = 0
-    base = np.int64(overflow) << 31
-    for k in range(count):
-        q = pos + k * size
-        d = np.int64(buf[q]) | (np.int64(buf[q + 1]) << 8) | (np.int64(buf[q + 2]) << 16) | (np.int64(buf[q + 3]) << 24)
-        if d & 1 == 0:
-            continue
-        ts = (
-            np.int64(buf[q + 4])
-            | (np.int64(buf[q + 5]) << 8)
-            | (np.int64(buf[q + 6]) << 16)
-            | (np.int64(buf[q + 7] & 0x7F) << 24)
-        )
-        out[n]["t"] = base | ts
-        out[n]["x"] = (d >> 17) & 0x7FFF
-        out[n]["y"] = (d >> 2) & 0x7FFF
-        out[n]["p"] = (d >> 1) & 1
-        n += 1
-    return n
-
-
-@numba.njit(cache=True)
-def evt2_decode(buf, pos, stop, width, height, out, state):
+def evt2_decode(
+    buf: np.ndarray, pos: int, stop: int, width: int, height: int, out: np.ndarray, state: np.ndarray
+) -> tuple[int, int, int, int]:
     """Prophesee EVT 2.0: little-endian 32-bit words, type in bits 31-28.
 
     CD_OFF (0x0) / CD_ON (0x1): bits 27-22 timestamp LSBs, 21-11 x, 10-0 y. EV_TIME_HIGH (0x8): bits 27-0
@@ -223,7 +74,9 @@ EVT3_STATE_SIZE = 9
 
 
 @numba.njit(cache=True)
-def evt3_decode(buf, pos, stop, width, height, out, state):
+def evt3_decode(
+    buf: np.ndarray, pos: int, stop: int, width: int, height: int, out: np.ndarray, state: np.ndarray
+) -> tuple[int, int, int, int]:
     """Prophesee EVT 3.0: little-endian 16-bit words, type in bits 15-12.
 
     ADDR_Y 0x0 (y = bits 10-0), ADDR_X 0x2 (one event: polarity bit 11, x = bits 10-0), VECT_BASE_X 0x3
@@ -233,7 +86,7 @@ def evt3_decode(buf, pos, stop, width, height, out, state):
     A TIME_HIGH smaller than the previous one is a wrap-around of the 24-bit time (+2**24 µs); a new
     TIME_HIGH value resets TIME_LOW to 0 until the next TIME_LOW word.
     Timestamps that would go backwards (a TIME_LOW smaller than the previous TIME_LOW under the same
-    TIME_HIGH) are clamped to the last emitted timestamp and counted; see ``recordings.formats``.
+    TIME_HIGH) are clamped to the last emitted timestamp and counted; see ``recordings.formats.evt``.
     CD events before the first TIME_HIGH are dropped (no time base).
     """
     cap = out.shape[0]
@@ -334,9 +187,11 @@ def evt3_decode(buf, pos, stop, width, height, out, state):
 
 
 @numba.njit(cache=True)
-def dat_decode(buf, pos, stop, width, height, out, state):
+def dat_decode(
+    buf: np.ndarray, pos: int, stop: int, width: int, height: int, out: np.ndarray, state: np.ndarray
+) -> tuple[int, int, int, int]:
     """Prophesee DAT CD events: little-endian uint32 t, uint32 w; x = w & 0x3FFF, y = (w >> 14) & 0x3FFF,
-    p = (w >> 28) & 0xF (must be 0 or 1). ``state`` as for ``_unwrap32`` (32-bit timestamps unwrapped)."""
+    p = (w >> 28) & 0xF (must be 0 or 1). ``state`` as for ``unwrap32`` (32-bit timestamps unwrapped)."""
     cap = out.shape[0]
     n = 0
     while pos + 8 <= stop and n < cap:
@@ -359,23 +214,10 @@ def dat_decode(buf, pos, stop, width, height, out, state):
             return n, pos, ERR_BAD_TYPE, pos
         if (width > 0 and xx >= width) or (height > 0 and yy >= height):
             return n, pos, ERR_BAD_ADDRESS, pos
-        out[n]["t"] = _unwrap32(ts, state)
+        out[n]["t"] = unwrap32(ts, state)
         out[n]["x"] = xx
         out[n]["y"] = yy
         out[n]["p"] = pol
         n += 1
         pos += 8
     return n, pos, ERR_NONE, 0
-
-
-@numba.njit(cache=True)
-def nmnist_encode(t, x, y, p, out):
-    """Pack events into N-MNIST 40-bit records (values already range-checked by the caller)."""
-    for i in range(t.shape[0]):
-        q = i * 5
-        tt = t[i]
-        out[q] = x[i]
-        out[q + 1] = y[i]
-        out[q + 2] = (np.int64(p[i]) << 7) | ((tt >> 16) & 0x7F)
-        out[q + 3] = (tt >> 8) & 0xFF
-        out[q + 4] = tt & 0xFF

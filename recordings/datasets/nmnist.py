@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import RecordingError
-from recordings.formats import read_nmnist_bytes
+from recordings.formats.nmnist import read_nmnist_bytes
 
 #: Split folder names recognised under a dataset root, in replay order.
 SPLITS = ("Train", "Test")
@@ -42,14 +42,17 @@ class NMnistDataset:
     def __init__(self, root: str | Path, *, split: str | None = None) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise RecordingError(f"{self.root}: not a folder (expected an N-MNIST dataset folder)")
+            msg = f"{self.root}: not a folder (expected an N-MNIST dataset folder)"
+            raise RecordingError(msg)
         split_dirs = [(name, self.root / name) for name in SPLITS if (self.root / name).is_dir()]
         if split is not None:
             if split not in SPLITS:
-                raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+                msg = f"split must be one of {SPLITS}, got {split!r}"
+                raise ValueError(msg)
             split_dirs = [(n, d) for n, d in split_dirs if n == split]
             if not split_dirs:
-                raise RecordingError(f"{self.root}: has no {split}/ folder")
+                msg = f"{self.root}: has no {split}/ folder"
+                raise RecordingError(msg)
         samples: list[NMnistSample] = []
         if split_dirs:
             for name, folder in split_dirs:
@@ -57,7 +60,8 @@ class NMnistDataset:
         else:
             samples = sorted(_scan(self.root, None), key=_index_key)
         if not samples:
-            raise RecordingError(f"{self.root}: no <label>/<index>.bin files found (N-MNIST layout)")
+            msg = f"{self.root}: no <label>/<index>.bin files found (N-MNIST layout)"
+            raise RecordingError(msg)
         self.samples: list[NMnistSample] = samples
         self.labels: np.ndarray = np.array([s.label for s in samples], dtype=np.int64)
 
@@ -70,7 +74,8 @@ class NMnistDataset:
         try:
             raw = sample.path.read_bytes()
         except OSError as exc:
-            raise RecordingError(f"{sample.path}: cannot read ({exc})") from exc
+            msg = f"{sample.path}: cannot read ({exc})"
+            raise RecordingError(msg) from exc
         return read_nmnist_bytes(sample.path, raw)
 
     def label_counts(self) -> dict[int, int]:
@@ -87,12 +92,14 @@ def _index_key(s: NMnistSample) -> tuple[int, int]:
 
 
 def _scan(folder: Path, split: str | None) -> list[NMnistSample]:
-    found = []
+    found: list[NMnistSample] = []
     for label_dir in folder.iterdir():
         if not (label_dir.is_dir() and label_dir.name.isdigit()):
             continue
         label = int(label_dir.name)
-        for f in label_dir.iterdir():
-            if f.suffix.lower() == ".bin" and f.stem.isdigit():
-                found.append(NMnistSample(path=f, label=label, split=split, index=int(f.stem)))
+        found.extend(
+            NMnistSample(path=f, label=label, split=split, index=int(f.stem))
+            for f in label_dir.iterdir()
+            if f.suffix.lower() == ".bin" and f.stem.isdigit()
+        )
     return found

@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.errors import RecordingError
 from pipeline.events import EVENT_DTYPE
-from recordings.formats import Recording
+from recordings.recording import Recording
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _NONE, _LZ4, _LZ4_HIGH, _ZSTD, _ZSTD_HIGH = range(5)
 _EVENT_BYTES = 16
 
 
-class _Corrupt(Exception):
+class _CorruptError(Exception):
     """Inside the reader: what is wrong, raised as a RecordingError with the file and offset."""
 
 
@@ -58,17 +58,20 @@ _PACKET = struct.Struct("<ii")
 
 def _u32(buf: bytes, off: int) -> int:
     if off < 0 or off + 4 > len(buf):
-        raise _Corrupt(f"offset {off} outside a {len(buf)}-byte FlatBuffer")
+        msg = f"offset {off} outside a {len(buf)}-byte FlatBuffer"
+        raise _CorruptError(msg)
     return int(_U32.unpack_from(buf, off)[0])
 
 
 def _field(buf: bytes, table: int, index: int) -> int | None:
     """Absolute position of field ``index`` of the FlatBuffers table at ``table``, None when absent."""
     if table < 0 or table + 4 > len(buf):
-        raise _Corrupt(f"table at {table} outside a {len(buf)}-byte FlatBuffer")
+        msg = f"table at {table} outside a {len(buf)}-byte FlatBuffer"
+        raise _CorruptError(msg)
     vtable = table - _I32.unpack_from(buf, table)[0]
     if vtable < 0 or vtable + 4 > len(buf):
-        raise _Corrupt(f"table at {table} has no valid vtable")
+        msg = f"table at {table} has no valid vtable"
+        raise _CorruptError(msg)
     vlen = _U16.unpack_from(buf, vtable)[0]
     if 4 + 2 * index + 2 > vlen or vtable + vlen > len(buf):
         return None
@@ -81,20 +84,24 @@ def _vector(buf: bytes, at: int, item: int) -> tuple[int, int]:
     start = at + _u32(buf, at)
     n = _u32(buf, start)
     if start + 4 + n * item > len(buf):
-        raise _Corrupt(f"vector of {n} x {item} bytes at {start} runs past the {len(buf)}-byte FlatBuffer")
+        msg = f"vector of {n} x {item} bytes at {start} runs past the {len(buf)}-byte FlatBuffer"
+        raise _CorruptError(msg)
     return start + 4, n
 
 
 def _header(path: Path, data: bytes | mmap.mmap) -> tuple[int, int, str, int]:
     """(compression, data table position or -1, stream XML, first packet position)."""
     if data[: len(MAGIC)] != MAGIC:
-        raise RecordingError(f"{path}: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)")
+        msg = f"{path}: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)"
+        raise RecordingError(msg)
     if len(data) < len(MAGIC) + 4:
-        raise RecordingError(f"{path} at byte {len(MAGIC)}: truncated inside the header")
+        msg = f"{path} at byte {len(MAGIC)}: truncated inside the header"
+        raise RecordingError(msg)
     size = _I32.unpack_from(data, len(MAGIC))[0]
     start = len(MAGIC) + 4
     if size < 8 or start + size > len(data):
-        raise RecordingError(f"{path} at byte {len(MAGIC)}: impossible header length {size} (truncated or corrupt)")
+        msg = f"{path} at byte {len(MAGIC)}: impossible header length {size} (truncated or corrupt)"
+        raise RecordingError(msg)
     hdr = data[start : start + size]
     try:
         table = _u32(hdr, 0)
@@ -104,13 +111,16 @@ def _header(path: Path, data: bytes | mmap.mmap) -> tuple[int, int, str, int]:
         comp = struct.unpack_from("<i", hdr, compression)[0] if compression is not None else _NONE
         table_pos = struct.unpack_from("<q", hdr, position)[0] if position is not None else -1
         if info is None:
-            raise _Corrupt("no stream description")
+            msg = "no stream description"
+            raise _CorruptError(msg)
         s0, n = _vector(hdr, info, 1)
         xml = hdr[s0 : s0 + n].decode("utf-8")
-    except (_Corrupt, struct.error, UnicodeDecodeError) as exc:
-        raise RecordingError(f"{path} at byte {start}: corrupt file header ({exc})") from None
+    except (_CorruptError, struct.error, UnicodeDecodeError) as exc:
+        msg = f"{path} at byte {start}: corrupt file header ({exc})"
+        raise RecordingError(msg) from None
     if comp not in range(5):
-        raise RecordingError(f"{path} at byte {start}: unknown compression {comp}")
+        msg = f"{path} at byte {start}: unknown compression {comp}"
+        raise RecordingError(msg)
     return comp, table_pos, xml, start + size
 
 
@@ -119,7 +129,8 @@ def _streams(path: Path, xml: str) -> list[dict[str, Any]]:
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        raise RecordingError(f"{path}: corrupt stream description in the header ({exc})") from None
+        msg = f"{path}: corrupt stream description in the header ({exc})"
+        raise RecordingError(msg) from None
     out = []
     for node in root.iter("node"):
         where = (node.get("path") or "").rstrip("/").split("/")
@@ -149,7 +160,8 @@ def _decompressor(path: Path, comp: int) -> Any:
         try:
             import zstandard
         except ImportError:
-            raise RecordingError(f"{path}: Zstandard-compressed; install the 'zstandard' package to read it") from None
+            msg = f"{path}: Zstandard-compressed; install the 'zstandard' package to read it"
+            raise RecordingError(msg) from None
         dctx = zstandard.ZstdDecompressor()
         return lambda b: dctx.decompressobj().decompress(b)
     return bytes
@@ -160,7 +172,8 @@ def _packet_events(buf: bytes) -> np.ndarray:
     (16 bytes per event; viewed as ``EVENT_DTYPE`` once the packets of a batch are joined: concatenating
     structured arrays costs far more than the bytes)."""
     if _u32(buf, 0) != len(buf) - 4:
-        raise _Corrupt(f"size prefix {_u32(buf, 0)} for {len(buf) - 4} bytes")
+        msg = f"size prefix {_u32(buf, 0)} for {len(buf) - 4} bytes"
+        raise _CorruptError(msg)
     table = 4 + _u32(buf, 4)
     at = _field(buf, table, 0)
     if at is None:
@@ -178,18 +191,21 @@ def _packets(
     pos = first
     while pos < end:
         if pos + 8 > end:
-            raise RecordingError(f"{path} at byte {pos}: truncated inside a packet header")
+            msg = f"{path} at byte {pos}: truncated inside a packet header"
+            raise RecordingError(msg)
         sid, n = _PACKET.unpack_from(data, pos)
         if n <= 0 or pos + 8 + n > end:
-            raise RecordingError(
+            msg = (
                 f"{path} at byte {pos}: a packet of stream {sid} with {n} bytes does not fit the file "
                 "(truncated or corrupt)"
             )
+            raise RecordingError(msg)
         if sid == stream:
             try:
                 yield pos, _packet_events(decompress(view[pos + 8 : pos + 8 + n]))
-            except (_Corrupt, RuntimeError, ValueError, struct.error) as exc:  # lz4 / zstd errors included
-                raise RecordingError(f"{path} at byte {pos}: corrupt event packet ({exc})") from None
+            except (_CorruptError, RuntimeError, ValueError, struct.error) as exc:  # lz4 / zstd errors included
+                msg = f"{path} at byte {pos}: corrupt event packet ({exc})"
+                raise RecordingError(msg) from None
         pos += 8 + n
 
 
@@ -207,14 +223,14 @@ def open_aedat4(path: Path) -> Recording:
         with path.open("rb") as f:
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot read ({exc.strerror})") from None
+        msg = f"{path}: cannot read ({exc.strerror})"
+        raise RecordingError(msg) from None
     comp, table_pos, xml, first = _header(path, data)
     streams = _streams(path, xml)
     events = [s for s in streams if s["type"] == "EVTS"]
     if not events:
-        raise RecordingError(
-            f"{path}: AEDAT 4.0 file without an event stream (streams: {[s['name'] for s in streams]})"
-        )
+        msg = f"{path}: AEDAT 4.0 file without an event stream (streams: {[s['name'] for s in streams]})"
+        raise RecordingError(msg)
     chosen = next((s for s in events if s["name"] == "events"), events[0])
     others = [s["name"] for s in streams if s is not chosen]
     if others:
@@ -244,9 +260,8 @@ def open_aedat4(path: Path) -> Recording:
         out = np.concatenate([raw for _, raw in parts]).view(EVENT_DTYPE)
         if _outside(out, width, height):  # checked per batch; per packet only to name the bad one
             pos = next(pos for pos, raw in parts if _outside(raw.view(EVENT_DTYPE), width, height))
-            raise RecordingError(
-                f"{path} at byte {pos}: corrupt event packet (an event outside the {width}x{height} sensor)"
-            )
+            msg = f"{path} at byte {pos}: corrupt event packet (an event outside the {width}x{height} sensor)"
+            raise RecordingError(msg)
         return out
 
     return Recording(path=path, format="aedat4", width=width, height=height, metadata=meta, _source=source)
@@ -264,12 +279,14 @@ def write_aedat4(path: Path, events: np.ndarray, width: int, height: int, *, cam
 
     if path.suffix.lower() != ".aedat4":
         # dv-processing 2.0.4 terminates the whole process (std::terminate) for any other suffix.
-        raise ValueError(f"an AEDAT 4.0 file name must end in .aedat4, got {path}")
+        msg = f"an AEDAT 4.0 file name must end in .aedat4, got {path}"
+        raise ValueError(msg)
     config = dv.io.MonoCameraWriter.EventOnlyConfig(camera, (int(width), int(height)))
     try:
         writer = dv.io.MonoCameraWriter(str(path), config)
     except RuntimeError as exc:
-        raise RecordingError(f"{path}: dv-processing cannot create it: {_first_line(exc)}") from exc
+        msg = f"{path}: dv-processing cannot create it: {_first_line(exc)}"
+        raise RecordingError(msg) from exc
     for i in range(0, events.size, WRITE_PACKET):
         part = events[i : i + WRITE_PACKET]
         vec = dv.EventPacket.EventVector(
