@@ -3,7 +3,7 @@
 Stages declare themselves as entry points of the distribution (``pyproject.toml``)::
 
     [project.entry-points."spikestream.nodes"]
-    replay = "recordings.replay:ReplaySource"
+    replay = "nodes.sources.replay:ReplaySource"
 
 A config may also name a class directly as ``"package.module:Class"``.
 """
