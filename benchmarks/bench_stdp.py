@@ -38,6 +38,7 @@ import numpy as np
 
 from nodes.stdp import FcParams, Network
 from nodes.stdp.network import _columns, _layer_from_config, _pool, _PoolLayer, _run_weighted
+from pipeline.config import data_root
 from pipeline.events import SPIKE_DTYPE
 
 SHAPE = (2, 34, 34)
@@ -109,7 +110,7 @@ def decode_nmnist(path: Path) -> np.ndarray:
 
 
 def real_stream(samples: int) -> np.ndarray | None:
-    root = Path(os.environ.get("SPIKESTREAM_DATA", Path(__file__).resolve().parents[2] / "shared" / "recordings"))
+    root = data_root(Path(__file__).resolve().parent.parent)
     files = sorted((root / "nmnist" / "Train").glob("*/*.bin"))
     if not files:
         return None

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from pipeline.config import data_root
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def data_root() -> Path:
-    """The folder of real recordings: ``$SPIKESTREAM_DATA`` or ``../shared/recordings``."""
-    env = os.environ.get("SPIKESTREAM_DATA")
-    return Path(env) if env else (REPO.parent / "shared" / "recordings")
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real recordings folder; skips the test, saying why, when it is absent."""
-    root = data_root()
+    """The real recordings folder (``$SPIKESTREAM_DATA``, else ``shared/recordings`` beside the checkout,
+    whatever folder pytest runs in); skips the test, saying why, when it is absent."""
+    root = data_root(REPO)
     if not root.is_dir():
         pytest.skip(f"real recordings not found at {root} (set SPIKESTREAM_DATA)")
     return root
