@@ -1,10 +1,15 @@
-"""Shared fixtures: where the real recordings are, and helpers every test may use."""
+"""Shared fixtures: where the real recordings are, and resources a test owns until it ends.
+
+Graphs the tests share are built in ``graphs.py``; the Mosquitto broker lives in ``mqtt_broker.py``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 
 from pipeline.config import data_root
 
@@ -19,3 +24,20 @@ def data_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"real recordings not found at {root} (set SPIKESTREAM_DATA)")
     return root
+
+
+@pytest.fixture
+def zmq_socket() -> Iterator[Callable[[int], zmq.Socket[bytes]]]:
+    """Makes ZeroMQ sockets (``zmq_socket(zmq.SUB)``) that the test owns: when it ends, passed or failed,
+    each one is closed with linger 0, so that no test waits on undelivered messages, and the context ends."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    made: list[zmq.Socket[bytes]] = []
+
+    def make(kind: int) -> zmq.Socket[bytes]:
+        made.append(ctx.socket(kind))
+        return made[-1]
+
+    yield make
+    for sock in made:
+        sock.close(linger=0)
+    ctx.term()
