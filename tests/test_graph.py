@@ -288,7 +288,7 @@ def _kill_leftovers():
     while _STARTED:
         p = _STARTED.pop()
         if p.poll() is None:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)  # the command and any node processes it started
             p.communicate(timeout=10)
 
 
@@ -304,6 +304,7 @@ def _spawn(*args: str, **kw) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
         **kw,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -417,9 +418,9 @@ def teach_graph(ipc_dir: Path, port: int) -> dict[str, Any]:
 
 
 def spawn_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """The CLI in a process group of its own, so that a test can end it with every node process it started."""
+    cmd = [sys.executable, "-m", "pipeline.cli", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 class Inbox:
@@ -501,7 +502,7 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
         inbox, (first, second, snap) = run(main())
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its node processes (they hold its pipes)
             proc.communicate(timeout=10)
 
     assert first["ok"] and first["label"] == 2 and first["train"] is True
