@@ -20,6 +20,7 @@ import numpy as np
 
 from nodes.classifier import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
 from nodes.sources.synthesis.rate import RateEncoderParams, images_to_stream
+from pipeline.config import data_root
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE
 from recordings.datasets.mnist import load_mnist
 
@@ -54,7 +55,7 @@ def time_classifier(make, spikes: np.ndarray, labels: np.ndarray, batch: int) ->
 
 
 def time_encoder(n_images: int) -> tuple[float, int, str, np.ndarray]:
-    root = Path(os.environ.get("SPIKESTREAM_DATA", REPO.parent / "shared" / "recordings")) / "mnist"
+    root = data_root(REPO) / "mnist"
     if root.is_dir():
         images, labels = load_mnist(root, "test")
         images, labels, source = images[:n_images], labels[:n_images], "MNIST test"

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import recordings as R
+from pipeline.config import data_root
 from pipeline.events import make_events
 from pipeline.message import events_message
 from recordings.messages import MessageLogWriter, read_messages
@@ -54,8 +55,7 @@ def dv_read(path: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = os.environ.get("SPIKESTREAM_DATA", str(REPO.parent / "shared" / "recordings"))
-    ap.add_argument("--data", type=Path, default=Path(default))
+    ap.add_argument("--data", type=Path, default=data_root(REPO))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--large-events", type=int, default=5_000_000)
     ap.add_argument("--json", type=Path, default=None)

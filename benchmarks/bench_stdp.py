@@ -40,7 +40,7 @@ from nodes.stdp import FcParams, Network
 from nodes.stdp.network import _columns, _pool, _run_weighted
 from nodes.stdp.node import StdpConfig
 from nodes.stdp.state import PoolLayer
-from pipeline.config import NODE_RUNTIME_KEYS, build_params
+from pipeline.config import NODE_RUNTIME_KEYS, build_params, data_root
 from pipeline.events import SPIKE_DTYPE
 
 SHAPE = (2, 34, 34)
@@ -113,7 +113,7 @@ def decode_nmnist(path: Path) -> np.ndarray:
 
 
 def real_stream(samples: int) -> np.ndarray | None:
-    root = Path(os.environ.get("SPIKESTREAM_DATA", Path(__file__).resolve().parents[2] / "shared" / "recordings"))
+    root = data_root(Path(__file__).resolve().parent.parent)
     files = sorted((root / "nmnist" / "Train").glob("*/*.bin"))
     if not files:
         return None

@@ -89,10 +89,18 @@ class GraphConfig:
         return bool(self.tap_upstream(name)) and not self.upstream(name)
 
 
-def data_root() -> Path:
-    """Where real recordings live: ``$SPIKESTREAM_DATA``, else ``../shared/recordings``."""
+def data_root(checkout: str | os.PathLike[str] | None = None) -> Path:
+    """Where real recordings live: ``$SPIKESTREAM_DATA``, else ``../shared/recordings``.
+
+    The default is relative to the current folder, which for the CLI is the checkout's root. Tests and
+    benchmarks pass ``checkout`` (the repository's folder) so that they find the recordings beside it
+    whatever folder they are started from."""
     env = os.environ.get("SPIKESTREAM_DATA")
-    return Path(env) if env else Path("..") / "shared" / "recordings"
+    if env:
+        return Path(env)
+    if checkout is None:
+        return Path("..") / "shared" / "recordings"
+    return Path(checkout).resolve().parent / "shared" / "recordings"
 
 
 def data_path(path: str | os.PathLike[str]) -> Path:
@@ -110,7 +118,7 @@ def where_looked(path: str | os.PathLike[str]) -> str:
     if p.is_absolute():
         return str(p)
     env = os.environ.get("SPIKESTREAM_DATA")
-    root = f"$SPIKESTREAM_DATA = {env}" if env else "../shared/recordings ($SPIKESTREAM_DATA is not set)"
+    root = f"$SPIKESTREAM_DATA = {env}" if env else f"{data_root()} ($SPIKESTREAM_DATA is not set)"
     return f"{p} in the current folder, then in {root}"
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from graphs import free_port
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto")
 
@@ -40,12 +41,6 @@ def find_mosquitto() -> str | None:
         if Path(cand).is_file():
             return cand
     return shutil.which("mosquitto")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_certificates(folder: Path) -> Path:
@@ -158,8 +153,8 @@ def running_broker(folder: Path, users: dict[str, str] | None = None, tls: bool 
     if binary is None:
         pytest.skip("mosquitto binary not found (apt install mosquitto, or set $MOSQUITTO)")
     broker = Broker(binary, folder / "mosquitto", users, tls=tls)
-    broker.start()
     try:
+        broker.start()  # inside: a broker that started but never listened is killed too
         yield broker
     finally:
         broker.kill()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graphs import DIGIT_LAYERS, conv, encoder, fc, font_digits, graph, stdp, write_graph
 
 from pipeline.checkpoint import GENERATION_KEY, generations, load_state, save_state
 from pipeline.errors import CheckpointError
@@ -33,57 +34,24 @@ def test_corrupt_and_missing(tmp_path):
         load_state(tmp_path / "none.npz")
 
 
-RESUME_GRAPH = """
-name = "resume"
-transport = "ipc"
-ipc_dir = "{ipc}"
-links = ["digits -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> evaluate", "stdp -> record"]
-log_every_s = 0
-checkpoint_s = 0.2
-
-[nodes.digits]
-type = "saccades"
-digits = "font"
-font_train = 400
-font_test = 100
-seed = 3
-batch = 2000
-phases = [
-    {{ split = "train", samples = 400, passes = 2 }},
-    {{ split = "train", samples = 100, features = false, relabel = true }},
-    {{ split = "test", samples = 100, features = false, classifier = false }},
-]
-
-[nodes.encoder]
-type = "encoder"
-output = [2, 34, 34]
-
-[nodes.stdp]
-type = "stdp"
-input = [2, 34, 34]
-seed = 2
-layers = [
-    {{ type = "conv", maps = 4, kernel = 5, th_learn = 8.0, th_inf = 8.0, a_minus = -0.01 }},
-    {{ type = "pool", size = 2 }},
-    {{ type = "conv", maps = 8, kernel = 5, th_learn = 30.0, th_inf = 30.0, a_minus = -0.01 }},
-    {{ type = "pool", size = 2 }},
-    {{ type = "fc", neurons = 40, th_learn = 30.0, th_inf = 30.0, a_minus = -0.01, wta_inf = true }},
-]
-
-[nodes.classifier]
-type = "classifier"
-readout = "assignment"
-classes = 10
-inputs = 40
-
-[nodes.evaluate]
-type = "evaluate"
-classes = 10
-
-[nodes.record]
-type = "record"
-path = "set by each run"
-"""
+def resume_graph(ipc_dir: Path) -> dict:
+    """Font digits taught (two passes), relabelled, then tested, with a checkpoint every 0.2 s and the
+    feature extractor's output recorded (each run sets the log's path)."""
+    phases = [
+        {"split": "train", "samples": 400, "passes": 2},
+        {"split": "train", "samples": 100, "features": False, "relabel": True},
+        {"split": "test", "samples": 100, "features": False, "classifier": False},
+    ]
+    nodes = {
+        "digits": font_digits(400, 100, seed=3, batch=2000, phases=phases),
+        "encoder": encoder(34),
+        "stdp": stdp((2, 34, 34), DIGIT_LAYERS, seed=2),
+        "classifier": {"type": "classifier", "readout": "assignment", "classes": 10, "inputs": 40},
+        "evaluate": {"type": "evaluate", "classes": 10},
+        "record": {"type": "record", "path": "set by each run"},
+    }
+    links = ["digits -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> evaluate", "stdp -> record"]
+    return graph("resume", links, nodes, transport="ipc", ipc_dir=str(ipc_dir), log_every_s=0, checkpoint_s=0.2)
 
 
 @pytest.mark.timeout(240)
@@ -97,8 +65,7 @@ def test_graph_stopped_by_sigterm_resumes_exactly_where_it_stopped(tmp_path):
     import sys
     import time
 
-    cfg = tmp_path / "resume.toml"
-    cfg.write_text(RESUME_GRAPH.format(ipc=tmp_path))
+    cfg = write_graph(tmp_path / "resume.toml", resume_graph(tmp_path))
 
     def run(state: str, out: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / state), "-q"]
@@ -173,8 +140,7 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
 
     from pipeline.checkpoint import newest_common_generation
 
-    cfg = tmp_path / "resume.toml"
-    cfg.write_text(RESUME_GRAPH.format(ipc=tmp_path))
+    cfg = write_graph(tmp_path / "resume.toml", resume_graph(tmp_path))
 
     def run(state: str, out: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / state), "-q"]
@@ -274,26 +240,23 @@ def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):
     import subprocess
     import sys
 
-    def graph(readout: str) -> Path:
-        cfg = tmp_path / f"{readout}.toml"
-        cfg.write_text(
-            f'name = "{readout}"\ntransport = "inproc"\nlinks = ["src -> stdp", "stdp -> classifier"]\n'
-            '[nodes.src]\ntype = "synthetic"\nevents = 20000\nwidth = 16\nheight = 16\n'
-            '[nodes.stdp]\ntype = "stdp"\ninput = [2, 16, 16]\n'
-            'layers = [{ type = "conv", maps = 2, kernel = 5, th_learn = 8.0, th_inf = 8.0 }, '
-            '{ type = "fc", neurons = 8, th_learn = 10.0, th_inf = 10.0 }]\n'
-            f'[nodes.classifier]\ntype = "classifier"\nreadout = "{readout}"\nclasses = 4\ninputs = 8\n'
-        )
-        return cfg
+    def learner(readout: str) -> Path:
+        nodes = {
+            "src": {"type": "synthetic", "events": 20000, "width": 16, "height": 16},
+            "stdp": stdp((2, 16, 16), [conv(2, 8.0), fc(8, 10.0)]),
+            "classifier": {"type": "classifier", "readout": readout, "classes": 4, "inputs": 8},
+        }
+        doc = graph(readout, ["src -> stdp", "stdp -> classifier"], nodes, transport="inproc")
+        return write_graph(tmp_path / f"{readout}.toml", doc)
 
     def run(cfg: Path) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / "state"), "-q"]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
-    first = run(graph("assignment"))
+    first = run(learner("assignment"))
     assert first.returncode == 0, first.stderr
     kept = (tmp_path / "state" / "classifier.npz").read_bytes()
-    second = run(graph("supervised"))
+    second = run(learner("supervised"))
     assert second.returncode == 1
     err = second.stderr.strip().splitlines()[-1]
     folder = re.escape(str(tmp_path / "state"))

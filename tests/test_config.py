@@ -140,6 +140,18 @@ def test_data_path_resolves_against_data_root(monkeypatch, tmp_path):
     assert data_path("/abs/x") == Path("/abs/x")
 
 
+def test_data_root_is_beside_the_checkout_unless_the_environment_says_otherwise(monkeypatch, tmp_path):
+    """The CLI looks from the current folder (the checkout, as the README runs it); tests and benchmarks
+    name the checkout, so that they find the recordings from any folder."""
+    from pipeline.config import data_root
+
+    monkeypatch.delenv("SPIKESTREAM_DATA", raising=False)
+    assert data_root() == Path("..") / "shared" / "recordings"
+    assert data_root(tmp_path / "repo") == tmp_path / "shared" / "recordings"
+    monkeypatch.setenv("SPIKESTREAM_DATA", str(tmp_path / "elsewhere"))
+    assert data_root() == data_root(tmp_path / "repo") == tmp_path / "elsewhere"
+
+
 @pytest.mark.parametrize(
     "path", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")), ids=lambda p: p.name
 )

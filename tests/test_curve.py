@@ -5,32 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from graphs import free_port, graph, write_graph
 
 from pipeline.security import write_keypair
-
-GRAPH = """
-name = "curve"
-transport = "tcp"
-links = ["camera -> learner"]
-log_every_s = 0
-
-[nodes.camera]
-type = "synthetic"
-events = 100000
-batch = 5000
-curve = {{ secret_key = "{cam_secret}", server_key = "{learner_public}" }}
-
-[nodes.learner]
-type = "checksum"
-address = "tcp://127.0.0.1:{port}"
-curve = {{ secret_key = "{learner_secret}", allow = ["{cam_public}"] }}
-"""
 
 
 def node(name: str, cfg, out) -> subprocess.Popen:
@@ -50,20 +33,22 @@ def keys(tmp_path):
     return {n: {"public": p, "secret": s} for n, (p, s) in made.items()}
 
 
-def config(tmp_path, keys, camera_key: str) -> tuple:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    text = GRAPH.format(
-        cam_secret=keys[camera_key]["secret"],
-        learner_public=keys["learner"]["public"],
-        learner_secret=keys["learner"]["secret"],
-        cam_public=keys["camera"]["public"],
-        port=port,
-    )
-    cfg = tmp_path / f"curve-{camera_key}.toml"
-    cfg.write_text(text)
-    return cfg
+def config(tmp_path, keys, camera_key: str) -> Path:
+    """A camera whose link to the learner is CURVE-protected; the camera signs with ``camera_key``'s secret
+    and the learner allows only the real camera's public key."""
+    camera = {
+        "type": "synthetic",
+        "events": 100000,
+        "batch": 5000,
+        "curve": {"secret_key": str(keys[camera_key]["secret"]), "server_key": str(keys["learner"]["public"])},
+    }
+    learner = {
+        "type": "checksum",
+        "address": f"tcp://127.0.0.1:{free_port()}",
+        "curve": {"secret_key": str(keys["learner"]["secret"]), "allow": [str(keys["camera"]["public"])]},
+    }
+    doc = graph("curve", ["camera -> learner"], {"camera": camera, "learner": learner}, transport="tcp", log_every_s=0)
+    return write_graph(tmp_path / f"curve-{camera_key}.toml", doc)
 
 
 @pytest.fixture

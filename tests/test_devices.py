@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from graphs import conv, encoder, fc, free_port, graph, stdp, write_graph
 
 import devices.camera as camera_mod
 from devices.camera import CameraParams, CameraSource, crop_roi
@@ -171,12 +171,6 @@ def recording_events(path: Path) -> np.ndarray:
     while (b := rec.getNextEventBatch()) is not None:
         parts.append(camera_mod.dv_events(b))
     return np.concatenate(parts)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.needs_data
@@ -379,18 +373,15 @@ def test_a_source_that_cannot_start_ends_the_whole_graph_at_once(tmp_path):
     """A camera that is not there fails in its start: it tells the nodes downstream that its stream has
     ended, so the graph stops with its error within seconds instead of each node waiting out the stop grace
     period (set to 60 s here; before, the graph took the grace period to end). Only the source has an error."""
-    cfg = tmp_path / "nocam.toml"
-    cfg.write_text(
-        f'name = "nocam"\ntransport = "ipc"\nipc_dir = "{tmp_path}"\n'
-        'links = ["cam -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> sink"]\n'
-        f'[nodes.cam]\ntype = "simulated-camera"\npath = "{tmp_path / "missing.aedat4"}"\n'
-        '[nodes.encoder]\ntype = "encoder"\noutput = [2, 16, 16]\n'
-        '[nodes.stdp]\ntype = "stdp"\ninput = [2, 16, 16]\n'
-        'layers = [{ type = "conv", maps = 2, kernel = 5, th_learn = 8.0, th_inf = 8.0 }, '
-        '{ type = "fc", neurons = 4, th_learn = 10.0, th_inf = 10.0 }]\n'
-        '[nodes.classifier]\ntype = "classifier"\nreadout = "assignment"\nclasses = 2\ninputs = 4\n'
-        '[nodes.sink]\ntype = "null"\n'
-    )
+    nodes = {
+        "cam": {"type": "simulated-camera", "path": str(tmp_path / "missing.aedat4")},
+        "encoder": encoder(16),
+        "stdp": stdp((2, 16, 16), [conv(2, 8.0), fc(4, 10.0)]),
+        "classifier": {"type": "classifier", "readout": "assignment", "classes": 2, "inputs": 4},
+        "sink": {"type": "null"},
+    }
+    links = ["cam -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> sink"]
+    cfg = write_graph(tmp_path / "nocam.toml", graph("nocam", links, nodes, transport="ipc", ipc_dir=str(tmp_path)))
     env = {**os.environ, "SPIKESTREAM_STOP_GRACE_S": "60"}
     t0 = time.monotonic()
     proc = subprocess.run(
@@ -451,12 +442,12 @@ def test_a_camera_run_alone_waits_for_its_encoder_before_streaming(tmp_path):
     node has connected, instead of dropping what it could not send meanwhile (1.5 s here, three times
     the recording)."""
     path, ev = write_recording(tmp_path, seconds=0.5)
-    cfg = tmp_path / "alone.toml"
-    cfg.write_text(
-        f'name = "alone"\ntransport = "ipc"\nipc_dir = "{tmp_path}"\nlinks = ["cam -> sink"]\n'
-        f'[nodes.cam]\ntype = "simulated-camera"\npath = "{path}"\nmax_lag_us = 200000\n'
-        '[nodes.sink]\ntype = "checksum"\n'
-    )
+    nodes = {
+        "cam": {"type": "simulated-camera", "path": str(path), "max_lag_us": 200000},
+        "sink": {"type": "checksum"},
+    }
+    alone = graph("alone", ["cam -> sink"], nodes, transport="ipc", ipc_dir=str(tmp_path))
+    cfg = write_graph(tmp_path / "alone.toml", alone)
 
     def node(name: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "pipeline.cli", "node", name, "--config", str(cfg)]

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import zmq
 import zmq.asyncio
+from graphs import chain, chain_file, free_port, graph, write_graph
 
 from pipeline.config import load_graph
 from pipeline.events import EVENT_DTYPE
@@ -28,36 +28,11 @@ from pipeline.runner import run_graph
 from pipeline.transport import Inlet, Outlet
 from pipeline.wire import encode
 
-CHAIN = """
-name = "chain-{tag}"
-transport = "{transport}"
-ipc_dir = "{ipc}"
-links = ["source -> relay", "relay -> sink"]
-log_every_s = 0
-
-[nodes.source]
-type = "synthetic"
-events = {events}
-batch = {batch}
-
-[nodes.relay]
-type = "identity"
-
-[nodes.sink]
-type = "checksum"
-"""
-
-
-def chain(tmp_path: Path, transport: str, events: int = 1_000_000, batch: int = 7_919, tag: str = "t") -> Path:
-    p = tmp_path / f"{transport}.toml"
-    p.write_text(CHAIN.format(transport=transport, events=events, batch=batch, ipc=tmp_path, tag=tag))
-    return p
-
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])
 def test_million_events_arrive_in_order(tmp_path, transport):
-    results = run_graph(load_graph(chain(tmp_path, transport)))
+    results = run_graph(load_graph(chain_file(tmp_path, transport)))
     assert results["errors"] == {}
     assert results["events_in"] == 1_000_000
     assert results["sink_events"] == 1_000_000
@@ -88,8 +63,7 @@ def test_million_events_arrive_in_order(tmp_path, transport):
 def test_slow_consumer_gets_everything_after_the_source_has_finished(tmp_path, events, batch, delay_ms):
     # The source queues its whole stream at once and ends long before the relay has taken it. Every
     # message, end-of-stream included, must still arrive, and the graph must end.
-    path = chain(tmp_path, "ipc", events=events, batch=batch, tag="slow")
-    path.write_text(path.read_text().replace('type = "identity"', f'type = "identity"\ndelay_ms = {delay_ms}'))
+    path = chain_file(tmp_path, "ipc", events=events, batch=batch, tag="slow", delay_ms=delay_ms)
     results = run_graph(load_graph(path))
     messages = events // batch
     assert results["errors"] == {}
@@ -195,34 +169,16 @@ def test_the_stop_grace_period_is_read_when_a_run_starts_not_at_import(monkeypat
         stop_grace_s()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_fan_in_and_fan_out(tmp_path):
-    text = """
-name = "fan"
-transport = "inproc"
-links = ["a -> mid", "b -> mid", "mid -> s1", "mid -> s2"]
-log_every_s = 0
-[nodes.a]
-type = "synthetic"
-events = 30000
-[nodes.b]
-type = "synthetic"
-events = 20000
-[nodes.mid]
-type = "identity"
-[nodes.s1]
-type = "checksum"
-[nodes.s2]
-type = "checksum"
-"""
-    p = tmp_path / "fan.toml"
-    p.write_text(text)
-    results = run_graph(load_graph(p))
+    nodes = {
+        "a": {"type": "synthetic", "events": 30000},
+        "b": {"type": "synthetic", "events": 20000},
+        "mid": {"type": "identity"},
+        "s1": {"type": "checksum"},
+        "s2": {"type": "checksum"},
+    }
+    fan = graph("fan", ["a -> mid", "b -> mid", "mid -> s1", "mid -> s2"], nodes, transport="inproc", log_every_s=0)
+    results = run_graph(load_graph(write_graph(tmp_path / "fan.toml", fan)))
     assert results["events_in"] == 50_000
     for s in ("s1", "s2"):
         assert results["nodes"][s]["results"]["sink_events"] == 50_000
@@ -315,8 +271,7 @@ def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_pat
     peer that reaches the socket is dropped (counted as malformed) and does not end or steer the node."""
     import threading
 
-    path = chain(tmp_path, "ipc", events=60_000, batch=1_000, tag="rogue")
-    path.write_text(path.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 20'))
+    path = chain_file(tmp_path, "ipc", events=60_000, batch=1_000, tag="rogue", delay_ms=20)
     forged = [
         encode(control_message("eos").stamped("intruder", 0, 1)),
         encode(control_message("freeze").stamped("intruder", 1, 1)),
@@ -350,14 +305,10 @@ def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_pat
 def test_a_tapped_node_ending_does_not_end_its_subscriber(tmp_path):
     """A node waits for the end of stream of its links only: a tapped node that ends first is no reason
     to stop (its end arrives over the tap like any other message)."""
-    path = chain(tmp_path, "ipc", events=40_000, batch=1_000, tag="tap")
-    text = path.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 20')
-    text = text.replace(
-        'links = ["source -> relay", "relay -> sink"]',
-        'links = ["source -> relay", "relay -> sink"]\ntaps = ["quick -> sink"]',
-    )
-    path.write_text(text + '\n[nodes.quick]\ntype = "synthetic"\nevents = 10\nbatch = 10\n')
-    results = run_graph(load_graph(path))
+    doc = chain(tmp_path, "ipc", events=40_000, batch=1_000, tag="tap", delay_ms=20)
+    doc["taps"] = ["quick -> sink"]
+    doc["nodes"]["quick"] = {"type": "synthetic", "events": 10, "batch": 10}
+    results = run_graph(load_graph(write_graph(tmp_path / "ipc.toml", doc)))
     assert results["errors"] == {}
     assert results["nodes"]["relay"]["counters"]["events_out"] == 40_000
     assert results["nodes"]["sink"]["counters"]["events_in"] >= 40_000  # plus what the tap let through
@@ -373,7 +324,7 @@ def _kill_leftovers():
     while _STARTED:
         p = _STARTED.pop()
         if p.poll() is None:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)  # the command and any node processes it started
             p.communicate(timeout=10)
 
 
@@ -389,13 +340,14 @@ def _spawn(*args: str, **kw) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
         **kw,
     )
 
 
 def test_cli_run_writes_results(tmp_path):
     out = tmp_path / "r.json"
-    proc = spikestream("run", str(chain(tmp_path, "ipc", events=50_000, tag="cli")), "--results", str(out))
+    proc = spikestream("run", str(chain_file(tmp_path, "ipc", events=50_000, tag="cli")), "--results", str(out))
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     results = json.loads(out.read_text())
@@ -408,11 +360,10 @@ def test_cli_run_writes_results(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text(
-        CHAIN.format(transport="ipc", events=10, batch=1, ipc=tmp_path, tag="b").replace("batch = 1", "bacth = 1")
-    )
-    proc = spikestream("run", str(bad))
+    doc = chain(tmp_path, "ipc", events=10, batch=1, tag="b")
+    source = doc["nodes"]["source"]
+    source["bacth"] = source.pop("batch")  # a misspelt key
+    proc = spikestream("run", str(write_graph(tmp_path / "bad.toml", doc)))
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert stderr.strip().count("\n") == 0 and "unknown key 'bacth'" in stderr and "bad.toml" in stderr
@@ -420,7 +371,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_an_unwritable_results_path_is_refused_before_the_run(tmp_path):
-    proc = spikestream("run", str(chain(tmp_path, "ipc", events=10, tag="res")), "--results", str(tmp_path))
+    proc = spikestream("run", str(chain_file(tmp_path, "ipc", events=10, tag="res")), "--results", str(tmp_path))
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "is a folder" in stderr and "Traceback" not in stderr
     assert "running" not in stderr  # refused before any node started
@@ -443,7 +394,7 @@ def children_of(pid: int) -> list[int]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly_without_orphans(tmp_path, sig):
     out = tmp_path / "r.json"
-    cfg = chain(tmp_path, "ipc", events=10**12, batch=1000, tag=f"sig{int(sig)}")
+    cfg = chain_file(tmp_path, "ipc", events=10**12, batch=1000, tag=f"sig{int(sig)}")
     proc = spikestream("run", str(cfg), "--results", str(out), "--set", "nodes.source.checksum=false")
     assert proc.stderr is not None
     line = ""
@@ -483,20 +434,10 @@ def run_chain_alone(tmp_path: Path, cfg: Path) -> tuple[dict, dict]:
 @pytest.mark.timeout(90)
 def test_nodes_run_alone_over_tcp(tmp_path):
     """`spikestream node` runs each node of one graph in its own command, as on separate hosts."""
-    a, b = free_port(), free_port()
-    cfg = tmp_path / "tcp.toml"
-    cfg.write_text(
-        CHAIN.format(transport="tcp", events=200_000, batch=5000, ipc=tmp_path, tag="tcp")
-        .replace(
-            '[nodes.relay]\ntype = "identity"',
-            f'[nodes.relay]\ntype = "identity"\naddress = "tcp://127.0.0.1:{a}"',
-        )
-        .replace(
-            '[nodes.sink]\ntype = "checksum"',
-            f'[nodes.sink]\ntype = "checksum"\naddress = "tcp://127.0.0.1:{b}"',
-        )
-    )
-    src, sink = run_chain_alone(tmp_path, cfg)
+    doc = chain(tmp_path, "tcp", events=200_000, batch=5000, tag="tcp")
+    for name in ("relay", "sink"):
+        doc["nodes"][name]["address"] = f"tcp://127.0.0.1:{free_port()}"
+    src, sink = run_chain_alone(tmp_path, write_graph(tmp_path / "tcp.toml", doc))
     assert sink["sink_events"] == 200_000
     assert sink["sink_checksum"] == src["source_checksum"]
     assert src["events_in"] == sink["events_in"] == 200_000  # a sink run alone counts what it received
@@ -507,8 +448,7 @@ def test_a_node_run_alone_ends_only_once_its_slow_downstream_has_everything(tmp_
     # As in the slow-consumer test above, but with each node run alone (no supervisor to confirm the
     # end of the stream): the source ends long before the relay has taken its 400 small messages, and
     # must not close its socket (losing the tail, end-of-stream included) until the relay has ended.
-    cfg = chain(tmp_path, "ipc", events=40_000, batch=100, tag="alone")
-    cfg.write_text(cfg.read_text().replace('type = "identity"', 'type = "identity"\ndelay_ms = 5'))
+    cfg = chain_file(tmp_path, "ipc", events=40_000, batch=100, tag="alone", delay_ms=5)
     src, sink = run_chain_alone(tmp_path, cfg)
     assert sink["sink_events"] == 40_000
     assert sink["sink_checksum"] == src["source_checksum"]
@@ -516,7 +456,7 @@ def test_a_node_run_alone_ends_only_once_its_slow_downstream_has_everything(tmp_
 
 
 def test_tcp_node_without_address_is_refused(tmp_path):
-    cfg = chain(tmp_path, "tcp", events=10, tag="noaddr")
+    cfg = chain_file(tmp_path, "tcp", events=10, tag="noaddr")
     proc = spikestream("node", "relay", "--config", str(cfg))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "nodes.relay needs 'address'" in err
@@ -545,7 +485,7 @@ def test_a_process_run_removes_socket_folders_that_dead_runners_left_behind(tmp_
         if what in marks:
             (folders[what] / "pid").write_text(marks[what])
     try:
-        results = run_graph(load_graph(chain(tmp_path, "ipc", events=1_000, batch=100, tag="sweep")))
+        results = run_graph(load_graph(chain_file(tmp_path, "ipc", events=1_000, batch=100, tag="sweep")))
         assert results["errors"] == {} and results["sink_events"] == 1_000
         assert not folders["dead"].exists()
         assert folders["live"].exists() and folders["unmarked"].exists() and folders["elsewhere"].exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graphs import DIGIT_LAYERS, encoder, font_digits, graph, stdp, write_graph
 
 from nodes.classifier.node import ClassifierConfig, ClassifierNode
 from nodes.stdp import ConvParams, FcParams, PoolParams
@@ -237,59 +238,19 @@ def test_evaluator_reports_per_phase():
     assert r["train_accuracy"] == 4 / 6 and r["test_accuracy"] == 0.0
 
 
-SPLIT_GRAPH = """
-name = "split-{transport}"
-transport = "{transport}"
-ipc_dir = "{ipc}"
-links = ["digits -> encoder", "encoder -> stdp", "stdp -> stdp2", "stdp2 -> classifier", "classifier -> evaluate"]
-log_every_s = 0
-
-[nodes.digits]
-type = "saccades"
-digits = "font"
-font_train = 150
-font_test = 50
-seed = 3
-batch = 2000
-phases = [
-    {{ split = "train", samples = 150 }},
-    {{ split = "test", samples = 50, features = false, classifier = false }},
-]
-
-[nodes.encoder]
-type = "encoder"
-output = [2, 34, 34]
-
-[nodes.stdp]
-type = "stdp"
-input = [2, 34, 34]
-seed = 2
-layers = [
-    {{ type = "conv", maps = 4, kernel = 5, th_learn = 8.0, th_inf = 8.0, a_minus = -0.01 }},
-    {{ type = "pool", size = 2 }},
-]
-
-[nodes.stdp2]
-type = "stdp"
-input = [4, 15, 15]
-seed = 5
-layers = [
-    {{ type = "conv", maps = 8, kernel = 5, th_learn = 30.0, th_inf = 30.0, a_minus = -0.01 }},
-    {{ type = "pool", size = 2 }},
-    {{ type = "fc", neurons = 40, th_learn = 30.0, th_inf = 30.0, a_minus = -0.01, wta_inf = true }},
-]
-
-[nodes.classifier]
-type = "classifier"
-readout = "assignment"
-classes = 10
-inputs = 40
-
-[nodes.evaluate]
-type = "evaluate"
-classes = 10
-log_every = 0
-"""
+def split_graph(ipc_dir: Path, transport: str) -> dict:
+    """Font digits into one network whose layers are split over two stdp nodes (``DIGIT_LAYERS``: conv and
+    pool in the first, the rest in the second)."""
+    nodes = {
+        "digits": font_digits(150, 50, seed=3, batch=2000),
+        "encoder": encoder(34),
+        "stdp": stdp((2, 34, 34), DIGIT_LAYERS[:2], seed=2),
+        "stdp2": stdp((4, 15, 15), DIGIT_LAYERS[2:], seed=5),
+        "classifier": {"type": "classifier", "readout": "assignment", "classes": 10, "inputs": 40},
+        "evaluate": {"type": "evaluate", "classes": 10, "log_every": 0},
+    }
+    links = ["digits -> encoder", "encoder -> stdp", "stdp -> stdp2", "stdp2 -> classifier", "classifier -> evaluate"]
+    return graph(f"split-{transport}", links, nodes, transport=transport, ipc_dir=str(ipc_dir), log_every_s=0)
 
 
 @pytest.mark.timeout(180)
@@ -302,8 +263,7 @@ def test_a_network_split_over_two_processes_learns_as_in_one(tmp_path):
 
     results = {}
     for transport in ("inproc", "ipc"):
-        path = tmp_path / f"{transport}.toml"
-        path.write_text(SPLIT_GRAPH.format(transport=transport, ipc=tmp_path))
+        path = write_graph(tmp_path / f"{transport}.toml", split_graph(tmp_path, transport))
         results[transport] = run_graph(load_graph(path))
     one, two = results["inproc"], results["ipc"]
     assert two["errors"] == {}

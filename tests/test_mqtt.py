@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from graphs import conv, encoder, fc, graph, pool, stdp, write_graph
 from mqtt_broker import Broker, running_broker
 
 from nodes.mqtt.sink import MqttParams, MqttSink
@@ -423,61 +425,33 @@ def test_teach_source_reconnects_after_a_broker_restart(broker: Broker) -> None:
 
 
 # -- a live graph taught over MQTT (the shape of configs/camera-teach.toml), one process per node -------------
-TEACH_GRAPH = """
-name = "teach-live"
-transport = "ipc"
-ipc_dir = "{ipc}"
-log_every_s = 0
-links = ["cam -> encoder", "encoder -> stdp", "stdp -> classifier", "teach -> classifier", "classifier -> actuator"]
-
-[nodes.cam]                 # a camera stand-in: synthetic events stamped with the wall clock, never ending
-type = "simulated-camera"
-rate = 20000
-width = 16
-height = 16
-
-[nodes.encoder]
-type = "encoder"
-output = [2, 16, 16]
-
-[nodes.teach]
-type = "teach"
-host = "127.0.0.1"
-port = {port}
-classes = 4
-reconnect_min_s = 0.05
-
-[nodes.stdp]
-type = "stdp"
-input = [2, 16, 16]
-seed = 1
-layers = [
-    {{ type = "conv", maps = 4, kernel = 5, th_learn = 8.0, th_inf = 8.0, a_minus = -0.005 }},
-    {{ type = "pool", size = 2 }},
-    {{ type = "fc", neurons = 8, th_learn = 10.0, th_inf = 10.0, a_minus = -0.005, wta_inf = true }},
-]
-
-[nodes.classifier]
-type = "classifier"
-readout = "supervised"
-classes = 4
-inputs = 8
-threshold = 2.0
-running = true
-
-[nodes.actuator]
-type = "mqtt"
-host = "127.0.0.1"
-port = {port}
-publish = "all"
-status_period_s = 0
-"""
+def teach_graph(ipc_dir: Path, port: int) -> dict[str, Any]:
+    """A camera stand-in (synthetic events stamped with the wall clock, never ending) whose classifier is
+    taught by the teach source and acted on by the MQTT sink, both on the broker at ``port``."""
+    layers = [conv(4, 8.0, a_minus=-0.005), pool(), fc(8, 10.0, a_minus=-0.005, wta_inf=True)]
+    nodes = {
+        "cam": {"type": "simulated-camera", "rate": 20000, "width": 16, "height": 16},
+        "encoder": encoder(16),
+        "teach": {"type": "teach", "host": "127.0.0.1", "port": port, "classes": 4, "reconnect_min_s": 0.05},
+        "stdp": stdp((2, 16, 16), layers, seed=1),
+        "classifier": {
+            "type": "classifier",
+            "readout": "supervised",
+            "classes": 4,
+            "inputs": 8,
+            "threshold": 2.0,
+            "running": True,
+        },
+        "actuator": {"type": "mqtt", "host": "127.0.0.1", "port": port, "publish": "all", "status_period_s": 0},
+    }
+    links = ["cam -> encoder", "encoder -> stdp", "stdp -> classifier", "teach -> classifier", "classifier -> actuator"]
+    return graph("teach-live", links, nodes, transport="ipc", ipc_dir=str(ipc_dir), log_every_s=0)
 
 
 def spawn_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """The CLI in a process group of its own, so that a test can end it with every node process it started."""
+    cmd = [sys.executable, "-m", "pipeline.cli", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 class Inbox:
@@ -502,8 +476,7 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
     teach source (a second input of the classifier, aligned by wall-clock time with the camera's events):
     the segment they open is trained and decided with its label; a snapshot command checkpoints the
     classifier; SIGTERM ends every node with its state saved and the sink's last status published."""
-    cfg = tmp_path / "teach.toml"
-    cfg.write_text(TEACH_GRAPH.format(ipc=tmp_path, port=broker.port))
+    cfg = write_graph(tmp_path / "teach.toml", teach_graph(tmp_path, broker.port))
     state = tmp_path / "state"
     proc = spawn_cli("run", str(cfg), "--state", str(state), "--results", str(tmp_path / "r.json"), "-q")
     try:
@@ -560,7 +533,7 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
         inbox, (first, second, snap) = run(main())
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its node processes (they hold its pipes)
             proc.communicate(timeout=10)
 
     assert first["ok"] and first["label"] == 2 and first["train"] is True
@@ -593,12 +566,12 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
 def test_a_killed_sink_leaves_its_last_will_as_the_retained_status(broker: Broker, tmp_path: Path) -> None:
     """kill -9 of the MQTT sink's process: the broker publishes the sink's last will, so subscribers of the
     retained status learn that it is gone (without the counters a clean stop would report)."""
-    cfg = tmp_path / "sink.toml"
-    cfg.write_text(
-        f'name = "will"\ntransport = "ipc"\nipc_dir = "{tmp_path}"\nlinks = ["upstream -> actuator"]\n'
-        f'[nodes.upstream]\ntype = "synthetic"\nevents = 10\n'
-        f'[nodes.actuator]\ntype = "mqtt"\nhost = "127.0.0.1"\nport = {broker.port}\nstatus_period_s = 0\n'
-    )
+    nodes = {
+        "upstream": {"type": "synthetic", "events": 10},
+        "actuator": {"type": "mqtt", "host": "127.0.0.1", "port": broker.port, "status_period_s": 0},
+    }
+    will = graph("will", ["upstream -> actuator"], nodes, transport="ipc", ipc_dir=str(tmp_path))
+    cfg = write_graph(tmp_path / "sink.toml", will)
     proc = spawn_cli("node", "actuator", "--config", str(cfg), "-q")  # waits for its upstream, connected
     try:
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graphs import conv, encoder, fc, font_digits, graph, pool, stdp, write_graph
 
 from nodes.sources.predictions import make_predictions
 from pipeline.checkpoint import load_state
@@ -157,58 +158,26 @@ def test_info_describes_a_log_and_event_tools_say_what_it_is(
         open_recording(path)
 
 
-GRAPH = """
-name = "{name}"
-transport = "ipc"
-ipc_dir = "{ipc}"
-links = {links}
-log_every_s = 0
-
-[nodes.digits]
-type = "saccades"
-digits = "font"
-font_train = 300
-font_test = 100
-seed = 4
-phases = [
-    {{ split = "train", samples = 300 }},
-    {{ split = "test", samples = 100, features = false, classifier = false }},
-]
-
-[nodes.encoder]
-type = "encoder"
-output = [2, 34, 34]
-
-[nodes.stdp]
-type = "stdp"
-input = [2, 34, 34]
-seed = 1
-layers = [
-    {{ type = "conv", maps = 4, kernel = 5, th_learn = 8.0, th_inf = 8.0, a_minus = -0.01 }},
-    {{ type = "pool", size = 2 }},
-    {{ type = "fc", neurons = 30, th_learn = 30.0, th_inf = 15.0, a_minus = -0.01, wta_inf = true }},
-]
-
-[nodes.record]
-type = "record"
-path = "{log}"
-
-[nodes.playback]
-type = "playback"
-path = "{log}"
-
-[nodes.classifier]
-type = "classifier"
-readout = "supervised"
-classes = 10
-inputs = 30
-threshold = 3.0
-eta = 0.02
-
-[nodes.evaluate]
-type = "evaluate"
-classes = 10
-"""
+def recorded_nodes(log: Path) -> dict:
+    """Font digits through a small feature extractor whose output the record sink keeps in ``log``, and
+    what a second graph needs to play that log into a classifier."""
+    layers = [conv(4, 8.0, a_minus=-0.01), pool(), fc(30, 30.0, th_inf=15.0, a_minus=-0.01, wta_inf=True)]
+    return {
+        "digits": font_digits(300, 100, seed=4),
+        "encoder": encoder(34),
+        "stdp": stdp((2, 34, 34), layers, seed=1),
+        "record": {"type": "record", "path": str(log)},
+        "playback": {"type": "playback", "path": str(log)},
+        "classifier": {
+            "type": "classifier",
+            "readout": "supervised",
+            "classes": 10,
+            "inputs": 30,
+            "threshold": 3.0,
+            "eta": 0.02,
+        },
+        "evaluate": {"type": "evaluate", "classes": 10},
+    }
 
 
 @pytest.mark.timeout(240)
@@ -218,10 +187,9 @@ def test_a_recorded_link_played_back_gives_the_same_results(tmp_path: Path) -> N
     log = tmp_path / "features.spklog"
 
     def run(name: str, links: list[str], nodes: list[str]) -> dict:
-        cfg = tmp_path / f"{name}.toml"
-        text = GRAPH.format(name=name, ipc=tmp_path, links=json.dumps(links), log=log)
-        doc = text.split("\n[nodes.")
-        cfg.write_text("\n[nodes.".join([doc[0], *[d for d in doc[1:] if d.split("]")[0] in nodes]]))
+        chosen = {n: node for n, node in recorded_nodes(log).items() if n in nodes}
+        doc = graph(name, links, chosen, transport="ipc", ipc_dir=str(tmp_path), log_every_s=0)
+        cfg = write_graph(tmp_path / f"{name}.toml", doc)
         out = tmp_path / f"{name}.json"
         cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / name), "-q"]
         proc = subprocess.run([*cmd, "--results", str(out)], capture_output=True, text=True, timeout=200)

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -221,11 +222,9 @@ def test_console_periodic_summary(capsys: pytest.CaptureFixture[str]) -> None:
 # -- ZeroMQ PUB ----------------------------------------------------------------------------------------------
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("fmt", ["json", "wire"])
-def test_zmq_pub_delivers_to_a_subscriber(fmt: str) -> None:
+def test_zmq_pub_delivers_to_a_subscriber(fmt: str, zmq_socket: Callable[[int], zmq.Socket[bytes]]) -> None:
     sink = ZmqPubSink("pub", ZmqPubParams(bind="tcp://127.0.0.1:*", format=fmt), ctx("pub"))
-    zctx = zmq.Context()
-    sub = zctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
+    sub = zmq_socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     probe = make_predictions([0], [0], classes=3)
     data = make_predictions([2, 1, 0, 2], [10, 20, 30, 40], classes=3, score=0.5, decision=[0, 1, 0, 1])
@@ -245,11 +244,7 @@ def test_zmq_pub_delivers_to_a_subscriber(fmt: str) -> None:
         await sink.stop()
         return got
 
-    try:
-        got = asyncio.run(main())
-    finally:
-        sub.close(linger=0)
-        zctx.term()
+    got = asyncio.run(main())
     if fmt == "json":
         assert all(frames[0] == b"prediction" for frames in got)
         docs = [json.loads(frames[1]) for frames in got]
