@@ -48,8 +48,8 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) ->
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as data:
+    try:  # the file is opened here: np.load leaves it open when it is not a valid .npz
+        with open(p, "rb") as f, np.load(f, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {p}") from None

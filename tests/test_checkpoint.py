@@ -73,7 +73,8 @@ def test_graph_stopped_by_sigterm_resumes_exactly_where_it_stopped(tmp_path):
         return subprocess.Popen([*cmd, "--results", str(tmp_path / out)], stderr=subprocess.PIPE, text=True)
 
     whole = run("whole", "whole.json")
-    assert whole.wait(timeout=200) == 0, whole.stderr.read() if whole.stderr else ""
+    _, err = whole.communicate(timeout=200)  # (reads stderr to its end, which closes the pipe)
+    assert whole.returncode == 0, err
 
     first = run("cut", "first.json")
     try:
@@ -85,12 +86,14 @@ def test_graph_stopped_by_sigterm_resumes_exactly_where_it_stopped(tmp_path):
         assert first.wait(timeout=60) == 0
     finally:
         first.kill()
+        first.communicate(timeout=30)
     part = json.loads((tmp_path / "first.json").read_text())
     total = json.loads((tmp_path / "whole.json").read_text())["samples_replayed"]
     assert 0 < part["samples_replayed"] < total  # it did stop mid-stream
 
     second = run("cut", "second.json")
-    assert second.wait(timeout=200) == 0, second.stderr.read() if second.stderr else ""
+    _, err = second.communicate(timeout=200)
+    assert second.returncode == 0, err
     assert_same_end(tmp_path / "whole", tmp_path / "cut", tmp_path / "whole.json", tmp_path / "second.json")
 
 
@@ -155,7 +158,8 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
         )
 
     whole = run("whole", "whole.json")
-    assert whole.wait(timeout=200) == 0, whole.stderr.read() if whole.stderr else ""
+    _, err = whole.communicate(timeout=200)  # (reads stderr to its end, which closes the pipe)
+    assert whole.returncode == 0, err
 
     cut = tmp_path / "cut"
 
@@ -172,7 +176,7 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
             assert first.poll() is None and time.monotonic() < deadline, "first run ended before being killed"
             time.sleep(0.02)
         os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
+        first.communicate(timeout=30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)

@@ -226,7 +226,7 @@ def test_network_client_receives_and_reconnects(data_dir, tmp_path, kind):
     finally:
         for p in servers:
             p.kill()
-            p.wait()
+            p.communicate()  # (closes its stdout pipe)
     assert got.shape[0] == 2 * n
     for part in (got[:n], got[n:]):
         for f in ("t", "x", "y", "p"):

@@ -534,7 +534,7 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the runner and its node processes (they hold its pipes)
-            proc.communicate(timeout=10)
+        proc.communicate(timeout=10)  # (closes the pipes)
 
     assert first["ok"] and first["label"] == 2 and first["train"] is True
     assert second["ok"] and second["label"] == -1 and second["train"] is False and snap["ok"]
