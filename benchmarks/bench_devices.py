@@ -82,7 +82,8 @@ def run(transport: str, rate: float, seconds: float, slice_us: int) -> dict[str,
     )
     res = run_graph(graph)
     if res["errors"]:
-        raise SystemExit(f"benchmark graph failed: {res['errors']}")
+        msg = f"benchmark graph failed: {res['errors']}"
+        raise SystemExit(msg)
     sink = res["nodes"]["sink"]["results"]
     return {
         "transport": transport,

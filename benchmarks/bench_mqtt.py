@@ -88,7 +88,8 @@ def throughput(broker: Broker, qos: int, records: int, window: int) -> dict[str,
     proc = ctx.Process(target=_subscriber, args=(broker.host, broker.port, qos, records, ready, out))
     proc.start()
     if not ready.wait(30):
-        raise SystemExit("subscriber did not start")
+        msg = "subscriber did not start"
+        raise SystemExit(msg)
     sink = make_sink(broker, qos, window, buffer_size=records + 1)
     t0, _ = asyncio.run(_drive(sink, records, batch=100))
     t_last = out.get(timeout=120)
@@ -146,7 +147,8 @@ def main() -> None:
     args = ap.parse_args()
     binary = find_mosquitto()
     if binary is None:
-        raise SystemExit("mosquitto not found (apt install mosquitto, or set $MOSQUITTO)")
+        msg = "mosquitto not found (apt install mosquitto, or set $MOSQUITTO)"
+        raise SystemExit(msg)
     rows: dict[str, list[dict[str, Any]]] = {"throughput": [], "latency": []}
     with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmp:
         broker = Broker(binary, Path(tmp))

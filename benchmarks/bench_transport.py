@@ -37,7 +37,8 @@ def chain(transport: str, events: int, batch: int, rate: float = 0.0) -> dict:
 def measure(transport: str, events: int, batch: int, rate: float = 0.0) -> dict:
     results = run_graph(parse_graph(chain(transport, events, batch, rate), "bench"))
     if results["errors"]:
-        raise SystemExit(f"benchmark graph failed: {results['errors']}")
+        msg = f"benchmark graph failed: {results['errors']}"
+        raise SystemExit(msg)
     sink = results["nodes"]["sink"]["counters"]
     assert sink["events_in"] == events, (sink["events_in"], events)
     return {

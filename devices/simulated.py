@@ -71,19 +71,23 @@ class SimulatedParams:
 
     def __post_init__(self) -> None:
         if bool(self.path) == (self.rate > 0):
-            raise ValueError(
-                f"set exactly one of path (replay) or rate > 0 (synthetic); got {self.path!r}, {self.rate}"
-            )
+            msg = f"set exactly one of path (replay) or rate > 0 (synthetic); got {self.path!r}, {self.rate}"
+            raise ValueError(msg)
         if self.rate < 0 or not math.isfinite(self.rate):
-            raise ValueError(f"rate must be a finite number of events/s >= 0, got {self.rate}")
+            msg = f"rate must be a finite number of events/s >= 0, got {self.rate}"
+            raise ValueError(msg)
         if not (1 <= self.width <= 65535 and 1 <= self.height <= 65535):
-            raise ValueError(f"width/height must be in 1..65535, got {self.width}x{self.height}")
+            msg = f"width/height must be in 1..65535, got {self.width}x{self.height}"
+            raise ValueError(msg)
         if not (self.speed > 0 and math.isfinite(self.speed)):
-            raise ValueError(f"speed must be a finite number > 0, got {self.speed}")
+            msg = f"speed must be a finite number > 0, got {self.speed}"
+            raise ValueError(msg)
         if self.slice_us < 1 or self.max_lag_us < 1:
-            raise ValueError(f"slice_us and max_lag_us must be >= 1 µs, got {self.slice_us}, {self.max_lag_us}")
+            msg = f"slice_us and max_lag_us must be >= 1 µs, got {self.slice_us}, {self.max_lag_us}"
+            raise ValueError(msg)
         if self.duration_s < 0:
-            raise ValueError(f"duration_s must be >= 0, got {self.duration_s}")
+            msg = f"duration_s must be >= 0, got {self.duration_s}"
+            raise ValueError(msg)
 
 
 def synthetic_events(k0: int, k1: int, t_origin: int, rate: float, width: int, height: int) -> np.ndarray:
@@ -103,11 +107,13 @@ def load_file(path: str, gap_us: int) -> PacedFile:
     ``DeviceError``."""
     p = data_path(path)
     if not p.exists():
-        raise DeviceError(f"simulated camera: recording not found: {p}")
+        msg = f"simulated camera: recording not found: {p}"
+        raise DeviceError(msg)
     try:
         return PacedFile.read(p, gap_us=gap_us)
     except RecordingError as exc:
-        raise DeviceError(f"simulated camera: cannot replay {p}: {exc}") from None
+        msg = f"simulated camera: cannot replay {p}: {exc}"
+        raise DeviceError(msg) from None
 
 
 class SimulatedCamera(Source):
@@ -134,7 +140,8 @@ class SimulatedCamera(Source):
             # a lap starts one time slice after the last event of the one before
             file = await asyncio.to_thread(load_file, self.config.path, self.config.slice_us)
             if file.events.shape[0] == 0:
-                raise DeviceError(f"simulated camera: {self.config.path} holds no events")
+                msg = f"simulated camera: {self.config.path} holds no events"
+                raise DeviceError(msg)
             self._file, self._width, self._height = file, file.width, file.height
 
     @property

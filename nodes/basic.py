@@ -33,15 +33,20 @@ class SyntheticParams:
 
     def __post_init__(self) -> None:
         if self.events < 0:
-            raise ValueError(f"events must be >= 0, got {self.events}")
+            msg = f"events must be >= 0, got {self.events}"
+            raise ValueError(msg)
         if self.batch < 1:
-            raise ValueError(f"batch must be >= 1, got {self.batch}")
+            msg = f"batch must be >= 1, got {self.batch}"
+            raise ValueError(msg)
         if not (1 <= self.width <= 65535 and 1 <= self.height <= 65535):
-            raise ValueError(f"width/height must be in 1..65535, got {self.width}x{self.height}")
+            msg = f"width/height must be in 1..65535, got {self.width}x{self.height}"
+            raise ValueError(msg)
         if self.dt_us < 0:
-            raise ValueError(f"dt_us must be >= 0, got {self.dt_us}")
+            msg = f"dt_us must be >= 0, got {self.dt_us}"
+            raise ValueError(msg)
         if self.rate < 0:
-            raise ValueError(f"rate must be >= 0 events/s, got {self.rate}")
+            msg = f"rate must be >= 0 events/s, got {self.rate}"
+            raise ValueError(msg)
 
 
 def synthetic_batch(start: int, n: int, width: int, height: int, dt_us: int) -> np.ndarray:
@@ -104,7 +109,8 @@ class IdentityParams:
 
     def __post_init__(self) -> None:
         if self.delay_ms < 0:
-            raise ValueError(f"delay_ms must be >= 0, got {self.delay_ms}")
+            msg = f"delay_ms must be >= 0, got {self.delay_ms}"
+            raise ValueError(msg)
 
 
 class Identity(Node):

@@ -44,10 +44,11 @@ def _fresh_state(folder: Path) -> None:
     camera graphs' state folders hold ``stdp.npz`` and ``classifier.npz`` too."""
     if folder.exists():
         if not (folder / STATE_MARK).exists():
-            raise ConfigError(
+            msg = (
                 f"{folder} exists and was not made by the demo (it may hold another graph's learned state); "
                 "choose another --out, or delete that folder yourself"
             )
+            raise ConfigError(msg)
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / STATE_MARK).write_text("spikestream demo state: cleared by the next demo run in this folder\n")
@@ -56,7 +57,8 @@ def _fresh_state(folder: Path) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     for flag, value in (("--train", args.train), ("--test", args.test)):
         if value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}")
+            msg = f"{flag} must be >= 1, got {value}"
+            raise ConfigError(msg)
     out = Path(args.out)
     graph = parse_graph(demo_config(args.train, args.test, args.set), "demo.toml (built in)")
     _fresh_state(out / "state")

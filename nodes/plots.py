@@ -23,7 +23,8 @@ from pipeline.errors import SpikestreamError
 
 def network_config(state: dict[str, np.ndarray]) -> dict[str, Any]:
     if "node.config" not in state:
-        raise SpikestreamError("this checkpoint has no network description (not an stdp node's checkpoint?)")
+        msg = "this checkpoint has no network description (not an stdp node's checkpoint?)"
+        raise SpikestreamError(msg)
     return dict(json.loads(str(state["node.config"])))
 
 
@@ -156,7 +157,8 @@ def write_plots(out: Path, *, state: Path | None = None, results: Path | None = 
         try:
             res = json.loads(Path(results).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise SpikestreamError(f"cannot read results {results}: {exc}") from None
+            msg = f"cannot read results {results}: {exc}"
+            raise SpikestreamError(msg) from None
         written.append(plot_accuracy(res, out / "accuracy.png"))
     return written
 
@@ -170,7 +172,8 @@ def register(sub: Any) -> None:
 
     def run(args: argparse.Namespace) -> int:
         if args.state is None and args.results is None:
-            raise SpikestreamError("give --state and/or --results")
+            msg = "give --state and/or --results"
+            raise SpikestreamError(msg)
         for path in write_plots(args.out, state=args.state, results=args.results):
             print(path)
         return 0

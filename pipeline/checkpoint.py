@@ -42,7 +42,8 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) ->
             os.close(dir_fd)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write checkpoint {target}: {exc}") from None
+        msg = f"cannot write checkpoint {target}: {exc}"
+        raise CheckpointError(msg) from None
     return target
 
 
@@ -52,9 +53,11 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         with np.load(p, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {p}") from None
+        msg = f"checkpoint not found: {p}"
+        raise CheckpointError(msg) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"checkpoint {p} is unreadable or corrupt: {exc}") from None
+        msg = f"checkpoint {p} is unreadable or corrupt: {exc}"
+        raise CheckpointError(msg) from None
 
 
 # -- consistent cuts ---------------------------------------------------------------------------------------
@@ -206,10 +209,11 @@ class NodeCheckpoints:
             if state:  # empty: the node had no state yet when the cut was taken
                 self.node.restore(state)
         except (ValueError, KeyError, CheckpointError) as exc:
-            raise CheckpointError(
+            msg = (
                 f"checkpoint {path} does not fit nodes.{name}: {exc} (a checkpoint of another graph or "
                 "configuration? give this one its own --state folder)"
-            ) from None
+            )
+            raise CheckpointError(msg) from None
         self._restored = True
         log.info("%s: restored state from %s", name, path)
 

@@ -27,12 +27,14 @@ def check_results_path(path: str | None) -> None:
         return
     p = Path(path)
     if p.is_dir():
-        raise SpikestreamError(f"--results {path}: is a folder; give a file name, e.g. {p / 'results.json'}")
+        msg = f"--results {path}: is a folder; give a file name, e.g. {p / 'results.json'}"
+        raise SpikestreamError(msg)
     folder = p.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise SpikestreamError(f"--results {path}: cannot write in {folder}")
+        msg = f"--results {path}: cannot write in {folder}"
+        raise SpikestreamError(msg)
 
 
 def write_results(path: str | None, results: dict[str, Any]) -> None:
@@ -47,7 +49,8 @@ def write_results(path: str | None, results: dict[str, Any]) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SpikestreamError(f"--results {path}: cannot write ({exc.strerror})") from None
+        msg = f"--results {path}: cannot write ({exc.strerror})"
+        raise SpikestreamError(msg) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,7 +60,8 @@ def _jsonable(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    msg = f"not JSON serialisable: {type(value).__name__}"
+    raise TypeError(msg)
 
 
 def print_summary(results: dict[str, Any]) -> None:

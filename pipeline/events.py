@@ -32,7 +32,8 @@ def prediction_dtype(classes: int) -> np.dtype:
     emitted on a classifier spike (then ``truth`` is -1).
     """
     if classes < 1:
-        raise ValueError(f"classes must be >= 1, got {classes}")
+        msg = f"classes must be >= 1, got {classes}"
+        raise ValueError(msg)
     return np.dtype(
         [
             ("t", "<i8"),
@@ -64,7 +65,8 @@ def make_events(t, x, y, p) -> np.ndarray:
     n = t.shape[0]
     for name, arr in (("x", x), ("y", y), ("p", p)):
         if np.shape(arr) != (n,):
-            raise ValueError(f"{name} has shape {np.shape(arr)}, expected ({n},) like t")
+            msg = f"{name} has shape {np.shape(arr)}, expected ({n},) like t"
+            raise ValueError(msg)
     out = np.empty(n, dtype=EVENT_DTYPE)
     out["t"] = t
     out["x"] = x

@@ -37,7 +37,8 @@ def stop_grace_s() -> float:
     try:
         return float(text)
     except ValueError:
-        raise ConfigError(f"SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got {text!r}") from None
+        msg = f"SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got {text!r}"
+        raise ConfigError(msg) from None
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:

@@ -91,32 +91,37 @@ def applies_to(msg: Message, role: str) -> bool:
 
 def events_message(events: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
     if events.dtype != EVENT_DTYPE:
-        raise ValueError(f"events must have dtype EVENT_DTYPE, got {events.dtype}")
+        msg = f"events must have dtype EVENT_DTYPE, got {events.dtype}"
+        raise ValueError(msg)
     return Message(EVENTS, events, width=width, height=height, created_ns=time.time_ns())
 
 
 def spikes_message(spikes: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
     if spikes.dtype != SPIKE_DTYPE:
-        raise ValueError(f"spikes must have dtype SPIKE_DTYPE, got {spikes.dtype}")
+        msg = f"spikes must have dtype SPIKE_DTYPE, got {spikes.dtype}"
+        raise ValueError(msg)
     return Message(SPIKES, spikes, width=width, height=height)
 
 
 def labels_message(labels: np.ndarray) -> Message:
     if labels.dtype != LABEL_DTYPE:
-        raise ValueError(f"labels must have dtype LABEL_DTYPE, got {labels.dtype}")
+        msg = f"labels must have dtype LABEL_DTYPE, got {labels.dtype}"
+        raise ValueError(msg)
     return Message(LABELS, labels)
 
 
 def predictions_message(predictions: np.ndarray) -> Message:
     fields: dict[str, Any] = dict(predictions.dtype.fields or {})
     if "scores" not in fields or predictions.dtype != prediction_dtype(fields["scores"][0].shape[0]):
-        raise ValueError(f"predictions must have a prediction_dtype(classes) dtype, got {predictions.dtype}")
+        msg = f"predictions must have a prediction_dtype(classes) dtype, got {predictions.dtype}"
+        raise ValueError(msg)
     return Message(PREDICTIONS, predictions)
 
 
 def control_message(command: str, **body: Any) -> Message:
     if command not in CONTROL_COMMANDS:
-        raise ValueError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
+        msg = f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}"
+        raise ValueError(msg)
     return Message(CONTROL, command=command, body=body or None, created_ns=time.time_ns())
 
 

@@ -57,14 +57,16 @@ def _apply_curve(sock: zmq.Socket, curve: Curve | None, server: bool) -> None:
     if curve is None:
         return
     if not zmq.has("curve"):
-        raise TransportError("this libzmq was built without CURVE support")
+        msg = "this libzmq was built without CURVE support"
+        raise TransportError(msg)
     sock.curve_publickey = curve.public
     sock.curve_secretkey = curve.secret
     if server:
         sock.curve_server = True
     else:
         if curve.server_public is None:
-            raise TransportError("a CURVE client needs the server's public key")
+            msg = "a CURVE client needs the server's public key"
+            raise TransportError(msg)
         sock.curve_serverkey = curve.server_public
 
 
@@ -72,7 +74,8 @@ def _bind(sock: zmq.Socket, address: str) -> None:
     try:
         sock.bind(address)
     except zmq.ZMQError as exc:
-        raise TransportError(f"cannot bind {address}: {exc}") from None
+        msg = f"cannot bind {address}: {exc}"
+        raise TransportError(msg) from None
 
 
 class Outlet:

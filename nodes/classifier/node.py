@@ -77,10 +77,12 @@ class ClassifierNode(Node):
     def stream_facts(cls, config: ClassifierConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         shape = received.get("shape")
         if shape is not None and shape[0] != config.inputs:
-            raise ValueError(f"spikes from {shape[0]} top-layer neurons, but inputs = {config.inputs}")
+            msg = f"spikes from {shape[0]} top-layer neurons, but inputs = {config.inputs}"
+            raise ValueError(msg)
         classes = received.get("classes")
         if classes is not None and classes != config.classes:
-            raise ValueError(f"labels of {classes} classes, but classes = {config.classes}")
+            msg = f"labels of {classes} classes, but classes = {config.classes}"
+            raise ValueError(msg)
         return {k: v for k, v in received.items() if k != "shape"} | {"classes": config.classes}
 
     def __init__(self, name: str, config: ClassifierConfig, context: NodeContext) -> None:

@@ -57,9 +57,11 @@ from .labelled import LabelledStream
 def _check_sizes(n_classes: int, n_inputs: int) -> None:
     """The checks every readout's parameters share."""
     if n_classes < 1:
-        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        msg = f"n_classes must be >= 1, got {n_classes}"
+        raise ValueError(msg)
     if not 1 <= n_inputs <= 65536:
-        raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {n_inputs}")
+        msg = f"n_inputs must be in [1, 65536] (spike c is uint16), got {n_inputs}"
+        raise ValueError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,13 +91,17 @@ class SupervisedParams:
     def __post_init__(self) -> None:
         _check_sizes(self.n_classes, self.n_inputs)
         if not self.threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {self.threshold}")
+            msg = f"threshold must be > 0, got {self.threshold}"
+            raise ValueError(msg)
         if not self.eta >= 0:
-            raise ValueError(f"eta must be >= 0, got {self.eta}")
+            msg = f"eta must be >= 0, got {self.eta}"
+            raise ValueError(msg)
         if not 0.0 <= self.m <= 1.0:
-            raise ValueError(f"m must be in [0, 1], got {self.m}")
+            msg = f"m must be in [0, 1], got {self.m}"
+            raise ValueError(msg)
         if not self.w_std >= 0:
-            raise ValueError(f"w_std must be >= 0, got {self.w_std}")
+            msg = f"w_std must be >= 0, got {self.w_std}"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,7 +234,8 @@ class DeltaParams:
     def __post_init__(self) -> None:
         _check_sizes(self.n_classes, self.n_inputs)
         if not 0.0 < self.eta < 2.0:
-            raise ValueError(f"eta of the normalised delta rule must be in (0, 2), got {self.eta}")
+            msg = f"eta of the normalised delta rule must be in (0, 2), got {self.eta}"
+            raise ValueError(msg)
 
 
 class DeltaReadout(LabelledStream):

@@ -74,7 +74,8 @@ class EncoderNode(Node):
                 refractory_us=self.config.refractory_us,
             )
         except ValueError as exc:
-            raise SpikestreamError(f"nodes.{self.name}: {exc}") from None
+            msg = f"nodes.{self.name}: {exc}"
+            raise SpikestreamError(msg) from None
 
     def _make(self, width: int, height: int) -> EventTransform:
         self.transform = EventTransform(self._params(width, height, self.config.crop))
@@ -89,18 +90,18 @@ class EncoderNode(Node):
         transform = self.transform
         if transform is None:
             if msg.width is None or msg.height is None:
-                raise SpikestreamError(
-                    f"events from {msg.stream!r} do not say their sensor size: set nodes.{self.name}.sensor"
-                )
+                text = f"events from {msg.stream!r} do not say their sensor size: set nodes.{self.name}.sensor"
+                raise SpikestreamError(text)
             transform = self._make(msg.width, msg.height)
         elif msg.width is not None and (msg.width, msg.height) != (
             transform.params.in_width,
             transform.params.in_height,
         ):
-            raise SpikestreamError(
+            text = (
                 f"events from {msg.stream!r} come from a {msg.width}x{msg.height} sensor, "
                 f"but this encoder was set up for {transform.params.in_width}x{transform.params.in_height}"
             )
+            raise SpikestreamError(text)
         out = transform(msg.data)
         _, h, w = self.config.output
         return (events_message(out, w, h),) if out.shape[0] else ()
@@ -116,7 +117,8 @@ class EncoderNode(Node):
         state = dict(state)
         sensor = state.pop("node.sensor", None)
         if sensor is None:
-            raise CheckpointError("encoder checkpoint lacks its sensor size")
+            msg = "encoder checkpoint lacks its sensor size"
+            raise CheckpointError(msg)
         self._pending_state = state
         try:
             self._make(int(sensor[0]), int(sensor[1]))

@@ -44,7 +44,8 @@ class EvaluationNode(Node):
     def stream_facts(cls, config: EvaluationConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         classes = received.get("classes")
         if classes is not None and classes != config.classes:
-            raise ValueError(f"decisions over {classes} classes, but classes = {config.classes}")
+            msg = f"decisions over {classes} classes, but classes = {config.classes}"
+            raise ValueError(msg)
         return received
 
     def __init__(self, name: str, config: EvaluationConfig, context: NodeContext) -> None:

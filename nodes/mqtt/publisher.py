@@ -48,14 +48,18 @@ class PublisherParams(BrokerParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+            msg = f"buffer_size must be >= 1, got {self.buffer_size}"
+            raise ValueError(msg)
         if self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
+            msg = f"window must be >= 1, got {self.window}"
+            raise ValueError(msg)
         for name in ("ack_timeout_s", "flush_timeout_s", "stop_timeout_s"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                msg = f"{name} must be > 0, got {getattr(self, name)}"
+                raise ValueError(msg)
         if self.status_period_s < 0:
-            raise ValueError(f"status_period_s must be >= 0, got {self.status_period_s}")
+            msg = f"status_period_s must be >= 0, got {self.status_period_s}"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)

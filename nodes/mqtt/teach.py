@@ -39,7 +39,8 @@ class TeachParams(BrokerParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.classes < 1:
-            raise ValueError(f"classes must be >= 1, got {self.classes}")
+            msg = f"classes must be >= 1, got {self.classes}"
+            raise ValueError(msg)
 
 
 class TeachSource(Source):

@@ -30,7 +30,8 @@ class ConsoleParams:
 
     def __post_init__(self) -> None:
         if self.summary_every_s < 0:
-            raise ValueError(f"summary_every_s must be >= 0, got {self.summary_every_s}")
+            msg = f"summary_every_s must be >= 0, got {self.summary_every_s}"
+            raise ValueError(msg)
 
 
 class ConsoleSink(Node):

@@ -28,7 +28,8 @@ class JsonLinesParams:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path must not be empty")
+            msg = "path must not be empty"
+            raise ValueError(msg)
 
 
 class JsonLinesSink(Node):
@@ -60,7 +61,8 @@ class JsonLinesSink(Node):
         try:
             self._file = await asyncio.to_thread(self._open)
         except OSError as exc:
-            raise ConfigError(f"nodes.{self.name}: cannot open {self.path} for appending: {exc}") from None
+            msg = f"nodes.{self.name}: cannot open {self.path} for appending: {exc}"
+            raise ConfigError(msg) from None
 
     def _write(self, text: str) -> None:
         assert self._file is not None

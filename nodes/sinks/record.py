@@ -34,11 +34,13 @@ class RecordParams:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path must not be empty")
+            msg = "path must not be empty"
+            raise ValueError(msg)
         unknown = [k for k in self.kinds if k not in KINDS or k == METRICS]
         if unknown:
             known = ", ".join(k for k in KINDS if k != METRICS)
-            raise ValueError(f"kinds: cannot record {', '.join(map(repr, unknown))}; choose from {known}")
+            msg = f"kinds: cannot record {', '.join(map(repr, unknown))}; choose from {known}"
+            raise ValueError(msg)
 
 
 class RecordSink(Node):
@@ -61,11 +63,11 @@ class RecordSink(Node):
         try:
             self._log = await asyncio.to_thread(MessageLogWriter, self.path, self._resume_at)
         except RecordingError as exc:
-            raise (CheckpointError if self._resume_at is not None else ConfigError)(
-                f"nodes.{self.name}: {exc}"
-            ) from None
+            msg = f"nodes.{self.name}: {exc}"
+            raise (CheckpointError if self._resume_at is not None else ConfigError)(msg) from None
         except OSError as exc:
-            raise ConfigError(f"nodes.{self.name}: cannot create {self.path}: {exc.strerror}") from None
+            msg = f"nodes.{self.name}: cannot create {self.path}: {exc.strerror}"
+            raise ConfigError(msg) from None
         if self._resume_at is not None:
             self.log.info("%s: %s cut back to the checkpoint's %d bytes", self.name, self.path, self._resume_at)
 

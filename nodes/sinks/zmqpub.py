@@ -41,9 +41,11 @@ class ZmqPubParams:
 
     def __post_init__(self) -> None:
         if "://" not in self.bind:
-            raise ValueError(f"bind must be a ZeroMQ address like tcp://127.0.0.1:5560, got {self.bind!r}")
+            msg = f"bind must be a ZeroMQ address like tcp://127.0.0.1:5560, got {self.bind!r}"
+            raise ValueError(msg)
         if self.hwm < 1:
-            raise ValueError(f"hwm must be >= 1, got {self.hwm}")
+            msg = f"hwm must be >= 1, got {self.hwm}"
+            raise ValueError(msg)
 
 
 class ZmqPubSink(Node):
@@ -69,7 +71,8 @@ class ZmqPubSink(Node):
             sock.bind(self.config.bind)
         except zmq.ZMQError as exc:
             sock.close(linger=0)
-            raise ConfigError(f"nodes.{self.name}: cannot bind {self.config.bind}: {exc}") from None
+            msg = f"nodes.{self.name}: cannot bind {self.config.bind}: {exc}"
+            raise ConfigError(msg) from None
         self._sock = sock
         self.log.info("%s: publishing predictions (%s) on %s", self.name, self.config.format, self.endpoint)
 

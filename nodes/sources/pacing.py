@@ -15,7 +15,8 @@ class Pacer:
 
     def __init__(self, speed: float) -> None:
         if speed < 0:
-            raise ValueError(f"speed must be >= 0, got {speed}")
+            msg = f"speed must be >= 0, got {speed}"
+            raise ValueError(msg)
         self.speed = speed
         self._wall0 = 0.0
         self._t0: int | None = None

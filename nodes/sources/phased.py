@@ -56,7 +56,8 @@ class Phase:
 
     def __post_init__(self) -> None:
         if self.samples < 0 or self.passes < 1:
-            raise ValueError(f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}")
+            msg = f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}"
+            raise ValueError(msg)
         parse_split(self.split)
 
 
@@ -67,11 +68,13 @@ def parse_split(text: str) -> tuple[str, int, int | None]:
     """``"train[100:200]"`` -> ``("train", 100, 200)``; ``"train"`` -> ``("train", 0, None)``."""
     m = _SPLIT_RANGE.match(text)
     if m is None:
-        raise ValueError(f"split must be a name or name[start:stop], got {text!r}")
+        msg = f"split must be a name or name[start:stop], got {text!r}"
+        raise ValueError(msg)
     lo = int(m["lo"]) if m["lo"] else 0
     hi = int(m["hi"]) if m["hi"] else None
     if hi is not None and hi <= lo:
-        raise ValueError(f"split {text!r}: an empty range")
+        msg = f"split {text!r}: an empty range"
+        raise ValueError(msg)
     return m["name"], lo, hi
 
 
@@ -98,16 +101,16 @@ class StreamParams:
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.slice_us < 1 or self.speed < 0:
-            raise ValueError(
-                f"batch and slice_us must be >= 1 and speed >= 0, got {self.batch}, {self.slice_us}, {self.speed}"
-            )
+            msg = f"batch and slice_us must be >= 1 and speed >= 0, got {self.batch}, {self.slice_us}, {self.speed}"
+            raise ValueError(msg)
 
 
 def existing_data_path(node: str, key: str, path: str) -> Path:
     """``data_path(path)``, or a config error saying where it was looked for."""
     folder = data_path(path)
     if not folder.exists():
-        raise ConfigError(f"nodes.{node}.{key}: not found (looked for {where_looked(path)})")
+        msg = f"nodes.{node}.{key}: not found (looked for {where_looked(path)})"
+        raise ConfigError(msg)
     return folder
 
 
@@ -136,7 +139,8 @@ class PhasedSource(Source):
         self._position = 0  # messages of the stream generated so far (skipped ones included)
         self._phases = tuple(build_params(Phase, p, f"nodes.{name}.phases[{i}]") for i, p in enumerate(config.phases))
         if not self._phases:
-            raise ConfigError(f"nodes.{name}.phases: at least one phase is needed")
+            msg = f"nodes.{name}.phases: at least one phase is needed"
+            raise ConfigError(msg)
 
     # -- what a dataset provides ------------------------------------------------------------------------
     def load_split(self, split: str) -> tuple[Any, np.ndarray]:
@@ -147,14 +151,14 @@ class PhasedSource(Source):
         for phase in self.phases():
             split, lo, hi = parse_split(phase.split)
             if split not in self.splits:
-                raise ConfigError(f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {split!r}")
+                msg = f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {split!r}"
+                raise ConfigError(msg)
             if split not in self._data:
                 self._data[split] = await asyncio.to_thread(self.load_split, split)
             size = self.split_size(split)
             if lo >= size or (hi is not None and hi > size):
-                raise ConfigError(
-                    f"nodes.{self.name}: split {phase.split!r} is out of range: {split!r} has {size} samples"
-                )
+                msg = f"nodes.{self.name}: split {phase.split!r} is out of range: {split!r} has {size} samples"
+                raise ConfigError(msg)
 
     def split_size(self, split: str) -> int:
         return len(self._data[split][1])
@@ -193,10 +197,11 @@ class PhasedSource(Source):
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         if int(state["stream"][0]) != self._stream_id():
-            raise ValueError(
+            msg = (
                 "it was made by a source with another configuration (phases, seed, batch, data...), so its "
                 "position does not apply to this stream"
             )
+            raise ValueError(msg)
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
 
@@ -224,7 +229,8 @@ class PhasedSource(Source):
             split, lo, hi = self._indices(phase)
             n = phase.samples or hi - lo
             if n > hi - lo:
-                raise ValueError(f"phase {k} asks for {n} samples of split {phase.split!r}, which has {hi - lo}")
+                msg = f"phase {k} asks for {n} samples of split {phase.split!r}, which has {hi - lo}"
+                raise ValueError(msg)
             yield control_message(UNFREEZE if phase.features else FREEZE, scope="features")
             yield control_message(UNFREEZE if phase.classifier else FREEZE, scope="classifier")
             if phase.relabel:

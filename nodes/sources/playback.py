@@ -36,9 +36,11 @@ class PlaybackParams:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path must not be empty")
+            msg = "path must not be empty"
+            raise ValueError(msg)
         if not self.speed >= 0:
-            raise ValueError(f"speed must be >= 0, got {self.speed!r}")
+            msg = f"speed must be >= 0, got {self.speed!r}"
+            raise ValueError(msg)
 
 
 def _first_t(msg: Message) -> int | None:
@@ -63,12 +65,14 @@ class Playback(Source):
             with self.path.open("rb") as f:
                 magic = f.read(len(MAGIC))
         except OSError as exc:
-            raise ConfigError(f"nodes.{self.name}.path: cannot open {self.path}: {exc.strerror}") from None
+            msg = f"nodes.{self.name}.path: cannot open {self.path}: {exc.strerror}"
+            raise ConfigError(msg) from None
         if magic != MAGIC:
-            raise ConfigError(
+            msg = (
                 f"nodes.{self.name}.path: {self.path} is not a spikestream message log (written by a 'record' "
                 'sink); event recordings (AEDAT, EVT, N-MNIST...) are played by type = "replay"'
             )
+            raise ConfigError(msg)
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {"delivered": np.array([self.delivered], dtype=np.int64)}

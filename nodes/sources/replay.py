@@ -66,9 +66,11 @@ class ReplayConfig(StreamParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.loop < 0 or self.start_us < 0 or self.stop_us < 0:
-            raise ValueError(f"loop, start_us, stop_us must be >= 0, got {self.loop}, {self.start_us}, {self.stop_us}")
+            msg = f"loop, start_us, stop_us must be >= 0, got {self.loop}, {self.start_us}, {self.stop_us}"
+            raise ValueError(msg)
         if self.stop_us and self.stop_us <= self.start_us:
-            raise ValueError(f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})")
+            msg = f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})"
+            raise ValueError(msg)
 
 
 class ReplaySource(PhasedSource):

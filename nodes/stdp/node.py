@@ -45,9 +45,11 @@ class StdpConfig:
     def __post_init__(self) -> None:
         c, h, w = self.input
         if c < 1 or h < 1 or w < 1:
-            raise ValueError(f"input must be [channels, height, width], all >= 1, got {list(self.input)}")
+            msg = f"input must be [channels, height, width], all >= 1, got {list(self.input)}"
+            raise ValueError(msg)
         if not self.layers:
-            raise ValueError("layers must list at least one layer")
+            msg = "layers must list at least one layer"
+            raise ValueError(msg)
 
 
 class StdpNode(Node):
@@ -60,13 +62,15 @@ class StdpNode(Node):
         _, h, w = config.input
         sensor = received.get("sensor")
         if sensor is not None and tuple(sensor) != (w, h):
-            raise ValueError(
+            msg = (
                 f"events of a {sensor[0]}x{sensor[1]} sensor, but input = {list(config.input)}: put an encoder "
                 "(crop/downsample) in front, or change input"
             )
+            raise ValueError(msg)
         shape = received.get("shape")
         if shape is not None and tuple(shape) != tuple(config.input):
-            raise ValueError(f"spikes of shape {list(shape)}, but input = {list(config.input)}")
+            msg = f"spikes of shape {list(shape)}, but input = {list(config.input)}"
+            raise ValueError(msg)
         out = {k: v for k, v in received.items() if k not in ("sensor", "shape")}
         try:
             shape = output_shape(config.input, config.layers)
@@ -92,15 +96,17 @@ class StdpNode(Node):
         if msg.kind == SPIKES:
             return data
         if self.channels > 2:
-            raise SpikestreamError(
+            text = (
                 f"nodes.{self.name} has {self.channels} input channels and takes spikes from another stdp node; "
                 f"events (ON/OFF polarity) need input = [1 or 2, height, width]"
             )
+            raise SpikestreamError(text)
         if msg.width is not None and msg.height is not None and (msg.width, msg.height) != (self.width, self.height):
-            raise SpikestreamError(
+            text = (
                 f"events of a {msg.width}x{msg.height} sensor do not fit the network input "
                 f"{self.width}x{self.height}: put an encoder (crop/downsample) in front, or set nodes.{self.name}.input"
             )
+            raise SpikestreamError(text)
         spikes = np.empty(data.shape[0], dtype=SPIKE_DTYPE)
         spikes["t"] = data["t"]
         spikes["x"] = data["x"]

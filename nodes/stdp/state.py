@@ -79,7 +79,8 @@ def weighted_layer(
         kh = kw = p.kernel
         m = p.maps
         if h < kh or w_ < kw:
-            raise ValueError(f"layer {i}: kernel {p.kernel} is larger than its input {cur}")
+            msg = f"layer {i}: kernel {p.kernel} is larger than its input {cur}"
+            raise ValueError(msg)
         out = (m, h - kh + 1, w_ - kw + 1)
         canonical = rng.normal(p.w_init_mean, p.w_init_std, size=(m, c, kh, kw))
     else:
@@ -165,18 +166,23 @@ def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) ->
     missing = sorted(set(exp) - set(state))
     extra = sorted(set(state) - set(exp))
     if missing:
-        raise ValueError(f"state lacks key(s) {missing} required by this network configuration")
+        msg = f"state lacks key(s) {missing} required by this network configuration"
+        raise ValueError(msg)
     if extra:
-        raise ValueError(f"state has key(s) {extra} that this network configuration does not have")
+        msg = f"state has key(s) {extra} that this network configuration does not have"
+        raise ValueError(msg)
     arrays: dict[str, np.ndarray] = {}
     for key, (shape, dtype) in exp.items():
         arr = np.asarray(state[key])
         if arr.shape != shape:
-            raise ValueError(f"state key {key!r} has shape {arr.shape}, this network expects {shape}")
+            msg = f"state key {key!r} has shape {arr.shape}, this network expects {shape}"
+            raise ValueError(msg)
         if arr.dtype.kind != dtype.kind:
-            raise ValueError(f"state key {key!r} has dtype {arr.dtype}, this network expects {dtype}")
+            msg = f"state key {key!r} has dtype {arr.dtype}, this network expects {dtype}"
+            raise ValueError(msg)
         if dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"state key {key!r} holds non-finite values")
+            msg = f"state key {key!r} holds non-finite values"
+            raise ValueError(msg)
         arrays[key] = arr.astype(dtype, copy=True)
     pos_refs: dict[int, np.ndarray] = {}
     for i, layer in enumerate(layers):
@@ -187,10 +193,11 @@ def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) ->
         map_ref = arrays[f"{i}.map_ref"]
         pos_refs[i] = ref.min(axis=1)  # every layer has >= 1 map
         if not np.array_equal(np.maximum(pos_refs[i][:, None], map_ref[None, :]), ref):
-            raise ValueError(
+            msg = (
                 f"state key '{i}.ref' is not max(position reset, map_ref) for every neuron: not a state "
                 "this network's dynamics can reach"
             )
+            raise ValueError(msg)
     for i, layer in enumerate(layers):
         layer.counters[:] = arrays[f"{i}.counters"]
         if isinstance(layer, PoolLayer):
