@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-import recordings as R
+import recordings
 from pipeline.events import make_events
 from pipeline.message import events_message
 from recordings.messages import MessageLogWriter, read_messages
@@ -68,7 +68,7 @@ def main() -> None:
             {"case": case, "events": events, "seconds": seconds, "mev_per_s": events / seconds / 1e6, "note": note}
         )
 
-    ds = R.NMnistDataset(data / "nmnist")
+    ds = recordings.NMnistDataset(data / "nmnist")
     t, n = best_of(lambda: sum(ds.load(i).size for i in range(len(ds))), args.repeat)
     record("nmnist folder (850 files)", t, n, "target >= 20")
 
@@ -79,10 +79,10 @@ def main() -> None:
             np.sort(rng.integers(0, 1 << 23, m)), rng.integers(0, 34, m), rng.integers(0, 34, m), rng.integers(0, 2, m)
         )
         big = Path(tmp) / "large.bin"
-        R.write_recording(big, events, 34, 34)
-        t, n = best_of(lambda: R.open_recording(big).read_all().size, args.repeat)
+        recordings.write_recording(big, events, 34, 34)
+        t, n = best_of(lambda: recordings.open_recording(big).read_all().size, args.repeat)
         record("nmnist large file read_all", t, n, "target >= 100")
-        t, n = best_of(lambda: sum(b.size for b in R.open_recording(big).batches(65536)), args.repeat)
+        t, n = best_of(lambda: sum(b.size for b in recordings.open_recording(big).batches(65536)), args.repeat)
         record("nmnist large file batches(65536)", t, n)
 
         # message logs (record sink / playback source): the same events as 2,000-event messages
@@ -105,7 +105,7 @@ def main() -> None:
     for name in ("aedat4/tonic_sample.aedat4", "aedat4/faery_davis346.aedat4"):
         path = data / name
         t_dv, n_dv = best_of(lambda p=path: dv_read(p), args.repeat)
-        t_us, n_us = best_of(lambda p=path: R.open_recording(p).read_all().size, args.repeat)
+        t_us, n_us = best_of(lambda p=path: recordings.open_recording(p).read_all().size, args.repeat)
         record(f"{name} dv-processing reader", t_dv, n_dv)
         record(f"{name} ours", t_us, n_us, f"{t_dv / t_us:.2f}x dv-processing (target >= 0.8)")
 
@@ -115,7 +115,7 @@ def main() -> None:
         ("evt/expelliarmus_evt2_sample.raw", "target >= 50"),
         ("evt/expelliarmus_evt3_sample.raw", "target >= 50"),
     ):
-        t, n = best_of(lambda p=data / name: R.open_recording(p).read_all().size, args.repeat)
+        t, n = best_of(lambda p=data / name: recordings.open_recording(p).read_all().size, args.repeat)
         record(name, t, n, note)
 
     machine = f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}, numpy {np.__version__}"

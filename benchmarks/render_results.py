@@ -115,9 +115,7 @@ def results_table(rows: list[Row], page: Path = RESULTS_PATH) -> str:
 def readme_table(rows: list[Row]) -> str:
     """The short table for the README: one figure and one command per row."""
     lines = ["| what | figure | command |", "|---|---|---|"]
-    for r in rows:
-        if r.readme:
-            lines.append(f"| {_cell(r.what)} | **{_cell(_figure(r))}** | `{_cell(r.command)}` |")
+    lines += [f"| {_cell(r.what)} | **{_cell(_figure(r))}** | `{_cell(r.command)}` |" for r in rows if r.readme]
     return "\n".join(lines)
 
 

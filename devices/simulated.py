@@ -228,11 +228,12 @@ class SimulatedCamera(Source):
                 for batch in batches:
                     self.emitted += int(batch.shape[0])
                     if to_wall:
-                        batch = copy_records(batch)
-                        batch["t"] += to_wall
-                    yield events_message(batch, width, height)
+                        out = copy_records(batch)
+                        out["t"] += to_wall
+                    yield events_message(out, width, height)
                 if done:
                     return
+                    out = batch
                 due = file.next_due(cursor, lap, now + c.slice_us) if file is not None else now + c.slice_us
                 if t_stop is not None:
                     due = min(due, t_stop)

@@ -72,9 +72,10 @@ def _display(feat: np.ndarray) -> np.ndarray:
 
 
 def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64) -> Path:
-    import matplotlib
+    """Draw every layer's preferred features (up to ``max_units`` each) into the PNG at ``path``."""
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     layers = preferred_features(state)
@@ -103,9 +104,10 @@ def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64)
 
 
 def plot_weight_histograms(state: dict[str, np.ndarray], path: Path) -> Path:
-    import matplotlib
+    """Draw a histogram of each layer's weights (log scale) into the PNG at ``path``."""
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = sorted((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]))
@@ -121,9 +123,10 @@ def plot_weight_histograms(state: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
-    import matplotlib
+    """Draw the online accuracy curve of a results file, with the test accuracy as a line."""
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     curve = np.asarray(results.get("curve") or [], dtype=np.float64).reshape(-1, 3)
@@ -175,7 +178,7 @@ def register(sub: Any) -> None:
             msg = "give --state and/or --results"
             raise SpikestreamError(msg)
         for path in write_plots(args.out, state=args.state, results=args.results):
-            print(path)
+            print(path)  # noqa: T201 - the plot command lists the files it wrote
         return 0
 
     p.set_defaults(func=run)

@@ -119,7 +119,8 @@ def cmd_node(args: argparse.Namespace) -> int:
     return _finish(run_single_node(graph, args.name, state_dir=args.state), args)
 
 
-def cmd_nodes(args: argparse.Namespace) -> int:
+def cmd_nodes(_args: argparse.Namespace) -> int:
+    """``spikestream nodes``: list the registered node types and the classes they load."""
     for name, target in sorted(node_types().items()):
         print(f"{name:<18} {target}")
     return 0

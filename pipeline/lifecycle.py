@@ -58,7 +58,7 @@ def ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-class _StopWaiting(Exception):
+class _StopWaiting(Exception):  # noqa: N818 - a signal to stop waiting, not an error
     """Raised by a signal that arrives while ``terminate`` waits for delivery."""
 
 

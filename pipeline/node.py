@@ -56,7 +56,7 @@ class Node:
         self.log = context.log
 
     @classmethod
-    def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:
+    def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:  # noqa: ARG003 - a hook
         """What is known, before anything runs, about the stream this node sends, given its config and the
         facts of the stream it receives. The runner checks a graph with these, link by link, before any
         node starts: raise ``ValueError`` saying why when ``received`` cannot fit this node (``ConfigError``
@@ -69,11 +69,11 @@ class Node:
     async def start(self) -> None:
         """Open resources (files, devices, brokers). Called once before the first message."""
 
-    async def process(self, msg: Message) -> Sequence[Message]:
+    async def process(self, msg: Message) -> Sequence[Message]:  # noqa: ARG002 - a hook: the default sends nothing
         """Handle one data message (events, spikes, labels, predictions, metrics)."""
         return ()
 
-    def control(self, msg: Message) -> Sequence[Message]:
+    def control(self, msg: Message) -> Sequence[Message]:  # noqa: ARG002 - a hook: the default sends nothing
         """Handle a control message (freeze, unfreeze, checkpoint). It is forwarded downstream anyway."""
         return ()
 

@@ -92,7 +92,7 @@ async def run_inproc(
                     if task in done and name not in reports:
                         try:
                             reports[name] = task.result()
-                        except Exception as exc:
+                        except Exception as exc:  # noqa: BLE001 - a node that failed is reported, the others stopped
                             reports[name] = {"type": graph.nodes[name].type, "error": str(exc)}
                             stop_all()
                 # nodes fed only by taps never see end-of-stream: stop them once the lossless part has ended

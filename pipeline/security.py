@@ -126,7 +126,8 @@ class Authenticator:
         allowed_set = set(allowed)
 
         class _Policy:
-            def callback(self, domain: str, key: bytes) -> bool:  # key: the client's z85 public key
+            # pyzmq calls callback(domain, key); key is the client's z85 public key, the domain does not matter
+            def callback(self, domain: str, key: bytes) -> bool:  # noqa: ARG002
                 ok = key in allowed_set
                 if not ok:
                     log.warning("%s: refused a CURVE peer with an unknown public key", node)

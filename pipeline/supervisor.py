@@ -208,7 +208,7 @@ def _child_main(
                 install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
 
                 async def wait_go() -> None:
-                    while not go.is_set():
+                    while not go.is_set():  # noqa: ASYNC110 - a multiprocessing Event cannot be awaited
                         await asyncio.sleep(0.005)
 
                 def started() -> None:

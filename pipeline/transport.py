@@ -226,7 +226,6 @@ class Inlet:
         tap_hwm: int = 256,
         counters: Counters,
         curve: Curve | None = None,
-        allowed_clients: Sequence[bytes] | None = None,
     ) -> None:
         self.name = name
         self.counters = counters

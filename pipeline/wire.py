@@ -113,7 +113,7 @@ def decode(frames: Sequence[Frame]) -> Message:
         return _decode(topic, raw_header, payload)
     except WireFormatError:
         raise
-    except Exception as exc:  # anything the checks below did not foresee is still the sender's fault
+    except Exception as exc:  # noqa: BLE001 - anything the checks below did not foresee is the sender's fault
         msg = f"undecodable message ({type(exc).__name__}: {exc})"
         raise WireFormatError(msg) from None
 
@@ -126,7 +126,7 @@ def payload_size(topic: Frame, raw_header: Frame) -> int:
         _, dtype, count = _header(topic, raw_header)
     except WireFormatError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as in decode: a bad header is the sender's fault
         msg = f"undecodable header ({type(exc).__name__}: {exc})"
         raise WireFormatError(msg) from None
     return 0 if dtype is None else count * dtype.itemsize

@@ -259,7 +259,7 @@ def readout_run(
 
 
 @njit(cache=True)
-def _readout_spike(t, j, state, istate, o, out) -> int:
+def _readout_spike(_t, j, state, _istate, o, _out) -> int:
     state[1][j] += 1  # seg_counts
     return o
 
@@ -351,7 +351,7 @@ def delta_run(
 
 
 @njit(cache=True)
-def _delta_spike(t, j, state, istate, o, out) -> int:
+def _delta_spike(_t, j, state, _istate, o, _out) -> int:
     w, seg_counts, seg_scores = state[:3]
     seg_counts[j] += 1
     for i in range(w.shape[0]):

@@ -216,7 +216,7 @@ class BufferedPublisher:
                 return  # closing: everything delivered and "offline" said
             except aiomqtt.MqttError as exc:
                 link.down(exc, closing=self._closing)
-            except Exception as exc:  # a bug or an odd socket error: keep the pipeline up, say so, retry
+            except Exception as exc:  # noqa: BLE001 - a bug or an odd socket error: keep the pipeline up, say so, retry
                 link.broke(exc)
                 self._connected = False
             if self._closing:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.pacing import Pacer, time_slices
 from pipeline.config import build_params, data_path, where_looked
@@ -125,6 +126,7 @@ class PhasedSource(Source):
     classes: int = 10
 
     @classmethod
+    @override
     def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:
         return {"sensor": (cls.width, cls.height), "classes": cls.classes}
 

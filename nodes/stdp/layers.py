@@ -157,7 +157,7 @@ def output_shape(input_shape: Sequence[int], layers: Sequence[LayerParams]) -> t
     c, h, w = (int(v) for v in input_shape)
     for i, p in enumerate(layers):
         if isinstance(p, PoolParams):
-            c, h, w = c, -(-h // p.size), -(-w // p.size)
+            h, w = -(-h // p.size), -(-w // p.size)
         elif isinstance(p, ConvParams):
             if h < p.kernel or w < p.kernel:
                 msg = f"layer {i}: kernel {p.kernel} is larger than its input {(c, h, w)}"
