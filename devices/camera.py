@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import DeviceError
 from pipeline.events import EVENT_DTYPE
@@ -195,6 +196,7 @@ class CameraSource(Source):
             msg = f"camera {descriptor_name(desc)} was found but cannot be opened: {exc}; {_SOURCE_HELP}"
             raise DeviceError(msg) from None
 
+    @override
     async def start(self) -> None:
         self._camera = await asyncio.to_thread(self._open)
         self._camera_name = str(self._camera.getCameraName())
@@ -227,6 +229,7 @@ class CameraSource(Source):
             return self._roi[2], self._roi[3]
         return self._width, self._height
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         if self._camera is None:
             msg = f"{self.name}: camera not opened (start() was not called)"
@@ -254,8 +257,10 @@ class CameraSource(Source):
                 self._batches += 1
                 yield events_message(events, width, height)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"camera": self._camera_name, "camera_events": self._events, "camera_batches": self._batches}
 
+    @override
     async def stop(self) -> None:
         self._camera = None  # dv-processing closes the device when the object is released

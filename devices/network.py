@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from typing_extensions import override
+
 from devices.camera import dv_events, poll_events
 from pipeline.errors import DeviceError
 from pipeline.message import Message, events_message
@@ -142,6 +144,7 @@ class DvNetworkSource(Source):
             self._connections += 1
             return reader
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         while True:
@@ -170,6 +173,7 @@ class DvNetworkSource(Source):
                 self._events,
             )
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "network_peer": self.config.peer,
@@ -180,5 +184,6 @@ class DvNetworkSource(Source):
             "network_failed_attempts": self._failed_attempts,
         }
 
+    @override
     async def stop(self) -> None:
         self._reader = None

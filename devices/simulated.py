@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.paced_file import PacedFile
 from pipeline.config import data_path
@@ -135,6 +136,7 @@ class SimulatedCamera(Source):
         self._max_lag_us = 0.0
         self._laps = 0
 
+    @override
     async def start(self) -> None:
         if self.config.path:
             # a lap starts one time slice after the last event of the one before
@@ -145,6 +147,7 @@ class SimulatedCamera(Source):
             self._file, self._width, self._height = file, file.width, file.height
 
     @property
+    @override
     def events_total(self) -> int | None:
         c = self.config
         if self._file is None or c.loop or c.duration_s:
@@ -153,6 +156,7 @@ class SimulatedCamera(Source):
 
     @property
     def sensor_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the stream: the file's sensor, or the synthetic one."""
         return self._width, self._height
 
     # -- the stream ------------------------------------------------------------------------------------
@@ -186,9 +190,11 @@ class SimulatedCamera(Source):
 
     @property
     def drop_ratio(self) -> float:
+        """The share of the stream's events dropped so far because the graph lagged."""
         total = self.emitted + self.dropped
         return self.dropped / total if total else 0.0
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         width, height = self.sensor_size
@@ -227,13 +233,13 @@ class SimulatedCamera(Source):
                     self._max_lag_us = max(self._max_lag_us, (now - oldest) / c.speed)
                 for batch in batches:
                     self.emitted += int(batch.shape[0])
+                    out = batch
                     if to_wall:
                         out = copy_records(batch)
                         out["t"] += to_wall
                     yield events_message(out, width, height)
                 if done:
                     return
-                    out = batch
                 due = file.next_due(cursor, lap, now + c.slice_us) if file is not None else now + c.slice_us
                 if t_stop is not None:
                     due = min(due, t_stop)
@@ -243,6 +249,7 @@ class SimulatedCamera(Source):
             if self._dropping:
                 self._end_episode()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "events_emitted": self.emitted,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.encoder.delta import DeltaEncoder, DeltaParams
 from pipeline.config import data_path
@@ -133,6 +134,7 @@ class VideoSource(Source):
             raise DeviceError(msg)
         return cap
 
+    @override
     async def start(self) -> None:
         self._cap = await asyncio.to_thread(self._open)
 
@@ -143,6 +145,7 @@ class VideoSource(Source):
         c = self.config
         return to_gray(frame, (c.width, c.height) if c.width else None)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         if self._cap is None:
             msg = f"{self.name}: {self._what} not opened (start() was not called)"
@@ -178,9 +181,11 @@ class VideoSource(Source):
             else:
                 await asyncio.sleep(0)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"video_frames": self._frames, "video_events": self._events, "video_fps": self._fps}
 
+    @override
     async def stop(self) -> None:
         if self._cap is not None:
             self._cap.release()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.events import EVENT_DTYPE, copy_records
 from pipeline.message import EVENTS, Message, events_message
@@ -71,9 +72,11 @@ class SyntheticSource(Source):
         self._hash = hashlib.blake2b(digest_size=16)
 
     @property
+    @override
     def events_total(self) -> int:
         return int(self.config.events)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         template = synthetic_batch(0, min(c.batch, c.events), c.width, c.height, c.dt_us)
@@ -91,6 +94,7 @@ class SyntheticSource(Source):
             yield events_message(batch, c.width, c.height)
             await asyncio.sleep(0)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"source_checksum": self._hash.hexdigest()}
 
@@ -118,6 +122,7 @@ class Identity(Node):
 
     Config = IdentityParams
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if self.config.delay_ms:
             await asyncio.sleep(self.config.delay_ms / 1000)
@@ -136,6 +141,7 @@ class ChecksumSink(Node):
         self._out_of_order = 0
         self._last_t = np.iinfo(np.int64).min
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == EVENTS and msg.data is not None and msg.count:
             data = msg.data
@@ -146,6 +152,7 @@ class ChecksumSink(Node):
             self._last_t = int(t[-1])
         return ()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "sink_checksum": self._hash.hexdigest(),

@@ -25,6 +25,7 @@ CHANCE = 0.1
 
 
 def demo_config(train: int, test: int, overrides: list[str]) -> dict[str, Any]:
+    """The built-in demo graph with ``train`` and ``test`` digits and the ``--set`` overrides applied."""
     raw = tomllib.loads(resources.files("nodes").joinpath("demo.toml").read_text())
     digits = raw["nodes"]["digits"]
     digits["font_train"] = max(digits["font_train"], train)
@@ -55,6 +56,7 @@ def _fresh_state(folder: Path) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo graph in ``--out``, print its summary and a verdict; 0 when it learned."""
     for flag, value in (("--train", args.train), ("--test", args.test)):
         if value < 1:
             msg = f"{flag} must be >= 1, got {value}"
@@ -93,6 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    """Add ``spikestream demo`` to the CLI (entry point of ``spikestream.commands``)."""
     p = sub.add_parser("demo", help="run the whole pipeline on built-in saccade digits (no camera, no data)")
     p.add_argument("--out", default="spikestream-demo", help="folder for results, plots and state")
     p.add_argument("--train", type=int, default=1500, help="training digits (default 1500)")

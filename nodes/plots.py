@@ -22,6 +22,7 @@ from pipeline.errors import SpikestreamError
 
 
 def network_config(state: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The network description an stdp node stores in its checkpoint."""
     if "node.config" not in state:
         msg = "this checkpoint has no network description (not an stdp node's checkpoint?)"
         raise SpikestreamError(msg)
@@ -150,6 +151,7 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
 
 
 def write_plots(out: Path, *, state: Path | None = None, results: Path | None = None) -> list[Path]:
+    """Write the plots a checkpoint (``state``) and a results file allow into ``out``; returns them."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if state is not None:

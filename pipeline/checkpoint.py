@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 
 def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename); returns the path.
+
+    A crash at any point leaves either the old checkpoint or the new one, never a mix."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
@@ -48,6 +51,8 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) ->
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The named arrays of the checkpoint at ``path``; ``CheckpointError`` names the file when it is
+    missing, unreadable or corrupt."""
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as data:
@@ -74,6 +79,7 @@ GENERATION_KEY = "__generation__"
 
 
 def generation_path(state_dir: str | os.PathLike[str], node: str, generation: int) -> Path:
+    """Where generation ``generation`` of ``node``'s checkpoint is kept in ``state_dir``."""
     return Path(state_dir) / f"{node}.g{generation:09d}.npz"
 
 
@@ -176,6 +182,7 @@ class NodeCheckpoints:
 
     @property
     def in_cut(self) -> bool:
+        """Whether this node takes part in the graph's consistent cuts (it saves on markers)."""
         return self.members is not None
 
     def restore(self) -> None:
@@ -241,6 +248,7 @@ class NodeCheckpoints:
         return self.period_s > 0 and time.monotonic() - self._last >= self.period_s
 
     def restart_period(self) -> None:
+        """Count the checkpoint period afresh from now, as if a checkpoint had just been saved."""
         self._last = time.monotonic()
 
     def mark(self) -> int:

@@ -65,6 +65,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def print_summary(results: dict[str, Any]) -> None:
+    """Print the run's figures: the graph's rate, each node's counters and warnings, the accuracies."""
     print(
         f"{results['graph']}: {results['events_in']:,} events in {results['wall_s']:.2f} s "
         f"({results['events_per_s'] / 1e6:.2f} M events/s, transport {results['transport']})"
@@ -104,6 +105,7 @@ def _finish(results: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``spikestream run``: run a whole graph."""
     from .runner import run_graph
 
     graph = load_graph(args.config, args.set)
@@ -112,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    """``spikestream node``: run one node of a graph, its peers running elsewhere."""
     from .runner import run_single_node
 
     graph = load_graph(args.config, args.set)
@@ -127,6 +130,7 @@ def cmd_nodes(_args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    """``spikestream keys``: write one CURVE key pair per name."""
     from .security import write_keypair
 
     for name in args.names:
@@ -136,6 +140,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
+    """``spikestream service``: print a systemd unit for a graph or one of its nodes."""
     from .service import systemd_unit
 
     unit = systemd_unit(args.config, node=args.node, user=args.user)
@@ -160,6 +165,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line parser, with the built-in commands and those that stages register."""
     parser = argparse.ArgumentParser(
         prog="spikestream",
         description="Event cameras that learn online: run graphs of sources, encoder, STDP network, classifier "
@@ -204,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (1 for a ``SpikestreamError``, said on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)

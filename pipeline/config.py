@@ -72,15 +72,19 @@ class GraphConfig:
         return self.transport == "inproc"
 
     def upstream(self, name: str) -> list[str]:
+        """The nodes that send to ``name`` over lossless links."""
         return [a for a, b in self.links if b == name]
 
     def downstream(self, name: str) -> list[str]:
+        """The nodes ``name`` sends to over lossless links."""
         return [b for a, b in self.links if a == name]
 
     def tap_upstream(self, name: str) -> list[str]:
+        """The nodes whose tap ``name`` subscribes to."""
         return [a for a, b in self.taps if b == name]
 
     def tapped(self, name: str) -> bool:
+        """Whether some node subscribes to ``name``'s tap (it then binds a PUB socket)."""
         return any(a == name for a, _ in self.taps)
 
     def fed_by_taps_only(self, name: str) -> bool:

@@ -62,13 +62,16 @@ class Message:
 
     @property
     def count(self) -> int:
+        """Records in ``data`` (0 for control and metrics messages)."""
         return 0 if self.data is None else int(self.data.shape[0])
 
     @property
     def is_eos(self) -> bool:
+        """Whether this is the end-of-stream control message."""
         return self.kind == CONTROL and self.command == EOS
 
     def stamped(self, stream: str, seq: int, created_ns: int) -> Message:
+        """A copy sent by ``stream`` as its message ``seq``; ``created_ns`` is kept when already set."""
         # built directly: dataclasses.replace costs ~20 µs, which shows at small batch sizes
         return Message(
             self.kind,
@@ -90,6 +93,8 @@ def applies_to(msg: Message, role: str) -> bool:
 
 
 def events_message(events: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
+    """An ``events`` message of a batch of ``EVENT_DTYPE`` records, on a ``width`` x ``height`` sensor
+    when known; its ``created_ns`` is now, the start of the latency the graph measures."""
     if events.dtype != EVENT_DTYPE:
         msg = f"events must have dtype EVENT_DTYPE, got {events.dtype}"
         raise ValueError(msg)
@@ -97,6 +102,7 @@ def events_message(events: np.ndarray, width: int | None = None, height: int | N
 
 
 def spikes_message(spikes: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
+    """A ``spikes`` message of ``SPIKE_DTYPE`` records, between network stages."""
     if spikes.dtype != SPIKE_DTYPE:
         msg = f"spikes must have dtype SPIKE_DTYPE, got {spikes.dtype}"
         raise ValueError(msg)
@@ -104,6 +110,7 @@ def spikes_message(spikes: np.ndarray, width: int | None = None, height: int | N
 
 
 def labels_message(labels: np.ndarray) -> Message:
+    """A ``labels`` message: from each record's ``t`` on, the scene shows its ``label``."""
     if labels.dtype != LABEL_DTYPE:
         msg = f"labels must have dtype LABEL_DTYPE, got {labels.dtype}"
         raise ValueError(msg)
@@ -111,6 +118,7 @@ def labels_message(labels: np.ndarray) -> Message:
 
 
 def predictions_message(predictions: np.ndarray) -> Message:
+    """A ``predictions`` message of records of ``prediction_dtype(classes)``."""
     fields: dict[str, Any] = dict(predictions.dtype.fields or {})
     if "scores" not in fields or predictions.dtype != prediction_dtype(fields["scores"][0].shape[0]):
         msg = f"predictions must have a prediction_dtype(classes) dtype, got {predictions.dtype}"
@@ -119,6 +127,7 @@ def predictions_message(predictions: np.ndarray) -> Message:
 
 
 def control_message(command: str, **body: Any) -> Message:
+    """A control message ``command`` (one of ``CONTROL_COMMANDS``) with ``body`` as its parameters."""
     if command not in CONTROL_COMMANDS:
         msg = f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}"
         raise ValueError(msg)
@@ -126,4 +135,5 @@ def control_message(command: str, **body: Any) -> Message:
 
 
 def metrics_message(body: dict[str, Any]) -> Message:
+    """A ``metrics`` message carrying ``body`` (plain JSON values) and no payload."""
     return Message(METRICS, body=body, created_ns=time.time_ns())

@@ -111,6 +111,10 @@ class Source(Node):
     delivered: int = 0
 
     def produce(self) -> AsyncIterator[Message]:
+        """The source's messages, in order, until its data ends (or for ever, for a live source).
+
+        An async iterator: each step awaits what it needs (a device, a thread for file I/O) and never blocks
+        the loop. The runner sends every message on and counts it in ``delivered``."""
         raise NotImplementedError
 
     @property
@@ -127,10 +131,12 @@ class LatencyStats:
         self._n = 0
 
     def add(self, value_ns: int) -> None:
+        """Record one latency (ns); the oldest is overwritten once the reservoir is full."""
         self._buf[self._n % self._buf.shape[0]] = value_ns
         self._n += 1
 
     def summary(self) -> dict[str, float]:
+        """The p50, p90, p99 and max of the kept latencies in ms (empty when none was recorded)."""
         n = min(self._n, self._buf.shape[0])
         if n == 0:
             return {}
@@ -162,6 +168,7 @@ class Counters:
     latency: LatencyStats = field(default_factory=LatencyStats)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counters as plain values for logs and the results file, latency as its summary."""
         d = {k: v for k, v in self.__dict__.items() if k != "latency"}
         d["latency"] = self.latency.summary()
         return d

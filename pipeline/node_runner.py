@@ -153,6 +153,7 @@ class NodeRunner:
         return self.report(wall)
 
     def report(self, wall_s: float) -> dict[str, Any]:
+        """The node's entry in the results: its counters, errors, results and ``wall_s`` of running."""
         return {
             "type": self.type,
             "source": self.node.is_source,

@@ -136,4 +136,5 @@ class Authenticator:
         self.auth.configure_curve_callback(domain="*", credentials_provider=_Policy())
 
     def stop(self) -> None:
+        """Stop the ZAP handler's thread, once the sockets it guarded are closed."""
         self.auth.stop()

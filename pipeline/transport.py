@@ -131,6 +131,8 @@ class Outlet:
             _bind(self._pub, tap_bind)
 
     async def send(self, msg: Message) -> None:
+        """Send ``msg`` to every downstream node and the tap; waits (back-pressure) while a PUSH
+        link is full, never on the tap, which drops when its subscribers lag."""
         frames = encode(msg)
         nbytes = sum(memoryview(f).nbytes for f in frames)
         for sock, sync in zip(self._pushes, self._sync, strict=True):
@@ -323,6 +325,7 @@ class Inlet:
         self.close()
 
     def close(self) -> None:
+        """Close the sockets at once (``linger=0``): an inlet has nothing queued to deliver."""
         if self._pull is not None:
             self._pull.close(linger=0)
         for sub in self._subs:

@@ -50,6 +50,8 @@ MAX_CLASSES = 1 << 16
 
 
 def payload_dtype(kind: str, classes: int | None) -> np.dtype | None:
+    """The payload dtype of ``kind`` (``None``: no payload); ``predictions`` need their ``classes``
+    from the header, checked here because a peer sent them."""
     if kind == PREDICTIONS:
         if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= MAX_CLASSES:
             msg = f"predictions header needs 'classes' in [1, {MAX_CLASSES}], got {classes!r}"

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.classifier import kernel
 
@@ -137,6 +138,7 @@ class SupervisedClassifier(LabelledStream):
         """A copy of the weights, shape (n_classes, n_inputs)."""
         return self._w.copy()
 
+    @override
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "w_open" not in state and "w" in state:  # written before the scores used the segment's opening weights
             state = {**state, "w_open": state["w"]}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError, SpikestreamError
 from pipeline.events import EVENT_DTYPE
@@ -44,6 +45,7 @@ class EncoderNode(Node):
     Config = EncoderConfig
 
     @classmethod
+    @override
     def stream_facts(cls, config: EncoderConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         _, h, w = config.output
         return {**received, "sensor": (w, h)}  # any sensor in: cropped and downsampled to the output
@@ -84,6 +86,7 @@ class EncoderNode(Node):
             self._pending_state = None
         return self.transform
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != EVENTS or msg.data is None:
             return (msg,)
@@ -106,6 +109,7 @@ class EncoderNode(Node):
         _, h, w = self.config.output
         return (events_message(out, w, h),) if out.shape[0] else ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray] | None:
         if self.transform is None:
             return None
@@ -113,6 +117,7 @@ class EncoderNode(Node):
         state["node.sensor"] = np.array([self.transform.params.in_width, self.transform.params.in_height])
         return state
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         state = dict(state)
         sensor = state.pop("node.sensor", None)
@@ -125,5 +130,6 @@ class EncoderNode(Node):
         except ValueError as exc:
             raise CheckpointError(str(exc)) from None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"encoder": self.transform.counters() if self.transform is not None else {}}

@@ -120,10 +120,12 @@ class Evaluator:
 
     @property
     def train_samples(self) -> int:
+        """Training decisions counted so far."""
         return len(self._train_correct)
 
     @property
     def test_samples(self) -> int:
+        """Test decisions counted so far."""
         return int(sum(len(p) for p in self._test_pred))
 
     def train_accuracy(self) -> float:

@@ -64,10 +64,12 @@ class BrokerParams:
 
     @property
     def broker(self) -> str:
+        """``host:port``, as the log and error messages name the broker."""
         return f"{self.host}:{self.port}"
 
     @property
     def uses_tls(self) -> bool:
+        """Whether to connect with TLS: asked for, or implied by a CA or client certificate."""
         return self.tls or self.ca_file is not None or self.cert_file is not None
 
 

@@ -112,14 +112,17 @@ class BufferedPublisher:
 
     # -- what the owner calls -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the connection loop as a task of the running event loop; it delivers the buffer."""
         self._task = asyncio.ensure_future(self._connection_loop())
 
     @property
     def connected(self) -> bool:
+        """Whether the broker connection is up now."""
         return self._connected
 
     @property
     def last_error(self) -> str | None:
+        """The last connection error, as said in the log (``None`` while none occurred)."""
         return self.link.last_error
 
     @property

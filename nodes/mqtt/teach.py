@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from typing_extensions import override
 
 from pipeline.message import Message
 from pipeline.node import NodeContext, Source
@@ -71,6 +72,7 @@ class TeachSource(Source):
             self.log.info("%s: control command %s", self.name, reply)
         return msg, reply
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         cfg = self.config
         link = self.link
@@ -94,6 +96,7 @@ class TeachSource(Source):
                 link.down(exc)
             await link.wait_before_retry()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "teach_accepted": self.accepted,

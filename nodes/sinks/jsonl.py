@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from typing_extensions import override
+
 from pipeline.errors import ConfigError
 from pipeline.message import PREDICTIONS, Message
 from pipeline.node import Node, NodeContext
@@ -57,6 +59,7 @@ class JsonLinesSink(Node):
             self.log.warning("%s: %s ended mid-line; starting on a new line", self.name, self.path)
         return out
 
+    @override
     async def start(self) -> None:
         try:
             self._file = await asyncio.to_thread(self._open)
@@ -69,6 +72,7 @@ class JsonLinesSink(Node):
         self._file.write(text)
         self._file.flush()
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != PREDICTIONS or msg.data is None:
             self.ignored.add(msg.kind)
@@ -81,10 +85,12 @@ class JsonLinesSink(Node):
             self.written += chosen.shape[0]
         return ()
 
+    @override
     async def stop(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"jsonl_path": str(self.path), "jsonl_written": self.written, "jsonl_ignored": self.ignored.as_dict()}

@@ -82,7 +82,9 @@ class KindCounter:
         self.counts: Counter[str] = Counter()
 
     def add(self, kind: str) -> None:
+        """Count one message of ``kind``."""
         self.counts[kind] += 1
 
     def as_dict(self) -> dict[str, int]:
+        """The counts by kind, sorted by name (for the results file)."""
         return dict(sorted(self.counts.items()))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError, ConfigError, RecordingError
 from pipeline.message import CHECKPOINT, CONTROL, EVENTS, KINDS, LABELS, METRICS, PREDICTIONS, SPIKES, Message
@@ -56,9 +57,11 @@ class RecordSink(Node):
         self._resume_at: int | None = None
         self._log: MessageLogWriter | None = None
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self._resume_at = int(state["offset"][0])
 
+    @override
     async def start(self) -> None:
         try:
             self._log = await asyncio.to_thread(MessageLogWriter, self.path, self._resume_at)
@@ -76,6 +79,7 @@ class RecordSink(Node):
         await asyncio.to_thread(self._log.write, msg)
         self.kept += 1
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind in self.config.kinds:
             await self._keep(msg)
@@ -83,6 +87,7 @@ class RecordSink(Node):
             self.skipped += 1
         return ()
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         if msg.command != CHECKPOINT and CONTROL in self.config.kinds:
             assert self._log is not None
@@ -90,15 +95,18 @@ class RecordSink(Node):
             self.kept += 1
         return ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray] | None:
         if self._log is None:
             return None
         return {"offset": np.array([self._log.sync()], dtype=np.int64)}
 
+    @override
     async def stop(self) -> None:
         if self._log is not None:
             await asyncio.to_thread(self._log.close)
             self._log = None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"record_path": str(self.path), "record_messages": self.kept, "record_skipped": self.skipped}

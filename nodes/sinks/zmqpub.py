@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import zmq
+from typing_extensions import override
 
 from pipeline.errors import ConfigError
 from pipeline.message import PREDICTIONS, Message
@@ -62,6 +63,7 @@ class ZmqPubSink(Node):
         self._seq = 0
         self._sock: zmq.Socket[bytes] | None = None
 
+    @override
     async def start(self) -> None:
         # a plain (non-asyncio) socket: every send is non-blocking, so the loop never waits on it
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
@@ -91,6 +93,7 @@ class ZmqPubSink(Node):
         except zmq.Again:
             self.dropped += 1
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != PREDICTIONS or msg.data is None:
             self.ignored.add(msg.kind)
@@ -107,11 +110,13 @@ class ZmqPubSink(Node):
         self.records += chosen.shape[0]
         return ()
 
+    @override
     async def stop(self) -> None:
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "zmqpub_records": self.records,

@@ -30,6 +30,7 @@ class Pacer:
         return self._wall0 + (t_us - self._t0) / 1e6 / self.speed - time.perf_counter()
 
     async def wait(self, t_us: int) -> None:
+        """Sleep until an event with timestamp ``t_us`` is due (returns at once when unpaced or late)."""
         delay = self.due(t_us)
         if delay > 0:
             await asyncio.sleep(delay)

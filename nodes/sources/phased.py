@@ -149,6 +149,7 @@ class PhasedSource(Source):
         """``(samples, labels)`` of one split (runs in a worker thread, once per split)."""
         raise NotImplementedError
 
+    @override
     async def start(self) -> None:
         for phase in self.phases():
             split, lo, hi = parse_split(phase.split)
@@ -163,6 +164,7 @@ class PhasedSource(Source):
                 raise ConfigError(msg)
 
     def split_size(self, split: str) -> int:
+        """Samples in a loaded split."""
         return len(self._data[split][1])
 
     def _indices(self, phase: Phase) -> tuple[str, int, int]:
@@ -179,9 +181,11 @@ class PhasedSource(Source):
 
     # -- the stream ---------------------------------------------------------------------------------------
     def phases(self) -> tuple[Phase, ...]:
+        """The phases of the stream, in order."""
         return self._phases
 
     @property
+    @override
     def events_total(self) -> int | None:
         return None
 
@@ -194,9 +198,11 @@ class PhasedSource(Source):
         c = dataclasses.replace(self.config, speed=1.0 if self.config.speed > 0 else 0.0)
         return int.from_bytes(hashlib.blake2b(repr(c).encode(), digest_size=8).digest(), "little", signed=True)
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         return {"delivered": np.array([self.delivered], dtype=np.int64), "stream": np.array([self._stream_id()])}
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         if int(state["stream"][0]) != self._stream_id():
             msg = (
@@ -207,6 +213,7 @@ class PhasedSource(Source):
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         self._position = 0
         async for msg in self._stream(lambda: self._position >= self._resume_at):
@@ -281,6 +288,7 @@ class PhasedSource(Source):
         """Where the next pass starts (default: right after the last event)."""
         return t
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "samples_replayed": self._samples,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.pacing import Pacer
 from pipeline.config import data_path
@@ -60,6 +61,7 @@ class Playback(Source):
         self._resume_at = 0
         self.events = 0
 
+    @override
     async def start(self) -> None:
         try:
             with self.path.open("rb") as f:
@@ -74,13 +76,16 @@ class Playback(Source):
             )
             raise ConfigError(msg)
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         return {"delivered": np.array([self.delivered], dtype=np.int64)}
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         messages: Iterator[Message] = read_messages(self.path)
         pacer = Pacer(self.config.speed)
@@ -113,5 +118,6 @@ class Playback(Source):
             yield replace(msg, stream="", seq=-1, created_ns=0)
         progress.close()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"playback_path": str(self.path), "playback_events": self.events}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.events import prediction_dtype
 from pipeline.message import Message, predictions_message
@@ -90,6 +91,7 @@ class PredictionReplay(Source):
 
     Config = PredictionReplayParams
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         p = self.config
         records = replay_records(p)
@@ -102,5 +104,6 @@ class PredictionReplay(Source):
             yield predictions_message(records[start : start + p.batch])
             await asyncio.sleep(0)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"replay_records": self.config.count}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.paced_file import PacedFile
 from nodes.sources.pacing import Pacer
@@ -83,6 +84,7 @@ class ReplaySource(PhasedSource):
     splits = ("Train", "Test")
 
     @classmethod
+    @override
     def stream_facts(cls, config: ReplayConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         # an N-MNIST folder is labelled 34x34 digits; a single file's sensor is known only once it is open
         return super().stream_facts(config, received) if data_path(config.path).is_dir() else {}
@@ -92,17 +94,20 @@ class ReplaySource(PhasedSource):
         super().__init__(name, config, context)
         self._file_events = 0
 
+    @override
     async def start(self) -> None:
         existing_data_path(self.name, "path", self.config.path)  # a ConfigError naming where it looked
         if self.folder.is_dir():
             await super().start()
 
+    @override
     def load_split(self, split: str) -> tuple[list[np.ndarray], np.ndarray]:
         from recordings import NMnistDataset
 
         ds = NMnistDataset(self.folder, split=split)
         return [ds.load(i) for i in range(len(ds))], ds.labels.copy()
 
+    @override
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
         samples, labels = self._data[split]
         for start in range(0, order.shape[0], self.config.chunk):
@@ -139,6 +144,7 @@ class ReplaySource(PhasedSource):
                 break
         progress.close()
 
+    @override
     def results(self) -> dict[str, Any]:
         if self.folder.is_dir():
             return super().results()

@@ -107,6 +107,7 @@ class Network:
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
+        """Output shape ``(C, H, W)`` of the last layer: what the next stage receives."""
         return self._layers[-1].out_shape
 
     def counters(self) -> list[dict[str, int | str]]:

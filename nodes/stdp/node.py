@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError, ConfigError, SpikestreamError
 from pipeline.events import SPIKE_DTYPE
@@ -58,6 +59,7 @@ class StdpNode(Node):
     Config = StdpConfig
 
     @classmethod
+    @override
     def stream_facts(cls, config: StdpConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         _, h, w = config.input
         sensor = received.get("sensor")
@@ -118,6 +120,7 @@ class StdpNode(Node):
             spikes = spikes[inside]
         return spikes
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind not in (EVENTS, SPIKES):
             return (msg,)
@@ -126,12 +129,14 @@ class StdpNode(Node):
         out = self.net.process(self._input_spikes(msg))
         return (spikes_message(out),) if out.shape[0] else ()
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         if msg.command in (FREEZE, UNFREEZE) and applies_to(msg, ROLE):
             self.net.learning = msg.command == UNFREEZE
             self.log.info("%s: learning %s", self.name, "on" if self.net.learning else "off")
         return ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         state = dict(self.net.state_dict())
         state["node.learning"] = np.array(self.net.learning)
@@ -140,6 +145,7 @@ class StdpNode(Node):
         state["node.dropped"] = np.array(self._dropped)
         return state
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         state = dict(state)
         learning = state.pop("node.learning", None)
@@ -154,5 +160,6 @@ class StdpNode(Node):
         if dropped is not None:
             self._dropped = int(dropped)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"stdp_layers": self.net.counters(), "stdp_dropped_events": self._dropped}

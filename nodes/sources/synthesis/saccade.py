@@ -124,6 +124,7 @@ class SaccadeConstants(NamedTuple):
 
     @classmethod
     def of(cls, params: SaccadeParams, lut: np.ndarray) -> SaccadeConstants:
+        """The constants of ``params``; ``lut`` is the stream's log-intensity table."""
         background, contrast = float(params.background), float(params.contrast)
         return cls(
             field=int(params.field),
