@@ -33,10 +33,11 @@ import time
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nodes.stdp import FcParams, Network
+from nodes.stdp import ConvParams, FcParams, LayerParams, Network
 from nodes.stdp.network import _columns, _pool, _run_weighted
 from nodes.stdp.node import StdpConfig
 from nodes.stdp.state import PoolLayer
@@ -49,7 +50,7 @@ SHAPE = (2, 34, 34)
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "nmnist.toml"
 
 
-def nmnist_layers(wta_inf: bool = True) -> list:
+def nmnist_layers(wta_inf: bool = True) -> list[LayerParams]:
     """The layers of configs/nmnist.toml's stdp node (thresholds, radii, learning steps), so that the
     benchmark measures the network the protocol runs. ``wta_inf=False`` (``--no-wta-inf``) measures the
     thesis table's plain fc instead of the config's."""
@@ -128,7 +129,7 @@ def real_stream(samples: int) -> np.ndarray | None:
     return np.concatenate(parts)
 
 
-def measure(stream: np.ndarray, learning: bool, wta_inf: bool = True) -> dict:
+def measure(stream: np.ndarray, learning: bool, wta_inf: bool = True) -> dict[str, Any]:
     net = Network(SHAPE, nmnist_layers(wta_inf), seed=0)
     net.learning = learning
     warm = Network(SHAPE, nmnist_layers(wta_inf), seed=0)  # compile (or load the numba cache) outside the timing
@@ -161,7 +162,11 @@ def breakdown(stream: np.ndarray, wta_inf: bool = True) -> None:
     layers = nmnist_layers(wta_inf)
     net = Network(SHAPE, layers, seed=0)
     inputs = {"conv1": stream, "conv2": net.process_all_layers(stream)[1]}
-    specs = {"conv1": ((2, 34, 34), layers[0]), "conv2": ((16, 15, 15), layers[2])}
+    conv1, conv2 = layers[0], layers[2]
+    if not (isinstance(conv1, ConvParams) and isinstance(conv2, ConvParams)):
+        msg = f"the breakdown needs conv layers first and third, as in {CONFIG}"
+        raise SystemExit(msg)
+    specs = {"conv1": ((2, 34, 34), conv1), "conv2": ((16, 15, 15), conv2)}
     never = 1e30
     print(f"\nbreakdown, learning on, {len(stream)} network input events (best of 2):")
     for name, (shape, conv) in specs.items():
@@ -197,7 +202,7 @@ def main() -> None:
     real = real_stream(args.samples)
     if real is not None:
         streams["nmnist"] = real
-    results = {
+    results: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}".strip(),
         "network": "2x34x34 conv16C5(8/8) pool conv128C5(50/50) pool fc1024(60/60)",
         "runs": {},

@@ -69,7 +69,8 @@ def preferred_features(state: dict[str, np.ndarray]) -> list[tuple[str, np.ndarr
 
 
 def _display(feat: np.ndarray) -> np.ndarray:
-    return feat[1] - feat[0] if feat.shape[0] == 2 else feat[0]
+    shown: np.ndarray = feat[1] - feat[0] if feat.shape[0] == 2 else feat[0]
+    return shown
 
 
 def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64) -> Path:

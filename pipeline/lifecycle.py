@@ -64,10 +64,10 @@ class _StopWaiting(Exception):  # noqa: N818 - a signal to stop waiting, not an 
 
 #: Contexts given up on by a stop signal. They stay referenced so that garbage collection never terminates
 #: them (that would wait for the same stuck delivery again); the process exits without waiting for them.
-_abandoned: list[zmq.Context] = []
+_abandoned: list[zmq.Context[Any]] = []
 
 
-def terminate(ctx: zmq.Context, who: str) -> None:
+def terminate(ctx: zmq.Context[Any], who: str) -> None:
     """Terminate ``ctx``, which waits until every message queued on its sockets is delivered.
 
     The wait is announced after two seconds, so that a slow consumer does not look like a hang. A peer

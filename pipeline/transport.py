@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import zmq
 import zmq.asyncio
@@ -53,7 +53,7 @@ class Curve:
     server_public: bytes | None = None
 
 
-def _apply_curve(sock: zmq.Socket, curve: Curve | None, server: bool) -> None:
+def _apply_curve(sock: zmq.Socket[Any], curve: Curve | None, server: bool) -> None:
     if curve is None:
         return
     if not zmq.has("curve"):
@@ -70,7 +70,7 @@ def _apply_curve(sock: zmq.Socket, curve: Curve | None, server: bool) -> None:
         sock.curve_serverkey = curve.server_public
 
 
-def _bind(sock: zmq.Socket, address: str) -> None:
+def _bind(sock: zmq.Socket[Any], address: str) -> None:
     try:
         sock.bind(address)
     except zmq.ZMQError as exc:
@@ -96,7 +96,7 @@ class Outlet:
     ) -> None:
         self.counters = counters
         self._pushes: list[zmq.asyncio.Socket] = []
-        self._monitors: list[zmq.Socket] = []  # sync views of the monitor sockets, one per link
+        self._monitors: list[zmq.SyncSocket] = []  # sync views of the monitor sockets, one per link
         self._monitor_socks: list[zmq.asyncio.Socket] = []
         self._gone: list[bool] = []
         for address in connect:
@@ -121,7 +121,7 @@ class Outlet:
                 self._gone.append(False)
             sock.connect(address)
             self._pushes.append(sock)
-        self._sync: list[zmq.Socket] = [zmq.Socket.shadow(s.underlying) for s in self._pushes]
+        self._sync: list[zmq.SyncSocket] = [zmq.Socket.shadow(s.underlying) for s in self._pushes]
         self._pub: zmq.asyncio.Socket | None = None
         if tap_bind is not None:
             self._pub = ctx.socket(zmq.PUB)
@@ -244,7 +244,7 @@ class Inlet:
             _apply_curve(self._pull, curve, server=True)
             _bind(self._pull, bind)
             self._poller.register(self._pull, zmq.POLLIN)
-            self._pull_sync: zmq.Socket = zmq.Socket.shadow(self._pull.underlying)
+            self._pull_sync: zmq.SyncSocket = zmq.Socket.shadow(self._pull.underlying)
         for address in tap_connect:
             sub = ctx.socket(zmq.SUB)
             sub.rcvhwm = tap_hwm
@@ -289,13 +289,13 @@ class Inlet:
         while True:
             if not self._ready:
                 events = await self._poller.poll()
-                self._ready = [(sock, sock is not self._pull) for sock, _ in events]  # type: ignore[misc]
+                self._ready = [(sock, sock is not self._pull) for sock, _ in events]
             sock, tapped = self._ready.pop(0)
             try:
                 frames = await sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
             except zmq.Again:
                 continue
-            if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:  # type: ignore[arg-type]
+            if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 self._ready.append((sock, tapped))
             return frames, tapped
 

@@ -152,7 +152,16 @@ class LabelledStream:
         self._queue = q[used:].copy()
         return self._assemble(bufs, n)
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         raise NotImplementedError
 
     # -- state -----------------------------------------------------------------------------------

@@ -154,7 +154,17 @@ class SupervisedClassifier(LabelledStream):
         """A copy of the integration variables V."""
         return self._v.copy()
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    @override
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         p = self.params
         return kernel.supervised_run(
             st,
@@ -201,11 +211,21 @@ class LabelAssignmentReadout(LabelledStream):
     @property
     def preferred_labels(self) -> np.ndarray:
         """Preferred label of each top neuron (-1 while never assigned)."""
-        pref = np.argmax(self._counts, axis=1).astype(np.int64)
+        pref: np.ndarray = np.argmax(self._counts, axis=1).astype(np.int64)
         pref[self._counts.max(axis=1) == 0] = -1
         return pref
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    @override
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         return kernel.readout_run(
             st,
             sc,
@@ -259,7 +279,17 @@ class DeltaReadout(LabelledStream):
         """A copy of the weights, shape (n_classes, n_inputs)."""
         return self._w.copy()
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    @override
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         return kernel.delta_run(
             st,
             sc,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from typing_extensions import override
 
 from nodes.sinks.predictions import to_json
 
@@ -45,6 +46,7 @@ class PublisherParams(BrokerParams):
     flush_timeout_s: float = 10.0  #: at the end of the stream, wait at most this long for the buffer to drain
     stop_timeout_s: float = 2.0  #: when stopping, wait at most this long to say "offline" and disconnect
 
+    @override
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.buffer_size < 1:

@@ -37,6 +37,7 @@ class TeachParams(BrokerParams):
 
     classes: int = 10  #: number of classes; labels must be in -1..classes-1
 
+    @override
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.classes < 1:

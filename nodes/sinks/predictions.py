@@ -42,7 +42,8 @@ def select(records: np.ndarray, which: str) -> np.ndarray:
     if which == "all":
         return records
     if which == "decisions":
-        return records[records["decision"] == 1]
+        decisions: np.ndarray = records[records["decision"] == 1]
+        return decisions
     msg = f"which must be 'all' or 'decisions', got {which!r}"
     raise ValueError(msg)
 

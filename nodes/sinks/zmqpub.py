@@ -82,7 +82,7 @@ class ZmqPubSink(Node):
     def endpoint(self) -> str:
         """The bound address (with the real port when the config asked for ``tcp://host:*``)."""
         if self._sock is None:
-            return self.config.bind
+            return str(self.config.bind)
         return str(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def _send(self, frames: Sequence[bytes | memoryview]) -> None:

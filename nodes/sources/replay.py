@@ -64,6 +64,7 @@ class ReplayConfig(StreamParams):
     )
     chunk: int = 16
 
+    @override
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.loop < 0 or self.start_us < 0 or self.stop_us < 0:
@@ -115,6 +116,7 @@ class ReplaySource(PhasedSource):
             events, recs, t0 = shift_samples([samples[i] for i in idx], [int(labels[i]) for i in idx], t0, train)
             yield events, recs, len(idx)
 
+    @override
     async def _stream(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
         if self.folder.is_dir():
             async for msg in super()._stream(live):

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from typing_extensions import override
+
 MAX_CHANNELS = 65536  # an output channel index travels as uint16
 
 
@@ -92,6 +94,7 @@ class ConvParams(_LearningLayer):
     a_minus: float = -0.005
     w_init_mean: float = 0.8
 
+    @override
     def __post_init__(self) -> None:
         if not (1 <= self.maps <= MAX_CHANNELS):
             msg = f"maps must be in [1, {MAX_CHANNELS}], got {self.maps!r}"
@@ -140,6 +143,7 @@ class FcParams(_LearningLayer):
     a_minus: float = -0.002
     w_init_mean: float = 0.67
 
+    @override
     def __post_init__(self) -> None:
         if not (1 <= self.neurons <= MAX_CHANNELS):
             msg = f"neurons must be in [1, {MAX_CHANNELS}], got {self.neurons!r}"

@@ -55,7 +55,7 @@ class Network:
         if not layers:
             msg = "layers is empty; give at least one ConvParams, PoolParams or FcParams"
             raise ValueError(msg)
-        self.input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self.input_shape: tuple[int, int, int] = shape
         self.params: tuple[LayerParams, ...] = tuple(layers)
         self.seed = int(seed)
         self._learning = True
