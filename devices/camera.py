@@ -175,6 +175,7 @@ class CameraSource(Source):
     """Events from a live iniVation camera (see the module doc)."""
 
     Config = CameraParams
+    config: CameraParams
 
     def __init__(self, name: str, config: CameraParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -83,6 +83,7 @@ class DvNetworkSource(Source):
     """Events from a DV network stream, reconnecting when the server goes away (see the module doc)."""
 
     Config = NetworkParams
+    config: NetworkParams
 
     def __init__(self, name: str, config: NetworkParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -121,6 +121,7 @@ class SimulatedCamera(Source):
     """A recording (or a synthetic stream) paced like a live camera that drops what it cannot deliver."""
 
     Config = SimulatedParams
+    config: SimulatedParams
 
     def __init__(self, name: str, config: SimulatedParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -94,6 +94,7 @@ class VideoSource(Source):
     """Events from video frames through the delta encoder (see the module doc)."""
 
     Config = VideoParams
+    config: VideoParams
 
     def __init__(self, name: str, config: VideoParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

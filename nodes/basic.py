@@ -66,6 +66,7 @@ class SyntheticSource(Source):
     """Emits a deterministic stream of ``events`` events in batches of ``batch``; reports its checksum."""
 
     Config = SyntheticParams
+    config: SyntheticParams
 
     def __init__(self, name: str, config: SyntheticParams, context: Any) -> None:
         super().__init__(name, config, context)
@@ -121,6 +122,7 @@ class Identity(Node):
     """Forwards every message unchanged (the building block of transport tests and benchmarks)."""
 
     Config = IdentityParams
+    config: IdentityParams
 
     @override
     async def process(self, msg: Message) -> Sequence[Message]:

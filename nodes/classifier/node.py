@@ -73,6 +73,7 @@ class ClassifierNode(Node):
     """Event-based classifier (``type = "classifier"``)."""
 
     Config = ClassifierConfig
+    config: ClassifierConfig
 
     @classmethod
     @override

@@ -43,6 +43,7 @@ class EncoderNode(Node):
     """``type = "encoder"``."""
 
     Config = EncoderConfig
+    config: EncoderConfig
 
     @classmethod
     @override

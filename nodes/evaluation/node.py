@@ -40,6 +40,7 @@ class EvaluationNode(Node):
     """``type = "evaluate"``."""
 
     Config = EvaluationConfig
+    config: EvaluationConfig
 
     @classmethod
     @override

@@ -58,6 +58,7 @@ class MqttSink(Node):
     """Publishes predictions and actuator commands to an MQTT broker (see the module docstring)."""
 
     Config = MqttParams
+    config: MqttParams
 
     def __init__(self, name: str, config: MqttParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

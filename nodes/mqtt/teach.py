@@ -52,6 +52,7 @@ class TeachSource(Source):
     with exponential backoff, logged and counted."""
 
     Config = TeachParams
+    config: TeachParams
 
     def __init__(self, name: str, config: TeachParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -39,6 +39,7 @@ class ConsoleSink(Node):
     """Human-readable predictions on the console (see the module docstring)."""
 
     Config = ConsoleParams
+    config: ConsoleParams
 
     def __init__(self, name: str, config: ConsoleParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -38,6 +38,7 @@ class JsonLinesSink(Node):
     """Appends prediction records to a JSON-lines file."""
 
     Config = JsonLinesParams
+    config: JsonLinesParams
 
     def __init__(self, name: str, config: JsonLinesParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

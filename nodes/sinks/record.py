@@ -48,6 +48,7 @@ class RecordSink(Node):
     """Writes the messages it receives to a message log."""
 
     Config = RecordParams
+    config: RecordParams
 
     def __init__(self, name: str, config: RecordParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -53,6 +53,7 @@ class ZmqPubSink(Node):
     """Publishes prediction records on a ZeroMQ PUB socket."""
 
     Config = ZmqPubParams
+    config: ZmqPubParams
 
     def __init__(self, name: str, config: ZmqPubParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -82,7 +83,7 @@ class ZmqPubSink(Node):
     def endpoint(self) -> str:
         """The bound address (with the real port when the config asked for ``tcp://host:*``)."""
         if self._sock is None:
-            return str(self.config.bind)
+            return self.config.bind
         return str(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def _send(self, frames: Sequence[bytes | memoryview]) -> None:

@@ -33,6 +33,7 @@ class MnistSource(PhasedSource):
     """``type = "mnist"``: static MNIST images, rate encoded, as one continuous labelled stream."""
 
     Config = MnistConfig
+    config: MnistConfig
     width = 28
     height = 28
 

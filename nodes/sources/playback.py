@@ -54,6 +54,7 @@ class Playback(Source):
     """Sends the messages of a log, in order."""
 
     Config = PlaybackParams
+    config: PlaybackParams
 
     def __init__(self, name: str, config: PlaybackParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

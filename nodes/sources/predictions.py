@@ -90,6 +90,7 @@ class PredictionReplay(Source):
     """Emits the records of ``replay_records(config)`` in batches (optionally paced in wall time)."""
 
     Config = PredictionReplayParams
+    config: PredictionReplayParams
 
     @override
     async def produce(self) -> AsyncIterator[Message]:

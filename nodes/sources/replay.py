@@ -80,6 +80,7 @@ class ReplaySource(PhasedSource):
     phases, samples in seeded order, labels at each sample's first event)."""
 
     Config = ReplayConfig
+    config: ReplayConfig
     width = 34
     height = 34
     splits = ("Train", "Test")

@@ -37,6 +37,7 @@ class SaccadeSource(PhasedSource):
     """``type = "saccades"``: saccade digits as one continuous labelled stream."""
 
     Config = SaccadeConfig
+    config: SaccadeConfig
     width = 34
     height = 34
 

@@ -57,6 +57,7 @@ class StdpNode(Node):
     """Online STDP feature extractor (``type = "stdp"``)."""
 
     Config = StdpConfig
+    config: StdpConfig
 
     @classmethod
     @override
