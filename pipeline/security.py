@@ -126,8 +126,8 @@ class Authenticator:
         allowed_set = set(allowed)
 
         class _Policy:
-            # pyzmq calls callback(domain, key); key is the client's z85 public key, the domain does not matter
-            def callback(self, domain: str, key: bytes) -> bool:  # noqa: ARG002
+            # pyzmq calls callback(domain, key) with the client's z85 public key
+            def callback(self, domain: str, key: bytes) -> bool:  # noqa: ARG002 - every domain is treated alike
                 ok = key in allowed_set
                 if not ok:
                     log.warning("%s: refused a CURVE peer with an unknown public key", node)
