@@ -14,11 +14,14 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nodes.classifier import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
+from nodes.classifier.labelled import LabelledStream
 from nodes.sources.synthesis.rate import RateEncoderParams, images_to_stream
 from pipeline.config import data_root
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE
@@ -27,7 +30,9 @@ from recordings.datasets.mnist import load_mnist
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_stream(n: int, n_inputs: int, n_classes: int, per_segment: int, seed: int = 0):
+def make_stream(
+    n: int, n_inputs: int, n_classes: int, per_segment: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     spikes = np.zeros(n, dtype=SPIKE_DTYPE)
     spikes["t"] = np.arange(n, dtype=np.int64) * 10
@@ -40,7 +45,9 @@ def make_stream(n: int, n_inputs: int, n_classes: int, per_segment: int, seed: i
     return spikes, labels
 
 
-def time_classifier(make, spikes: np.ndarray, labels: np.ndarray, batch: int) -> tuple[float, int]:
+def time_classifier(
+    make: Callable[[], LabelledStream], spikes: np.ndarray, labels: np.ndarray, batch: int
+) -> tuple[float, int]:
     warm = make()
     warm.add_labels(labels[:2])
     warm.process(spikes[:100])
@@ -78,7 +85,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2000, help="images for the rate encoder")
     args = ap.parse_args()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     spikes, labels = make_stream(args.spikes, 1024, 10, 2000)
     for name, make in (
         ("supervised (10 classes, 1024 inputs)", lambda: SupervisedClassifier(SupervisedParams())),
@@ -108,7 +115,7 @@ def main() -> None:
             "rate": n_events / elapsed,
         }
     )
-    per_image = {
+    per_image: dict[str, Any] = {
         "mean": float(counts.mean()),
         "percentiles": dict(
             zip(

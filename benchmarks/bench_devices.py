@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.config import parse_graph
 from pipeline.message import EVENTS, Message
@@ -34,6 +35,7 @@ class LatencySink(Node):
         self._newest: list[int] = []
         self._events = 0
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == EVENTS and msg.data is not None and msg.count:
             now = time.time_ns() // 1000
@@ -43,6 +45,7 @@ class LatencySink(Node):
             self._events += msg.count
         return ()
 
+    @override
     def results(self) -> dict[str, Any]:
         if not self._oldest:
             return {"latency_batches": 0}
@@ -82,7 +85,8 @@ def run(transport: str, rate: float, seconds: float, slice_us: int) -> dict[str,
     )
     res = run_graph(graph)
     if res["errors"]:
-        raise SystemExit(f"benchmark graph failed: {res['errors']}")
+        msg = f"benchmark graph failed: {res['errors']}"
+        raise SystemExit(msg)
     sink = res["nodes"]["sink"]["results"]
     return {
         "transport": transport,

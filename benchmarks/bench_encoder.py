@@ -20,14 +20,14 @@ from pipeline.events import make_events
 def natural_frames(width: int, height: int, n: int, seed: int) -> np.ndarray:
     """A smooth random texture panned along a random walk (sub-pixel), with a little sensor noise."""
     rng = np.random.default_rng(seed)
-    big = rng.uniform(0, 255, (height + 64, width + 64)).astype(np.float32)
+    big: np.ndarray = rng.uniform(0, 255, (height + 64, width + 64)).astype(np.float32)
     big = cv2.GaussianBlur(big, (0, 0), 6.0)
     big = (big - big.min()) / (big.max() - big.min()) * 230 + 10
     pos = np.cumsum(rng.normal(0, 0.7, (n, 2)), axis=0) + 32
     pos = np.clip(pos, 0, 63)
     out = np.empty((n, height, width), dtype=np.uint8)
     for i, (dx, dy) in enumerate(pos):
-        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        m = np.array([[1, 0, -dx], [0, 1, -dy]], dtype=np.float32)
         f = cv2.warpAffine(big, m, (width, height), flags=cv2.INTER_LINEAR)
         out[i] = np.clip(f + rng.normal(0, 1.0, f.shape), 0, 255).astype(np.uint8)
     return out

@@ -18,11 +18,13 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-import recordings as R
+import recordings
 from pipeline.config import data_root
 from pipeline.events import make_events
 from pipeline.message import events_message
@@ -53,6 +55,11 @@ def dv_read(path: Path) -> int:
     return int(np.concatenate([a.view(np.uint8) for a in parts]).view(parts[0].dtype).size)
 
 
+def read_all_size(path: Path) -> int:
+    """Events in the recording at ``path``, read whole by our readers."""
+    return int(recordings.open_recording(path).read_all().size)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=data_root(REPO))
@@ -61,28 +68,28 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     data: Path = args.data
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
 
     def record(case: str, seconds: float, events: int, note: str = "") -> None:
         rows.append(
             {"case": case, "events": events, "seconds": seconds, "mev_per_s": events / seconds / 1e6, "note": note}
         )
 
-    ds = R.NMnistDataset(data / "nmnist")
+    ds = recordings.NMnistDataset(data / "nmnist")
     t, n = best_of(lambda: sum(ds.load(i).size for i in range(len(ds))), args.repeat)
     record("nmnist folder (850 files)", t, n, "target >= 20")
 
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
-        m = args.large_events
+        m: int = args.large_events
         events = make_events(
             np.sort(rng.integers(0, 1 << 23, m)), rng.integers(0, 34, m), rng.integers(0, 34, m), rng.integers(0, 2, m)
         )
         big = Path(tmp) / "large.bin"
-        R.write_recording(big, events, 34, 34)
-        t, n = best_of(lambda: R.open_recording(big).read_all().size, args.repeat)
+        recordings.write_recording(big, events, 34, 34)
+        t, n = best_of(partial(read_all_size, big), args.repeat)
         record("nmnist large file read_all", t, n, "target >= 100")
-        t, n = best_of(lambda: sum(b.size for b in R.open_recording(big).batches(65536)), args.repeat)
+        t, n = best_of(lambda: sum(b.size for b in recordings.open_recording(big).batches(65536)), args.repeat)
         record("nmnist large file batches(65536)", t, n)
 
         # message logs (record sink / playback source): the same events as 2,000-event messages
@@ -104,8 +111,8 @@ def main() -> None:
 
     for name in ("aedat4/tonic_sample.aedat4", "aedat4/faery_davis346.aedat4"):
         path = data / name
-        t_dv, n_dv = best_of(lambda p=path: dv_read(p), args.repeat)
-        t_us, n_us = best_of(lambda p=path: R.open_recording(p).read_all().size, args.repeat)
+        t_dv, n_dv = best_of(partial(dv_read, path), args.repeat)
+        t_us, n_us = best_of(partial(read_all_size, path), args.repeat)
         record(f"{name} dv-processing reader", t_dv, n_dv)
         record(f"{name} ours", t_us, n_us, f"{t_dv / t_us:.2f}x dv-processing (target >= 0.8)")
 
@@ -115,7 +122,7 @@ def main() -> None:
         ("evt/expelliarmus_evt2_sample.raw", "target >= 50"),
         ("evt/expelliarmus_evt3_sample.raw", "target >= 50"),
     ):
-        t, n = best_of(lambda p=data / name: R.open_recording(p).read_all().size, args.repeat)
+        t, n = best_of(partial(read_all_size, data / name), args.repeat)
         record(name, t, n, note)
 
     machine = f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}, numpy {np.__version__}"
@@ -123,7 +130,7 @@ def main() -> None:
     print(f"{'case':52s} {'events':>10s} {'ms':>9s} {'Mev/s':>8s}  note")
     for r in rows:
         print(
-            f"{r['case']:52s} {r['events']:>10,d} {float(r['seconds']) * 1e3:9.2f} "  # type: ignore[str-format]
+            f"{r['case']:52s} {r['events']:>10,d} {float(r['seconds']) * 1e3:9.2f} "
             f"{float(r['mev_per_s']):8.1f}  {r['note']}"
         )
     if args.json:

@@ -33,10 +33,11 @@ import time
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nodes.stdp import FcParams, Network
+from nodes.stdp import ConvParams, FcParams, LayerParams, Network
 from nodes.stdp.network import _columns, _pool, _run_weighted
 from nodes.stdp.node import StdpConfig
 from nodes.stdp.state import PoolLayer
@@ -47,17 +48,17 @@ SHAPE = (2, 34, 34)
 
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "nmnist.toml"
-WTA_INF = True  # as configs/nmnist.toml; --no-wta-inf measures the thesis table's plain fc
 
 
-def nmnist_layers() -> list:
+def nmnist_layers(wta_inf: bool = True) -> list[LayerParams]:
     """The layers of configs/nmnist.toml's stdp node (thresholds, radii, learning steps), so that the
-    benchmark measures the network the protocol runs."""
+    benchmark measures the network the protocol runs. ``wta_inf=False`` (``--no-wta-inf``) measures the
+    thesis table's plain fc instead of the config's."""
     with CONFIG.open("rb") as f:
         table = tomllib.load(f)["nodes"]["stdp"]
     params = {k: v for k, v in table.items() if k not in NODE_RUNTIME_KEYS}
     layers = build_params(StdpConfig, params, f"{CONFIG} [nodes.stdp]").layers
-    return [replace(p, wta_inf=WTA_INF) if isinstance(p, FcParams) else p for p in layers]
+    return [replace(p, wta_inf=wta_inf) if isinstance(p, FcParams) else p for p in layers]
 
 
 def synthetic_stream(samples: int, seed: int = 0) -> np.ndarray:
@@ -128,10 +129,10 @@ def real_stream(samples: int) -> np.ndarray | None:
     return np.concatenate(parts)
 
 
-def measure(stream: np.ndarray, learning: bool) -> dict:
-    net = Network(SHAPE, nmnist_layers(), seed=0)
+def measure(stream: np.ndarray, learning: bool, wta_inf: bool = True) -> dict[str, Any]:
+    net = Network(SHAPE, nmnist_layers(wta_inf), seed=0)
     net.learning = learning
-    warm = Network(SHAPE, nmnist_layers(), seed=0)  # compile (or load the numba cache) outside the timing
+    warm = Network(SHAPE, nmnist_layers(wta_inf), seed=0)  # compile (or load the numba cache) outside the timing
     warm.learning = learning
     warm.process(stream[:2000])
     per_layer = []
@@ -156,12 +157,16 @@ def measure(stream: np.ndarray, learning: bool) -> dict:
     return {"events": len(stream), "seconds": total, "events_per_s": len(stream) / total, "layers": layers}
 
 
-def breakdown(stream: np.ndarray) -> None:
+def breakdown(stream: np.ndarray, wta_inf: bool = True) -> None:
     """Seconds of conv1 and conv2 alone, learning on, with each kind of spike switched off in turn."""
-    layers = nmnist_layers()
+    layers = nmnist_layers(wta_inf)
     net = Network(SHAPE, layers, seed=0)
     inputs = {"conv1": stream, "conv2": net.process_all_layers(stream)[1]}
-    specs = {"conv1": ((2, 34, 34), layers[0]), "conv2": ((16, 15, 15), layers[2])}
+    conv1, conv2 = layers[0], layers[2]
+    if not (isinstance(conv1, ConvParams) and isinstance(conv2, ConvParams)):
+        msg = f"the breakdown needs conv layers first and third, as in {CONFIG}"
+        raise SystemExit(msg)
+    specs = {"conv1": ((2, 34, 34), conv1), "conv2": ((16, 15, 15), conv2)}
     never = 1e30
     print(f"\nbreakdown, learning on, {len(stream)} network input events (best of 2):")
     for name, (shape, conv) in specs.items():
@@ -192,13 +197,12 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true", help="also split conv1/conv2 time by kind of spike")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is reported (default 3)")
     args = ap.parse_args()
-    global WTA_INF
-    WTA_INF = not args.no_wta_inf
+    wta_inf = not args.no_wta_inf
     streams = {"synthetic": synthetic_stream(args.samples)}
     real = real_stream(args.samples)
     if real is not None:
         streams["nmnist"] = real
-    results = {
+    results: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}".strip(),
         "network": "2x34x34 conv16C5(8/8) pool conv128C5(50/50) pool fc1024(60/60)",
         "runs": {},
@@ -207,7 +211,7 @@ def main() -> None:
     for sname, stream in streams.items():
         for learning in (True, False):
             # best of --repeat runs (fresh network each time): on a shared VM single runs vary by ~10 %
-            tries = [measure(stream, learning) for _ in range(args.repeat)]
+            tries = [measure(stream, learning, wta_inf) for _ in range(args.repeat)]
             r = max(tries, key=lambda run: run["events_per_s"])
             r["all_events_per_s"] = [run["events_per_s"] for run in tries]
             results["runs"][f"{sname}/{'learn' if learning else 'frozen'}"] = r
@@ -222,7 +226,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.breakdown:
-        breakdown(streams.get("nmnist", streams["synthetic"]))
+        breakdown(streams.get("nmnist", streams["synthetic"]), wta_inf)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import argparse
 import json
 import platform
 import sys
+from typing import Any
 
 from pipeline.config import parse_graph
 from pipeline.runner import run_graph
 
 
-def chain(transport: str, events: int, batch: int, rate: float = 0.0) -> dict:
+def chain(transport: str, events: int, batch: int, rate: float = 0.0) -> dict[str, Any]:
     return {
         "name": f"bench-{transport}-{batch}",
         "transport": transport,
@@ -34,10 +35,11 @@ def chain(transport: str, events: int, batch: int, rate: float = 0.0) -> dict:
     }
 
 
-def measure(transport: str, events: int, batch: int, rate: float = 0.0) -> dict:
+def measure(transport: str, events: int, batch: int, rate: float = 0.0) -> dict[str, Any]:
     results = run_graph(parse_graph(chain(transport, events, batch, rate), "bench"))
     if results["errors"]:
-        raise SystemExit(f"benchmark graph failed: {results['errors']}")
+        msg = f"benchmark graph failed: {results['errors']}"
+        raise SystemExit(msg)
     sink = results["nodes"]["sink"]["counters"]
     assert sink["events_in"] == events, (sink["events_in"], events)
     return {

@@ -54,7 +54,8 @@ def load_rows(path: Path = CSV_PATH) -> list[Row]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: columns must be {', '.join(COLUMNS)}, got {reader.fieldnames}")
+            msg = f"{path}: columns must be {', '.join(COLUMNS)}, got {reader.fieldnames}"
+            raise ValueError(msg)
         raw = list(reader)
     rows: list[Row] = []
     seen: set[str] = set()
@@ -62,18 +63,24 @@ def load_rows(path: Path = CSV_PATH) -> list[Row]:
         where = f"{path.name} line {number} ({rec.get('id') or 'no id'})"
         for column in REQUIRED:
             if not (rec.get(column) or "").strip():
-                raise ValueError(f"{where}: '{column}' is empty; every figure names its {column}")
+                msg = f"{where}: '{column}' is empty; every figure names its {column}"
+                raise ValueError(msg)
         if rec["id"] in seen:
-            raise ValueError(f"{where}: id {rec['id']!r} is used twice")
+            msg = f"{where}: id {rec['id']!r} is used twice"
+            raise ValueError(msg)
         seen.add(rec["id"])
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", rec["date"]):
-            raise ValueError(f"{where}: date must be YYYY-MM-DD, got {rec['date']!r}")
+            msg = f"{where}: date must be YYYY-MM-DD, got {rec['date']!r}"
+            raise ValueError(msg)
         if not re.fullmatch(r"[0-9a-f]{7,40}|n/a", rec["commit"]):
-            raise ValueError(f"{where}: commit must be a hash (7-40 hex digits) or 'n/a', got {rec['commit']!r}")
+            msg = f"{where}: commit must be a hash (7-40 hex digits) or 'n/a', got {rec['commit']!r}"
+            raise ValueError(msg)
         if rec["readme"] not in ("yes", ""):
-            raise ValueError(f"{where}: readme must be 'yes' or empty, got {rec['readme']!r}")
+            msg = f"{where}: readme must be 'yes' or empty, got {rec['readme']!r}"
+            raise ValueError(msg)
         if rec["details"] and not (path.parent.parent / rec["details"]).is_file():
-            raise ValueError(f"{where}: details page {rec['details']} does not exist")
+            msg = f"{where}: details page {rec['details']} does not exist"
+            raise ValueError(msg)
         text = {c: rec[c].strip() for c in COLUMNS if c != "readme"}
         rows.append(Row(**text, readme=rec["readme"] == "yes"))
     return rows
@@ -108,9 +115,7 @@ def results_table(rows: list[Row], page: Path = RESULTS_PATH) -> str:
 def readme_table(rows: list[Row]) -> str:
     """The short table for the README: one figure and one command per row."""
     lines = ["| what | figure | command |", "|---|---|---|"]
-    for r in rows:
-        if r.readme:
-            lines.append(f"| {_cell(r.what)} | **{_cell(_figure(r))}** | `{_cell(r.command)}` |")
+    lines += [f"| {_cell(r.what)} | **{_cell(_figure(r))}** | `{_cell(r.command)}` |" for r in rows if r.readme]
     return "\n".join(lines)
 
 
@@ -118,7 +123,8 @@ def splice(text: str, table: str, where: str) -> str:
     """``text`` with the part between the markers replaced by ``table``."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"{where}: needs the markers {BEGIN} and {END}, in this order")
+        msg = f"{where}: needs the markers {BEGIN} and {END}, in this order"
+        raise ValueError(msg)
     return f"{text[: start + len(BEGIN)]}\n{table}\n{text[end:]}"
 
 

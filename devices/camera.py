@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import DeviceError
 from pipeline.events import EVENT_DTYPE
@@ -60,10 +61,11 @@ def check_roi(roi: tuple[int, int, int, int], width: int, height: int) -> None:
     """Raise ``ValueError`` unless ``roi = (x, y, w, h)`` is a non-empty window inside a width x height sensor."""
     x, y, w, h = roi
     if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width or y + h > height:
-        raise ValueError(
+        msg = (
             f"region of interest (x={x}, y={y}, width={w}, height={h}) is not a non-empty window inside the "
             f"{width}x{height} sensor"
         )
+        raise ValueError(msg)
 
 
 def crop_roi(events: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
@@ -72,10 +74,12 @@ def crop_roi(events: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
     An event at ``(ex, ey)`` is kept when ``x <= ex < x + w`` and ``y <= ey < y + h``; it comes out at
     ``(ex - x, ey - y)``, so the output lives on a ``w`` x ``h`` sensor. Order and timestamps are kept."""
     if events.dtype != EVENT_DTYPE:
-        raise ValueError(f"events must have dtype EVENT_DTYPE, got {events.dtype}")
+        msg = f"events must have dtype EVENT_DTYPE, got {events.dtype}"
+        raise ValueError(msg)
     x, y, w, h = roi
     if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise ValueError(f"region of interest must have x, y >= 0 and width, height > 0, got {roi}")
+        msg = f"region of interest must have x, y >= 0 and width, height > 0, got {roi}"
+        raise ValueError(msg)
     ex = events["x"].astype(np.int64)
     ey = events["y"].astype(np.int64)
     keep = (ex >= x) & (ex < x + w) & (ey >= y) & (ey < y + h)
@@ -122,13 +126,16 @@ class CameraParams:
 
     def __post_init__(self) -> None:
         if self.roi and len(self.roi) != 4:
-            raise ValueError(f"roi must be [x, y, width, height], got {list(self.roi)}")
+            msg = f"roi must be [x, y, width, height], got {list(self.roi)}"
+            raise ValueError(msg)
         if self.roi:
             x, y, w, h = self.roi
             if x < 0 or y < 0 or w <= 0 or h <= 0:
-                raise ValueError(f"roi must have x, y >= 0 and width, height > 0, got {list(self.roi)}")
+                msg = f"roi must have x, y >= 0 and width, height > 0, got {list(self.roi)}"
+                raise ValueError(msg)
         if not self.poll_s > 0:
-            raise ValueError(f"poll_s must be > 0 s, got {self.poll_s}")
+            msg = f"poll_s must be > 0 s, got {self.poll_s}"
+            raise ValueError(msg)
 
 
 def descriptor_name(desc: Any) -> str:
@@ -144,13 +151,15 @@ def discover() -> list[Any]:
     try:
         return list(dv.io.camera.discover())
     except RuntimeError as exc:
-        raise DeviceError(f"cannot list USB cameras: {exc}; {_SOURCE_HELP}") from None
+        msg = f"cannot list USB cameras: {exc}; {_SOURCE_HELP}"
+        raise DeviceError(msg) from None
 
 
 def pick_camera(descriptors: list[Any], wanted: str) -> Any:
     """The descriptor matching ``wanted`` (a name like ``DVXplorer_DXA00080`` or a serial), or the first."""
     if not descriptors:
-        raise DeviceError(f"no iniVation camera found; {_SOURCE_HELP}")
+        msg = f"no iniVation camera found; {_SOURCE_HELP}"
+        raise DeviceError(msg)
     if not wanted:
         return descriptors[0]
     serial = wanted.rsplit("_", 1)[-1]
@@ -158,13 +167,15 @@ def pick_camera(descriptors: list[Any], wanted: str) -> Any:
         if d.serialNumber in (wanted, serial) or descriptor_name(d).lower() == wanted.lower():
             return d
     seen = ", ".join(descriptor_name(d) for d in descriptors)
-    raise DeviceError(f"camera {wanted!r} not found; connected: {seen}. Run 'spikestream cameras' to list them")
+    msg = f"camera {wanted!r} not found; connected: {seen}. Run 'spikestream cameras' to list them"
+    raise DeviceError(msg)
 
 
 class CameraSource(Source):
     """Events from a live iniVation camera (see the module doc)."""
 
     Config = CameraParams
+    config: CameraParams
 
     def __init__(self, name: str, config: CameraParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -183,23 +194,25 @@ class CameraSource(Source):
         try:
             return dv.io.camera.open(desc)
         except RuntimeError as exc:
-            raise DeviceError(
-                f"camera {descriptor_name(desc)} was found but cannot be opened: {exc}; {_SOURCE_HELP}"
-            ) from None
+            msg = f"camera {descriptor_name(desc)} was found but cannot be opened: {exc}; {_SOURCE_HELP}"
+            raise DeviceError(msg) from None
 
+    @override
     async def start(self) -> None:
         self._camera = await asyncio.to_thread(self._open)
         self._camera_name = str(self._camera.getCameraName())
         res = self._camera.getEventResolution()
         if res is None:
-            raise DeviceError(f"camera {self._camera_name} has no event stream")
+            msg = f"camera {self._camera_name} has no event stream"
+            raise DeviceError(msg)
         self._width, self._height = int(res[0]), int(res[1])
         if self.config.roi:
             roi = (int(self.config.roi[0]), int(self.config.roi[1]), int(self.config.roi[2]), int(self.config.roi[3]))
             try:
                 check_roi(roi, self._width, self._height)
             except ValueError as exc:
-                raise DeviceError(f"camera {self._camera_name}: {exc}") from None
+                msg = f"camera {self._camera_name}: {exc}"
+                raise DeviceError(msg) from None
             self._roi = roi
         self.log.info(
             "%s: streaming from %s (%dx%d%s)",
@@ -217,20 +230,24 @@ class CameraSource(Source):
             return self._roi[2], self._roi[3]
         return self._width, self._height
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         if self._camera is None:
-            raise DeviceError(f"{self.name}: camera not opened (start() was not called)")
+            msg = f"{self.name}: camera not opened (start() was not called)"
+            raise DeviceError(msg)
         width, height = self.sensor_size
         while True:
             try:
                 kind, store = await asyncio.to_thread(poll_events, self._camera, self.config.poll_s)
             except RuntimeError as exc:
-                raise DeviceError(f"camera {self._camera_name} failed while streaming: {exc}") from None
+                msg = f"camera {self._camera_name} failed while streaming: {exc}"
+                raise DeviceError(msg) from None
             if kind == "gone":
-                raise DeviceError(
+                msg = (
                     f"camera {self._camera_name} stopped delivering data (disconnected?) after "
                     f"{self._events:,} events; {_SOURCE_HELP}"
                 )
+                raise DeviceError(msg)
             if kind == "idle":
                 continue
             events = dv_events(store)
@@ -241,8 +258,10 @@ class CameraSource(Source):
                 self._batches += 1
                 yield events_message(events, width, height)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"camera": self._camera_name, "camera_events": self._events, "camera_batches": self._batches}
 
+    @override
     async def stop(self) -> None:
         self._camera = None  # dv-processing closes the device when the object is released

@@ -24,6 +24,7 @@ def _resolution(desc: Any) -> str:
 
 
 def cmd_cameras(args: argparse.Namespace) -> int:
+    """``spikestream cameras``: list the connected iniVation cameras, one line each."""
     try:
         found = discover()
     except DeviceError as exc:

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from typing_extensions import override
+
 from devices.camera import dv_events, poll_events
 from pipeline.errors import DeviceError
 from pipeline.message import Message, events_message
@@ -48,16 +50,20 @@ class NetworkParams:
 
     def __post_init__(self) -> None:
         if not self.path and not 1 <= self.port <= 65535:
-            raise ValueError(f"port must be in 1..65535 (or set path for a UNIX socket), got {self.port}")
+            msg = f"port must be in 1..65535 (or set path for a UNIX socket), got {self.port}"
+            raise ValueError(msg)
         if not self.backoff_s > 0 or self.backoff_max_s < self.backoff_s:
-            raise ValueError(
+            msg = (
                 f"need 0 < backoff_s <= backoff_max_s, got backoff_s={self.backoff_s}, "
                 f"backoff_max_s={self.backoff_max_s}"
             )
+            raise ValueError(msg)
         if self.attempts < 0 or self.timeout_s < 0:
-            raise ValueError(f"attempts and timeout_s must be >= 0, got {self.attempts}, {self.timeout_s}")
+            msg = f"attempts and timeout_s must be >= 0, got {self.attempts}, {self.timeout_s}"
+            raise ValueError(msg)
         if not self.poll_s > 0:
-            raise ValueError(f"poll_s must be > 0 s, got {self.poll_s}")
+            msg = f"poll_s must be > 0 s, got {self.poll_s}"
+            raise ValueError(msg)
 
     @property
     def peer(self) -> str:
@@ -68,7 +74,8 @@ class NetworkParams:
 def backoff_delay(attempt: int, first_s: float, max_s: float) -> float:
     """Delay before retry number ``attempt`` (1-based): ``first_s * 2**(attempt-1)``, at most ``max_s``."""
     if attempt < 1:
-        raise ValueError(f"attempt must be >= 1, got {attempt}")
+        msg = f"attempt must be >= 1, got {attempt}"
+        raise ValueError(msg)
     return min(max_s, first_s * 2.0 ** min(attempt - 1, 60))
 
 
@@ -76,6 +83,7 @@ class DvNetworkSource(Source):
     """Events from a DV network stream, reconnecting when the server goes away (see the module doc)."""
 
     Config = NetworkParams
+    config: NetworkParams
 
     def __init__(self, name: str, config: NetworkParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -108,10 +116,11 @@ class DvNetworkSource(Source):
                 self._failed_attempts += 1
                 waited = time.monotonic() - since
                 if (c.attempts and attempt >= c.attempts) or (c.timeout_s and waited >= c.timeout_s):
-                    raise DeviceError(
+                    msg = (
                         f"cannot reach DV stream server {c.peer}: gave up after {attempt} attempts in "
                         f"{waited:.1f} s; last error: {str(exc).split(' [')[0]}"
-                    ) from None
+                    )
+                    raise DeviceError(msg) from None
                 delay = backoff_delay(attempt, c.backoff_s, c.backoff_max_s)
                 self.log.warning(
                     "%s: cannot reach %s (attempt %d%s): %s; retrying in %.2f s",
@@ -136,6 +145,7 @@ class DvNetworkSource(Source):
             self._connections += 1
             return reader
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         while True:
@@ -164,6 +174,7 @@ class DvNetworkSource(Source):
                 self._events,
             )
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "network_peer": self.config.peer,
@@ -174,5 +185,6 @@ class DvNetworkSource(Source):
             "network_failed_attempts": self._failed_attempts,
         }
 
+    @override
     async def stop(self) -> None:
         self._reader = None

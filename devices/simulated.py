@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.paced_file import PacedFile
 from pipeline.config import data_path
@@ -71,19 +72,23 @@ class SimulatedParams:
 
     def __post_init__(self) -> None:
         if bool(self.path) == (self.rate > 0):
-            raise ValueError(
-                f"set exactly one of path (replay) or rate > 0 (synthetic); got {self.path!r}, {self.rate}"
-            )
+            msg = f"set exactly one of path (replay) or rate > 0 (synthetic); got {self.path!r}, {self.rate}"
+            raise ValueError(msg)
         if self.rate < 0 or not math.isfinite(self.rate):
-            raise ValueError(f"rate must be a finite number of events/s >= 0, got {self.rate}")
+            msg = f"rate must be a finite number of events/s >= 0, got {self.rate}"
+            raise ValueError(msg)
         if not (1 <= self.width <= 65535 and 1 <= self.height <= 65535):
-            raise ValueError(f"width/height must be in 1..65535, got {self.width}x{self.height}")
+            msg = f"width/height must be in 1..65535, got {self.width}x{self.height}"
+            raise ValueError(msg)
         if not (self.speed > 0 and math.isfinite(self.speed)):
-            raise ValueError(f"speed must be a finite number > 0, got {self.speed}")
+            msg = f"speed must be a finite number > 0, got {self.speed}"
+            raise ValueError(msg)
         if self.slice_us < 1 or self.max_lag_us < 1:
-            raise ValueError(f"slice_us and max_lag_us must be >= 1 µs, got {self.slice_us}, {self.max_lag_us}")
+            msg = f"slice_us and max_lag_us must be >= 1 µs, got {self.slice_us}, {self.max_lag_us}"
+            raise ValueError(msg)
         if self.duration_s < 0:
-            raise ValueError(f"duration_s must be >= 0, got {self.duration_s}")
+            msg = f"duration_s must be >= 0, got {self.duration_s}"
+            raise ValueError(msg)
 
 
 def synthetic_events(k0: int, k1: int, t_origin: int, rate: float, width: int, height: int) -> np.ndarray:
@@ -103,17 +108,20 @@ def load_file(path: str, gap_us: int) -> PacedFile:
     ``DeviceError``."""
     p = data_path(path)
     if not p.exists():
-        raise DeviceError(f"simulated camera: recording not found: {p}")
+        msg = f"simulated camera: recording not found: {p}"
+        raise DeviceError(msg)
     try:
         return PacedFile.read(p, gap_us=gap_us)
     except RecordingError as exc:
-        raise DeviceError(f"simulated camera: cannot replay {p}: {exc}") from None
+        msg = f"simulated camera: cannot replay {p}: {exc}"
+        raise DeviceError(msg) from None
 
 
 class SimulatedCamera(Source):
     """A recording (or a synthetic stream) paced like a live camera that drops what it cannot deliver."""
 
     Config = SimulatedParams
+    config: SimulatedParams
 
     def __init__(self, name: str, config: SimulatedParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -129,15 +137,18 @@ class SimulatedCamera(Source):
         self._max_lag_us = 0.0
         self._laps = 0
 
+    @override
     async def start(self) -> None:
         if self.config.path:
             # a lap starts one time slice after the last event of the one before
             file = await asyncio.to_thread(load_file, self.config.path, self.config.slice_us)
             if file.events.shape[0] == 0:
-                raise DeviceError(f"simulated camera: {self.config.path} holds no events")
+                msg = f"simulated camera: {self.config.path} holds no events"
+                raise DeviceError(msg)
             self._file, self._width, self._height = file, file.width, file.height
 
     @property
+    @override
     def events_total(self) -> int | None:
         c = self.config
         if self._file is None or c.loop or c.duration_s:
@@ -146,6 +157,7 @@ class SimulatedCamera(Source):
 
     @property
     def sensor_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the stream: the file's sensor, or the synthetic one."""
         return self._width, self._height
 
     # -- the stream ------------------------------------------------------------------------------------
@@ -179,9 +191,11 @@ class SimulatedCamera(Source):
 
     @property
     def drop_ratio(self) -> float:
+        """The share of the stream's events dropped so far because the graph lagged."""
         total = self.emitted + self.dropped
         return self.dropped / total if total else 0.0
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         width, height = self.sensor_size
@@ -220,10 +234,11 @@ class SimulatedCamera(Source):
                     self._max_lag_us = max(self._max_lag_us, (now - oldest) / c.speed)
                 for batch in batches:
                     self.emitted += int(batch.shape[0])
+                    out = batch
                     if to_wall:
-                        batch = copy_records(batch)
-                        batch["t"] += to_wall
-                    yield events_message(batch, width, height)
+                        out = copy_records(batch)
+                        out["t"] += to_wall
+                    yield events_message(out, width, height)
                 if done:
                     return
                 due = file.next_due(cursor, lap, now + c.slice_us) if file is not None else now + c.slice_us
@@ -235,6 +250,7 @@ class SimulatedCamera(Source):
             if self._dropping:
                 self._end_episode()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "events_emitted": self.emitted,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.encoder.delta import DeltaEncoder, DeltaParams
 from pipeline.config import data_path
@@ -52,17 +53,20 @@ class VideoParams:
 
     def __post_init__(self) -> None:
         if bool(self.path) == (self.device >= 0):
-            raise ValueError(
-                f"set exactly one of path (a file) or device >= 0 (a webcam), got {self.path!r}, {self.device}"
-            )
+            msg = f"set exactly one of path (a file) or device >= 0 (a webcam), got {self.path!r}, {self.device}"
+            raise ValueError(msg)
         if (self.width == 0) != (self.height == 0) or self.width < 0 or self.height < 0:
-            raise ValueError(f"width and height must both be 0 (keep) or both > 0, got {self.width}x{self.height}")
+            msg = f"width and height must both be 0 (keep) or both > 0, got {self.width}x{self.height}"
+            raise ValueError(msg)
         if self.width > 65535 or self.height > 65535:
-            raise ValueError(f"frame size {self.width}x{self.height} does not fit uint16 event coordinates")
+            msg = f"frame size {self.width}x{self.height} does not fit uint16 event coordinates"
+            raise ValueError(msg)
         if self.fps < 0 or not math.isfinite(self.fps):
-            raise ValueError(f"fps must be a finite number >= 0, got {self.fps}")
+            msg = f"fps must be a finite number >= 0, got {self.fps}"
+            raise ValueError(msg)
         if self.max_frames < 0:
-            raise ValueError(f"max_frames must be >= 0, got {self.max_frames}")
+            msg = f"max_frames must be >= 0, got {self.max_frames}"
+            raise ValueError(msg)
 
 
 def to_gray(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -77,7 +81,8 @@ def to_gray(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     elif frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim != 2:
-        raise ValueError(f"unsupported frame shape {frame.shape}")
+        msg = f"unsupported frame shape {frame.shape}"
+        raise ValueError(msg)
     if frame.dtype != np.uint8:
         frame = cv2.convertScaleAbs(frame)
     if size is not None and (frame.shape[1], frame.shape[0]) != size:
@@ -89,6 +94,7 @@ class VideoSource(Source):
     """Events from video frames through the delta encoder (see the module doc)."""
 
     Config = VideoParams
+    config: VideoParams
 
     def __init__(self, name: str, config: VideoParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -106,25 +112,30 @@ class VideoSource(Source):
         if c.device >= 0:
             cap = cv2.VideoCapture(c.device)
             if not cap.isOpened():
-                raise DeviceError(
+                msg = (
                     f"cannot open webcam {c.device} (/dev/video{c.device}): is it connected and readable by "
                     "your user (group 'video')?"
                 )
+                raise DeviceError(msg)
             return cap
         p: Path = data_path(c.path)
         self._what = str(p)
         if not p.is_file():
-            raise DeviceError(f"video file not found: {p}")
+            msg = f"video file not found: {p}"
+            raise DeviceError(msg)
         cap = cv2.VideoCapture(str(p))
         if not cap.isOpened():
-            raise DeviceError(f"cannot open video file {p}: OpenCV has no decoder for it, or it is corrupt")
+            msg = f"cannot open video file {p}: OpenCV has no decoder for it, or it is corrupt"
+            raise DeviceError(msg)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._fps = fps if math.isfinite(fps) and fps > 0 else c.fps
         if self._fps <= 0:
             cap.release()
-            raise DeviceError(f"video file {p} does not state its frame rate; set fps in the config")
+            msg = f"video file {p} does not state its frame rate; set fps in the config"
+            raise DeviceError(msg)
         return cap
 
+    @override
     async def start(self) -> None:
         self._cap = await asyncio.to_thread(self._open)
 
@@ -135,9 +146,11 @@ class VideoSource(Source):
         c = self.config
         return to_gray(frame, (c.width, c.height) if c.width else None)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         if self._cap is None:
-            raise DeviceError(f"{self.name}: {self._what} not opened (start() was not called)")
+            msg = f"{self.name}: {self._what} not opened (start() was not called)"
+            raise DeviceError(msg)
         c = self.config
         webcam = c.device >= 0
         t0 = time.perf_counter()
@@ -150,10 +163,12 @@ class VideoSource(Source):
             try:
                 frame = await asyncio.to_thread(self._read)
             except ValueError as exc:
-                raise DeviceError(f"{self._what}: frame {self._frames}: {exc}") from None
+                msg = f"{self._what}: frame {self._frames}: {exc}"
+                raise DeviceError(msg) from None
             if frame is None:
                 if webcam:
-                    raise DeviceError(f"webcam {c.device} stopped delivering frames (disconnected?)")
+                    msg = f"webcam {c.device} stopped delivering frames (disconnected?)"
+                    raise DeviceError(msg)
                 return
             t_us = max(last_t + 1, time.time_ns() // 1000) if webcam else round(self._frames * 1000000.0 / self._fps)
             last_t = t_us
@@ -167,9 +182,11 @@ class VideoSource(Source):
             else:
                 await asyncio.sleep(0)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"video_frames": self._frames, "video_events": self._events, "video_fps": self._fps}
 
+    @override
     async def stop(self) -> None:
         if self._cap is not None:
             self._cap.release()

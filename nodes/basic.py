@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.events import EVENT_DTYPE, copy_records
 from pipeline.message import EVENTS, Message, events_message
@@ -33,15 +34,20 @@ class SyntheticParams:
 
     def __post_init__(self) -> None:
         if self.events < 0:
-            raise ValueError(f"events must be >= 0, got {self.events}")
+            msg = f"events must be >= 0, got {self.events}"
+            raise ValueError(msg)
         if self.batch < 1:
-            raise ValueError(f"batch must be >= 1, got {self.batch}")
+            msg = f"batch must be >= 1, got {self.batch}"
+            raise ValueError(msg)
         if not (1 <= self.width <= 65535 and 1 <= self.height <= 65535):
-            raise ValueError(f"width/height must be in 1..65535, got {self.width}x{self.height}")
+            msg = f"width/height must be in 1..65535, got {self.width}x{self.height}"
+            raise ValueError(msg)
         if self.dt_us < 0:
-            raise ValueError(f"dt_us must be >= 0, got {self.dt_us}")
+            msg = f"dt_us must be >= 0, got {self.dt_us}"
+            raise ValueError(msg)
         if self.rate < 0:
-            raise ValueError(f"rate must be >= 0 events/s, got {self.rate}")
+            msg = f"rate must be >= 0 events/s, got {self.rate}"
+            raise ValueError(msg)
 
 
 def synthetic_batch(start: int, n: int, width: int, height: int, dt_us: int) -> np.ndarray:
@@ -60,15 +66,18 @@ class SyntheticSource(Source):
     """Emits a deterministic stream of ``events`` events in batches of ``batch``; reports its checksum."""
 
     Config = SyntheticParams
+    config: SyntheticParams
 
     def __init__(self, name: str, config: SyntheticParams, context: Any) -> None:
         super().__init__(name, config, context)
         self._hash = hashlib.blake2b(digest_size=16)
 
     @property
+    @override
     def events_total(self) -> int:
         return int(self.config.events)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         template = synthetic_batch(0, min(c.batch, c.events), c.width, c.height, c.dt_us)
@@ -86,6 +95,7 @@ class SyntheticSource(Source):
             yield events_message(batch, c.width, c.height)
             await asyncio.sleep(0)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"source_checksum": self._hash.hexdigest()}
 
@@ -104,14 +114,17 @@ class IdentityParams:
 
     def __post_init__(self) -> None:
         if self.delay_ms < 0:
-            raise ValueError(f"delay_ms must be >= 0, got {self.delay_ms}")
+            msg = f"delay_ms must be >= 0, got {self.delay_ms}"
+            raise ValueError(msg)
 
 
 class Identity(Node):
     """Forwards every message unchanged (the building block of transport tests and benchmarks)."""
 
     Config = IdentityParams
+    config: IdentityParams
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if self.config.delay_ms:
             await asyncio.sleep(self.config.delay_ms / 1000)
@@ -130,6 +143,7 @@ class ChecksumSink(Node):
         self._out_of_order = 0
         self._last_t = np.iinfo(np.int64).min
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == EVENTS and msg.data is not None and msg.count:
             data = msg.data
@@ -140,6 +154,7 @@ class ChecksumSink(Node):
             self._last_t = int(t[-1])
         return ()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "sink_checksum": self._hash.hexdigest(),

@@ -25,6 +25,7 @@ CHANCE = 0.1
 
 
 def demo_config(train: int, test: int, overrides: list[str]) -> dict[str, Any]:
+    """The built-in demo graph with ``train`` and ``test`` digits and the ``--set`` overrides applied."""
     raw = tomllib.loads(resources.files("nodes").joinpath("demo.toml").read_text())
     digits = raw["nodes"]["digits"]
     digits["font_train"] = max(digits["font_train"], train)
@@ -44,19 +45,22 @@ def _fresh_state(folder: Path) -> None:
     camera graphs' state folders hold ``stdp.npz`` and ``classifier.npz`` too."""
     if folder.exists():
         if not (folder / STATE_MARK).exists():
-            raise ConfigError(
+            msg = (
                 f"{folder} exists and was not made by the demo (it may hold another graph's learned state); "
                 "choose another --out, or delete that folder yourself"
             )
+            raise ConfigError(msg)
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / STATE_MARK).write_text("spikestream demo state: cleared by the next demo run in this folder\n")
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo graph in ``--out``, print its summary and a verdict; 0 when it learned."""
     for flag, value in (("--train", args.train), ("--test", args.test)):
         if value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}")
+            msg = f"{flag} must be >= 1, got {value}"
+            raise ConfigError(msg)
     out = Path(args.out)
     graph = parse_graph(demo_config(args.train, args.test, args.set), "demo.toml (built in)")
     _fresh_state(out / "state")
@@ -91,6 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    """Add ``spikestream demo`` to the CLI (entry point of ``spikestream.commands``)."""
     p = sub.add_parser("demo", help="run the whole pipeline on built-in saccade digits (no camera, no data)")
     p.add_argument("--out", default="spikestream-demo", help="folder for results, plots and state")
     p.add_argument("--train", type=int, default=1500, help="training digits (default 1500)")

@@ -22,8 +22,10 @@ from pipeline.errors import SpikestreamError
 
 
 def network_config(state: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The network description an stdp node stores in its checkpoint."""
     if "node.config" not in state:
-        raise SpikestreamError("this checkpoint has no network description (not an stdp node's checkpoint?)")
+        msg = "this checkpoint has no network description (not an stdp node's checkpoint?)"
+        raise SpikestreamError(msg)
     return dict(json.loads(str(state["node.config"])))
 
 
@@ -67,13 +69,15 @@ def preferred_features(state: dict[str, np.ndarray]) -> list[tuple[str, np.ndarr
 
 
 def _display(feat: np.ndarray) -> np.ndarray:
-    return feat[1] - feat[0] if feat.shape[0] == 2 else feat[0]
+    shown: np.ndarray = feat[1] - feat[0] if feat.shape[0] == 2 else feat[0]
+    return shown
 
 
 def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64) -> Path:
-    import matplotlib
+    """Draw every layer's preferred features (up to ``max_units`` each) into the PNG at ``path``."""
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     layers = preferred_features(state)
@@ -102,9 +106,10 @@ def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64)
 
 
 def plot_weight_histograms(state: dict[str, np.ndarray], path: Path) -> Path:
-    import matplotlib
+    """Draw a histogram of each layer's weights (log scale) into the PNG at ``path``."""
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = sorted((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]))
@@ -120,9 +125,10 @@ def plot_weight_histograms(state: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
-    import matplotlib
+    """Draw the online accuracy curve of a results file, with the test accuracy as a line."""
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     curve = np.asarray(results.get("curve") or [], dtype=np.float64).reshape(-1, 3)
@@ -146,6 +152,7 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
 
 
 def write_plots(out: Path, *, state: Path | None = None, results: Path | None = None) -> list[Path]:
+    """Write the plots a checkpoint (``state``) and a results file allow into ``out``; returns them."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if state is not None:
@@ -156,7 +163,8 @@ def write_plots(out: Path, *, state: Path | None = None, results: Path | None = 
         try:
             res = json.loads(Path(results).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise SpikestreamError(f"cannot read results {results}: {exc}") from None
+            msg = f"cannot read results {results}: {exc}"
+            raise SpikestreamError(msg) from None
         written.append(plot_accuracy(res, out / "accuracy.png"))
     return written
 
@@ -170,9 +178,10 @@ def register(sub: Any) -> None:
 
     def run(args: argparse.Namespace) -> int:
         if args.state is None and args.results is None:
-            raise SpikestreamError("give --state and/or --results")
+            msg = "give --state and/or --results"
+            raise SpikestreamError(msg)
         for path in write_plots(args.out, state=args.state, results=args.results):
-            print(path)
+            print(path)  # noqa: T201 - the plot command lists the files it wrote
         return 0
 
     p.set_defaults(func=run)

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 
 def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename); returns the path.
+
+    A crash at any point leaves either the old checkpoint or the new one, never a mix."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
@@ -42,19 +45,24 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) ->
             os.close(dir_fd)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write checkpoint {target}: {exc}") from None
+        msg = f"cannot write checkpoint {target}: {exc}"
+        raise CheckpointError(msg) from None
     return target
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The named arrays of the checkpoint at ``path``; ``CheckpointError`` names the file when it is
+    missing, unreadable or corrupt."""
     p = Path(path)
     try:  # the file is opened here: np.load leaves it open when it is not a valid .npz
         with open(p, "rb") as f, np.load(f, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {p}") from None
+        msg = f"checkpoint not found: {p}"
+        raise CheckpointError(msg) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"checkpoint {p} is unreadable or corrupt: {exc}") from None
+        msg = f"checkpoint {p} is unreadable or corrupt: {exc}"
+        raise CheckpointError(msg) from None
 
 
 # -- consistent cuts ---------------------------------------------------------------------------------------
@@ -71,6 +79,7 @@ GENERATION_KEY = "__generation__"
 
 
 def generation_path(state_dir: str | os.PathLike[str], node: str, generation: int) -> Path:
+    """Where generation ``generation`` of ``node``'s checkpoint is kept in ``state_dir``."""
     return Path(state_dir) / f"{node}.g{generation:09d}.npz"
 
 
@@ -173,6 +182,7 @@ class NodeCheckpoints:
 
     @property
     def in_cut(self) -> bool:
+        """Whether this node takes part in the graph's consistent cuts (it saves on markers)."""
         return self.members is not None
 
     def restore(self) -> None:
@@ -206,10 +216,11 @@ class NodeCheckpoints:
             if state:  # empty: the node had no state yet when the cut was taken
                 self.node.restore(state)
         except (ValueError, KeyError, CheckpointError) as exc:
-            raise CheckpointError(
+            msg = (
                 f"checkpoint {path} does not fit nodes.{name}: {exc} (a checkpoint of another graph or "
                 "configuration? give this one its own --state folder)"
-            ) from None
+            )
+            raise CheckpointError(msg) from None
         self._restored = True
         log.info("%s: restored state from %s", name, path)
 
@@ -237,6 +248,7 @@ class NodeCheckpoints:
         return self.period_s > 0 and time.monotonic() - self._last >= self.period_s
 
     def restart_period(self) -> None:
+        """Count the checkpoint period afresh from now, as if a checkpoint had just been saved."""
         self._last = time.monotonic()
 
     def mark(self) -> int:

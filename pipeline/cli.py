@@ -27,12 +27,14 @@ def check_results_path(path: str | None) -> None:
         return
     p = Path(path)
     if p.is_dir():
-        raise SpikestreamError(f"--results {path}: is a folder; give a file name, e.g. {p / 'results.json'}")
+        msg = f"--results {path}: is a folder; give a file name, e.g. {p / 'results.json'}"
+        raise SpikestreamError(msg)
     folder = p.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise SpikestreamError(f"--results {path}: cannot write in {folder}")
+        msg = f"--results {path}: cannot write in {folder}"
+        raise SpikestreamError(msg)
 
 
 def write_results(path: str | None, results: dict[str, Any]) -> None:
@@ -47,7 +49,8 @@ def write_results(path: str | None, results: dict[str, Any]) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SpikestreamError(f"--results {path}: cannot write ({exc.strerror})") from None
+        msg = f"--results {path}: cannot write ({exc.strerror})"
+        raise SpikestreamError(msg) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,10 +60,12 @@ def _jsonable(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    msg = f"not JSON serialisable: {type(value).__name__}"
+    raise TypeError(msg)
 
 
 def print_summary(results: dict[str, Any]) -> None:
+    """Print the run's figures: the graph's rate, each node's counters and warnings, the accuracies."""
     print(
         f"{results['graph']}: {results['events_in']:,} events in {results['wall_s']:.2f} s "
         f"({results['events_per_s'] / 1e6:.2f} M events/s, transport {results['transport']})"
@@ -100,6 +105,7 @@ def _finish(results: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``spikestream run``: run a whole graph."""
     from .runner import run_graph
 
     graph = load_graph(args.config, args.set)
@@ -108,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    """``spikestream node``: run one node of a graph, its peers running elsewhere."""
     from .runner import run_single_node
 
     graph = load_graph(args.config, args.set)
@@ -115,13 +122,15 @@ def cmd_node(args: argparse.Namespace) -> int:
     return _finish(run_single_node(graph, args.name, state_dir=args.state), args)
 
 
-def cmd_nodes(args: argparse.Namespace) -> int:
+def cmd_nodes(_args: argparse.Namespace) -> int:
+    """``spikestream nodes``: list the registered node types and the classes they load."""
     for name, target in sorted(node_types().items()):
         print(f"{name:<18} {target}")
     return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    """``spikestream keys``: write one CURVE key pair per name."""
     from .security import write_keypair
 
     for name in args.names:
@@ -131,6 +140,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
+    """``spikestream service``: print a systemd unit for a graph or one of its nodes."""
     from .service import systemd_unit
 
     unit = systemd_unit(args.config, node=args.node, user=args.user)
@@ -155,6 +165,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line parser, with the built-in commands and those that stages register."""
     parser = argparse.ArgumentParser(
         prog="spikestream",
         description="Event cameras that learn online: run graphs of sources, encoder, STDP network, classifier "
@@ -199,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (1 for a ``SpikestreamError``, said on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)

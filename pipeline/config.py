@@ -72,15 +72,19 @@ class GraphConfig:
         return self.transport == "inproc"
 
     def upstream(self, name: str) -> list[str]:
+        """The nodes that send to ``name`` over lossless links."""
         return [a for a, b in self.links if b == name]
 
     def downstream(self, name: str) -> list[str]:
+        """The nodes ``name`` sends to over lossless links."""
         return [b for a, b in self.links if a == name]
 
     def tap_upstream(self, name: str) -> list[str]:
+        """The nodes whose tap ``name`` subscribes to."""
         return [a for a, b in self.taps if b == name]
 
     def tapped(self, name: str) -> bool:
+        """Whether some node subscribes to ``name``'s tap (it then binds a PUB socket)."""
         return any(a == name for a, _ in self.taps)
 
     def fed_by_taps_only(self, name: str) -> bool:
@@ -139,13 +143,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+            msg = f"--set expects dotted.key=value, got {item!r}"
+            raise ConfigError(msg)
         parts = key.strip().split(".")
         target = doc
         for part in parts[:-1]:
             nxt = target.setdefault(part, {})
             if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {key}: {part!r} is not a table in {source}")
+                msg = f"--set {key}: {part!r} is not a table in {source}"
+                raise ConfigError(msg)
             target = nxt
         target[parts[-1]] = parse_value(value.strip())
     return doc
@@ -153,7 +159,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
 
 def _parse_link(item: Any, where: str) -> tuple[str, str]:
     if not isinstance(item, str) or "->" not in item:
-        raise ConfigError(f"{where}: a link is written 'a -> b', got {item!r}")
+        msg = f"{where}: a link is written 'a -> b', got {item!r}"
+        raise ConfigError(msg)
     a, b = (s.strip() for s in item.split("->", 1))
     return a, b
 
@@ -176,19 +183,24 @@ def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig
     }
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{source}: unknown top-level key {key!r} (known: {', '.join(sorted(known))})")
+            msg = f"{source}: unknown top-level key {key!r} (known: {', '.join(sorted(known))})"
+            raise ConfigError(msg)
     transport = raw.get("transport", "inproc")
     if transport not in TRANSPORTS:
-        raise ConfigError(f"{source}: transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+        msg = f"{source}: transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}"
+        raise ConfigError(msg)
     raw_nodes = raw.get("nodes")
     if not isinstance(raw_nodes, dict) or not raw_nodes:
-        raise ConfigError(f"{source}: a graph needs a [nodes.NAME] table for each node")
+        msg = f"{source}: a graph needs a [nodes.NAME] table for each node"
+        raise ConfigError(msg)
     nodes: dict[str, NodeSpec] = {}
     for name, table in raw_nodes.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"{source}: nodes.{name} must be a table")
+            msg = f"{source}: nodes.{name} must be a table"
+            raise ConfigError(msg)
         if "type" not in table or not isinstance(table["type"], str):
-            raise ConfigError(f"{source}: nodes.{name} has no 'type'")
+            msg = f"{source}: nodes.{name} has no 'type'"
+            raise ConfigError(msg)
         params = {k: v for k, v in table.items() if k not in NODE_RUNTIME_KEYS}
         nodes[name] = NodeSpec(
             name=name,
@@ -206,16 +218,20 @@ def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig
         for a, b in pairs:
             for end in (a, b):
                 if end not in nodes:
-                    raise ConfigError(f"{source}: {kind} names node {end!r}, which is not in [nodes]")
+                    msg = f"{source}: {kind} names node {end!r}, which is not in [nodes]"
+                    raise ConfigError(msg)
             if a == b:
-                raise ConfigError(f"{source}: {kind} links {a!r} to itself")
+                msg = f"{source}: {kind} links {a!r} to itself"
+                raise ConfigError(msg)
     if len(set(links)) != len(links):
-        raise ConfigError(f"{source}: a link is listed twice")
+        msg = f"{source}: a link is listed twice"
+        raise ConfigError(msg)
 
     def number(key: str, default: float, minimum: float) -> float:
         value = raw.get(key, default)
         if not isinstance(value, int | float) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(f"{source}: {key} must be a number >= {minimum}, got {value!r}")
+            msg = f"{source}: {key} must be a number >= {minimum}, got {value!r}"
+            raise ConfigError(msg)
         return value
 
     return GraphConfig(
@@ -241,9 +257,11 @@ def load_graph(path: str | os.PathLike[str], overrides: list[str] | None = None)
     try:
         raw = tomllib.loads(p.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}") from None
+        msg = f"config file not found: {p}"
+        raise ConfigError(msg) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        msg = f"{p}: not valid TOML: {exc}"
+        raise ConfigError(msg) from None
     return parse_graph(apply_overrides(raw, overrides or [], str(p)), str(p))
 
 
@@ -275,9 +293,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         kinds = _tagged(args)
         if kinds and isinstance(value, dict):
             if "type" not in value:
-                raise ConfigError(f"{where}: missing required key(s) type (one of {', '.join(map(repr, kinds))})")
+                msg = f"{where}: missing required key(s) type (one of {', '.join(map(repr, kinds))})"
+                raise ConfigError(msg)
             if value["type"] not in kinds:
-                raise ConfigError(f"{where} type must be one of {', '.join(map(repr, kinds))}, got {value['type']!r}")
+                msg = f"{where} type must be one of {', '.join(map(repr, kinds))}, got {value['type']!r}"
+                raise ConfigError(msg)
             return build_params(kinds[value["type"]], value, where)
         errors = []
         for arg in args:
@@ -292,42 +312,51 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+            msg = f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}"
+            raise ConfigError(msg)
         return value
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            msg = f"{where} must be a list, got {value!r}"
+            raise ConfigError(msg)
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if origin is tuple and args:
             if len(args) != len(value):
-                raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
+                msg = f"{where} must have {len(args)} items, got {len(value)}"
+                raise ConfigError(msg)
             return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
         inner = args[0] if args else Any
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin in (dict, Mapping) or annotation in (dict, Mapping):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {value!r}")
+            msg = f"{where} must be a table, got {value!r}"
+            raise ConfigError(msg)
         return value
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {value!r}")
+            msg = f"{where} must be a table, got {value!r}"
+            raise ConfigError(msg)
         return build_params(annotation, value, where)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+            msg = f"{where} must be a number, got {value!r}"
+            raise ConfigError(msg)
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            msg = f"{where} must be an integer, got {value!r}"
+            raise ConfigError(msg)
         return value
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
+            msg = f"{where} must be true or false, got {value!r}"
+            raise ConfigError(msg)
         return value
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
+            msg = f"{where} must be a string, got {value!r}"
+            raise ConfigError(msg)
         return value
     return value
 
@@ -339,12 +368,14 @@ def build_params(cls: type, table: Mapping[str, Any], where: str) -> Any:
     ``__post_init__`` may raise ``ValueError``; it is reported as a ``ConfigError`` at the same place.
     """
     if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
+        msg = f"{cls!r} is not a dataclass"
+        raise TypeError(msg)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     for key in table:
         if key not in fields:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(fields) or 'none'})")
+            msg = f"{where}: unknown key {key!r} (known: {', '.join(fields) or 'none'})"
+            raise ConfigError(msg)
     kwargs = {key: _coerce(value, hints[key], f"{where} {key}") for key, value in table.items()}
     missing = [
         n
@@ -352,8 +383,10 @@ def build_params(cls: type, table: Mapping[str, Any], where: str) -> Any:
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+        msg = f"{where}: missing required key(s) {', '.join(missing)}"
+        raise ConfigError(msg)
     try:
         return cls(**kwargs)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        msg = f"{where}: {exc}"
+        raise ConfigError(msg) from None

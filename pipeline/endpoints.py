@@ -59,9 +59,8 @@ def resolve_endpoints(graph: GraphConfig, run_dir: str | None, *, pick_ports: bo
                     return None, addr
                 if addr is None:
                     if not pick_ports:
-                        raise ConfigError(
-                            f"{graph.source}: nodes.{name} needs '{what}' (tcp://host:port) for the tcp transport"
-                        )
+                        msg = f"{graph.source}: nodes.{name} needs '{what}' (tcp://host:port) for the tcp transport"
+                        raise ConfigError(msg)
                     addr = f"tcp://127.0.0.1:{free_port()}"
                 return bind or addr, addr
 

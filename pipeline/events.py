@@ -7,6 +7,7 @@ Every batch is a numpy structured array of one of these dtypes. Readers and devi
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: An address event. ``t`` in microseconds, origin of ``x``/``y`` top-left, ``p`` 1 = ON (brighter), 0 = OFF.
 #: The record is aligned (16 bytes, 3 of them padding): numpy field access on the packed 13-byte layout
@@ -32,7 +33,8 @@ def prediction_dtype(classes: int) -> np.dtype:
     emitted on a classifier spike (then ``truth`` is -1).
     """
     if classes < 1:
-        raise ValueError(f"classes must be >= 1, got {classes}")
+        msg = f"classes must be >= 1, got {classes}"
+        raise ValueError(msg)
     return np.dtype(
         [
             ("t", "<i8"),
@@ -58,13 +60,14 @@ def empty_events(n: int = 0) -> np.ndarray:
     return np.zeros(n, dtype=EVENT_DTYPE)
 
 
-def make_events(t, x, y, p) -> np.ndarray:
+def make_events(t: ArrayLike, x: ArrayLike, y: ArrayLike, p: ArrayLike) -> np.ndarray:
     """Build an event batch from four equally long array-likes (converted, range-checked)."""
     t = np.asarray(t)
     n = t.shape[0]
     for name, arr in (("x", x), ("y", y), ("p", p)):
         if np.shape(arr) != (n,):
-            raise ValueError(f"{name} has shape {np.shape(arr)}, expected ({n},) like t")
+            msg = f"{name} has shape {np.shape(arr)}, expected ({n},) like t"
+            raise ValueError(msg)
     out = np.empty(n, dtype=EVENT_DTYPE)
     out["t"] = t
     out["x"] = x

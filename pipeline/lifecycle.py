@@ -37,7 +37,8 @@ def stop_grace_s() -> float:
     try:
         return float(text)
     except ValueError:
-        raise ConfigError(f"SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got {text!r}") from None
+        msg = f"SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got {text!r}"
+        raise ConfigError(msg) from None
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
@@ -57,16 +58,16 @@ def ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-class _StopWaiting(Exception):
+class _StopWaiting(Exception):  # noqa: N818 - a signal to stop waiting, not an error
     """Raised by a signal that arrives while ``terminate`` waits for delivery."""
 
 
 #: Contexts given up on by a stop signal. They stay referenced so that garbage collection never terminates
 #: them (that would wait for the same stuck delivery again); the process exits without waiting for them.
-_abandoned: list[zmq.Context] = []
+_abandoned: list[zmq.Context[Any]] = []
 
 
-def terminate(ctx: zmq.Context, who: str) -> None:
+def terminate(ctx: zmq.Context[Any], who: str) -> None:
     """Terminate ``ctx``, which waits until every message queued on its sockets is delivered.
 
     The wait is announced after two seconds, so that a slow consumer does not look like a hang. A peer

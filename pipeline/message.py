@@ -62,13 +62,16 @@ class Message:
 
     @property
     def count(self) -> int:
+        """Records in ``data`` (0 for control and metrics messages)."""
         return 0 if self.data is None else int(self.data.shape[0])
 
     @property
     def is_eos(self) -> bool:
+        """Whether this is the end-of-stream control message."""
         return self.kind == CONTROL and self.command == EOS
 
     def stamped(self, stream: str, seq: int, created_ns: int) -> Message:
+        """A copy sent by ``stream`` as its message ``seq``; ``created_ns`` is kept when already set."""
         # built directly: dataclasses.replace costs ~20 µs, which shows at small batch sizes
         return Message(
             self.kind,
@@ -90,35 +93,47 @@ def applies_to(msg: Message, role: str) -> bool:
 
 
 def events_message(events: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
+    """An ``events`` message of a batch of ``EVENT_DTYPE`` records, on a ``width`` x ``height`` sensor
+    when known; its ``created_ns`` is now, the start of the latency the graph measures."""
     if events.dtype != EVENT_DTYPE:
-        raise ValueError(f"events must have dtype EVENT_DTYPE, got {events.dtype}")
+        msg = f"events must have dtype EVENT_DTYPE, got {events.dtype}"
+        raise ValueError(msg)
     return Message(EVENTS, events, width=width, height=height, created_ns=time.time_ns())
 
 
 def spikes_message(spikes: np.ndarray, width: int | None = None, height: int | None = None) -> Message:
+    """A ``spikes`` message of ``SPIKE_DTYPE`` records, between network stages."""
     if spikes.dtype != SPIKE_DTYPE:
-        raise ValueError(f"spikes must have dtype SPIKE_DTYPE, got {spikes.dtype}")
+        msg = f"spikes must have dtype SPIKE_DTYPE, got {spikes.dtype}"
+        raise ValueError(msg)
     return Message(SPIKES, spikes, width=width, height=height)
 
 
 def labels_message(labels: np.ndarray) -> Message:
+    """A ``labels`` message: from each record's ``t`` on, the scene shows its ``label``."""
     if labels.dtype != LABEL_DTYPE:
-        raise ValueError(f"labels must have dtype LABEL_DTYPE, got {labels.dtype}")
+        msg = f"labels must have dtype LABEL_DTYPE, got {labels.dtype}"
+        raise ValueError(msg)
     return Message(LABELS, labels)
 
 
 def predictions_message(predictions: np.ndarray) -> Message:
+    """A ``predictions`` message of records of ``prediction_dtype(classes)``."""
     fields: dict[str, Any] = dict(predictions.dtype.fields or {})
     if "scores" not in fields or predictions.dtype != prediction_dtype(fields["scores"][0].shape[0]):
-        raise ValueError(f"predictions must have a prediction_dtype(classes) dtype, got {predictions.dtype}")
+        msg = f"predictions must have a prediction_dtype(classes) dtype, got {predictions.dtype}"
+        raise ValueError(msg)
     return Message(PREDICTIONS, predictions)
 
 
 def control_message(command: str, **body: Any) -> Message:
+    """A control message ``command`` (one of ``CONTROL_COMMANDS``) with ``body`` as its parameters."""
     if command not in CONTROL_COMMANDS:
-        raise ValueError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
+        msg = f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}"
+        raise ValueError(msg)
     return Message(CONTROL, command=command, body=body or None, created_ns=time.time_ns())
 
 
 def metrics_message(body: dict[str, Any]) -> Message:
+    """A ``metrics`` message carrying ``body`` (plain JSON values) and no payload."""
     return Message(METRICS, body=body, created_ns=time.time_ns())

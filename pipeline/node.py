@@ -56,7 +56,7 @@ class Node:
         self.log = context.log
 
     @classmethod
-    def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:
+    def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:  # noqa: ARG003 - a hook
         """What is known, before anything runs, about the stream this node sends, given its config and the
         facts of the stream it receives. The runner checks a graph with these, link by link, before any
         node starts: raise ``ValueError`` saying why when ``received`` cannot fit this node (``ConfigError``
@@ -69,11 +69,11 @@ class Node:
     async def start(self) -> None:
         """Open resources (files, devices, brokers). Called once before the first message."""
 
-    async def process(self, msg: Message) -> Sequence[Message]:
+    async def process(self, msg: Message) -> Sequence[Message]:  # noqa: ARG002 - a hook: the default sends nothing
         """Handle one data message (events, spikes, labels, predictions, metrics)."""
         return ()
 
-    def control(self, msg: Message) -> Sequence[Message]:
+    def control(self, msg: Message) -> Sequence[Message]:  # noqa: ARG002 - a hook: the default sends nothing
         """Handle a control message (freeze, unfreeze, checkpoint). It is forwarded downstream anyway."""
         return ()
 
@@ -111,6 +111,10 @@ class Source(Node):
     delivered: int = 0
 
     def produce(self) -> AsyncIterator[Message]:
+        """The source's messages, in order, until its data ends (or for ever, for a live source).
+
+        An async iterator: each step awaits what it needs (a device, a thread for file I/O) and never blocks
+        the loop. The runner sends every message on and counts it in ``delivered``."""
         raise NotImplementedError
 
     @property
@@ -127,10 +131,12 @@ class LatencyStats:
         self._n = 0
 
     def add(self, value_ns: int) -> None:
+        """Record one latency (ns); the oldest is overwritten once the reservoir is full."""
         self._buf[self._n % self._buf.shape[0]] = value_ns
         self._n += 1
 
     def summary(self) -> dict[str, float]:
+        """The p50, p90, p99 and max of the kept latencies in ms (empty when none was recorded)."""
         n = min(self._n, self._buf.shape[0])
         if n == 0:
             return {}
@@ -162,6 +168,7 @@ class Counters:
     latency: LatencyStats = field(default_factory=LatencyStats)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counters as plain values for logs and the results file, latency as its summary."""
         d = {k: v for k, v in self.__dict__.items() if k != "latency"}
         d["latency"] = self.latency.summary()
         return d

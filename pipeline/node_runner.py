@@ -148,11 +148,12 @@ class NodeRunner:
             self._checkpoint(self.checkpoints.final_generation, "final checkpoint")
             try:
                 await self.node.stop()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a stage's stop may fail any way; the report still goes out
                 self._handle_error("stop", exc)
         return self.report(wall)
 
     def report(self, wall_s: float) -> dict[str, Any]:
+        """The node's entry in the results: its counters, errors, results and ``wall_s`` of running."""
         return {
             "type": self.type,
             "source": self.node.is_source,
@@ -175,7 +176,7 @@ class NodeRunner:
         if isinstance(exc, SpikestreamError) and loud:
             self.node.log.error("%s: %s: %s (errors so far: %d)", self.name, where, exc, self.errors)
         elif self.errors <= 3:
-            self.node.log.exception("%s: %s failed", self.name, where)
+            self.node.log.error("%s: %s failed", self.name, where, exc_info=exc)
         if self.error is None:
             self.error = f"{where}: {exc}"
 
@@ -216,7 +217,7 @@ class NodeRunner:
                     await self._mark_cut()
         except asyncio.CancelledError:
             pass
-        except Exception as exc:  # a corrupt recording, a vanished camera: end the stream cleanly
+        except Exception as exc:  # noqa: BLE001 - a corrupt recording, a vanished camera: end the stream cleanly
             self._handle_error("source", exc)
         finally:
             with contextlib.suppress(Exception):
@@ -282,7 +283,7 @@ class NodeRunner:
     async def _process(self, msg: Message) -> None:
         try:
             out = await self.node.process(msg)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a stage's bug costs one message, not the graph
             self._handle_error(f"processing {msg.kind} seq {msg.seq} from {msg.stream}", exc)
             return
         if out:
@@ -307,7 +308,7 @@ class NodeRunner:
             self._checkpoint(generation)
         try:
             out = self.node.control(msg)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - counted and logged like a failed message
             self._handle_error("control", exc)
             out = ()
         await self._send([*out, replace(msg, stream="", seq=-1)], msg.created_ns)
@@ -335,7 +336,7 @@ class NodeRunner:
             nonlocal flushed
             try:
                 await self._send(await self.node.flush())
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - end-of-stream must still go downstream
                 self._handle_error("flush", exc)
             flushed = True
             body: dict[str, Any] = {"interrupted": True} if self.node.interrupted else {}

@@ -30,6 +30,7 @@ class Progress:
         self.extra = ""
 
     def line(self) -> str:
+        """The progress as one line: a bar and the time left when the total is known, else the events."""
         elapsed = max(time.monotonic() - self.t0, 1e-9)
         rate = self.events / elapsed
         if self.total:
@@ -42,6 +43,7 @@ class Progress:
         return f"{self.label} {self.events:,} events, {rate / 1e6:.2f} M ev/s{self.extra}"
 
     def update(self, done: int = 0, events: int = 0) -> None:
+        """Count ``done`` units and ``events`` more; shows the line when ``every_s`` has passed."""
         self.done += done
         self.events += events
         now = time.monotonic()
@@ -51,6 +53,7 @@ class Progress:
         self.show()
 
     def show(self) -> None:
+        """Show the current line now: redrawn in place on a terminal, logged otherwise."""
         if self.tty:
             sys.stderr.write("\r" + self.line()[:150].ljust(150))
             sys.stderr.flush()
@@ -58,6 +61,7 @@ class Progress:
             self.log.info("%s", self.line())
 
     def close(self) -> None:
+        """Show the final line and end it (a terminal keeps it on screen)."""
         if self.tty:
             sys.stderr.write("\r" + self.line()[:150].ljust(150) + "\n")
             sys.stderr.flush()

@@ -39,10 +39,12 @@ def node_class(type_name: str) -> type:
         try:
             return _load(type_name)  # type: ignore[no-any-return]
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load node class {type_name!r}: {exc}") from None
+            msg = f"cannot load node class {type_name!r}: {exc}"
+            raise ConfigError(msg) from None
     types = node_types()
     if type_name not in types:
-        raise ConfigError(f"unknown node type {type_name!r}; registered: {', '.join(sorted(types))}")
+        msg = f"unknown node type {type_name!r}; registered: {', '.join(sorted(types))}"
+        raise ConfigError(msg)
     return _load(types[type_name])  # type: ignore[no-any-return]
 
 

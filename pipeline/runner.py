@@ -92,7 +92,7 @@ async def run_inproc(
                     if task in done and name not in reports:
                         try:
                             reports[name] = task.result()
-                        except Exception as exc:
+                        except Exception as exc:  # noqa: BLE001 - a node that failed is reported, the others stopped
                             reports[name] = {"type": graph.nodes[name].type, "error": str(exc)}
                             stop_all()
                 # nodes fed only by taps never see end-of-stream: stop them once the lossless part has ended
@@ -109,9 +109,11 @@ async def run_inproc(
 def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = None) -> dict[str, Any]:
     """Run node ``name`` of ``graph`` alone in this process (its peers run elsewhere)."""
     if name not in graph.nodes:
-        raise ConfigError(f"{graph.source}: no node named {name!r} (nodes: {', '.join(graph.nodes)})")
+        msg = f"{graph.source}: no node named {name!r} (nodes: {', '.join(graph.nodes)})"
+        raise ConfigError(msg)
     if graph.in_process:
-        raise ConfigError(f"{graph.source}: a node run alone needs transport ipc or tcp, not inproc")
+        msg = f"{graph.source}: a node run alone needs transport ipc or tcp, not inproc"
+        raise ConfigError(msg)
     node = build_node(graph, name)  # its peers may need what this box lacks: only this node is checked
 
     async def main() -> dict[str, Any]:

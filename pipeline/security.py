@@ -28,16 +28,19 @@ CURVE_KEYS = ("secret_key", "server_key", "allow")
 def write_keypair(name: str, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Create ``NAME.key`` (public, to give to peers) and ``NAME.key_secret`` (mode 0600, keep it)."""
     if not zmq.has("curve"):
-        raise SpikestreamError("this libzmq was built without CURVE support")
+        msg = "this libzmq was built without CURVE support"
+        raise SpikestreamError(msg)
     if not name or "/" in name:
-        raise SpikestreamError(f"a key name is a plain file name, got {name!r}")
+        msg = f"a key name is a plain file name, got {name!r}"
+        raise SpikestreamError(msg)
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.curve_keypair()
     pub_path, sec_path = d / f"{name}.key", d / f"{name}.key_secret"
     for p in (pub_path, sec_path):
         if p.exists():
-            raise SpikestreamError(f"{p} exists; remove it first (keys are never overwritten)")
+            msg = f"{p} exists; remove it first (keys are never overwritten)"
+            raise SpikestreamError(msg)
     pub_path.write_text(f'# spikestream CURVE public key "{name}": give it to peers\npublic = "{public.decode()}"\n')
     fd = os.open(sec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -53,10 +56,12 @@ def _load_key_file(path: str, where: str) -> tuple[bytes, bytes | None]:
     try:
         doc = tomllib.loads(Path(path).expanduser().read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot read key file {path}: {exc}") from None
+        msg = f"{where}: cannot read key file {path}: {exc}"
+        raise ConfigError(msg) from None
     public = doc.get("public")
     if not isinstance(public, str) or len(public) != 40:
-        raise ConfigError(f"{where}: key file {path} has no valid 'public' key (40 z85 characters)")
+        msg = f"{where}: key file {path} has no valid 'public' key (40 z85 characters)"
+        raise ConfigError(msg)
     secret = doc.get("secret")
     return public.encode(), secret.encode() if isinstance(secret, str) else None
 
@@ -86,18 +91,22 @@ def curve_settings(graph: GraphConfig, name: str) -> CurveSettings:
     where = f"{graph.source} [nodes.{name}.curve]"
     for key in spec.curve:
         if key not in CURVE_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(CURVE_KEYS))})")
+            msg = f"{where}: unknown key {key!r} (known: {', '.join(sorted(CURVE_KEYS))})"
+            raise ConfigError(msg)
     if "secret_key" not in spec.curve:
-        raise ConfigError(f"{where}: needs 'secret_key' (a key file from 'spikestream keys')")
+        msg = f"{where}: needs 'secret_key' (a key file from 'spikestream keys')"
+        raise ConfigError(msg)
     public, secret = _load_key_file(str(spec.curve["secret_key"]), where)
     if secret is None:
-        raise ConfigError(f"{where}: {spec.curve['secret_key']} holds no secret key")
+        msg = f"{where}: {spec.curve['secret_key']} holds no secret key"
+        raise ConfigError(msg)
     server = Curve(public, secret) if graph.upstream(name) else None
     client = None
     server_key = spec.curve.get("server_key")
     if server_key is not None:
         if not graph.downstream(name):
-            raise ConfigError(f"{where}: 'server_key' is for a node's outputs, and this node has no downstream link")
+            msg = f"{where}: 'server_key' is for a node's outputs, and this node has no downstream link"
+            raise ConfigError(msg)
         client = Curve(public, secret, _load_key_file(str(server_key), where)[0])
     allowed = None
     if "allow" in spec.curve:
@@ -117,7 +126,8 @@ class Authenticator:
         allowed_set = set(allowed)
 
         class _Policy:
-            def callback(self, domain: str, key: bytes) -> bool:  # key: the client's z85 public key
+            # pyzmq calls callback(domain, key) with the client's z85 public key
+            def callback(self, domain: str, key: bytes) -> bool:  # noqa: ARG002 - every domain is treated alike
                 ok = key in allowed_set
                 if not ok:
                     log.warning("%s: refused a CURVE peer with an unknown public key", node)
@@ -126,4 +136,5 @@ class Authenticator:
         self.auth.configure_curve_callback(domain="*", credentials_provider=_Policy())
 
     def stop(self) -> None:
+        """Stop the ZAP handler's thread, once the sockets it guarded are closed."""
         self.auth.stop()

@@ -19,12 +19,14 @@ def systemd_unit(config: str | os.PathLike[str], *, node: str | None = None, use
     with a state directory for checkpoints and logs to the journal."""
     cfg = Path(config).resolve()
     if not cfg.is_file():
-        raise SpikestreamError(f"config file not found: {cfg}")
+        msg = f"config file not found: {cfg}"
+        raise SpikestreamError(msg)
     from .config import load_graph  # a unit for a graph that does not load would only restart-loop
 
     graph = load_graph(cfg)
     if node is not None and node not in graph.nodes:
-        raise SpikestreamError(f"{cfg}: no node {node!r}; the graph has {', '.join(graph.nodes)}")
+        msg = f"{cfg}: no node {node!r}; the graph has {', '.join(graph.nodes)}"
+        raise SpikestreamError(msg)
     exe = shutil.which("spikestream") or f"{sys.executable} -m pipeline.cli"
     what = f"node {shlex.quote(node)} --config" if node else "run"
     name = f"{cfg.stem}{'-' + node if node else ''}"

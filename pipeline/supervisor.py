@@ -132,12 +132,14 @@ class _Watch:
             except queue.Empty:
                 dead = [n for n, p in procs.items() if not p.is_alive()]
                 if self.stopping:
-                    raise SpikestreamError(f"graph {graph.name!r} interrupted while starting") from None
+                    msg = f"graph {graph.name!r} interrupted while starting"
+                    raise SpikestreamError(msg) from None
                 late = len(ready) < len(procs) and time.monotonic() - began > startup_timeout_s
                 if dead or late:
                     self.stop_all()
                     what = ", ".join(dead) if dead else ", ".join(n for n in procs if n not in ready)
-                    raise SpikestreamError(f"graph {graph.name!r} did not start: {what} failed to start") from None
+                    msg = f"graph {graph.name!r} did not start: {what} failed to start"
+                    raise SpikestreamError(msg) from None
                 if not said and time.monotonic() - began > 10.0:
                     waiting = ", ".join(n for n in procs if n not in started)
                     log.info("graph %r: waiting for %s to start", graph.name, waiting)
@@ -206,7 +208,7 @@ def _child_main(
                 install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
 
                 async def wait_go() -> None:
-                    while not go.is_set():
+                    while not go.is_set():  # noqa: ASYNC110 - a multiprocessing Event cannot be awaited
                         await asyncio.sleep(0.005)
 
                 def started() -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import zmq
 import zmq.asyncio
@@ -53,26 +53,29 @@ class Curve:
     server_public: bytes | None = None
 
 
-def _apply_curve(sock: zmq.Socket, curve: Curve | None, server: bool) -> None:
+def _apply_curve(sock: zmq.Socket[Any], curve: Curve | None, server: bool) -> None:
     if curve is None:
         return
     if not zmq.has("curve"):
-        raise TransportError("this libzmq was built without CURVE support")
+        msg = "this libzmq was built without CURVE support"
+        raise TransportError(msg)
     sock.curve_publickey = curve.public
     sock.curve_secretkey = curve.secret
     if server:
         sock.curve_server = True
     else:
         if curve.server_public is None:
-            raise TransportError("a CURVE client needs the server's public key")
+            msg = "a CURVE client needs the server's public key"
+            raise TransportError(msg)
         sock.curve_serverkey = curve.server_public
 
 
-def _bind(sock: zmq.Socket, address: str) -> None:
+def _bind(sock: zmq.Socket[Any], address: str) -> None:
     try:
         sock.bind(address)
     except zmq.ZMQError as exc:
-        raise TransportError(f"cannot bind {address}: {exc}") from None
+        msg = f"cannot bind {address}: {exc}"
+        raise TransportError(msg) from None
 
 
 class Outlet:
@@ -93,7 +96,7 @@ class Outlet:
     ) -> None:
         self.counters = counters
         self._pushes: list[zmq.asyncio.Socket] = []
-        self._monitors: list[zmq.Socket] = []  # sync views of the monitor sockets, one per link
+        self._monitors: list[zmq.SyncSocket] = []  # sync views of the monitor sockets, one per link
         self._monitor_socks: list[zmq.asyncio.Socket] = []
         self._gone: list[bool] = []
         for address in connect:
@@ -118,7 +121,7 @@ class Outlet:
                 self._gone.append(False)
             sock.connect(address)
             self._pushes.append(sock)
-        self._sync: list[zmq.Socket] = [zmq.Socket.shadow(s.underlying) for s in self._pushes]
+        self._sync: list[zmq.SyncSocket] = [zmq.Socket.shadow(s.underlying) for s in self._pushes]
         self._pub: zmq.asyncio.Socket | None = None
         if tap_bind is not None:
             self._pub = ctx.socket(zmq.PUB)
@@ -128,6 +131,8 @@ class Outlet:
             _bind(self._pub, tap_bind)
 
     async def send(self, msg: Message) -> None:
+        """Send ``msg`` to every downstream node and the tap; waits (back-pressure) while a PUSH
+        link is full, never on the tap, which drops when its subscribers lag."""
         frames = encode(msg)
         nbytes = sum(memoryview(f).nbytes for f in frames)
         for sock, sync in zip(self._pushes, self._sync, strict=True):
@@ -223,7 +228,6 @@ class Inlet:
         tap_hwm: int = 256,
         counters: Counters,
         curve: Curve | None = None,
-        allowed_clients: Sequence[bytes] | None = None,
     ) -> None:
         self.name = name
         self.counters = counters
@@ -240,7 +244,7 @@ class Inlet:
             _apply_curve(self._pull, curve, server=True)
             _bind(self._pull, bind)
             self._poller.register(self._pull, zmq.POLLIN)
-            self._pull_sync: zmq.Socket = zmq.Socket.shadow(self._pull.underlying)
+            self._pull_sync: zmq.SyncSocket = zmq.Socket.shadow(self._pull.underlying)
         for address in tap_connect:
             sub = ctx.socket(zmq.SUB)
             sub.rcvhwm = tap_hwm
@@ -285,13 +289,13 @@ class Inlet:
         while True:
             if not self._ready:
                 events = await self._poller.poll()
-                self._ready = [(sock, sock is not self._pull) for sock, _ in events]  # type: ignore[misc]
+                self._ready = [(sock, sock is not self._pull) for sock, _ in events]
             sock, tapped = self._ready.pop(0)
             try:
                 frames = await sock.recv_multipart(copy=False, flags=zmq.NOBLOCK)
             except zmq.Again:
                 continue
-            if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:  # type: ignore[arg-type]
+            if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 self._ready.append((sock, tapped))
             return frames, tapped
 
@@ -321,6 +325,7 @@ class Inlet:
         self.close()
 
     def close(self) -> None:
+        """Close the sockets at once (``linger=0``): an inlet has nothing queued to deliver."""
         if self._pull is not None:
             self._pull.close(linger=0)
         for sub in self._subs:

@@ -40,7 +40,8 @@ class BuiltNode:
         try:
             return self.cls(self.name, self.params, context)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{graph.source}: nodes.{self.name}: {exc}") from None
+            msg = f"{graph.source}: nodes.{self.name}: {exc}"
+            raise ConfigError(msg) from None
 
 
 def build_node(graph: GraphConfig, name: str) -> BuiltNode:
@@ -51,12 +52,15 @@ def build_node(graph: GraphConfig, name: str) -> BuiltNode:
     spec = graph.nodes[name]
     cls = node_class(spec.type)
     if not (isinstance(cls, type) and issubclass(cls, Node)):
-        raise ConfigError(f"{graph.source}: nodes.{name}: type {spec.type!r} is not a Node")
+        msg = f"{graph.source}: nodes.{name}: type {spec.type!r} is not a Node"
+        raise ConfigError(msg)
     params = build_params(cls.Config, spec.params, f"{graph.source} [nodes.{name}]")
     if cls.is_source and graph.upstream(name):
-        raise ConfigError(f"{graph.source}: nodes.{name} is a source and cannot have upstream links")
+        msg = f"{graph.source}: nodes.{name} is a source and cannot have upstream links"
+        raise ConfigError(msg)
     if not cls.is_source and not graph.upstream(name) and not graph.tap_upstream(name):
-        raise ConfigError(f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'")
+        msg = f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'"
+        raise ConfigError(msg)
     return BuiltNode(name=name, cls=cls, params=params, curve=curve_settings(graph, name))
 
 
@@ -91,8 +95,10 @@ def _check_stream_facts(graph: GraphConfig, nodes: dict[str, BuiltNode]) -> None
             try:
                 facts[name] = dict(node.cls.stream_facts(node.params, received))
             except ConfigError as exc:  # the node's own parameters
-                raise ConfigError(f"{graph.source}: nodes.{name}: {exc}") from None
+                msg = f"{graph.source}: nodes.{name}: {exc}"
+                raise ConfigError(msg) from None
             except ValueError as exc:  # what it would receive
                 ups = graph.upstream(name)
                 what = " and ".join(f"nodes.{u}" for u in ups) + (" send" if len(ups) > 1 else " sends")
-                raise ConfigError(f"{graph.source}: nodes.{name} does not fit what {what}: {exc}") from None
+                msg = f"{graph.source}: nodes.{name} does not fit what {what}: {exc}"
+                raise ConfigError(msg) from None

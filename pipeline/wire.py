@@ -50,9 +50,12 @@ MAX_CLASSES = 1 << 16
 
 
 def payload_dtype(kind: str, classes: int | None) -> np.dtype | None:
+    """The payload dtype of ``kind`` (``None``: no payload); ``predictions`` need their ``classes``
+    from the header, checked here because a peer sent them."""
     if kind == PREDICTIONS:
         if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= MAX_CLASSES:
-            raise WireFormatError(f"predictions header needs 'classes' in [1, {MAX_CLASSES}], got {classes!r}")
+            msg = f"predictions header needs 'classes' in [1, {MAX_CLASSES}], got {classes!r}"
+            raise WireFormatError(msg)
         return prediction_dtype(classes)
     return KINDS[kind]
 
@@ -60,7 +63,8 @@ def payload_dtype(kind: str, classes: int | None) -> np.dtype | None:
 def encode(msg: Message) -> list[Frame]:
     """Encode ``msg`` as three frames. The payload frame is a view of the array, not a copy."""
     if msg.kind not in KINDS:
-        raise WireFormatError(f"cannot encode unknown kind {msg.kind!r}")
+        text = f"cannot encode unknown kind {msg.kind!r}"
+        raise WireFormatError(text)
     header: dict[str, Any] = {"v": VERSION, "kind": msg.kind, "stream": msg.stream, "seq": msg.seq}
     payload: Frame = b""
     count = 0
@@ -92,7 +96,8 @@ def _int(header: dict[str, Any], key: str, *, optional: bool = False, minimum: i
     if value is None and optional:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise WireFormatError(f"header field {key!r} must be an integer >= {minimum}, got {value!r}")
+        msg = f"header field {key!r} must be an integer >= {minimum}, got {value!r}"
+        raise WireFormatError(msg)
     return value
 
 
@@ -103,14 +108,16 @@ def decode(frames: Sequence[Frame]) -> Message:
     and goes on.
     """
     if len(frames) != 3:
-        raise WireFormatError(f"expected 3 frames [topic, header, payload], got {len(frames)}")
+        msg = f"expected 3 frames [topic, header, payload], got {len(frames)}"
+        raise WireFormatError(msg)
     topic, raw_header, payload = frames
     try:
         return _decode(topic, raw_header, payload)
     except WireFormatError:
         raise
-    except Exception as exc:  # anything the checks below did not foresee is still the sender's fault
-        raise WireFormatError(f"undecodable message ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - anything the checks below did not foresee is the sender's fault
+        msg = f"undecodable message ({type(exc).__name__}: {exc})"
+        raise WireFormatError(msg) from None
 
 
 def payload_size(topic: Frame, raw_header: Frame) -> int:
@@ -121,8 +128,9 @@ def payload_size(topic: Frame, raw_header: Frame) -> int:
         _, dtype, count = _header(topic, raw_header)
     except WireFormatError:
         raise
-    except Exception as exc:
-        raise WireFormatError(f"undecodable header ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - as in decode: a bad header is the sender's fault
+        msg = f"undecodable header ({type(exc).__name__}: {exc})"
+        raise WireFormatError(msg) from None
     return 0 if dtype is None else count * dtype.itemsize
 
 
@@ -130,28 +138,36 @@ def _header(topic: Frame, raw_header: Frame) -> tuple[dict[str, Any], np.dtype |
     """The checked header, the payload dtype (None: no payload) and the record count."""
     header_bytes = memoryview(raw_header).nbytes
     if header_bytes > MAX_HEADER_BYTES:
-        raise WireFormatError(f"header is {header_bytes} bytes (at most {MAX_HEADER_BYTES})")
+        msg = f"header is {header_bytes} bytes (at most {MAX_HEADER_BYTES})"
+        raise WireFormatError(msg)
     try:
         header = json.loads(bytes(raw_header))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, over-long integers, deep nesting
-        raise WireFormatError(f"header is not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
+        msg = f"header is not JSON: {type(exc).__name__}: {str(exc)[:200]}"
+        raise WireFormatError(msg) from None
     if not isinstance(header, dict):
-        raise WireFormatError(f"header must be a JSON object, got {type(header).__name__}")
+        msg = f"header must be a JSON object, got {type(header).__name__}"
+        raise WireFormatError(msg)
     if header.get("v") != VERSION:
-        raise WireFormatError(f"unsupported wire version {header.get('v')!r} (this side speaks {VERSION})")
+        msg = f"unsupported wire version {header.get('v')!r} (this side speaks {VERSION})"
+        raise WireFormatError(msg)
     kind = header.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise WireFormatError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        msg = f"unknown kind {kind!r}; known: {', '.join(KINDS)}"
+        raise WireFormatError(msg)
     if bytes(topic) != kind.encode("ascii"):
-        raise WireFormatError(f"topic {bytes(topic)!r} does not match kind {kind!r}")
+        msg = f"topic {bytes(topic)!r} does not match kind {kind!r}"
+        raise WireFormatError(msg)
     count = _int(header, "count")
     assert count is not None
     if kind in (CONTROL, METRICS):
         if count:
-            raise WireFormatError(f"{kind} message must have no payload, got count {count}")
+            msg = f"{kind} message must have no payload, got count {count}"
+            raise WireFormatError(msg)
         command = header.get("cmd")
         if kind == CONTROL and (not isinstance(command, str) or command not in CONTROL_COMMANDS):
-            raise WireFormatError(f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}")
+            msg = f"unknown control command {command!r}; known: {', '.join(CONTROL_COMMANDS)}"
+            raise WireFormatError(msg)
         return header, None, 0
     return header, payload_dtype(kind, header.get("classes")), count
 
@@ -161,25 +177,27 @@ def _decode(topic: Frame, raw_header: Frame, payload: Frame) -> Message:
     kind = header["kind"]
     stream = header.get("stream")
     if not isinstance(stream, str):
-        raise WireFormatError(f"header field 'stream' must be a string, got {stream!r}")
+        msg = f"header field 'stream' must be a string, got {stream!r}"
+        raise WireFormatError(msg)
     seq = _int(header, "seq", minimum=-1)
     width = _int(header, "w", optional=True)
     height = _int(header, "h", optional=True)
     created = _int(header, "created", optional=True) or 0
     body = header.get("body")
     if body is not None and not isinstance(body, dict):
-        raise WireFormatError(f"header field 'body' must be an object, got {type(body).__name__}")
+        msg = f"header field 'body' must be an object, got {type(body).__name__}"
+        raise WireFormatError(msg)
     nbytes = memoryview(payload).nbytes
     data = None
     if dtype is None:
         if nbytes:
-            raise WireFormatError(f"{kind} message must have no payload, got {nbytes} bytes")
+            msg = f"{kind} message must have no payload, got {nbytes} bytes"
+            raise WireFormatError(msg)
     else:
         expected = count * dtype.itemsize
         if nbytes != expected:
-            raise WireFormatError(
-                f"{kind} payload is {nbytes} bytes but count {count} x itemsize {dtype.itemsize} = {expected}"
-            )
+            msg = f"{kind} payload is {nbytes} bytes but count {count} x itemsize {dtype.itemsize} = {expected}"
+            raise WireFormatError(msg)
         data = np.frombuffer(payload, dtype=dtype, count=count) if count else np.empty(0, dtype=dtype)
     return Message(
         kind,

@@ -54,7 +54,8 @@ def _value(value: Any) -> str:
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML for {value!r}")
+    msg = f"no TOML for {value!r}"
+    raise TypeError(msg)
 
 
 def _table(path: Sequence[str], table: Mapping[str, Any], out: list[str]) -> None:

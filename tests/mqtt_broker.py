@@ -121,11 +121,13 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err} {self.log()}")
+                msg = f"mosquitto exited with {self.proc.returncode}: {err} {self.log()}"
+                raise RuntimeError(msg)
             with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), timeout=0.2):
                 return
             time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout_s} s")
+        msg = f"mosquitto did not listen on {self.host}:{self.port} within {timeout_s} s"
+        raise RuntimeError(msg)
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         """Stop the broker (SIGTERM: it saves its persistence database first; SIGKILL: it does not)."""

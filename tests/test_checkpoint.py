@@ -21,7 +21,8 @@ def test_round_trip_and_overwrite(tmp_path):
     save_state(p, {"w": np.arange(6.0).reshape(2, 3), "n": np.int64(7)})
     save_state(p, {"w": np.ones(3)})
     back = load_state(p)
-    assert list(back) == ["w"] and np.array_equal(back["w"], np.ones(3))
+    assert list(back) == ["w"]
+    assert np.array_equal(back["w"], np.ones(3))
     assert [f.name for f in p.parent.iterdir()] == ["node.npz"]  # no temporary files left
 
 
@@ -80,7 +81,8 @@ def test_graph_stopped_by_sigterm_resumes_exactly_where_it_stopped(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while max(generations(tmp_path / "cut", "stdp"), default=0) < 3:  # learning: stop it mid-stream
-            assert first.poll() is None and time.monotonic() < deadline, "first run ended before its first checkpoint"
+            assert first.poll() is None, "first run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within the deadline"
             time.sleep(0.05)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0
@@ -126,7 +128,8 @@ def assert_same_end(whole_dir, cut_dir, whole_json, cut_json) -> None:
         ]
 
     whole_log, cut_log = log(f"{whole_dir}.spklog"), log(f"{cut_dir}.spklog")
-    assert len(whole_log) > 10 and cut_log == whole_log
+    assert len(whole_log) > 10
+    assert cut_log == whole_log
 
 
 @pytest.mark.timeout(300)
@@ -173,7 +176,8 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while not worth_killing():
-            assert first.poll() is None and time.monotonic() < deadline, "first run ended before being killed"
+            assert first.poll() is None, "first run ended before being killed"
+            assert time.monotonic() < deadline, "no checkpoint within the deadline"
             time.sleep(0.02)
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate(timeout=30)
@@ -188,10 +192,11 @@ def test_graph_killed_resumes_from_the_newest_consistent_cut(tmp_path):
     _, log = second.communicate(timeout=200)
     assert second.returncode == 0, log
     resumed = re.search(r"resuming after the (\d+) messages already delivered", log)
-    assert resumed and int(resumed.group(1)) > 0, log  # the source went on from its kept position
+    assert resumed, log
+    assert int(resumed.group(1)) > 0, log  # the source went on from its kept position
     assert_same_end(tmp_path / "whole", cut, tmp_path / "whole.json", tmp_path / "second.json")
     # what the test is about: the nodes' own newest checkpoints were not one cut when the graph died
-    print(f"generations kept at the kill: {kept}; newest per node: {newest}")
+    print(f"generations kept at the kill: {kept}; newest per node: {newest}")  # noqa: T201 (shown with -rP)
 
 
 def test_consistent_cuts_need_one_source_and_no_fan_in():
@@ -234,7 +239,8 @@ def test_restore_picks_the_newest_common_generation_or_says_why_not(tmp_path, ca
     save_generation(tmp_path, "src", 6, {})  # the markers of 5 and 6 had not reached "a" yet
     src = checkpoints("src")
     src.restore()
-    assert generations(tmp_path, "src") == [4] and src.generation == 4
+    assert generations(tmp_path, "src") == [4]
+    assert src.generation == 4
 
 
 def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):
@@ -266,5 +272,6 @@ def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):
     folder = re.escape(str(tmp_path / "state"))
     assert re.search(rf"checkpoint {folder}/classifier(\.g\d+)?\.npz does not fit nodes\.classifier: ", err), err
     assert "holds the state of a LabelAssignmentReadout, not of a SupervisedClassifier" in err
-    assert "its own --state folder" in err and "array(" not in err
+    assert "its own --state folder" in err
+    assert "array(" not in err
     assert (tmp_path / "state" / "classifier.npz").read_bytes() == kept

@@ -147,7 +147,10 @@ def test_supervised_hand_computed() -> None:
     # E = 0, so no weight change; V = [1.0, 0.6] -> class 0 fires; E = m*0 + R - [fired] = [-1, 1]
     assert clf.error.tolist() == [-1.0, 1.0]
     assert clf.potential.tolist() == [0.0, 0.6]
-    assert len(out) == 1 and out[0]["t"] == 2 and out[0]["label"] == 0 and out[0]["decision"] == 0
+    assert len(out) == 1
+    assert out[0]["t"] == 2
+    assert out[0]["label"] == 0
+    assert out[0]["decision"] == 0
     out = clf.process(spikes_of([3], [1]))
     # eq. 3.6: w[:, 1] += 0.5 * [-1, 1] -> [-0.3, 1.1]; V = [-0.3, 1.7] -> class 1 fires
     np.testing.assert_array_equal(clf.weights, [[0.5, 0.2 - 0.5], [0.3, 0.6 + 0.5]])
@@ -161,7 +164,8 @@ def test_supervised_hand_computed() -> None:
     w_before = clf.weights
     out = clf.process(spikes_of([5], [0]))
     dec = out[out["decision"] == 1]
-    assert len(dec) == 1 and (dec[0]["t"], dec[0]["label"], dec[0]["truth"], dec[0]["train"]) == (4, 0, 1, 1)
+    assert len(dec) == 1
+    assert (dec[0]["t"], dec[0]["label"], dec[0]["truth"], dec[0]["train"]) == (4, 0, 1, 1)
     assert clf.error.tolist() == [-0.5, 0.5]
     np.testing.assert_array_equal(clf.weights, w_before)
     np.testing.assert_allclose(clf.potential, [0.2, 0.3])
@@ -176,7 +180,9 @@ def test_supervised_hand_computed() -> None:
     assert clf.counters["resets"] == 2
     np.testing.assert_allclose(clf.potential, [0.0, 0.6])  # 1.0 fired
     dec = clf.flush()
-    assert dec["decision"].tolist() == [1] and dec["t"][0] == 8 and dec["truth"][0] == 1
+    assert dec["decision"].tolist() == [1]
+    assert dec["t"][0] == 8
+    assert dec["truth"][0] == 1
 
 
 def test_eval_labels_never_teach_or_reset() -> None:
@@ -188,7 +194,8 @@ def test_eval_labels_never_teach_or_reset() -> None:
     clf.add_labels(labels_of(*[(int(x), int(rng.integers(0, 3)), 0) for x in range(0, 1000, 50)]))
     out = clf.process(spikes_of(t, rng.integers(0, 8, 400)))
     assert clf.weights.tobytes() == w0.tobytes()
-    assert clf.counters["resets"] == 0 and clf.counters["updates"] == 0
+    assert clf.counters["resets"] == 0
+    assert clf.counters["updates"] == 0
     assert np.count_nonzero(out["decision"]) == 19  # 20 segments, the last one still open
     assert clf.counters["outputs"] > 0
 
@@ -215,7 +222,9 @@ def test_delta_hand_computed_and_state_round_trip() -> None:
     # segment 1 (class 1, training): w = 0, so S = [0, 0] -> class 0 (the lowest on a tie); counts x = [2, 0, 1],
     # |x|^2 = 5: w[1] += 0.5 * (1 - 0) / 5 * x = [0.2, 0, 0.1]; w[0] += 0.5 * (0 - 0) / 5 * x = 0
     # segment 2 (evaluation): one spike of neuron 0 -> S = [0, 0.2] -> class 1; nothing learnt
-    assert out["label"].tolist() == [0, 1] and out["truth"].tolist() == [1, 1] and out["train"].tolist() == [1, 0]
+    assert out["label"].tolist() == [0, 1]
+    assert out["truth"].tolist() == [1, 1]
+    assert out["train"].tolist() == [1, 0]
     np.testing.assert_allclose(r.weights, [[0, 0, 0], [0.2, 0, 0.1]])
     np.testing.assert_allclose(out["scores"][1], [0, 0.2], rtol=1e-6)
     rng = np.random.default_rng(4)
@@ -346,12 +355,15 @@ def test_evaluator_hand_made_sequence() -> None:
     ev.update(recs[3:])
     s = ev.summary()
     assert s["samples"] == {"train": 4, "test": 4}
-    assert s["train_accuracy"] == 0.5 and s["window_accuracy"] == 0.5 and s["test_accuracy"] == 0.5
+    assert s["train_accuracy"] == 0.5
+    assert s["window_accuracy"] == 0.5
+    assert s["test_accuracy"] == 0.5
     assert s["curve"] == [[2, 0.5, 0.5], [4, 0.5, 0.5]]
     assert s["confusion"] == [[0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 1]]
     assert s["confusion_columns"] == [0, 1, 2, "none"]
     empty = Evaluator(n_classes=3).summary()
-    assert empty["test_accuracy"] is None and empty["train_accuracy"] is None
+    assert empty["test_accuracy"] is None
+    assert empty["train_accuracy"] is None
     json.dumps(s)  # JSON-able
     # classes that do not fit are refused batch by batch; what was measured before stays intact
     outside = np.array([rec(0, 0, 1, 0), rec(1, 3, 1, 0)], dtype=prediction_dtype(3))
@@ -375,7 +387,8 @@ def test_training_decisions_are_made_before_learning_from_the_segment() -> None:
     clf.add_labels(labels_of(*[(k * seg, int(rng.integers(0, n_cls)), 1) for k in range(400)]))
     dec = np.concatenate([clf.process(spikes), clf.flush()])
     dec = dec[dec["decision"] == 1]
-    assert len(dec) == 400 and clf.counters["updates"] > 0
+    assert len(dec) == 400
+    assert clf.counters["updates"] > 0
     accuracy = float(np.mean(dec["label"] == dec["truth"]))
     assert accuracy < 0.4, accuracy  # chance is 0.25; 400 decisions: SD ~0.02
 
@@ -406,4 +419,5 @@ def test_after_training_evaluation_labels_change_nothing_learned(readout, learne
     for k in learned:
         assert after[k].tobytes() == before[k].tobytes(), k
     decisions = out[out["decision"] == 1]
-    assert len(decisions) == 19 and set(decisions["train"].tolist()) == {0}  # the 20th is still open
+    assert len(decisions) == 19
+    assert set(decisions["train"].tolist()) == {0}

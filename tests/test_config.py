@@ -55,7 +55,8 @@ def make_runners(path: Path, overrides=()):
 
 def test_good_graph_loads(tmp_path):
     g = load_graph(write(tmp_path, GOOD))
-    assert g.links == (("src", "sink"),) and g.nodes["src"].params == {"events": 10}
+    assert g.links == (("src", "sink"),)
+    assert g.nodes["src"].params == {"events": 10}
     runners = make_runners(write(tmp_path, GOOD))
     assert runners[0].node.config.events == 10
 
@@ -103,8 +104,11 @@ def test_node_without_input_is_refused(tmp_path):
 
 
 def test_overrides_parse_toml_values():
-    assert parse_value("3") == 3 and parse_value("2.5") == 2.5 and parse_value("true") is True
-    assert parse_value("[1, 2]") == [1, 2] and parse_value("hello world") == "hello world"
+    assert parse_value("3") == 3
+    assert parse_value("2.5") == 2.5
+    assert parse_value("true") is True
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value("hello world") == "hello world"
     doc = apply_overrides({"nodes": {"a": {"x": 1}}}, ["nodes.a.x=7", "nodes.b.y=on", "transport=ipc"], "f")
     assert doc == {"nodes": {"a": {"x": 7}, "b": {"y": "on"}}, "transport": "ipc"}
     with pytest.raises(ConfigError, match="dotted.key=value"):
@@ -158,7 +162,8 @@ def test_data_root_is_beside_the_checkout_unless_the_environment_says_otherwise(
 def test_shipped_configs_are_valid(path):
     graph = load_graph(path)
     validate_graph(graph)  # every node type known, every parameter accepted
-    assert graph.nodes and graph.links
+    assert graph.nodes
+    assert graph.links
 
 
 @dataclass(frozen=True, kw_only=True)

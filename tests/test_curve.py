@@ -73,7 +73,8 @@ def test_curve_link_delivers_everything(tmp_path, keys, procs):
         assert p.returncode == 0, err
     sink = json.loads((tmp_path / "l.json").read_text())
     src = json.loads((tmp_path / "c.json").read_text())
-    assert sink["sink_events"] == 100_000 and sink["sink_checksum"] == src["source_checksum"]
+    assert sink["sink_events"] == 100_000
+    assert sink["sink_checksum"] == src["source_checksum"]
 
 
 @pytest.mark.timeout(60)
@@ -115,7 +116,9 @@ def test_protected_input_with_plain_local_outputs(tmp_path, keys):
     camera_public = tomllib.loads(keys["camera"]["public"].read_text())["public"].encode()
     learner_public = tomllib.loads(keys["learner"]["public"].read_text())["public"].encode()
     assert client is None  # plain outputs
-    assert server is not None and server.public == learner_public and allowed == [camera_public]
+    assert server is not None
+    assert server.public == learner_public
+    assert allowed == [camera_public]
     raw["nodes"]["sink"]["curve"] = {"secret_key": str(keys["learner"]["secret"]), "server_key": "x"}
     raw["links"] = ["camera -> learner"]
     with pytest.raises(ConfigError, match="no downstream link"):

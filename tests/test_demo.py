@@ -25,9 +25,8 @@ def test_demo_learns_and_can_run_twice(tmp_path):
         assert [(p["train"], p["test"]) for p in results["phases_evaluated"]] == [(300, 0), (0, 100)]
         assert results["test_accuracy"] >= 0.3  # chance is 0.1
         assert (tmp_path / "state" / "stdp.npz").exists()
-        assert sorted(p.suffix for p in (tmp_path / "plots").iterdir()) and all(
-            p.suffix == ".png" for p in (tmp_path / "plots").iterdir()
-        )
+        assert sorted(p.suffix for p in (tmp_path / "plots").iterdir())
+        assert all(p.suffix == ".png" for p in (tmp_path / "plots").iterdir())
 
 
 def test_demo_leaves_a_state_folder_it_did_not_make_alone(tmp_path):
@@ -36,9 +35,12 @@ def test_demo_leaves_a_state_folder_it_did_not_make_alone(tmp_path):
     (tmp_path / "state" / "stdp.npz").write_bytes(b"someone else's learned weights")
     cmd = [sys.executable, "-m", "pipeline.cli", "demo", "--out", str(tmp_path), "--train", "5", "--test", "5"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "was not made by the demo" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1
+    assert "was not made by the demo" in done.stderr
+    assert "Traceback" not in done.stderr
     assert (tmp_path / "state" / "stdp.npz").read_bytes() == b"someone else's learned weights"
     for bad in (["--train", "0"], ["--test", "-5"]):
         done = subprocess.run([*cmd[:5], str(tmp_path / "x"), *bad], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 1 and "must be >= 1" in done.stderr
+        assert done.returncode == 1
+        assert "must be >= 1" in done.stderr
         assert not (tmp_path / "x").exists()  # refused before anything was written

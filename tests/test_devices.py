@@ -59,7 +59,7 @@ def cat(msgs: list[Message]) -> np.ndarray:
 
 # -- camera -------------------------------------------------------------------------------------------------
 def test_no_camera_gives_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setattr(camera_mod, "discover", lambda: [])
+    monkeypatch.setattr(camera_mod, "discover", list)
     src = CameraSource("cam", CameraParams(), ctx())
     with pytest.raises(DeviceError) as err:
         asyncio.run(src.start())
@@ -110,7 +110,9 @@ def test_camera_roi_and_vanishing_camera(monkeypatch):
     # crop + shift on the unit level: the window x in [10, 20), y in [5, 15)
     out = crop_roi(ev, (10, 5, 10, 10))
     assert out.dtype == EVENT_DTYPE
-    assert out["t"].tolist() == [2, 3] and out["x"].tolist() == [0, 9] and out["y"].tolist() == [0, 9]
+    assert out["t"].tolist() == [2, 3]
+    assert out["x"].tolist() == [0, 9]
+    assert out["y"].tolist() == [0, 9]
     assert out["p"].tolist() == [0, 1]
     with pytest.raises(ValueError, match="region of interest"):
         crop_roi(ev, (0, 0, 0, 5))
@@ -121,7 +123,8 @@ def test_camera_roi_and_vanishing_camera(monkeypatch):
     monkeypatch.setattr(src, "_open", lambda: FakeCamera([ev, ev]))
     with pytest.raises(DeviceError, match="DVXplorer_FAKE0001 stopped delivering data"):
         asyncio.run(collect(src, until=10**9))
-    assert src.sensor_size == (10, 10) and src.results()["camera_events"] == 4
+    assert src.sensor_size == (10, 10)
+    assert src.results()["camera_events"] == 4
     bad = CameraSource("cam", CameraParams(roi=(60, 0, 10, 10)), ctx())
     monkeypatch.setattr(bad, "_open", lambda: FakeCamera([ev]))
     with pytest.raises(DeviceError, match="not a non-empty window inside the 64x48 sensor"):
@@ -134,8 +137,10 @@ def test_real_camera_streams():
         pytest.skip("no iniVation camera connected (spikestream cameras lists none)")
     msgs = asyncio.run(collect(CameraSource("cam", CameraParams(), ctx()), until=1000))
     ev = cat(msgs)
-    assert ev.shape[0] >= 1000 and np.all(np.diff(ev["t"]) >= 0)
-    assert ev["x"].max() < msgs[0].width and ev["y"].max() < msgs[0].height
+    assert ev.shape[0] >= 1000
+    assert np.all(np.diff(ev["t"]) >= 0)
+    assert ev["x"].max() < msgs[0].width
+    assert ev["y"].max() < msgs[0].height
 
 
 # -- DV network stream --------------------------------------------------------------------------------------
@@ -232,7 +237,9 @@ def test_network_client_receives_and_reconnects(data_dir, tmp_path, kind):
         for f in ("t", "x", "y", "p"):
             assert np.array_equal(part[f], expected[f]), f
     r = src.results()
-    assert r["network_reconnects"] == 1 and r["network_disconnects"] == 1 and r["network_failed_attempts"] >= 1
+    assert r["network_reconnects"] == 1
+    assert r["network_disconnects"] == 1
+    assert r["network_failed_attempts"] >= 1
     assert r["network_events"] == 2 * n
 
 
@@ -291,7 +298,8 @@ def test_simulated_camera_drops_under_a_slow_consumer(tmp_path):
     assert res["errors"] == {}
     assert wall < 4.0  # the camera kept real time: 2 s of stream, not 2,000 slices x 20 ms
     assert res["events_emitted"] + res["events_dropped"] == ev.shape[0]
-    assert res["events_dropped"] > ev.shape[0] // 2 and res["drop_episodes"] >= 1
+    assert res["events_dropped"] > ev.shape[0] // 2
+    assert res["drop_episodes"] >= 1
     assert res["nodes"]["sink"]["counters"]["events_in"] == res["events_emitted"]
     assert abs(res["drop_ratio"] - res["events_dropped"] / ev.shape[0]) < 1e-5
     # lag behind the wall clock stays bounded: arrival time minus the stream time of each batch's first event
@@ -308,14 +316,17 @@ def test_simulated_camera_at_normal_speed_drops_nothing(tmp_path):
     msgs = asyncio.run(collect(src, until=10**9))
     wall = time.perf_counter() - t0
     got = cat(msgs)
-    assert src.dropped == 0 and src.emitted == ev.shape[0]
+    assert src.dropped == 0
+    assert src.emitted == ev.shape[0]
     # stamped like a live camera: wall-clock µs from the start, the file's spacing kept
     assert abs(int(got["t"][0]) - time.time_ns() // 1000) < 3_000_000
-    assert np.array_equal(got["t"] - got["t"][0], ev["t"] - ev["t"][0]) and np.array_equal(got["x"], ev["x"])
+    assert np.array_equal(got["t"] - got["t"][0], ev["t"] - ev["t"][0])
+    assert np.array_equal(got["x"], ev["x"])
     assert 0.45 < wall < 1.5  # paced in real time
     assert (msgs[0].width, msgs[0].height) == (64, 48)
     spans = [int(m.data["t"][-1] - m.data["t"][0]) for m in msgs]
-    assert len(msgs) > 100 and np.median(spans) <= 2000  # small slices, ~1 ms each
+    assert len(msgs) > 100
+    assert np.median(spans) <= 2000
 
 
 def test_simulated_camera_rate_mode_and_loop(tmp_path):
@@ -323,8 +334,11 @@ def test_simulated_camera_rate_mode_and_loop(tmp_path):
         "cam", SimulatedParams(rate=200_000, duration_s=0.3, width=32, height=16, max_lag_us=200_000), ctx()
     )
     got = cat(asyncio.run(collect(src, until=10**9)))
-    assert src.dropped == 0 and abs(got.shape[0] - 60_000) <= 200
-    assert np.all(np.diff(got["t"]) >= 0) and got["x"].max() < 32 and got["y"].max() < 16
+    assert src.dropped == 0
+    assert abs(got.shape[0] - 60_000) <= 200
+    assert np.all(np.diff(got["t"]) >= 0)
+    assert got["x"].max() < 32
+    assert got["y"].max() < 16
     assert abs(got["t"][0] - time.time_ns() // 1000) < 2_000_000  # Unix µs
     path, ev = write_recording(tmp_path, seconds=0.1)
     loop = SimulatedCamera("cam", SimulatedParams(path=str(path), loop=True, speed=4.0, max_lag_us=1_000_000), ctx())
@@ -353,17 +367,21 @@ def test_video_square_gives_on_at_leading_and_off_at_trailing_edge(tmp_path):
     src = VideoSource("video", VideoParams(path=str(path)), ctx())
     msgs = asyncio.run(collect(src, until=10**9))
     ev = cat(msgs)
-    assert msgs and (msgs[0].width, msgs[0].height) == (w, h)
+    assert msgs
+    assert (msgs[0].width, msgs[0].height) == (w, h)
     assert src.results()["video_frames"] == frames
     on, off = ev[ev["p"] == 1], ev[ev["p"] == 0]
-    assert on.shape[0] > 100 and off.shape[0] > 100
+    assert on.shape[0] > 100
+    assert off.shape[0] > 100
     # frame i (at i * 40 ms) moved the square right by `step`: ON where it arrived, OFF where it left
     i = np.ceil(ev["t"] / 40_000).astype(int)
     x0 = 8 + i * step
     lead = (ev["x"] >= x0 + side - step - 1) & (ev["x"] < x0 + side + 1)
     trail = (ev["x"] >= x0 - step - 1) & (ev["x"] < x0 + 1)
-    assert np.mean(lead[ev["p"] == 1]) > 0.95 and np.mean(trail[ev["p"] == 0]) > 0.95
-    assert np.all(ev["t"] % 1 == 0) and ev["t"].max() <= (frames - 1) * 40_000
+    assert np.mean(lead[ev["p"] == 1]) > 0.95
+    assert np.mean(trail[ev["p"] == 0]) > 0.95
+    assert np.all(ev["t"] % 1 == 0)
+    assert ev["t"].max() <= (frames - 1) * 40_000
     with pytest.raises(DeviceError, match="video file not found: .*missing.avi"):
         asyncio.run(VideoSource("video", VideoParams(path=str(tmp_path / "missing.avi")), ctx()).start())
 
@@ -395,8 +413,10 @@ def test_a_source_that_cannot_start_ends_the_whole_graph_at_once(tmp_path):
     assert proc.returncode == 1
     assert took < 30, f"the graph took {took:.0f} s to end"
     errors = [line for line in proc.stderr.splitlines() if line.startswith("spikestream: error")]
-    assert len(errors) == 1 and ("node cam:" in errors[0] or "nodes.cam:" in errors[0]), proc.stderr[-2000:]
-    assert "recording not found" in errors[0] and "missing.aedat4" in errors[0]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert "node cam:" in errors[0] or "nodes.cam:" in errors[0], proc.stderr[-2000:]
+    assert "recording not found" in errors[0]
+    assert "missing.aedat4" in errors[0]
 
 
 class SlowStartSink(Node):
@@ -433,7 +453,8 @@ def test_a_live_source_streams_only_once_every_node_has_started(tmp_path, transp
     )
     res = run_graph(graph)
     assert res["errors"] == {}
-    assert res["events_dropped"] == 0 and res["events_emitted"] == ev.shape[0]
+    assert res["events_dropped"] == 0
+    assert res["events_emitted"] == ev.shape[0]
     assert res["nodes"]["sink"]["counters"]["events_in"] == ev.shape[0]
 
 
@@ -461,5 +482,6 @@ def test_a_camera_run_alone_waits_for_its_encoder_before_streaming(tmp_path):
         assert p.returncode == 0, err[-2000:]
     cam_res = json.loads((tmp_path / "cam.json").read_text())
     sink_res = json.loads((tmp_path / "sink.json").read_text())
-    assert cam_res["events_dropped"] == 0 and cam_res["events_emitted"] == ev.shape[0]
+    assert cam_res["events_dropped"] == 0
+    assert cam_res["events_emitted"] == ev.shape[0]
     assert sink_res["sink_events"] == ev.shape[0]

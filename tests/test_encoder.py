@@ -20,7 +20,8 @@ def _encode_all(enc: DeltaEncoder, frames, times) -> np.ndarray:
     for k, (f, t) in enumerate(zip(frames, times, strict=True)):
         ev = enc.encode(f, t)
         if ev.size:  # every event of a frame lies in (previous frame time, this frame time]
-            assert ev["t"].min() > times[k - 1] and ev["t"].max() <= t
+            assert ev["t"].min() > times[k - 1]
+            assert ev["t"].max() <= t
         out.append(ev)
     return np.concatenate(out)
 
@@ -72,7 +73,9 @@ def test_brightness_step_gives_exact_counts_and_times(up: bool) -> None:
         assert len(at) == 4
         # crossing k at fraction k*0.2/0.9 of the 1000 µs interval, rounded up
         assert at["t"].tolist() == [1000 + math.ceil(k * 0.2 / 0.9 * 1000 - 1e-9) for k in range(1, 5)]
-    assert np.all(np.diff(ev["t"]) >= 0) and ev["t"].min() > 1000 and ev["t"].max() <= 2000
+    assert np.all(np.diff(ev["t"]) >= 0)
+    assert ev["t"].min() > 1000
+    assert ev["t"].max() <= 2000
     # same t: pixel (0, 0) comes before (2, 1) (ties in y-major pixel order)
     assert ev["x"][:2].tolist() == [0, 2]
 
@@ -102,7 +105,8 @@ def test_transform_geometry_hand_cases() -> None:
     ev = make_events([1, 2, 3, 4, 5], [10, 329, 9, 175, 330], [20, 259, 30, 140, 30], [1, 0, 1, 1, 0])
     out = tr(ev)
     assert as_tuples(out) == [(1, 0, 0, 1), (2, 63, 47, 0), (4, 165 * 64 // 320, 120 * 48 // 240, 1)]
-    assert tr.counters()["cropped"] == 2 and tr.counters()["out"] == 3
+    assert tr.counters()["cropped"] == 2
+    assert tr.counters()["out"] == 3
     # channels=1: ON only vs merged
     on_only = EventTransform(TransformParams(in_width=4, in_height=4, out_width=2, out_height=2, channels=1,
                                              merge_polarities=False))  # fmt: skip
@@ -144,8 +148,8 @@ def _random_events(seed: int, n: int, w: int, h: int) -> np.ndarray:
 @pytest.mark.parametrize(("channels", "merge"), [(2, True), (1, False), (1, True)])
 def test_transform_matches_reference(channels: int, merge: bool) -> None:
     ev = _random_events(7, 3000, 40, 30)
-    kw = dict(in_w=40, in_h=30, crop=(3, 2, 33, 25), out_w=10, out_h=7, channels=channels, merge=merge,
-              ba_us=150, refr_us=60)  # fmt: skip
+    kw = {"in_w": 40, "in_h": 30, "crop": (3, 2, 33, 25), "out_w": 10, "out_h": 7, "channels": channels, "merge": merge,
+              "ba_us": 150, "refr_us": 60}  # fmt: skip
     tr = EventTransform(TransformParams(in_width=40, in_height=30, crop=(3, 2, 33, 25), out_width=10, out_height=7,
                                         channels=channels, merge_polarities=merge, ba_window_us=150,
                                         refractory_us=60))  # fmt: skip
@@ -154,7 +158,9 @@ def test_transform_matches_reference(channels: int, merge: bool) -> None:
     assert got.dtype == EVENT_DTYPE
     assert as_tuples(got) == want
     assert tr.counters() == counts
-    assert counts["background_activity"] > 0 and counts["refractory"] > 0 and counts["out"] > 100
+    assert counts["background_activity"] > 0
+    assert counts["refractory"] > 0
+    assert counts["out"] > 100
 
 
 _EV = _random_events(11, 600, 20, 16)

@@ -40,7 +40,9 @@ def test_million_events_arrive_in_order(tmp_path, transport):
     assert results["sink_out_of_order"] == 0
     for name in ("relay", "sink"):
         c = results["nodes"][name]["counters"]
-        assert c["events_in"] == 1_000_000 and c["gaps"] == 0 and c["malformed"] == 0
+        assert c["events_in"] == 1_000_000
+        assert c["gaps"] == 0
+        assert c["malformed"] == 0
         assert c["messages_in"] == -(-1_000_000 // 7_919) + 1  # data messages + end-of-stream
         assert c["latency"]["p50_ms"] >= 0
 
@@ -130,7 +132,8 @@ def test_a_signal_ends_the_wait_for_a_peer_that_never_reads_and_says_what_is_los
     assert proc.returncode == 0, err
     assert "terminated" in out
     assert "waiting for downstream nodes to take the last queued messages" in err
-    assert "SIGINT while waiting for downstream nodes" in err and "those messages are dropped" in err
+    assert "SIGINT while waiting for downstream nodes" in err
+    assert "those messages are dropped" in err
 
 
 def test_the_stop_grace_period_is_read_when_a_run_starts_not_at_import(monkeypatch):
@@ -162,8 +165,10 @@ def test_the_stop_grace_period_is_read_when_a_run_starts_not_at_import(monkeypat
             ctx.term()
 
     grace, took, report = asyncio.run(main())
-    assert grace == 0.2 and took < 5.0, took
-    assert report["interrupted"] and report["error"] is None
+    assert grace == 0.2
+    assert took < 5.0, took
+    assert report["interrupted"]
+    assert report["error"] is None
     monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "soon")
     with pytest.raises(ConfigError, match="SPIKESTREAM_STOP_GRACE_S must be a number of seconds, got 'soon'"):
         stop_grace_s()
@@ -254,7 +259,9 @@ def test_gap_is_detected_and_counted(tmp_path):
     eos = encode(control_message("eos").stamped("cam", 4, 1))
     got, counters = run_inlet([ev(0), ev(1), ev(3), eos], f"ipc://{tmp_path}/g.in")
     assert [m.seq for m in got] == [0, 1, 3, 4]
-    assert counters.gaps == 1 and counters.missing == 1 and counters.malformed == 0
+    assert counters.gaps == 1
+    assert counters.missing == 1
+    assert counters.malformed == 0
 
 
 def test_malformed_messages_are_counted_and_receiver_keeps_going(tmp_path):
@@ -262,7 +269,8 @@ def test_malformed_messages_are_counted_and_receiver_keeps_going(tmp_path):
     bad = [[b"events"], [b"events", b"{", b""], [b"events", b'{"v":9}', b""], [*ev(1)[:2], b"xx"]]
     got, counters = run_inlet([ev(0), *bad, ev(1), eos], f"ipc://{tmp_path}/m.in")
     assert [m.seq for m in got] == [0, 1, 2]
-    assert counters.malformed == 4 and counters.gaps == 0
+    assert counters.malformed == 4
+    assert counters.gaps == 0
 
 
 @pytest.mark.timeout(90)
@@ -296,7 +304,8 @@ def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_pat
     attacker.start()
     results = run_graph(load_graph(path))
     attacker.join()
-    assert results["sink_events"] == 60_000 and results["sink_checksum"] == results["source_checksum"]
+    assert results["sink_events"] == 60_000
+    assert results["sink_checksum"] == results["source_checksum"]
     assert results["nodes"]["sink"]["counters"]["malformed"] == 3
     assert results["errors"] == {}
 
@@ -353,7 +362,9 @@ def test_cli_run_writes_results(tmp_path):
     results = json.loads(out.read_text())
     for key in ("events_in", "wall_s", "events_per_s", "nodes"):
         assert key in results
-    assert results["events_in"] == 50_000 and results["events_per_s"] > 0 and results["interrupted"] == []
+    assert results["events_in"] == 50_000
+    assert results["events_per_s"] > 0
+    assert results["interrupted"] == []
     assert set(results["nodes"]) == {"source", "relay", "sink"}
     assert results["nodes"]["sink"]["counters"]["events_in"] == 50_000
     assert "50,000 events" in stdout
@@ -366,14 +377,18 @@ def test_cli_errors_are_one_line(tmp_path):
     proc = spikestream("run", str(write_graph(tmp_path / "bad.toml", doc)))
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    assert stderr.strip().count("\n") == 0 and "unknown key 'bacth'" in stderr and "bad.toml" in stderr
+    assert stderr.strip().count("\n") == 0
+    assert "unknown key 'bacth'" in stderr
+    assert "bad.toml" in stderr
     assert "Traceback" not in stderr
 
 
 def test_an_unwritable_results_path_is_refused_before_the_run(tmp_path):
     proc = spikestream("run", str(chain_file(tmp_path, "ipc", events=10, tag="res")), "--results", str(tmp_path))
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 1 and "is a folder" in stderr and "Traceback" not in stderr
+    assert proc.returncode == 1
+    assert "is a folder" in stderr
+    assert "Traceback" not in stderr
     assert "running" not in stderr  # refused before any node started
 
 
@@ -459,12 +474,14 @@ def test_tcp_node_without_address_is_refused(tmp_path):
     cfg = chain_file(tmp_path, "tcp", events=10, tag="noaddr")
     proc = spikestream("node", "relay", "--config", str(cfg))
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1 and "nodes.relay needs 'address'" in err
+    assert proc.returncode == 1
+    assert "nodes.relay needs 'address'" in err
 
 
 def test_version():
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.startswith("spikestream ")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("spikestream ")
     assert os.environ.get("NOPE") is None
 
 
@@ -486,9 +503,12 @@ def test_a_process_run_removes_socket_folders_that_dead_runners_left_behind(tmp_
             (folders[what] / "pid").write_text(marks[what])
     try:
         results = run_graph(load_graph(chain_file(tmp_path, "ipc", events=1_000, batch=100, tag="sweep")))
-        assert results["errors"] == {} and results["sink_events"] == 1_000
+        assert results["errors"] == {}
+        assert results["sink_events"] == 1_000
         assert not folders["dead"].exists()
-        assert folders["live"].exists() and folders["unmarked"].exists() and folders["elsewhere"].exists()
+        assert folders["live"].exists()
+        assert folders["unmarked"].exists()
+        assert folders["elsewhere"].exists()
     finally:
         for f in folders.values():
             shutil.rmtree(f, ignore_errors=True)

@@ -131,7 +131,9 @@ def test_transport_batch_size_changes_nothing(batches):
         preds = run(stdp, clf, messages(events, labels, batch))
         results.append((preds, stdp.snapshot(), clf.snapshot()))
     (p0, s0, c0), (p1, s1, c1) = results
-    assert preds_equal(p0, p1) and states_equal(s0, s1) and states_equal(c0, c1)
+    assert preds_equal(p0, p1)
+    assert states_equal(s0, s1)
+    assert states_equal(c0, c1)
 
 
 def test_an_empty_batch_changes_nothing():
@@ -154,7 +156,8 @@ def test_an_empty_batch_changes_nothing():
     assert len(stdp.net.process(np.zeros(0, SPIKE_DTYPE))) == 0
     assert len(clf.clf.process(np.zeros(0, SPIKE_DTYPE))) == 0
     assert len(readout.clf.process(np.zeros(0, SPIKE_DTYPE))) == 0
-    assert enc.transform is not None and len(enc.transform(np.zeros(0, EVENT_DTYPE))) == 0
+    assert enc.transform is not None
+    assert len(enc.transform(np.zeros(0, EVENT_DTYPE))) == 0
     after = (stdp.snapshot(), clf.snapshot(), enc.snapshot(), readout.snapshot())
     assert all(states_equal(a, b) for a, b in zip(before, after, strict=True))
 
@@ -165,12 +168,13 @@ def test_classifier_node_builds_each_readout_with_its_own_default_step():
     def node(**kw):
         return ClassifierNode("c", ClassifierConfig(classes=3, inputs=12, **kw), NodeContext("c", "g")).clf
 
-    assert isinstance(node(), SupervisedClassifier) and node().params.eta == 0.01
+    assert isinstance(node(), SupervisedClassifier)
+    assert node().params.eta == 0.01
     assert node(eta=0.05).params.eta == 0.05
     delta = node(readout="delta")
-    assert (
-        isinstance(delta, DeltaReadout) and delta.params.eta == 0.3 and node(readout="delta", eta=0.1).params.eta == 0.1
-    )
+    assert isinstance(delta, DeltaReadout)
+    assert delta.params.eta == 0.3
+    assert node(readout="delta", eta=0.1).params.eta == 0.1
     assert isinstance(node(readout="assignment"), LabelAssignmentReadout)
     with pytest.raises(ValueError, match="in \\(0, 2\\)"):
         node(readout="delta", eta=3.0)
@@ -183,7 +187,8 @@ def test_freeze_stops_feature_learning_only_in_scope():
     run(stdp, clf, [control_message("freeze", scope="features"), *messages(events, labels, 100)])
     after = stdp.snapshot()
     weights = [k for k in before if "weight" in k or k.endswith(".w")]
-    assert weights and all(np.array_equal(before[k], after[k]) for k in weights)
+    assert weights
+    assert all(np.array_equal(before[k], after[k]) for k in weights)
     assert clf.clf.learning  # the classifier's scope was not frozen
     events2, labels2 = labelled_stream(3)
     events2["t"] += 10**6
@@ -235,7 +240,8 @@ def test_evaluator_reports_per_phase():
         {"train": 2, "test": 0, "train_accuracy": 1.0},
         {"train": 0, "test": 1, "train_accuracy": None},
     ]
-    assert r["train_accuracy"] == 4 / 6 and r["test_accuracy"] == 0.0
+    assert r["train_accuracy"] == 4 / 6
+    assert r["test_accuracy"] == 0.0
 
 
 def split_graph(ipc_dir: Path, transport: str) -> dict:
@@ -268,9 +274,12 @@ def test_a_network_split_over_two_processes_learns_as_in_one(tmp_path):
     one, two = results["inproc"], results["ipc"]
     assert two["errors"] == {}
     first, second = (two["nodes"][n]["results"]["stdp_layers"] for n in ("stdp", "stdp2"))
-    assert first[-1]["inference_spikes"] > 0 and second[0]["inputs"] == first[-1]["inference_spikes"]
-    assert second[0]["learning_spikes"] > 0 and second[-1]["learning_spikes"] > 0
-    assert two["test_accuracy"] == one["test_accuracy"] and two["confusion"] == one["confusion"]
+    assert first[-1]["inference_spikes"] > 0
+    assert second[0]["inputs"] == first[-1]["inference_spikes"]
+    assert second[0]["learning_spikes"] > 0
+    assert second[-1]["learning_spikes"] > 0
+    assert two["test_accuracy"] == one["test_accuracy"]
+    assert two["confusion"] == one["confusion"]
     assert two["train_accuracy"] == one["train_accuracy"]
     for n in ("stdp", "stdp2"):
         assert two["nodes"][n]["results"] == one["nodes"][n]["results"]

@@ -63,9 +63,12 @@ def test_idx_reader_on_tiny_files(tmp_path: Path) -> None:
 def test_real_mnist(data_dir: Path) -> None:
     train_x, train_y = load_mnist(data_dir / "mnist", "train")
     test_x, test_y = load_mnist(data_dir / "mnist", "test")
-    assert train_x.shape == (60000, 28, 28) and train_y.shape == (60000,)
-    assert test_x.shape == (10000, 28, 28) and test_y.shape == (10000,)
-    assert train_y[:5].tolist() == [5, 0, 4, 1, 9] and test_y[:5].tolist() == [7, 2, 1, 0, 4]
+    assert train_x.shape == (60000, 28, 28)
+    assert train_y.shape == (60000,)
+    assert test_x.shape == (10000, 28, 28)
+    assert test_y.shape == (10000,)
+    assert train_y[:5].tolist() == [5, 0, 4, 1, 9]
+    assert test_y[:5].tolist() == [7, 2, 1, 0, 4]
     assert round(float(train_x.mean()), 4) == 33.3184  # SOURCES.md
     assert np.bincount(train_y).tolist()[:2] == [5923, 6742]
 
@@ -101,18 +104,23 @@ def test_rate_kernel_matches_reference_and_chunking() -> None:
     labels = np.arange(7) % 3
     params = RateEncoderParams(max_rate_hz=500.0, duration_us=30_000)
     ev, lab = images_to_stream(images, labels, seed=3, train=False, params=params, t0=100)
-    assert ev.dtype == EVENT_DTYPE and lab.dtype == LABEL_DTYPE
-    assert np.all(np.diff(ev["t"]) >= 0) and np.all(ev["p"] == 1)
-    assert ev["x"].max() < 6 and ev["y"].max() < 5
+    assert ev.dtype == EVENT_DTYPE
+    assert lab.dtype == LABEL_DTYPE
+    assert np.all(np.diff(ev["t"]) >= 0)
+    assert np.all(ev["p"] == 1)
+    assert ev["x"].max() < 6
+    assert ev["y"].max() < 5
     assert lab["t"].tolist() == [100 + 30_000 * k for k in range(7)]
-    assert lab["label"].tolist() == labels.tolist() and not lab["train"].any()
+    assert lab["label"].tolist() == labels.tolist()
+    assert not lab["train"].any()
     chunks = list(iter_stream(images, labels, seed=3, train=False, params=params, chunk_images=3, t0=100))
     assert len(chunks) == 3
     assert np.concatenate([c[0] for c in chunks]).tolist() == ev.tolist()
     assert np.concatenate([c[1] for c in chunks]).tolist() == lab.tolist()
     again, _ = images_to_stream(images, labels, seed=3, train=False, params=params, t0=100)
     other, _ = images_to_stream(images, labels, seed=4, train=False, params=params, t0=100)
-    assert again.tolist() == ev.tolist() and other.tolist() != ev.tolist()
+    assert again.tolist() == ev.tolist()
+    assert other.tolist() != ev.tolist()
     # without rate noise a black image is silent and one full pixel fires about 2 * rate * duration
     one = np.zeros((400, 2, 2))
     one[:, 0, 1] = 1.0
@@ -133,6 +141,7 @@ def test_rate_counts_on_real_mnist(data_dir: Path) -> None:
     # the thesis: "approximately between 1400 and 3500 spikes" per digit, growing with its ink
     assert 1800 < counts.mean() < 2600
     lo, hi = np.percentile(counts, [5, 95])
-    assert lo > 1000 and hi < 4000
+    assert lo > 1000
+    assert hi < 4000
     ink = images[:n].reshape(n, -1).sum(axis=1)
     assert np.corrcoef(ink, counts)[0, 1] > 0.95

@@ -54,7 +54,8 @@ async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0, what: st
     deadline = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            msg = f"timed out waiting for {what}"
+            raise AssertionError(msg)
         await asyncio.sleep(0.01)
 
 
@@ -111,18 +112,25 @@ def test_graph_predictions_arrive_with_payloads_and_status(broker: Broker) -> No
 
     results, preds, status = run(main())
     assert results["errors"] == {}
-    assert results["mqtt_published"] == 40 and results["mqtt_dropped"] == 0 and results["mqtt_undelivered"] == 0
+    assert results["mqtt_published"] == 40
+    assert results["mqtt_dropped"] == 0
+    assert results["mqtt_undelivered"] == 0
     docs = [json.loads(m.payload) for m in preds]
     assert [d["seq"] for d in docs] == list(range(40))
     labels = [1, 2, 3, -1]
     for i, d in enumerate(docs):
         lab = labels[i % 4]
-        assert d["t"] == i * 1000 and d["label"] == lab
-        assert d["decision"] is (i % 4 == 3) and d["truth"] == (lab if i % 4 == 3 else -1)
+        assert d["t"] == i * 1000
+        assert d["label"] == lab
+        assert d["decision"] is (i % 4 == 3)
+        assert d["truth"] == (lab if i % 4 == 3 else -1)
         assert d["scores"] == [0.75 if c == lab else 0.0 for c in range(4)]
         assert d["train"] is False
     st = json.loads(status[0].payload)
-    assert status[0].retain and st["state"] == "offline" and st["node"] == "mqtt" and st["published"] == 40
+    assert status[0].retain
+    assert st["state"] == "offline"
+    assert st["node"] == "mqtt"
+    assert st["published"] == 40
 
 
 def test_actuator_fires_once_after_dwell_and_respects_cooldown(broker: Broker) -> None:
@@ -172,9 +180,9 @@ def test_actuator_fires_once_after_dwell_and_respects_cooldown(broker: Broker) -
     got = run(main())
     assert [(str(m.topic), m.payload) for m in got] == [("lights/on", b"ON"), ("lights/on", b"ON")]
     r = sink.results()
-    assert (
-        r["mqtt_actuations"] == 2 and r["mqtt_actuations_published"] == 2 and r["mqtt_rule_fires"] == {"lights/on": 2}
-    )
+    assert r["mqtt_actuations"] == 2
+    assert r["mqtt_actuations_published"] == 2
+    assert r["mqtt_rule_fires"] == {"lights/on": 2}
     assert r["mqtt_published"] == 0  # publish = "none"
 
 
@@ -231,8 +239,11 @@ def test_broker_restart_delivers_everything_buffered_at_qos1(broker: Broker) -> 
     seqs = run(main())
     assert set(seqs) == set(range(350))
     r = sink.results()
-    assert r["mqtt_reconnects"] >= 1 and r["mqtt_dropped"] == 0 and r["mqtt_published"] >= 350
-    assert r["mqtt_undelivered"] == 0 and r["mqtt_last_error"] is None
+    assert r["mqtt_reconnects"] >= 1
+    assert r["mqtt_dropped"] == 0
+    assert r["mqtt_published"] >= 350
+    assert r["mqtt_undelivered"] == 0
+    assert r["mqtt_last_error"] is None
 
 
 def test_overflow_during_outage_drops_oldest_and_counts(broker: Broker) -> None:
@@ -245,7 +256,8 @@ def test_overflow_during_outage_drops_oldest_and_counts(broker: Broker) -> None:
         broker.kill()
         await wait_until(lambda: not sink.connected, what="sink noticing the outage")
         await sink.process(predictions_message(make_predictions([0] * 100, range(100))))
-        assert sink.pending == 25 and sink.results()["mqtt_dropped"] == 75
+        assert sink.pending == 25
+        assert sink.results()["mqtt_dropped"] == 75
         await asyncio.to_thread(broker.start)
         await sink.flush()
         seqs = await drain_persistent(broker, "watcher2", lambda s: s >= set(range(75, 100)))
@@ -274,7 +286,8 @@ def test_credentials_are_honoured(auth_broker: Broker) -> None:
             return got
 
     got = run(main())
-    assert json.loads(got[0].payload)["t"] == 42 and sink.results()["mqtt_last_error"] is None
+    assert json.loads(got[0].payload)["t"] == 42
+    assert sink.results()["mqtt_last_error"] is None
 
 
 def test_wrong_credentials_give_a_clear_error_and_the_graph_keeps_running(auth_broker: Broker, tmp_path: Path) -> None:
@@ -295,8 +308,11 @@ def test_wrong_credentials_give_a_clear_error_and_the_graph_keeps_running(auth_b
     assert results["errors"] == {}  # the pipeline itself ran to its end
     assert results["nodes"]["replay"]["counters"]["messages_out"] >= 6
     err = results["mqtt_last_error"]
-    assert f"127.0.0.1:{auth_broker.port}" in err and "refused user 'alice'" in err and "username/password" in err
-    assert results["mqtt_published"] == 0 and results["mqtt_undelivered"] == 40
+    assert f"127.0.0.1:{auth_broker.port}" in err
+    assert "refused user 'alice'" in err
+    assert "username/password" in err
+    assert results["mqtt_published"] == 0
+    assert results["mqtt_undelivered"] == 40
     assert results["nodes"]["mqtt"]["results"]["mqtt_connect_failures"] >= 1
 
 
@@ -323,9 +339,11 @@ def test_tls_verified_by_ca_and_refused_without_it(tmp_path: Path) -> None:
                 return got
 
         got = run(main())
-    assert json.loads(got[0].payload)["t"] == 7 and good.results()["mqtt_published"] == 1
+    assert json.loads(got[0].payload)["t"] == 7
+    assert good.results()["mqtt_published"] == 1
     err = untrusted.results()["mqtt_last_error"]
-    assert err.startswith(f"TLS to MQTT broker 127.0.0.1:{tls_broker.port} failed") and "ca_file" in err
+    assert err.startswith(f"TLS to MQTT broker 127.0.0.1:{tls_broker.port} failed")
+    assert "ca_file" in err
     assert untrusted.results()["mqtt_undelivered"] == 1
 
 
@@ -374,7 +392,8 @@ def test_teach_commands_become_messages_and_bad_ones_are_refused(broker: Broker)
     assert "not JSON" in replies[1]["error"]
     assert "out of range -1..9" in replies[3]["error"]
     assert "unknown cmd 'explode'" in replies[5]["error"]
-    assert "must be an integer" in replies[6]["error"] and "true or false" in replies[7]["error"]
+    assert "must be an integer" in replies[6]["error"]
+    assert "true or false" in replies[7]["error"]
     assert replies[8] == {"ok": True, "cmd": "unfreeze", "scope": "classifier", "id": 7}
     assert [(m.kind, m.command) for m in out] == [
         (CONTROL, "freeze"),
@@ -390,7 +409,8 @@ def test_teach_commands_become_messages_and_bad_ones_are_refused(broker: Broker)
     assert [(int(a["label"][0]), int(a["train"][0])) for a in labels] == [(3, 1), (-1, 0), (-1, 1)]  # type: ignore[index]
     ts = [int(a["t"][0]) for a in labels]  # type: ignore[index]
     assert t_before <= ts[0] <= ts[1] <= ts[2] <= time.time_ns() // 1000  # wall-clock µs
-    assert teach.results()["teach_accepted"] == 6 and teach.results()["teach_refused"] == 6
+    assert teach.results()["teach_accepted"] == 6
+    assert teach.results()["teach_refused"] == 6
 
 
 def test_teach_source_reconnects_after_a_broker_restart(broker: Broker) -> None:
@@ -421,7 +441,9 @@ def test_teach_source_reconnects_after_a_broker_restart(broker: Broker) -> None:
     out = run(main())
     assert [(m.kind, m.command) for m in out] == [(CONTROL, "checkpoint")]
     r = teach.results()
-    assert r["teach_connects"] == 2 and r["teach_disconnects"] == 1 and r["teach_last_error"] is None
+    assert r["teach_connects"] == 2
+    assert r["teach_disconnects"] == 1
+    assert r["teach_last_error"] is None
 
 
 # -- a live graph taught over MQTT (the shape of configs/camera-teach.toml), one process per node -------------
@@ -498,7 +520,8 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
                             if len(replies()) > before:
                                 return replies()[before]
                             await asyncio.sleep(0.01)
-                    raise AssertionError(f"no reply to {cmd}")
+                    msg = f"no reply to {cmd}"
+                    raise AssertionError(msg)
 
                 def predictions() -> list[dict[str, Any]]:
                     return inbox.get("spikestream/prediction")
@@ -517,7 +540,7 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
                 second = await command({"cmd": "label", "label": None, "train": False})
                 await until(lambda: any(p["decision"] for p in predictions()), "the taught segment's decision")
                 snap = await command({"cmd": "snapshot"})
-                await until(lambda: (state / "classifier.npz").exists(), "the classifier's snapshot")
+                await until((state / "classifier.npz").exists, "the classifier's snapshot")
                 proc.send_signal(signal.SIGTERM)
                 assert await asyncio.to_thread(proc.wait, 60) == 0, proc.communicate()[1]
                 await until_status_offline(inbox)
@@ -536,8 +559,13 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
             os.killpg(proc.pid, signal.SIGKILL)  # the runner and its node processes (they hold its pipes)
         proc.communicate(timeout=10)  # (closes the pipes)
 
-    assert first["ok"] and first["label"] == 2 and first["train"] is True
-    assert second["ok"] and second["label"] == -1 and second["train"] is False and snap["ok"]
+    assert first["ok"]
+    assert first["label"] == 2
+    assert first["train"] is True
+    assert second["ok"]
+    assert second["label"] == -1
+    assert second["train"] is False
+    assert snap["ok"]
     preds = inbox.get("spikestream/prediction")
     assert [p["seq"] for p in preds] == list(range(preds[0]["seq"], preds[0]["seq"] + len(preds)))  # none lost
     decided = next(i for i, p in enumerate(preds) if p["decision"])
@@ -545,22 +573,30 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
     # late (the second label travels from another process while camera spikes keep coming), which the
     # classifier counts, but it is never early and nothing after the decision is taught
     assert all(p["t"] >= first["t"] for p in preds if p["train"])
-    assert any(p["train"] for p in preds[:decided]) and not any(p["train"] for p in preds[decided + 1 :])
+    assert any(p["train"] for p in preds[:decided])
+    assert not any(p["train"] for p in preds[decided + 1 :])
     decision = preds[decided]
-    assert decision["truth"] == 2 and decision["train"] is True and decision["t"] == second["t"]
+    assert decision["truth"] == 2
+    assert decision["train"] is True
+    assert decision["t"] == second["t"]
     # taught class 2 for a few seconds: the unlabelled segment after it is predicted as 2 (the taught
     # segment's own decision is made with the weights it started from: predict first, then learn)
     after = [p for p in preds[decided + 1 :] if not p["decision"]]
-    assert after and after[-1]["label"] == 2, [p["label"] for p in after][-20:]
+    assert after
+    assert after[-1]["label"] == 2, [p["label"] for p in after][-20:]
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["errors"] == {}
-    assert results["teach_accepted"] == 3 and results["teach_refused"] == 0
-    assert results["classifier"]["updates"] > 0 and results["classifier"]["resets"] >= 1
-    assert results["mqtt_published"] == results["mqtt_received"] > 0 and results["mqtt_dropped"] == 0
+    assert results["teach_accepted"] == 3
+    assert results["teach_refused"] == 0
+    assert results["classifier"]["updates"] > 0
+    assert results["classifier"]["resets"] >= 1
+    assert results["mqtt_published"] == results["mqtt_received"] > 0
+    assert results["mqtt_dropped"] == 0
     for node in ("encoder", "stdp", "classifier"):
         assert (state / f"{node}.npz").exists(), node
     final = inbox.get("spikestream/status")[-1]
-    assert final["node"] == "actuator" and final["published"] == results["mqtt_published"]
+    assert final["node"] == "actuator"
+    assert final["published"] == results["mqtt_published"]
 
 
 def test_a_killed_sink_leaves_its_last_will_as_the_retained_status(broker: Broker, tmp_path: Path) -> None:
@@ -589,7 +625,8 @@ def test_a_killed_sink_leaves_its_last_will_as_the_retained_status(broker: Broke
                 break
             except TimeoutError:
                 assert time.monotonic() < deadline, "the sink never published its online status"
-        assert online["state"] == "online" and online["node"] == "actuator"
+        assert online["state"] == "online"
+        assert online["node"] == "actuator"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         gone, retained = run(retained_status())
@@ -597,4 +634,5 @@ def test_a_killed_sink_leaves_its_last_will_as_the_retained_status(broker: Broke
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
-    assert retained and gone == {"state": "offline", "node": "actuator"}
+    assert retained
+    assert gone == {"state": "offline", "node": "actuator"}

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def gate() -> ModuleType:
     spec = importlib.util.spec_from_file_location("numba_gate", REPO / ".ci" / "numba_gate.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["numba_gate"] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
@@ -69,7 +70,8 @@ def test_every_listed_test_exists(gate: ModuleType) -> None:
 
     allow = tomllib.loads(gate.ALLOW_FILE.read_text())
     named = [t for entry in allow["option"] for t in entry["tests"]]
-    assert named and all(gate.defines_test(REPO, t) for t in named)
+    assert named
+    assert all(gate.defines_test(REPO, t) for t in named)
 
 
 def test_a_small_tree_that_keeps_the_rules_passes(gate: ModuleType, tmp_path: Path) -> None:
@@ -128,7 +130,8 @@ def test_a_small_tree_that_keeps_the_rules_passes(gate: ModuleType, tmp_path: Pa
 def test_the_gate_fails_on_each_broken_rule(gate: ModuleType, tmp_path: Path, change: dict, words: str) -> None:
     root = tree(tmp_path, **change)
     errors = gate.check(root, root / "allow.toml")
-    assert len(errors) == 1 and words in errors[0], errors
+    assert len(errors) == 1, errors
+    assert words in errors[0], errors
 
 
 def test_a_test_name_is_found_by_its_definition_not_its_text(gate: ModuleType, tmp_path: Path) -> None:

@@ -65,10 +65,12 @@ def test_take_gives_what_is_due_and_drops_what_is_too_old(tmp_path):
     path, _ = _file(tmp_path, [0, 10, 20, 30, 40])
     f = PacedFile.read(path, gap_us=10)
     batches, dropped, cursor, lap, oldest = f.take(0, 0, 25, max_lag_us=100, loop=False)
-    assert [b["t"].tolist() for b in batches] == [[0, 10, 20]] and (dropped, cursor, lap, oldest) == (0, 3, 0, 0)
+    assert [b["t"].tolist() for b in batches] == [[0, 10, 20]]
+    assert (dropped, cursor, lap, oldest) == (0, 3, 0, 0)
     # late: at stream time 45 with a 12 µs lag budget, the event due at 30 is dropped
     batches, dropped, cursor, lap, oldest = f.take(cursor, lap, 45, max_lag_us=12, loop=False)
-    assert [b["t"].tolist() for b in batches] == [[40]] and (dropped, cursor, lap, oldest) == (1, 5, 0, 40)
+    assert [b["t"].tolist() for b in batches] == [[40]]
+    assert (dropped, cursor, lap, oldest) == (1, 5, 0, 40)
     assert f.next_due(cursor, lap, 46) == 46  # played out
     assert f.next_due(2, 1, 46) == 20 + 50
 
@@ -77,13 +79,15 @@ def test_take_wraps_into_the_next_lap_when_looping(tmp_path):
     path, _ = _file(tmp_path, [0, 10, 20, 30, 40])
     f = PacedFile.read(path, gap_us=10)  # period 50
     batches, dropped, cursor, lap, _ = f.take(3, 0, 65, max_lag_us=1000, loop=True)
-    assert [b["t"].tolist() for b in batches] == [[30, 40], [50, 60]] and (dropped, cursor, lap) == (0, 2, 1)
+    assert [b["t"].tolist() for b in batches] == [[30, 40], [50, 60]]
+    assert (dropped, cursor, lap) == (0, 2, 1)
     assert f.next_due(cursor, lap, 66) == 70
 
 
 def test_timestamps_that_step_back_are_due_with_the_latest_before_them(tmp_path):
     path, _ = _file(tmp_path, [0, 30, 20, 40])
     f = PacedFile.read(path, gap_us=5)
-    assert f.due.tolist() == [0, 30, 30, 40] and f.period == 45
+    assert f.due.tolist() == [0, 30, 30, 40]
+    assert f.period == 45
     batches, *_ = f.take(0, 0, 30, max_lag_us=100, loop=False)
     assert [b["t"].tolist() for b in batches] == [[0, 30, 20]]

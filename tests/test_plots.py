@@ -31,7 +31,9 @@ def tiny_state() -> dict[str, np.ndarray]:
 
 def test_preferred_features_hand_case():
     (_, f0), (_, f2) = preferred_features(tiny_state())
-    assert f0.shape == (2, 1, 2, 2) and f0[0, 0, 0, 0] == 1 and f0[1, 0, 1, 1] == 1
+    assert f0.shape == (2, 1, 2, 2)
+    assert f0[0, 0, 0, 0] == 1
+    assert f0[1, 0, 1, 1] == 1
     # conv2 over a pooled grid: cell step 2 input pixels, each cell covers 2x2 conv1 positions
     assert f2.shape == (1, 1, 5, 5)
     img = f2[0, 0]

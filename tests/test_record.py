@@ -79,7 +79,9 @@ def test_every_kind_comes_back_as_it_was_written(tmp_path: Path) -> None:
     write_log(tmp_path / "a.spklog", msgs)
     back = list(read_messages(tmp_path / "a.spklog"))
     assert content(back) == content(msgs)
-    assert back[2].body == {"scope": "classifier"} and back[3].data is not None and back[3].data["c"].max() > 0
+    assert back[2].body == {"scope": "classifier"}
+    assert back[3].data is not None
+    assert back[3].data["c"].max() > 0
 
 
 def test_never_overwrites_and_resumes_by_cutting_back(tmp_path: Path) -> None:
@@ -113,7 +115,8 @@ def test_damage_is_named_by_file_and_offset(tmp_path: Path) -> None:
     got: list[Message] = []
     with pytest.raises(TruncatedLogError, match=f"byte {starts[3]}") as info:
         got.extend(read_messages(cut))
-    assert info.value.offset == starts[3] and content(got) == content(msgs[:3])
+    assert info.value.offset == starts[3]
+    assert content(got) == content(msgs[:3])
 
     bad_length = bytearray(raw)  # a length word of the second record flipped to something absurd
     bad_length[starts[1] + 4 : starts[1] + 8] = (1 << 31).to_bytes(4, "little")
@@ -145,10 +148,11 @@ def test_info_describes_a_log_and_event_tools_say_what_it_is(
     log = json.loads(capsys.readouterr().out)
     assert log["messages"] == {"events": 2, "labels": 1, "control": 2, "spikes": 1, "predictions": 1}
     assert log["records"] == {"events": 300, "labels": 2, "spikes": 50, "predictions": 3}
-    assert log["controls"] == {"freeze": 1, "relabel": 1} and log["sizes"] == ["346x260", "6x6"]
-    assert (
-        log["truncated_at"] is None and log["t_first"] == 0 and log["t_last"] == int(sample_messages()[0].data["t"][-1])
-    )
+    assert log["controls"] == {"freeze": 1, "relabel": 1}
+    assert log["sizes"] == ["346x260", "6x6"]
+    assert log["truncated_at"] is None
+    assert log["t_first"] == 0
+    assert log["t_last"] == int(sample_messages()[0].data["t"][-1])
     path.write_bytes(path.read_bytes()[: starts[4] + 3])
     assert main(["info", str(path)]) == 0
     text = capsys.readouterr().out
@@ -198,7 +202,8 @@ def test_a_recorded_link_played_back_gives_the_same_results(tmp_path: Path) -> N
 
     live = ["digits -> encoder", "encoder -> stdp", "stdp -> classifier", "classifier -> evaluate", "stdp -> record"]
     first = run("live", live, ["digits", "encoder", "stdp", "record", "classifier", "evaluate"])
-    assert first["record_messages"] > 0 and first["test_accuracy"] > 0.2  # it learned something worth replaying
+    assert first["record_messages"] > 0
+    assert first["test_accuracy"] > 0.2
     again = run("again", ["playback -> classifier", "classifier -> evaluate"], ["playback", "classifier", "evaluate"])
     assert again["playback_events"] == sum(m.data.shape[0] for m in read_messages(log) if m.kind == "spikes")
     assert (again["test_accuracy"], again["confusion"]) == (first["test_accuracy"], first["confusion"])

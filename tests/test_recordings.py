@@ -67,11 +67,14 @@ def test_real_file_exact_values(data_dir: Path, row: tuple) -> None:
     rec = R.open_recording(path)
     assert (rec.format, rec.width, rec.height) == (fmt, width, height)
     a = rec.read_all()
-    assert a.dtype == EVENT_DTYPE and a.size == n
+    assert a.dtype == EVENT_DTYPE
+    assert a.size == n
     if n:
-        assert _tuple(a[0]) == first and _tuple(a[-1]) == last
+        assert _tuple(a[0]) == first
+        assert _tuple(a[-1]) == last
         assert np.all(np.diff(a["t"]) >= 0), "timestamps must be non-decreasing"
-    assert int(np.count_nonzero(a["p"])) == on and a.size - on == off
+    assert int(np.count_nonzero(a["p"])) == on
+    assert a.size - on == off
     assert _sum(a) == digest
     # Batch boundaries never change the events; every batch but the last is full.
     batches = list(rec.batches(7777))
@@ -80,9 +83,12 @@ def test_real_file_exact_values(data_dir: Path, row: tuple) -> None:
     assert _sum(joined) == digest
     summary = R.info(path)
     json.dumps(summary)
-    assert summary["events"] == n and summary["on"] == on and summary["off"] == off
+    assert summary["events"] == n
+    assert summary["on"] == on
+    assert summary["off"] == off
     assert (summary["width"], summary["height"], summary["format"]) == (width, height, fmt)
-    assert summary["t_first"] == (first[0] if n else None) and summary["t_last"] == (last[0] if n else None)
+    assert summary["t_first"] == (first[0] if n else None)
+    assert summary["t_last"] == (last[0] if n else None)
 
 
 @pytest.mark.needs_data
@@ -137,29 +143,38 @@ def test_aedat4_real_file_with_junk_in_a_packet_is_an_error_not_a_hang(data_dir:
 def test_nmnist_dataset(data_dir: Path) -> None:
     root = data_dir / "nmnist"
     ds = R.NMnistDataset(root)
-    assert len(ds) == 850 and ds.label_counts() == NMNIST_LABELS
+    assert len(ds) == 850
+    assert ds.label_counts() == NMNIST_LABELS
     assert ds.split_counts() == {"Train": 800, "Test": 50}
     # Labels and paths agree with labels.csv.
     with (root / "labels.csv").open() as f:
         rows = {(r["split"], int(r["index"])): (int(r["label"]), r["path"]) for r in csv.DictReader(f)}
     for s in ds.samples:
         label, rel = rows[(s.split, s.index)]
-        assert s.label == label and s.path == data_dir / rel
-    assert ds.samples[0].split == "Train" and ds.samples[0].index == 1 and ds.samples[-1].split == "Test"
+        assert s.label == label
+        assert s.path == data_dir / rel
+    assert ds.samples[0].split == "Train"
+    assert ds.samples[0].index == 1
+    assert ds.samples[-1].split == "Test"
     np.testing.assert_array_equal(ds.labels, [s.label for s in ds.samples])
     events = [ds.load(i) for i in range(len(ds))]
     allev = np.concatenate([e.view(np.uint8) for e in events]).view(EVENT_DTYPE)
-    assert allev.size == NMNIST_TOTAL and _sum(allev) == NMNIST_CHECKSUM
+    assert allev.size == NMNIST_TOTAL
+    assert _sum(allev) == NMNIST_CHECKSUM
     test_only = R.NMnistDataset(root, split="Test")
-    assert len(test_only) == 50 and {s.split for s in test_only.samples} == {"Test"}
+    assert len(test_only) == 50
+    assert {s.split for s in test_only.samples} == {"Test"}
     bare = R.NMnistDataset(root / "Test")
-    assert len(bare) == 50 and bare.samples[0].split is None
+    assert len(bare) == 50
+    assert bare.samples[0].split is None
     summary = R.info(root)
     json.loads(json.dumps(summary))
-    assert summary["events"] == NMNIST_TOTAL and summary["samples"] == 850
+    assert summary["events"] == NMNIST_TOTAL
+    assert summary["samples"] == 850
     assert summary["labels"] == {str(k): v for k, v in NMNIST_LABELS.items()}
     assert summary["splits"] == {"Train": 800, "Test": 50}
-    assert summary["on"] + summary["off"] == NMNIST_TOTAL and (summary["width"], summary["height"]) == (34, 34)
+    assert summary["on"] + summary["off"] == NMNIST_TOTAL
+    assert (summary["width"], summary["height"]) == (34, 34)
 
 
 @pytest.mark.needs_data
@@ -168,9 +183,11 @@ def test_convert_real_files(data_dir: Path, tmp_path: Path) -> None:
     src = data_dir / "evt/expelliarmus_evt3_sample.raw"
     original = R.open_recording(src).read_all()
     out = R.convert(src, tmp_path / "a.npy")
-    assert out["format"] == "npy" and out["events"] == original.size
+    assert out["format"] == "npy"
+    assert out["events"] == original.size
     out = R.convert(tmp_path / "a.npy", tmp_path / "a.aedat4")
-    assert out["format"] == "aedat4" and out["events"] == original.size
+    assert out["format"] == "aedat4"
+    assert out["events"] == original.size
     assert (out["width"], out["height"]) == (int(original["x"].max()) + 1, int(original["y"].max()) + 1)
     assert _sum(R.open_recording(tmp_path / "a.aedat4").read_all()) == _sum(original)
     with pytest.raises(ValueError, match="34x34 sensor"):
@@ -179,7 +196,8 @@ def test_convert_real_files(data_dir: Path, tmp_path: Path) -> None:
     sample = data_dir / "nmnist/Train/0/00002.bin"
     R.convert(sample, tmp_path / "s.aedat4")
     info = R.convert(tmp_path / "s.aedat4", tmp_path / "s.bin")
-    assert info["events"] == 5028 and (info["width"], info["height"]) == (34, 34)
+    assert info["events"] == 5028
+    assert (info["width"], info["height"]) == (34, 34)
     assert (tmp_path / "s.bin").read_bytes() == sample.read_bytes()
     # an existing destination (say, arguments swapped) is never replaced
     before = (tmp_path / "a.npy").read_bytes()
@@ -194,7 +212,8 @@ def test_convert_real_files(data_dir: Path, tmp_path: Path) -> None:
 def test_reference_decoders_agree_on_real_files(data_dir: Path, row: tuple) -> None:
     name, fmt, n, *_, digest = row
     expected = ref.decode_file(data_dir / name, fmt)
-    assert len(expected) == n and ref.checksum_events(expected) == digest
+    assert len(expected) == n
+    assert ref.checksum_events(expected) == digest
     ours = R.open_recording(data_dir / name).read_all()
     np.testing.assert_array_equal(
         np.stack([ours["t"], ours["x"], ours["y"], ours["p"]], axis=1).astype(np.int64),
@@ -209,7 +228,8 @@ def test_reference_nmnist_folder_checksum(data_dir: Path) -> None:
     expected: list[tuple[int, int, int, int]] = []
     for s in ds.samples:
         expected.extend(ref.nmnist(s.path.read_bytes()))
-    assert len(expected) == NMNIST_TOTAL and ref.checksum_events(expected) == NMNIST_CHECKSUM
+    assert len(expected) == NMNIST_TOTAL
+    assert ref.checksum_events(expected) == NMNIST_CHECKSUM
 
 
 def test_detection_and_unknown_format(tmp_path: Path) -> None:
@@ -233,4 +253,5 @@ def test_detection_and_unknown_format(tmp_path: Path) -> None:
     assert (rec.width, rec.height) == (1280, 720)
     a2 = tmp_path / "x.bin"
     a2.write_bytes(b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n")
-    assert R.detect_format(a2) == "aedat2" and R.open_recording(a2).read_all().size == 0
+    assert R.detect_format(a2) == "aedat2"
+    assert R.open_recording(a2).read_all().size == 0

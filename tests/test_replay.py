@@ -87,7 +87,8 @@ def test_dataset_folder_is_one_continuous_labelled_stream(tmp_path, speed):
     phases = [{"split": "Train", "passes": 2}, {"split": "Test", "features": False, "classifier": False}]
     results = run_graph(parse_graph(graph(tmp_path, speed=speed, phases=phases, seed=3), "t"))
     sink = StreamRecorder.last
-    assert sink is not None and results["errors"] == {}
+    assert sink is not None
+    assert results["errors"] == {}
     events = np.concatenate(sink.events)
     labels = np.concatenate(sink.labels)
     assert results["samples_replayed"] == 2 * 9 + 9 == len(labels)
@@ -112,10 +113,13 @@ def test_split_ranges_hold_out_disjoint_samples(tmp_path):
     phases = [{"split": "Train[:4]"}, {"split": "Train[4:]", "features": False, "classifier": False}]
     results = run_graph(parse_graph(graph(tmp_path, phases=phases, seed=5), "t"))
     sink = StreamRecorder.last
-    assert sink is not None and results["errors"] == {}
+    assert sink is not None
+    assert results["errors"] == {}
     labels = np.concatenate(sink.labels)
-    assert sorted(labels["label"][:4]) == [0, 0, 1, 2] and list(labels["train"][:4]) == [1] * 4
-    assert sorted(labels["label"][4:]) == [0, 1, 1, 2, 2] and list(labels["train"][4:]) == [0] * 5
+    assert sorted(labels["label"][:4]) == [0, 0, 1, 2]
+    assert list(labels["train"][:4]) == [1] * 4
+    assert sorted(labels["label"][4:]) == [0, 1, 1, 2, 2]
+    assert list(labels["train"][4:]) == [0] * 5
     assert [p["split"] for p in results["nodes"]["source"]["results"]["phases"]] == ["Train[:4]", "Train[4:]"]
 
 
@@ -140,13 +144,15 @@ def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_p
     fake_nmnist(tmp_path / "data")
     state = str(tmp_path / "state")
     first = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=100.0), "t"), state_dir=state)
-    assert first["errors"] == {} and first["samples_replayed"] == 18
+    assert first["errors"] == {}
+    assert first["samples_replayed"] == 18
     other = run_graph(parse_graph(graph(tmp_path / "data", seed=2, speed=100.0), "t"), state_dir=state)
     assert "another configuration" in other["errors"]["source"]  # another seed: another sample order
     # the refused checkpoint is kept as it was (not overwritten by the failed run's fresh state)
     # another pace is the same stream: resumed at its end, nothing left to replay, no error
     again = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=200.0), "t"), state_dir=state)
-    assert again["errors"] == {} and again["events_in"] == 0
+    assert again["errors"] == {}
+    assert again["events_in"] == 0
 
 
 def test_file_replay_in_real_time_has_small_lag(tmp_path):
@@ -159,10 +165,12 @@ def test_file_replay_in_real_time_has_small_lag(tmp_path):
     results = run_graph(parse_graph(graph(path, speed=1.0), "t"))
     sink = StreamRecorder.last
     got = np.concatenate(sink.events)
-    assert len(got) == n and np.array_equal(got["t"], ev["t"])
+    assert len(got) == n
+    assert np.array_equal(got["t"], ev["t"])
     lags = np.array(sink.lags)
     assert results["wall_s"] >= 0.55
-    assert np.percentile(lags, 50) < 0.003 and lags.max() < 0.05, (np.percentile(lags, [50, 99]), lags.max())
+    assert np.percentile(lags, 50) < 0.003, (np.percentile(lags, [50, 99]), lags.max())
+    assert lags.max() < 0.05, (np.percentile(lags, [50, 99]), lags.max())
 
 
 def test_file_loop_and_window(tmp_path):
@@ -181,7 +189,8 @@ def test_file_loop_and_window(tmp_path):
 def test_real_nmnist_test_split_replays(data_dir):
     phases = [{"split": "Test", "samples": 10, "features": False, "classifier": False}]
     results = run_graph(parse_graph(graph(data_dir / "nmnist", phases=phases), "t"))
-    assert results["samples_replayed"] == 10 and results["events_replayed"] > 10 * 1000
+    assert results["samples_replayed"] == 10
+    assert results["events_replayed"] > 10 * 1000
 
 
 def test_shift_samples_keeps_leading_silence_and_no_gaps():
@@ -190,7 +199,8 @@ def test_shift_samples_keeps_leading_silence_and_no_gaps():
     b = np.zeros(2, EVENT_DTYPE)
     b["t"] = [3, 4]
     events, recs, nxt = shift_samples([a, b], [7, 8], 100, True)
-    assert list(events["t"]) == [105, 109, 113, 114] and nxt == 115
+    assert list(events["t"]) == [105, 109, 113, 114]
+    assert nxt == 115
     assert recs.tolist() == [(105, 7, 1), (113, 8, 1)]
 
 

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _renderer() -> ModuleType:
     spec = importlib.util.spec_from_file_location("render_results", REPO / "benchmarks" / "render_results.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["render_results"] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)

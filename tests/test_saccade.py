@@ -27,16 +27,21 @@ def _stream(images, labels, **kw) -> tuple[np.ndarray, np.ndarray]:
 def test_font_digits_are_deterministic_and_varied(digits) -> None:
     images, labels = digits
     again, labels2 = render_font_digits(12, seed=3)
-    assert images.shape == (12, 28, 28) and images.dtype == np.uint8
-    assert np.array_equal(images, again) and np.array_equal(labels, labels2)
-    assert labels.min() >= 0 and labels.max() <= 9
+    assert images.shape == (12, 28, 28)
+    assert images.dtype == np.uint8
+    assert np.array_equal(images, again)
+    assert np.array_equal(labels, labels2)
+    assert labels.min() >= 0
+    assert labels.max() <= 9
     assert not np.array_equal(render_font_digits(12, seed=4)[0], images)
     # MNIST-like: a dark frame border, ink in the middle
-    assert images[:, :, :2].max() == 0 and images[:, :2, :].max() == 0
+    assert images[:, :, :2].max() == 0
+    assert images[:, :2, :].max() == 0
     assert all(10 < (im > 128).sum() < 400 for im in images)
     many, lab = render_font_digits(60, seed=0)
     ones = many[lab == 1]
-    assert len(ones) >= 2 and not np.array_equal(ones[0], ones[1])
+    assert len(ones) >= 2
+    assert not np.array_equal(ones[0], ones[1])
 
 
 def test_fused_kernel_equals_delta_encoder_on_rendered_frames(digits) -> None:
@@ -61,13 +66,17 @@ def test_stream_contract(digits) -> None:
     images, labels = digits
     params = SaccadeParams()
     ev, lab = _stream(images, labels, seed=1, params=params, t0=1_000_000, train=False, samples_per_chunk=5)
-    assert ev.dtype == EVENT_DTYPE and lab.dtype == LABEL_DTYPE
+    assert ev.dtype == EVENT_DTYPE
+    assert lab.dtype == LABEL_DTYPE
     starts = 1_000_000 + np.arange(12) * params.sample_us
     assert lab["t"].tolist() == starts.tolist()
-    assert lab["label"].tolist() == labels.tolist() and not lab["train"].any()
+    assert lab["label"].tolist() == labels.tolist()
+    assert not lab["train"].any()
     assert np.all(np.diff(ev["t"]) >= 0)
-    assert ev["t"].min() > starts[0] and ev["t"].max() <= starts[-1] + params.sample_us
-    assert ev["x"].max() < 34 and ev["y"].max() < 34
+    assert ev["t"].min() > starts[0]
+    assert ev["t"].max() <= starts[-1] + params.sample_us
+    assert ev["x"].max() < 34
+    assert ev["y"].max() < 34
     edges = np.searchsorted(ev["t"], np.append(starts, starts[-1] + params.sample_us), side="right")
     counts = np.diff(edges)
     assert np.all((counts > 1000) & (counts < 12000)), counts
@@ -76,11 +85,13 @@ def test_stream_contract(digits) -> None:
         assert 0.3 < frac_on < 0.7
     # deterministic for a seed, independent of chunking; the seed changes the noise
     ev2, lab2 = _stream(images, labels, seed=1, params=params, t0=1_000_000, train=False, samples_per_chunk=1)
-    assert as_tuples(ev) == as_tuples(ev2) and np.array_equal(lab, lab2)
+    assert as_tuples(ev) == as_tuples(ev2)
+    assert np.array_equal(lab, lab2)
     # each chunk is byte-identical run to run (padding zeroed: safe to checksum on the wire)
     c1 = next(saccade_stream(images, labels, seed=1, params=params))
     c2 = next(saccade_stream(images, labels, seed=1, params=params))
-    assert c1[0].tobytes() == c2[0].tobytes() and c1[1].tobytes() == c2[1].tobytes()
+    assert c1[0].tobytes() == c2[0].tobytes()
+    assert c1[1].tobytes() == c2[1].tobytes()
     ev3, _ = _stream(images, labels, seed=2, params=params, t0=1_000_000, train=False)
     assert as_tuples(ev3) != as_tuples(ev)
 

@@ -145,11 +145,13 @@ def test_jsonl_appends_valid_lines_and_flushes_every_batch(tmp_path: Path) -> No
             seen.append(path.read_text())  # readable at once, before the sink stops (tail -f)
         await sink.process(control_message("freeze"))  # not a prediction: ignored, counted
         await sink.stop()
-        assert sink.results()["jsonl_written"] == 6 and sink.results()["jsonl_ignored"] == {"control": 1}
+        assert sink.results()["jsonl_written"] == 6
+        assert sink.results()["jsonl_ignored"] == {"control": 1}
         return seen
 
     seen1 = asyncio.run(one_run(0))
-    assert seen1[0].count("\n") == 4 and seen1[2].count("\n") == 8  # old 2 lines + 2 per batch
+    assert seen1[0].count("\n") == 4
+    assert seen1[2].count("\n") == 8
     asyncio.run(one_run(100))
     lines = path.read_text().splitlines()
     assert lines[:2] == ['{"old": 1}', '{"cut sho']
@@ -173,7 +175,8 @@ def test_jsonl_in_a_graph_writes_only_decisions(tmp_path: Path) -> None:
         }
     )
     results = run_graph(graph)
-    assert results["errors"] == {} and results["jsonl_written"] == 10
+    assert results["errors"] == {}
+    assert results["jsonl_written"] == 10
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [d["t"] for d in docs] == [(5 * k + 4) * 1000 for k in range(10)]
     assert all(d["decision"] and d["truth"] == d["label"] for d in docs)
@@ -253,14 +256,16 @@ def test_zmq_pub_delivers_to_a_subscriber(fmt: str, zmq_socket: Callable[[int], 
         assert np.diff([d["seq"] for d in docs]).tolist() == [1, 1, 1]
     else:
         msg = decode(got[0])
-        assert msg.kind == "predictions" and msg.data is not None
+        assert msg.kind == "predictions"
+        assert msg.data is not None
         assert msg.data.tobytes() == data.tobytes()
 
 
 # -- teach commands ------------------------------------------------------------------------------------------
 def test_parse_command_validates() -> None:
     msg, reply = parse_command(b'{"cmd": "label", "label": 4, "train": false, "id": "a"}', classes=5, t_us=123)
-    assert msg.data is not None and msg.data.tolist() == [(123, 4, 0)]
+    assert msg.data is not None
+    assert msg.data.tolist() == [(123, 4, 0)]
     assert reply == {"cmd": "label", "label": 4, "train": False, "t": 123, "id": "a"}
     bad: list[tuple[Any, str]] = [
         (b"\xff", "not JSON"),
@@ -280,10 +285,13 @@ def test_parse_command_validates() -> None:
 
 def test_answer_command_wraps_the_reply_and_refuses_without_a_message() -> None:
     msg, reply = answer_command('{"cmd": "freeze", "scope": "classifier", "id": 1}', classes=3)
-    assert msg is not None and msg.command == "freeze" and msg.body == {"scope": "classifier"}
+    assert msg is not None
+    assert msg.command == "freeze"
+    assert msg.body == {"scope": "classifier"}
     assert reply == {"ok": True, "cmd": "freeze", "scope": "classifier", "id": 1}
     msg, reply = answer_command('{"cmd": "label", "label": 3}', classes=3)
-    assert msg is None and reply == {"ok": False, "error": "label 3 out of range -1..2"}
+    assert msg is None
+    assert reply == {"ok": False, "error": "label 3 out of range -1..2"}
 
 
 # -- the broker link (no broker needed: it only counts, explains and waits) ---------------------------------
@@ -304,7 +312,9 @@ def test_broker_link_tells_a_lost_connection_from_a_failed_one_and_backs_off() -
         return took
 
     took = asyncio.run(waits())  # 0.01, 0.02, then capped at 0.03
-    assert took[0] >= 0.01 and took[1] >= 0.02 and took[2] >= 0.03
+    assert took[0] >= 0.01
+    assert took[1] >= 0.02
+    assert took[2] >= 0.03
     assert link.retry_in_s == 0.03
     link.up()
     assert (link.connects, link.reconnects, link.last_error, link.retry_in_s) == (1, 0, None, 0.01)

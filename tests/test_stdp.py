@@ -118,7 +118,8 @@ def test_matches_reference_on_real_nmnist(data_dir: Path, candidate_order: str) 
     path = data_dir / "nmnist" / "Train" / "0" / "00002.bin"
     spikes = decode_nmnist(path)
     assert len(spikes) > 1000
-    assert spikes["x"].max() < 34 and spikes["y"].max() < 34
+    assert spikes["x"].max() < 34
+    assert spikes["y"].max() < 34
     spikes = spikes[:1200]
     layers = [
         ConvParams(maps=4, kernel=5, th_learn=4.0, th_inf=4.0, a_minus=-0.01),
@@ -157,7 +158,8 @@ def test_matches_reference_on_a_whole_real_nmnist_sample_with_fc_inference_wta(d
     counts = net.counters()
     assert len(spikes) > 5000
     for i in (0, 2, 4):  # every weighted layer learnt and fired
-        assert counts[i]["learning_spikes"] > 100 and counts[i]["inference_spikes"] > 100
+        assert counts[i]["learning_spikes"] > 100
+        assert counts[i]["inference_spikes"] > 100
 
 
 def test_a_run_whose_output_would_overflow_stops_early_and_the_rest_follows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,7 +315,8 @@ def test_pool_forwards_every_spike_and_keeps_partial_windows() -> None:
     net2 = Network((1, 5, 5), [ConvParams(maps=1, kernel=1, th_learn=9.0, th_inf=0.01), PoolParams()])
     assert net2.layer_shapes[-1] == (1, 3, 3)  # ceil(5 / 2)
     out = net2.process_all_layers(spikes_at([4, 4, 3], [4, 3, 4]))
-    assert out[1]["x"].tolist() == [2, 2, 1] and out[1]["y"].tolist() == [2, 1, 2]
+    assert out[1]["x"].tolist() == [2, 2, 1]
+    assert out[1]["y"].tolist() == [2, 1, 2]
     assert net2.counters()[1] == {"kind": "pool", "inputs": 3, "learning_spikes": 0, "inference_spikes": 3}
 
 
@@ -523,8 +526,12 @@ def test_from_config_and_defaults() -> None:
     )
     assert net.layer_shapes == ((16, 30, 30), (16, 15, 15), (8, 11, 11), (8, 6, 6), (32, 1, 1))
     p = net.params[0]
-    assert isinstance(p, ConvParams) and p.a_plus_effective == -8 * p.a_minus and p.r_learn == 2
+    assert isinstance(p, ConvParams)
+    assert p.a_plus_effective == -8 * p.a_minus
+    assert p.r_learn == 2
     w = net.state_dict()["0.weight"]
-    assert w.min() >= 0.0 and w.max() <= 1.0 and abs(w.mean() - 0.8) < 0.02
+    assert w.min() >= 0.0
+    assert w.max() <= 1.0
+    assert abs(w.mean() - 0.8) < 0.02
     with pytest.raises(ValueError, match="unknown key 'sise'"):
         Network.from_config({"input_shape": [1, 5, 5], "layers": [{"type": "pool", "sise": 2}]})

@@ -63,22 +63,29 @@ def test_round_trip(kind, n, seed, seq, size, classes):
     msg = make(data, *(size or (None, None))) if kind in ("events", "spikes") else make(data)
     msg = msg.stamped("src", seq, 123)
     frames = encode(msg)
-    assert len(frames) == 3 and bytes(frames[0]) == kind.encode()
+    assert len(frames) == 3
+    assert bytes(frames[0]) == kind.encode()
     back = decode([bytes(f) for f in frames])
-    assert back.kind == kind and back.stream == "src" and back.seq == seq and back.count == n
+    assert back.kind == kind
+    assert back.stream == "src"
+    assert back.seq == seq
+    assert back.count == n
     assert same_bytes(back.data, data)
     if kind in ("events", "spikes"):
         assert (back.width, back.height) == (size or (None, None))
     header = json.loads(bytes(frames[1]))
     if n:
-        assert header["t0"] == int(data["t"][0]) and header["t1"] == int(data["t"][-1])
+        assert header["t0"] == int(data["t"][0])
+        assert header["t1"] == int(data["t"][-1])
 
 
 @given(body=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4))
 def test_control_and_metrics_round_trip(body):
     for msg in (control_message("checkpoint", **body), metrics_message(body)):
         back = decode(encode(msg.stamped("n", 3, 1)))
-        assert back.kind == msg.kind and back.command == msg.command and back.data is None
+        assert back.kind == msg.kind
+        assert back.command == msg.command
+        assert back.data is None
         assert (back.body or {}) == (body or {})
 
 

@@ -12,6 +12,9 @@ label first); that walk is written once, in ``_merge``. Scalar state lives in on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -31,6 +34,13 @@ I_LAST_LABEL_T = 10  # timestamp of the last label record applied
 ISTATE_SIZE = 11
 
 INT64_MIN = np.iinfo(np.int64).min
+
+# For the type checker only (numba ignores annotations): the output columns (t, label, truth, decision,
+# train, scores), and each readout's own state tuple.
+Columns = tuple[np.ndarray, ...]
+SupervisedState = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, float, bool]
+ReadoutState = tuple[np.ndarray, np.ndarray, np.ndarray, bool]
+DeltaState = tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]
 
 
 @njit(cache=True)
@@ -56,7 +66,9 @@ def _argmax_or_none(v: np.ndarray, has_input: bool) -> int:
 
 
 @njit(cache=True)
-def _write_record(o, t, label, truth, decision, train, scores, out) -> int:
+def _write_record(
+    o: int, t: int, label: int, truth: int, decision: int, train: int, scores: np.ndarray, out: Columns
+) -> int:
     """Write one prediction record at row ``o`` of the output columns ``out``; returns ``o + 1``.
 
     ``out`` is the tuple (t, label, truth, decision, train, scores) of preallocated columns.
@@ -73,7 +85,7 @@ def _write_record(o, t, label, truth, decision, train, scores, out) -> int:
 
 
 @njit(cache=True)
-def _open_segment(t, label, train, istate) -> None:
+def _open_segment(t: int, label: int, train: int, istate: np.ndarray) -> None:
     """Start the segment a label record announces (the caller closed the previous one)."""
     istate[I_SEG_LABEL] = label
     istate[I_SEG_TRAIN] = train
@@ -84,7 +96,17 @@ def _open_segment(t, label, train, istate) -> None:
 
 
 @njit(inline="always")
-def _merge(spikes, labels, istate, final, out, state, on_label, on_spikes, on_close) -> tuple[int, int]:
+def _merge(
+    spikes: tuple[np.ndarray, np.ndarray],
+    labels: tuple[np.ndarray, np.ndarray, np.ndarray],
+    istate: np.ndarray,
+    final: bool,
+    out: Columns,
+    state: tuple[Any, ...],
+    on_label: Callable[..., int],
+    on_spikes: Callable[..., int],
+    on_close: Callable[..., int],
+) -> tuple[int, int]:
     """The walk every readout makes: ``spikes`` = ``(t, c)`` and the queued ``labels`` = ``(t, label,
     train)`` merged in time order, a label before a spike at the same ``t``, and the labels left after
     the last spike applied only when ``final``; returns ``(labels used, records written)``.
@@ -146,7 +168,7 @@ def supervised_run(
     m: float,
     learn: bool,
     final: bool,
-    out: tuple,
+    out: Columns,
 ) -> tuple[int, int]:
     """Run the supervised classifier (eqs. 3.6/3.7) over one batch of input spikes.
 
@@ -171,7 +193,16 @@ def supervised_run(
 
 
 @njit(cache=True)
-def _supervised_spikes(lo, hi, spk_t, spk_c, state, istate, o, out) -> int:
+def _supervised_spikes(
+    lo: int,
+    hi: int,
+    spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    state: SupervisedState,
+    istate: np.ndarray,
+    o: int,
+    out: Columns,
+) -> int:
     """Input spikes ``lo..hi-1`` of one segment: eq. 3.6 (when teaching), integration, firing, eq. 3.7."""
     w, w_open, e, v, seg_scores, threshold, eta, m, learn = state
     n_cls = w.shape[0]
@@ -205,7 +236,7 @@ def _supervised_spikes(lo, hi, spk_t, spk_c, state, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _supervised_close(t, state, istate, o, out) -> int:
+def _supervised_close(t: int, state: SupervisedState, istate: np.ndarray, o: int, out: Columns) -> int:
     """Write the decision record of the open segment (if any) with its summed scores."""
     seg_scores = state[4]
     if istate[I_SEG_OPEN] == 1:
@@ -215,7 +246,9 @@ def _supervised_close(t, state, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _supervised_label(t, label, train, state, istate, o, out) -> int:
+def _supervised_label(
+    t: int, label: int, train: int, state: SupervisedState, istate: np.ndarray, o: int, out: Columns
+) -> int:
     """Apply one label record: close the segment, reset E and V on a change of training label, and take
     the weights the next segment's scores will use (only a training segment can have changed them)."""
     w, w_open, e, v, seg_scores = state[:5]
@@ -245,7 +278,7 @@ def readout_run(
     istate: np.ndarray,
     learn: bool,
     final: bool,
-    out: tuple,
+    out: Columns,
 ) -> tuple[int, int]:
     """Run the label-assignment spike-count readout (thesis 3.3.1) over one batch of spikes.
 
@@ -268,7 +301,16 @@ def readout_run(
 
 
 @njit(cache=True)
-def _readout_spikes(lo, hi, spk_t, spk_c, state, istate, o, out) -> int:
+def _readout_spikes(
+    lo: int,
+    hi: int,
+    _spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    state: ReadoutState,
+    _istate: np.ndarray,
+    o: int,
+    _out: Columns,
+) -> int:
     seg_counts = state[1]
     for s in range(lo, hi):
         seg_counts[spk_c[s]] += 1
@@ -276,7 +318,7 @@ def _readout_spikes(lo, hi, spk_t, spk_c, state, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _readout_close(t, state, istate, o, out) -> int:
+def _readout_close(t: int, state: ReadoutState, istate: np.ndarray, o: int, out: Columns) -> int:
     """Decide the open segment by label assignment, then (training) label its most active neuron."""
     counts, seg_counts, seg_scores, learn = state
     n_in = counts.shape[0]
@@ -314,7 +356,9 @@ def _preferred(counts: np.ndarray, j: int) -> int:
 
 
 @njit(cache=True)
-def _readout_label(t, label, train, state, istate, o, out) -> int:
+def _readout_label(
+    t: int, label: int, train: int, state: ReadoutState, istate: np.ndarray, o: int, out: Columns
+) -> int:
     o = _readout_close(t, state, istate, o, out)
     _open_segment(t, label, train, istate)
     state[1][:] = 0  # seg_counts
@@ -336,7 +380,7 @@ def delta_run(
     eta: float,
     learn: bool,
     final: bool,
-    out: tuple,
+    out: Columns,
 ) -> tuple[int, int]:
     """Run the delta-rule readout over one batch of spikes.
 
@@ -362,7 +406,16 @@ def delta_run(
 
 
 @njit(cache=True)
-def _delta_spikes(lo, hi, spk_t, spk_c, state, istate, o, out) -> int:
+def _delta_spikes(
+    lo: int,
+    hi: int,
+    _spk_t: np.ndarray,
+    spk_c: np.ndarray,
+    state: DeltaState,
+    _istate: np.ndarray,
+    o: int,
+    _out: Columns,
+) -> int:
     w, seg_counts, seg_scores = state[:3]
     for s in range(lo, hi):
         j = spk_c[s]
@@ -373,7 +426,7 @@ def _delta_spikes(lo, hi, spk_t, spk_c, state, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _delta_close(t, state, istate, o, out) -> int:
+def _delta_close(t: int, state: DeltaState, istate: np.ndarray, o: int, out: Columns) -> int:
     """Decide the open segment by ``argmax S``, then (training) move ``w`` by the normalised delta rule."""
     w, seg_counts, seg_scores, eta, learn = state
     if istate[I_SEG_OPEN] == 1:
@@ -394,7 +447,7 @@ def _delta_close(t, state, istate, o, out) -> int:
 
 
 @njit(cache=True)
-def _delta_label(t, label, train, state, istate, o, out) -> int:
+def _delta_label(t: int, label: int, train: int, state: DeltaState, istate: np.ndarray, o: int, out: Columns) -> int:
     o = _delta_close(t, state, istate, o, out)
     _open_segment(t, label, train, istate)
     state[1][:] = 0  # seg_counts

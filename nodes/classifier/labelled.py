@@ -58,23 +58,29 @@ class LabelledStream:
         """Queue label records; they take effect before the first spike with ``t >= label.t``."""
         labels = np.asarray(labels)
         if labels.dtype != LABEL_DTYPE:
-            raise ValueError(f"labels must have LABEL_DTYPE {LABEL_DTYPE}, got {labels.dtype}")
+            msg = f"labels must have LABEL_DTYPE {LABEL_DTYPE}, got {labels.dtype}"
+            raise ValueError(msg)
         if labels.ndim != 1:
-            raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+            msg = f"labels must be one-dimensional, got shape {labels.shape}"
+            raise ValueError(msg)
         if len(labels) == 0:
             return
         lab = labels["label"]
         if lab.min() < -1 or lab.max() >= self.n_classes:
             bad = lab[(lab < -1) | (lab >= self.n_classes)][0]
-            raise ValueError(f"label {bad} outside [-1, {self.n_classes - 1}]")
+            msg = f"label {bad} outside [-1, {self.n_classes - 1}]"
+            raise ValueError(msg)
         if labels["train"].max() > 1:
-            raise ValueError(f"train flag must be 0 or 1, got {labels['train'].max()}")
+            msg = f"train flag must be 0 or 1, got {labels['train'].max()}"
+            raise ValueError(msg)
         t = labels["t"]
         if np.any(np.diff(t) < 0):
-            raise ValueError("label timestamps must be non-decreasing within a batch")
+            msg = "label timestamps must be non-decreasing within a batch"
+            raise ValueError(msg)
         prev = self._queue["t"][-1] if len(self._queue) else self._istate[kernel.I_LAST_LABEL_T]
         if t[0] < prev:
-            raise ValueError(f"label t={t[0]} is earlier than the previous label t={prev}")
+            msg = f"label t={t[0]} is earlier than the previous label t={prev}"
+            raise ValueError(msg)
         late = int(np.count_nonzero(t <= self._istate[kernel.I_LAST_T]))
         if late:
             # Spikes after these labels were already processed under the old label: the results now
@@ -86,20 +92,25 @@ class LabelledStream:
     def _check_spikes(self, spikes: np.ndarray) -> np.ndarray:
         spikes = np.asarray(spikes)
         if spikes.dtype != SPIKE_DTYPE:
-            raise ValueError(f"spikes must have SPIKE_DTYPE {SPIKE_DTYPE}, got {spikes.dtype}")
+            msg = f"spikes must have SPIKE_DTYPE {SPIKE_DTYPE}, got {spikes.dtype}"
+            raise ValueError(msg)
         if spikes.ndim != 1:
-            raise ValueError(f"spikes must be one-dimensional, got shape {spikes.shape}")
+            msg = f"spikes must be one-dimensional, got shape {spikes.shape}"
+            raise ValueError(msg)
         if len(spikes) == 0:
             return spikes
         c = spikes["c"]
         if int(c.max()) >= self.n_inputs:
-            raise ValueError(f"spike channel c={int(c.max())} >= n_inputs={self.n_inputs}")
+            msg = f"spike channel c={int(c.max())} >= n_inputs={self.n_inputs}"
+            raise ValueError(msg)
         t = spikes["t"]
         if np.any(np.diff(t) < 0):
-            raise ValueError("spike timestamps must be non-decreasing within a batch")
+            msg = "spike timestamps must be non-decreasing within a batch"
+            raise ValueError(msg)
         last = self._istate[kernel.I_LAST_T]
         if t[0] < last:
-            raise ValueError(f"spike t={t[0]} is earlier than the last spike processed (t={last})")
+            msg = f"spike t={t[0]} is earlier than the last spike processed (t={last})"
+            raise ValueError(msg)
         return spikes
 
     def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
@@ -141,7 +152,16 @@ class LabelledStream:
         self._queue = q[used:].copy()
         return self._assemble(bufs, n)
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         raise NotImplementedError
 
     # -- state -----------------------------------------------------------------------------------
@@ -176,24 +196,29 @@ class LabelledStream:
         """Restore a ``state_dict``; raises ValueError when it does not fit this object."""
         kind = str(np.asarray(state.get("kind")))  # a 0-d array once it went through a checkpoint file
         if kind != type(self).__name__:
-            raise ValueError(f"it holds the state of a {kind}, not of a {type(self).__name__}")
+            msg = f"it holds the state of a {kind}, not of a {type(self).__name__}"
+            raise ValueError(msg)
         if state.get("n_classes") != self.n_classes or state.get("n_inputs") != self.n_inputs:
-            raise ValueError(
+            msg = (
                 f"state has n_classes={state.get('n_classes')}, n_inputs={state.get('n_inputs')}; "
                 f"this object has {self.n_classes}, {self.n_inputs}"
             )
+            raise ValueError(msg)
         for name in self._state_arrays:
             cur = getattr(self, "_" + name)
             new = np.asarray(state[name])
             if new.shape != cur.shape or new.dtype != cur.dtype:
-                raise ValueError(f"state {name!r} has shape {new.shape} {new.dtype}, expected {cur.shape} {cur.dtype}")
+                msg = f"state {name!r} has shape {new.shape} {new.dtype}, expected {cur.shape} {cur.dtype}"
+                raise ValueError(msg)
             setattr(self, "_" + name, new.copy())
         istate = np.asarray(state["istate"], dtype=np.int64)
         if istate.shape != (kernel.ISTATE_SIZE,):
-            raise ValueError(f"state 'istate' has shape {istate.shape}, expected ({kernel.ISTATE_SIZE},)")
+            msg = f"state 'istate' has shape {istate.shape}, expected ({kernel.ISTATE_SIZE},)"
+            raise ValueError(msg)
         queue = np.asarray(state["queue"])
         if queue.dtype != LABEL_DTYPE:
-            raise ValueError(f"state 'queue' has dtype {queue.dtype}, expected LABEL_DTYPE")
+            msg = f"state 'queue' has dtype {queue.dtype}, expected LABEL_DTYPE"
+            raise ValueError(msg)
         self._istate = istate.copy()
         self._queue = queue.copy()
         self.learning = bool(state["learning"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError
 from pipeline.events import SPIKE_DTYPE
@@ -72,15 +73,19 @@ class ClassifierNode(Node):
     """Event-based classifier (``type = "classifier"``)."""
 
     Config = ClassifierConfig
+    config: ClassifierConfig
 
     @classmethod
+    @override
     def stream_facts(cls, config: ClassifierConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         shape = received.get("shape")
         if shape is not None and shape[0] != config.inputs:
-            raise ValueError(f"spikes from {shape[0]} top-layer neurons, but inputs = {config.inputs}")
+            msg = f"spikes from {shape[0]} top-layer neurons, but inputs = {config.inputs}"
+            raise ValueError(msg)
         classes = received.get("classes")
         if classes is not None and classes != config.classes:
-            raise ValueError(f"labels of {classes} classes, but classes = {config.classes}")
+            msg = f"labels of {classes} classes, but classes = {config.classes}"
+            raise ValueError(msg)
         return {k: v for k, v in received.items() if k != "shape"} | {"classes": config.classes}
 
     def __init__(self, name: str, config: ClassifierConfig, context: NodeContext) -> None:
@@ -111,6 +116,7 @@ class ClassifierNode(Node):
             records = records[records["decision"] == 1]
         return (predictions_message(records),) if records.shape[0] else ()
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == LABELS and msg.data is not None:
             self.clf.add_labels(msg.data)
@@ -119,6 +125,7 @@ class ClassifierNode(Node):
             return self._emit(self.clf.process(msg.data))
         return (msg,)
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         out: Sequence[Message] = ()
         if msg.command in (FREEZE, UNFREEZE, RELABEL) and applies_to(msg, ROLE):
@@ -137,19 +144,23 @@ class ClassifierNode(Node):
             self.log.info("%s: learning %s", self.name, "on" if self.clf.learning else "off")
         return out
 
+    @override
     async def flush(self) -> Sequence[Message]:
         if self.interrupted:  # the stream goes on after a resume: keep the open segment and queued labels
             return ()
         return self._emit(self.clf.flush())
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.clf.state_dict().items()}
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         try:
             self.clf.load_state_dict(dict(state))
         except (ValueError, KeyError) as exc:
             raise CheckpointError(str(exc)) from None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"classifier": dict(self.clf.counters)}

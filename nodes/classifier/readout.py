@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.classifier import kernel
 
@@ -57,9 +58,11 @@ from .labelled import LabelledStream
 def _check_sizes(n_classes: int, n_inputs: int) -> None:
     """The checks every readout's parameters share."""
     if n_classes < 1:
-        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        msg = f"n_classes must be >= 1, got {n_classes}"
+        raise ValueError(msg)
     if not 1 <= n_inputs <= 65536:
-        raise ValueError(f"n_inputs must be in [1, 65536] (spike c is uint16), got {n_inputs}")
+        msg = f"n_inputs must be in [1, 65536] (spike c is uint16), got {n_inputs}"
+        raise ValueError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,13 +92,17 @@ class SupervisedParams:
     def __post_init__(self) -> None:
         _check_sizes(self.n_classes, self.n_inputs)
         if not self.threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {self.threshold}")
+            msg = f"threshold must be > 0, got {self.threshold}"
+            raise ValueError(msg)
         if not self.eta >= 0:
-            raise ValueError(f"eta must be >= 0, got {self.eta}")
+            msg = f"eta must be >= 0, got {self.eta}"
+            raise ValueError(msg)
         if not 0.0 <= self.m <= 1.0:
-            raise ValueError(f"m must be in [0, 1], got {self.m}")
+            msg = f"m must be in [0, 1], got {self.m}"
+            raise ValueError(msg)
         if not self.w_std >= 0:
-            raise ValueError(f"w_std must be >= 0, got {self.w_std}")
+            msg = f"w_std must be >= 0, got {self.w_std}"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +138,7 @@ class SupervisedClassifier(LabelledStream):
         """A copy of the weights, shape (n_classes, n_inputs)."""
         return self._w.copy()
 
+    @override
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "w_open" not in state and "w" in state:  # written before the scores used the segment's opening weights
             state = {**state, "w_open": state["w"]}
@@ -146,7 +154,17 @@ class SupervisedClassifier(LabelledStream):
         """A copy of the integration variables V."""
         return self._v.copy()
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    @override
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         p = self.params
         return kernel.supervised_run(
             st,
@@ -193,11 +211,21 @@ class LabelAssignmentReadout(LabelledStream):
     @property
     def preferred_labels(self) -> np.ndarray:
         """Preferred label of each top neuron (-1 while never assigned)."""
-        pref = np.argmax(self._counts, axis=1).astype(np.int64)
+        pref: np.ndarray = np.argmax(self._counts, axis=1).astype(np.int64)
         pref[self._counts.max(axis=1) == 0] = -1
         return pref
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    @override
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         return kernel.readout_run(
             st,
             sc,
@@ -228,7 +256,8 @@ class DeltaParams:
     def __post_init__(self) -> None:
         _check_sizes(self.n_classes, self.n_inputs)
         if not 0.0 < self.eta < 2.0:
-            raise ValueError(f"eta of the normalised delta rule must be in (0, 2), got {self.eta}")
+            msg = f"eta of the normalised delta rule must be in (0, 2), got {self.eta}"
+            raise ValueError(msg)
 
 
 class DeltaReadout(LabelledStream):
@@ -250,7 +279,17 @@ class DeltaReadout(LabelledStream):
         """A copy of the weights, shape (n_classes, n_inputs)."""
         return self._w.copy()
 
-    def _kernel(self, st, sc, lt, ll, ltr, final: bool, bufs: tuple[np.ndarray, ...]) -> tuple[int, int]:
+    @override
+    def _kernel(
+        self,
+        st: np.ndarray,
+        sc: np.ndarray,
+        lt: np.ndarray,
+        ll: np.ndarray,
+        ltr: np.ndarray,
+        final: bool,
+        bufs: tuple[np.ndarray, ...],
+    ) -> tuple[int, int]:
         return kernel.delta_run(
             st,
             sc,

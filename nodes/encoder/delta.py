@@ -37,9 +37,11 @@ class DeltaParams:
         for name in ("on_threshold", "off_threshold", "log_eps"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise ValueError(f"DeltaParams.{name} must be a finite number > 0, got {v!r}")
+                msg = f"DeltaParams.{name} must be a finite number > 0, got {v!r}"
+                raise ValueError(msg)
         if not isinstance(self.refractory_us, int) or self.refractory_us < 0:
-            raise ValueError(f"DeltaParams.refractory_us must be an int >= 0, got {self.refractory_us!r}")
+            msg = f"DeltaParams.refractory_us must be an int >= 0, got {self.refractory_us!r}"
+            raise ValueError(msg)
 
 
 def events_from_arrays(t: np.ndarray, idx: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
@@ -62,9 +64,11 @@ class DeltaEncoder:
 
     def __init__(self, width: int, height: int, params: DeltaParams | None = None) -> None:
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise ValueError(f"sensor size must be positive ints, got width={width!r} height={height!r}")
+            msg = f"sensor size must be positive ints, got width={width!r} height={height!r}"
+            raise ValueError(msg)
         if width > 65535 or height > 65535:
-            raise ValueError(f"sensor size {width}x{height} does not fit the uint16 event coordinates")
+            msg = f"sensor size {width}x{height} does not fit the uint16 event coordinates"
+            raise ValueError(msg)
         self.width = width
         self.height = height
         self.params = params if params is not None else DeltaParams()
@@ -82,18 +86,21 @@ class DeltaEncoder:
     def _check_frame(self, frame: np.ndarray) -> np.ndarray:
         frame = np.asarray(frame)
         if frame.shape != (self.height, self.width):
-            raise ValueError(
+            msg = (
                 f"frame has shape {frame.shape}, expected (height, width) = ({self.height}, {self.width}) "
                 "grayscale; convert colour frames first (e.g. cv2.cvtColor(..., cv2.COLOR_BGR2GRAY))"
             )
+            raise ValueError(msg)
         if frame.dtype == np.uint8:
             return np.ascontiguousarray(frame)
         if frame.dtype.kind not in "fiu":
-            raise ValueError(f"frame dtype {frame.dtype} is not numeric; pass uint8 or float intensities")
+            msg = f"frame dtype {frame.dtype} is not numeric; pass uint8 or float intensities"
+            raise ValueError(msg)
         f = np.ascontiguousarray(frame, dtype=np.float64)
         lo = float(f.min()) if f.size else 0.0
         if not np.isfinite(f).all() or lo + self.params.log_eps <= 0:
-            raise ValueError(f"frame intensities must be finite and > -log_eps ({-self.params.log_eps}); min is {lo}")
+            msg = f"frame intensities must be finite and > -log_eps ({-self.params.log_eps}); min is {lo}"
+            raise ValueError(msg)
         return f
 
     def _log(self, frame: np.ndarray) -> np.ndarray:
@@ -109,7 +116,8 @@ class DeltaEncoder:
         f = self._check_frame(frame)
         t1 = int(t_us)
         if self._t_prev is not None and t1 <= self._t_prev:
-            raise ValueError(f"frame time {t1} µs is not after the previous frame's {self._t_prev} µs")
+            msg = f"frame time {t1} µs is not after the previous frame's {self._t_prev} µs"
+            raise ValueError(msg)
         l_new = self._log(f)
         if self._t_prev is None:
             self._l_prev[:] = l_new
@@ -140,9 +148,8 @@ class DeltaEncoder:
         for name, dtype in (("l_prev", np.float64), ("l_ref", np.float64), ("last_t", np.int64)):
             a = np.asarray(state.get(name))
             if a.shape != shape or a.dtype != dtype:
-                raise ValueError(
-                    f"state {name!r} has shape {a.shape} dtype {a.dtype}, expected {shape} {np.dtype(dtype)}"
-                )
+                msg = f"state {name!r} has shape {a.shape} dtype {a.dtype}, expected {shape} {np.dtype(dtype)}"
+                raise ValueError(msg)
         self._l_prev = np.array(state["l_prev"], dtype=np.float64)
         self._l_ref = np.array(state["l_ref"], dtype=np.float64)
         self._last_t = np.array(state["last_t"], dtype=np.int64)

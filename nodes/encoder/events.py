@@ -58,24 +58,29 @@ class TransformParams:
         for name in ("in_width", "in_height", "out_width", "out_height"):
             v = getattr(self, name)
             if not isinstance(v, int) or not 0 < v <= 65535:
-                raise ValueError(f"TransformParams.{name} must be an int in 1..65535, got {v!r}")
+                msg = f"TransformParams.{name} must be an int in 1..65535, got {v!r}"
+                raise ValueError(msg)
         x0, y0, w, h = self.crop_window
         if x0 < 0 or y0 < 0 or w <= 0 or h <= 0 or x0 + w > self.in_width or y0 + h > self.in_height:
-            raise ValueError(
+            msg = (
                 f"TransformParams.crop {self.crop!r} is not a non-empty window inside the "
                 f"{self.in_width}x{self.in_height} sensor"
             )
+            raise ValueError(msg)
         if self.out_width > w or self.out_height > h:
-            raise ValueError(
+            msg = (
                 f"output size {self.out_width}x{self.out_height} is larger than the crop {w}x{h}; "
                 "EventTransform only downsamples"
             )
+            raise ValueError(msg)
         if self.channels not in (1, 2):
-            raise ValueError(f"TransformParams.channels must be 1 or 2, got {self.channels!r}")
+            msg = f"TransformParams.channels must be 1 or 2, got {self.channels!r}"
+            raise ValueError(msg)
         for name in ("ba_window_us", "refractory_us"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
-                raise ValueError(f"TransformParams.{name} must be an int >= 0, got {v!r}")
+                msg = f"TransformParams.{name} must be an int >= 0, got {v!r}"
+                raise ValueError(msg)
 
     @property
     def crop_window(self) -> tuple[int, int, int, int]:
@@ -83,7 +88,8 @@ class TransformParams:
         if self.crop is None:
             return (0, 0, self.in_width, self.in_height)
         if len(self.crop) != 4 or not all(isinstance(v, int) for v in self.crop):
-            raise ValueError(f"TransformParams.crop must be 4 ints (x0, y0, w, h), got {self.crop!r}")
+            msg = f"TransformParams.crop must be 4 ints (x0, y0, w, h), got {self.crop!r}"
+            raise ValueError(msg)
         return tuple(self.crop)  # type: ignore[return-value]
 
 
@@ -111,15 +117,18 @@ class EventTransform:
         """Transform one batch (``EVENT_DTYPE``, in time order) and return the kept events."""
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
             got = getattr(events, "dtype", type(events))
-            raise ValueError(f"events must be an EVENT_DTYPE array, got {got}")
+            msg = f"events must be an EVENT_DTYPE array, got {got}"
+            raise ValueError(msg)
         if events.ndim != 1:
-            raise ValueError(f"events must be 1-d, got shape {events.shape}")
+            msg = f"events must be 1-d, got shape {events.shape}"
+            raise ValueError(msg)
         pr = self.params
         if events.size and (events["x"].max() >= pr.in_width or events["y"].max() >= pr.in_height):
-            raise ValueError(
+            msg = (
                 f"event coordinates up to x={events['x'].max()} y={events['y'].max()} do not fit the "
                 f"{pr.in_width}x{pr.in_height} sensor of TransformParams"
             )
+            raise ValueError(msg)
         n_in = events.shape[0]
         out_t = np.empty(n_in, dtype=np.int64)
         out_x = np.empty(n_in, dtype=np.int64)
@@ -158,7 +167,8 @@ class EventTransform:
             mine = getattr(self, f"_{name}")
             a = np.asarray(state.get(name))
             if a.shape != mine.shape or a.dtype != np.int64:
-                raise ValueError(f"state {name!r} has shape {a.shape} dtype {a.dtype}, expected {mine.shape} int64")
+                msg = f"state {name!r} has shape {a.shape} dtype {a.dtype}, expected {mine.shape} int64"
+                raise ValueError(msg)
         self._ba_last = np.array(state["ba_last"], dtype=np.int64)
         self._refr_last = np.array(state["refr_last"], dtype=np.int64)
         self._counters = np.array(state["counters"], dtype=np.int64)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError, SpikestreamError
 from pipeline.events import EVENT_DTYPE
@@ -42,8 +43,10 @@ class EncoderNode(Node):
     """``type = "encoder"``."""
 
     Config = EncoderConfig
+    config: EncoderConfig
 
     @classmethod
+    @override
     def stream_facts(cls, config: EncoderConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         _, h, w = config.output
         return {**received, "sensor": (w, h)}  # any sensor in: cropped and downsampled to the output
@@ -74,7 +77,8 @@ class EncoderNode(Node):
                 refractory_us=self.config.refractory_us,
             )
         except ValueError as exc:
-            raise SpikestreamError(f"nodes.{self.name}: {exc}") from None
+            msg = f"nodes.{self.name}: {exc}"
+            raise SpikestreamError(msg) from None
 
     def _make(self, width: int, height: int) -> EventTransform:
         self.transform = EventTransform(self._params(width, height, self.config.crop))
@@ -83,28 +87,30 @@ class EncoderNode(Node):
             self._pending_state = None
         return self.transform
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != EVENTS or msg.data is None:
             return (msg,)
         transform = self.transform
         if transform is None:
             if msg.width is None or msg.height is None:
-                raise SpikestreamError(
-                    f"events from {msg.stream!r} do not say their sensor size: set nodes.{self.name}.sensor"
-                )
+                text = f"events from {msg.stream!r} do not say their sensor size: set nodes.{self.name}.sensor"
+                raise SpikestreamError(text)
             transform = self._make(msg.width, msg.height)
         elif msg.width is not None and (msg.width, msg.height) != (
             transform.params.in_width,
             transform.params.in_height,
         ):
-            raise SpikestreamError(
+            text = (
                 f"events from {msg.stream!r} come from a {msg.width}x{msg.height} sensor, "
                 f"but this encoder was set up for {transform.params.in_width}x{transform.params.in_height}"
             )
+            raise SpikestreamError(text)
         out = transform(msg.data)
         _, h, w = self.config.output
         return (events_message(out, w, h),) if out.shape[0] else ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray] | None:
         if self.transform is None:
             return None
@@ -112,16 +118,19 @@ class EncoderNode(Node):
         state["node.sensor"] = np.array([self.transform.params.in_width, self.transform.params.in_height])
         return state
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         state = dict(state)
         sensor = state.pop("node.sensor", None)
         if sensor is None:
-            raise CheckpointError("encoder checkpoint lacks its sensor size")
+            msg = "encoder checkpoint lacks its sensor size"
+            raise CheckpointError(msg)
         self._pending_state = state
         try:
             self._make(int(sensor[0]), int(sensor[1]))
         except ValueError as exc:
             raise CheckpointError(str(exc)) from None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"encoder": self.transform.counters() if self.transform is not None else {}}

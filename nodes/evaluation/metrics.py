@@ -21,7 +21,8 @@ def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
     predicted = np.asarray(predicted)
     truth = np.asarray(truth)
     if predicted.shape != truth.shape:
-        raise ValueError(f"predicted has shape {predicted.shape}, truth {truth.shape}; they must match")
+        msg = f"predicted has shape {predicted.shape}, truth {truth.shape}; they must match"
+        raise ValueError(msg)
     if predicted.size == 0:
         return float("nan")
     return float(np.mean(predicted == truth))
@@ -32,11 +33,14 @@ def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -
     predicted = np.asarray(predicted, dtype=np.int64)
     truth = np.asarray(truth, dtype=np.int64)
     if predicted.shape != truth.shape:
-        raise ValueError(f"predicted has shape {predicted.shape}, truth {truth.shape}; they must match")
+        msg = f"predicted has shape {predicted.shape}, truth {truth.shape}; they must match"
+        raise ValueError(msg)
     if truth.size and (truth.min() < 0 or truth.max() >= n_classes):
-        raise ValueError(f"truth values must be in [0, {n_classes - 1}], got {truth.min()}..{truth.max()}")
+        msg = f"truth values must be in [0, {n_classes - 1}], got {truth.min()}..{truth.max()}"
+        raise ValueError(msg)
     if predicted.size and (predicted.min() < -1 or predicted.max() >= n_classes):
-        raise ValueError(f"predictions must be in [-1, {n_classes - 1}], got {predicted.min()}..{predicted.max()}")
+        msg = f"predictions must be in [-1, {n_classes - 1}], got {predicted.min()}..{predicted.max()}"
+        raise ValueError(msg)
     cols = np.where(predicted < 0, n_classes, predicted)
     out = np.zeros((n_classes, n_classes + 1), dtype=np.int64)
     np.add.at(out, (truth, cols), 1)
@@ -53,11 +57,14 @@ class Evaluator:
 
     def __init__(self, *, n_classes: int, window: int = 1000, curve_every: int = 100) -> None:
         if n_classes < 1:
-            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+            msg = f"n_classes must be >= 1, got {n_classes}"
+            raise ValueError(msg)
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            msg = f"window must be >= 1, got {window}"
+            raise ValueError(msg)
         if curve_every < 1:
-            raise ValueError(f"curve_every must be >= 1, got {curve_every}")
+            msg = f"curve_every must be >= 1, got {curve_every}"
+            raise ValueError(msg)
         self.n_classes = n_classes
         self.window = window
         self.curve_every = curve_every
@@ -70,18 +77,19 @@ class Evaluator:
         """Take a batch of prediction records (any mix of running and decision records)."""
         names = records.dtype.names or ()
         if not {"label", "truth", "decision", "train"} <= set(names):
-            raise ValueError(f"records must have a prediction dtype, got fields {names}")
+            msg = f"records must have a prediction dtype, got fields {names}"
+            raise ValueError(msg)
         if "scores" in names and records.dtype["scores"].shape[0] != self.n_classes:
-            raise ValueError(
-                f"predictions of {records.dtype['scores'].shape[0]} classes reach an evaluator of {self.n_classes}"
-            )
+            msg = f"predictions of {records.dtype['scores'].shape[0]} classes reach an evaluator of {self.n_classes}"
+            raise ValueError(msg)
         dec = records[(records["decision"] == 1) & (records["truth"] >= 0)]
         # refused here, batch by batch, so that a bad batch never reaches the figures kept so far
         if dec.size and (dec["truth"].max() >= self.n_classes or dec["label"].max() >= self.n_classes):
-            raise ValueError(
+            msg = (
                 f"decisions for classes up to {max(int(dec['truth'].max()), int(dec['label'].max()))} reach an "
                 f"evaluator of {self.n_classes} classes (0..{self.n_classes - 1})"
             )
+            raise ValueError(msg)
         train = dec[dec["train"] == 1]
         test = dec[dec["train"] == 0]
         if len(test):
@@ -112,10 +120,12 @@ class Evaluator:
 
     @property
     def train_samples(self) -> int:
+        """Training decisions counted so far."""
         return len(self._train_correct)
 
     @property
     def test_samples(self) -> int:
+        """Test decisions counted so far."""
         return int(sum(len(p) for p in self._test_pred))
 
     def train_accuracy(self) -> float:

@@ -16,6 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.message import FREEZE, PREDICTIONS, RELABEL, UNFREEZE, Message
 from pipeline.node import Node, NodeContext
@@ -39,12 +40,15 @@ class EvaluationNode(Node):
     """``type = "evaluate"``."""
 
     Config = EvaluationConfig
+    config: EvaluationConfig
 
     @classmethod
+    @override
     def stream_facts(cls, config: EvaluationConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         classes = received.get("classes")
         if classes is not None and classes != config.classes:
-            raise ValueError(f"decisions over {classes} classes, but classes = {config.classes}")
+            msg = f"decisions over {classes} classes, but classes = {config.classes}"
+            raise ValueError(msg)
         return received
 
     def __init__(self, name: str, config: EvaluationConfig, context: NodeContext) -> None:
@@ -53,6 +57,7 @@ class EvaluationNode(Node):
         self._next_log = config.log_every
         self._phase_starts = [(0, 0)]  # (training decisions, test decisions) when each phase began
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == PREDICTIONS and msg.data is not None:
             self.ev.update(msg.data)
@@ -62,6 +67,7 @@ class EvaluationNode(Node):
                 self.log.info("%s: %s", self.name, self.describe())
         return (msg,)
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         # the sources switch the classifier's learning at every phase start: mark a phase boundary there
         if msg.command in (FREEZE, UNFREEZE, RELABEL) and (msg.body or {}).get("scope") == "classifier":
@@ -70,9 +76,11 @@ class EvaluationNode(Node):
                 self._phase_starts.append(mark)
         return ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         return self.ev.state() | {"phase_starts": np.array(self._phase_starts, dtype=np.int64).reshape(-1, 2)}
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self.ev.load(state)
         self._phase_starts = [(int(a), int(b)) for a, b in state["phase_starts"]]
@@ -89,6 +97,7 @@ class EvaluationNode(Node):
         return out
 
     def describe(self) -> str:
+        """One line of the accuracies so far, for the log."""
         s = self.ev.summary()
 
         def pct(x: float | None) -> str:
@@ -100,9 +109,11 @@ class EvaluationNode(Node):
             f"test {s['samples']['test']} samples, accuracy {pct(s['test_accuracy'])}"
         )
 
+    @override
     async def flush(self) -> Sequence[Message]:
         self.log.info("%s: final: %s", self.name, self.describe())
         return ()
 
+    @override
     def results(self) -> dict[str, Any]:
         return self.ev.summary() | {"phases_evaluated": self.phases()}

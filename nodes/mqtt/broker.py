@@ -38,30 +38,38 @@ class BrokerParams:
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"port must be in 1..65535, got {self.port}")
+            msg = f"port must be in 1..65535, got {self.port}"
+            raise ValueError(msg)
         if self.qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, got {self.qos}")
+            msg = f"qos must be 0, 1 or 2, got {self.qos}"
+            raise ValueError(msg)
         if not self.prefix or self.prefix.endswith("/") or any(c in self.prefix for c in "+#"):
-            raise ValueError(f"prefix must be a topic without '+', '#' or a trailing '/', got {self.prefix!r}")
+            msg = f"prefix must be a topic without '+', '#' or a trailing '/', got {self.prefix!r}"
+            raise ValueError(msg)
         if self.password is not None and self.password_file is not None:
-            raise ValueError("give password or password_file, not both")
+            msg = "give password or password_file, not both"
+            raise ValueError(msg)
         if (self.password is not None or self.password_file is not None) and self.username is None:
-            raise ValueError("a password needs a username")
+            msg = "a password needs a username"
+            raise ValueError(msg)
         if self.key_file is not None and self.cert_file is None:
-            raise ValueError("key_file needs cert_file")
+            msg = "key_file needs cert_file"
+            raise ValueError(msg)
         if self.keepalive_s < 5:
-            raise ValueError(f"keepalive_s must be >= 5, got {self.keepalive_s}")
+            msg = f"keepalive_s must be >= 5, got {self.keepalive_s}"
+            raise ValueError(msg)
         if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
-            raise ValueError(
-                f"need 0 < reconnect_min_s <= reconnect_max_s, got {self.reconnect_min_s}, {self.reconnect_max_s}"
-            )
+            msg = f"need 0 < reconnect_min_s <= reconnect_max_s, got {self.reconnect_min_s}, {self.reconnect_max_s}"
+            raise ValueError(msg)
 
     @property
     def broker(self) -> str:
+        """``host:port``, as the log and error messages name the broker."""
         return f"{self.host}:{self.port}"
 
     @property
     def uses_tls(self) -> bool:
+        """Whether to connect with TLS: asked for, or implied by a CA or client certificate."""
         return self.tls or self.ca_file is not None or self.cert_file is not None
 
 
@@ -72,7 +80,8 @@ def read_password(params: BrokerParams) -> str | None:
     try:
         text = Path(params.password_file).expanduser().read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read password_file {params.password_file!r}: {exc}") from None
+        msg = f"cannot read password_file {params.password_file!r}: {exc}"
+        raise ConfigError(msg) from None
     return text.splitlines()[0] if text else ""
 
 
@@ -87,7 +96,8 @@ def tls_context(params: BrokerParams) -> ssl.SSLContext | None:
             ctx.load_cert_chain(params.cert_file, params.key_file)
     except (OSError, ssl.SSLError) as exc:
         files = ", ".join(f for f in (params.ca_file, params.cert_file, params.key_file) if f)
-        raise ConfigError(f"cannot load TLS files ({files}): {exc}") from None
+        msg = f"cannot load TLS files ({files}): {exc}"
+        raise ConfigError(msg) from None
     if params.tls_insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -57,39 +57,49 @@ def parse_command(payload: bytes | str, classes: int, t_us: int | None = None) -
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CommandError(f"not JSON: {exc}") from None
+        msg = f"not JSON: {exc}"
+        raise CommandError(msg) from None
     if not isinstance(doc, dict):
-        raise CommandError(f"a command must be a JSON object, got {type(doc).__name__}")
+        msg = f"a command must be a JSON object, got {type(doc).__name__}"
+        raise CommandError(msg)
     cmd = doc.get("cmd")
     if cmd not in COMMANDS:
-        raise CommandError(f"unknown cmd {cmd!r}; known: {', '.join(COMMANDS)}")
+        msg = f"unknown cmd {cmd!r}; known: {', '.join(COMMANDS)}"
+        raise CommandError(msg)
     extra = sorted(set(doc) - _KEYS[cmd])
     if extra:
-        raise CommandError(f"unknown key(s) for {cmd!r}: {', '.join(extra)}; allowed: {', '.join(sorted(_KEYS[cmd]))}")
+        msg = f"unknown key(s) for {cmd!r}: {', '.join(extra)}; allowed: {', '.join(sorted(_KEYS[cmd]))}"
+        raise CommandError(msg)
     reply: dict[str, Any] = {"cmd": cmd}
     if "id" in doc:
         if not isinstance(doc["id"], str | int) or isinstance(doc["id"], bool):
-            raise CommandError(f"id must be a string or an integer, got {doc['id']!r}")
+            msg = f"id must be a string or an integer, got {doc['id']!r}"
+            raise CommandError(msg)
         reply["id"] = doc["id"]
     if cmd in _CONTROL:
         body: dict[str, Any] = {}
         if "scope" in doc:
             if not isinstance(doc["scope"], str) or not doc["scope"]:
-                raise CommandError(f"scope must be a non-empty string, got {doc['scope']!r}")
+                msg = f"scope must be a non-empty string, got {doc['scope']!r}"
+                raise CommandError(msg)
             body["scope"] = reply["scope"] = doc["scope"]
         return control_message(_CONTROL[cmd], **body), reply
     if "label" not in doc:
-        raise CommandError('"label" needs a "label": a class number, null or "unknown"')
+        msg = '"label" needs a "label": a class number, null or "unknown"'
+        raise CommandError(msg)
     label = doc["label"]
     if label is None or label == "unknown":
         label = UNKNOWN_LABEL
     if not isinstance(label, int) or isinstance(label, bool):
-        raise CommandError(f"label must be an integer, null or 'unknown', got {label!r}")
+        msg = f"label must be an integer, null or 'unknown', got {label!r}"
+        raise CommandError(msg)
     if not UNKNOWN_LABEL <= label < classes:
-        raise CommandError(f"label {label} out of range -1..{classes - 1}")
+        msg = f"label {label} out of range -1..{classes - 1}"
+        raise CommandError(msg)
     train = doc.get("train", True)
     if not isinstance(train, bool):
-        raise CommandError(f"train must be true or false, got {train!r}")
+        msg = f"train must be true or false, got {train!r}"
+        raise CommandError(msg)
     rec = np.zeros(1, dtype=LABEL_DTYPE)
     rec["t"] = now_us() if t_us is None else t_us
     rec["label"] = label

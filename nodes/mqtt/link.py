@@ -91,11 +91,10 @@ class BrokerLink:
         self.is_up = False
 
     def broke(self, exc: Exception) -> None:
-        """Count and log an unexpected error (a bug or an odd socket error), with its traceback; call it
-        from the ``except`` block."""
+        """Count and log an unexpected error (a bug or an odd socket error), with its traceback."""
         self.connect_failures += 1
         self.last_error = f"MQTT broker {self.params.broker}: {exc!r}"
-        self.log.exception("%s: MQTT connection to %s failed", self.node, self.params.broker)
+        self.log.error("%s: MQTT connection to %s failed", self.node, self.params.broker, exc_info=exc)
         self.is_up = False
 
     async def wait_before_retry(self) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from typing_extensions import override
 
 from nodes.sinks.predictions import to_json
 
@@ -45,17 +46,22 @@ class PublisherParams(BrokerParams):
     flush_timeout_s: float = 10.0  #: at the end of the stream, wait at most this long for the buffer to drain
     stop_timeout_s: float = 2.0  #: when stopping, wait at most this long to say "offline" and disconnect
 
+    @override
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+            msg = f"buffer_size must be >= 1, got {self.buffer_size}"
+            raise ValueError(msg)
         if self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
+            msg = f"window must be >= 1, got {self.window}"
+            raise ValueError(msg)
         for name in ("ack_timeout_s", "flush_timeout_s", "stop_timeout_s"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                msg = f"{name} must be > 0, got {getattr(self, name)}"
+                raise ValueError(msg)
         if self.status_period_s < 0:
-            raise ValueError(f"status_period_s must be >= 0, got {self.status_period_s}")
+            msg = f"status_period_s must be >= 0, got {self.status_period_s}"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +114,17 @@ class BufferedPublisher:
 
     # -- what the owner calls -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the connection loop as a task of the running event loop; it delivers the buffer."""
         self._task = asyncio.ensure_future(self._connection_loop())
 
     @property
     def connected(self) -> bool:
+        """Whether the broker connection is up now."""
         return self._connected
 
     @property
     def last_error(self) -> str | None:
+        """The last connection error, as said in the log (``None`` while none occurred)."""
         return self.link.last_error
 
     @property
@@ -212,7 +221,7 @@ class BufferedPublisher:
                 return  # closing: everything delivered and "offline" said
             except aiomqtt.MqttError as exc:
                 link.down(exc, closing=self._closing)
-            except Exception as exc:  # a bug or an odd socket error: keep the pipeline up, say so, retry
+            except Exception as exc:  # noqa: BLE001 - a bug or an odd socket error: keep the pipeline up, say so, retry
                 link.broke(exc)
                 self._connected = False
             if self._closing:

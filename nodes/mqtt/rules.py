@@ -31,11 +31,14 @@ class ActuatorRule:
 
     def __post_init__(self) -> None:
         if self.label < 0:
-            raise ValueError(f"rule label must be >= 0, got {self.label}")
+            msg = f"rule label must be >= 0, got {self.label}"
+            raise ValueError(msg)
         if not self.topic or any(c in self.topic for c in "+#"):
-            raise ValueError(f"rule topic must be a non-empty topic without wildcards, got {self.topic!r}")
+            msg = f"rule topic must be a non-empty topic without wildcards, got {self.topic!r}"
+            raise ValueError(msg)
         if self.min_dwell_ms < 0 or self.cooldown_ms < 0:
-            raise ValueError(f"min_dwell_ms and cooldown_ms must be >= 0, got {self.min_dwell_ms}, {self.cooldown_ms}")
+            msg = f"min_dwell_ms and cooldown_ms must be >= 0, got {self.min_dwell_ms}, {self.cooldown_ms}"
+            raise ValueError(msg)
 
 
 @dataclass

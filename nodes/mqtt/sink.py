@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sinks.predictions import KindCounter, check_predictions, prediction_dicts, select, to_json
 from pipeline.message import PREDICTIONS, Message
@@ -57,6 +58,7 @@ class MqttSink(Node):
     """Publishes predictions and actuator commands to an MQTT broker (see the module docstring)."""
 
     Config = MqttParams
+    config: MqttParams
 
     def __init__(self, name: str, config: MqttParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -69,9 +71,11 @@ class MqttSink(Node):
         self.publisher = BufferedPublisher(name, config, self.log, self.status)
 
     # -- what the pipeline calls ------------------------------------------------------------------------
+    @override
     async def start(self) -> None:
         self.publisher.start()
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != PREDICTIONS or msg.data is None:
             self.ignored.add(msg.kind)
@@ -100,17 +104,21 @@ class MqttSink(Node):
                 self.publisher.enqueue(Outgoing(self.prediction_topic, to_json(d).encode(), qos, False, PREDICTION))
             self._seq += chosen.shape[0]
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         self.ignored.add(f"control:{msg.command}")
         return ()
 
+    @override
     async def flush(self) -> Sequence[Message]:
         await self.publisher.flush()
         return ()
 
+    @override
     async def stop(self) -> None:
         await self.publisher.stop()
 
+    @override
     def results(self) -> dict[str, Any]:
         p = self.publisher
         return {
@@ -133,6 +141,7 @@ class MqttSink(Node):
     # -- state, for tests and the status message ----------------------------------------------------------
     @property
     def connected(self) -> bool:
+        """Whether the publisher is connected to the broker now."""
         return self.publisher.connected
 
     @property
@@ -141,6 +150,7 @@ class MqttSink(Node):
         return self.publisher.pending
 
     def status(self, state: str) -> dict[str, Any]:
+        """The body of the retained status message: ``state`` and the sink's counters."""
         p = self.publisher
         return {
             "state": state,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from typing_extensions import override
 
 from pipeline.message import Message
 from pipeline.node import NodeContext, Source
@@ -36,10 +37,12 @@ class TeachParams(BrokerParams):
 
     classes: int = 10  #: number of classes; labels must be in -1..classes-1
 
+    @override
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.classes < 1:
-            raise ValueError(f"classes must be >= 1, got {self.classes}")
+            msg = f"classes must be >= 1, got {self.classes}"
+            raise ValueError(msg)
 
 
 class TeachSource(Source):
@@ -49,6 +52,7 @@ class TeachSource(Source):
     with exponential backoff, logged and counted."""
 
     Config = TeachParams
+    config: TeachParams
 
     def __init__(self, name: str, config: TeachParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -70,6 +74,7 @@ class TeachSource(Source):
             self.log.info("%s: control command %s", self.name, reply)
         return msg, reply
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         cfg = self.config
         link = self.link
@@ -93,6 +98,7 @@ class TeachSource(Source):
                 link.down(exc)
             await link.wait_before_retry()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "teach_accepted": self.accepted,

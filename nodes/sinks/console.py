@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.message import PREDICTIONS, Message
 from pipeline.node import Node, NodeContext
@@ -30,13 +31,15 @@ class ConsoleParams:
 
     def __post_init__(self) -> None:
         if self.summary_every_s < 0:
-            raise ValueError(f"summary_every_s must be >= 0, got {self.summary_every_s}")
+            msg = f"summary_every_s must be >= 0, got {self.summary_every_s}"
+            raise ValueError(msg)
 
 
 class ConsoleSink(Node):
     """Human-readable predictions on the console (see the module docstring)."""
 
     Config = ConsoleParams
+    config: ConsoleParams
 
     def __init__(self, name: str, config: ConsoleParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -49,6 +52,7 @@ class ConsoleSink(Node):
         self._last_summary = time.monotonic()
 
     def name_of(self, label: int) -> str:
+        """``label`` with its class name when one is configured; ``none`` for an unknown label."""
         names = self.config.class_names
         if label < 0:
             return "none"
@@ -76,6 +80,7 @@ class ConsoleSink(Node):
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != PREDICTIONS or msg.data is None:
             self.ignored.add(msg.kind)
@@ -112,10 +117,12 @@ class ConsoleSink(Node):
         self._emit(lines)
         return ()
 
+    @override
     async def flush(self) -> Sequence[Message]:
         self._emit([self.summary_line()])
         return ()
 
+    @override
     def results(self) -> dict[str, Any]:
         acc = {
             f"console_{what}_accuracy": round(self.correct[train] / self.judged[train], 6)

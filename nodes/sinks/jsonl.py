@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from typing_extensions import override
+
 from pipeline.errors import ConfigError
 from pipeline.message import PREDICTIONS, Message
 from pipeline.node import Node, NodeContext
@@ -28,13 +30,15 @@ class JsonLinesParams:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path must not be empty")
+            msg = "path must not be empty"
+            raise ValueError(msg)
 
 
 class JsonLinesSink(Node):
     """Appends prediction records to a JSON-lines file."""
 
     Config = JsonLinesParams
+    config: JsonLinesParams
 
     def __init__(self, name: str, config: JsonLinesParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -56,17 +60,20 @@ class JsonLinesSink(Node):
             self.log.warning("%s: %s ended mid-line; starting on a new line", self.name, self.path)
         return out
 
+    @override
     async def start(self) -> None:
         try:
             self._file = await asyncio.to_thread(self._open)
         except OSError as exc:
-            raise ConfigError(f"nodes.{self.name}: cannot open {self.path} for appending: {exc}") from None
+            msg = f"nodes.{self.name}: cannot open {self.path} for appending: {exc}"
+            raise ConfigError(msg) from None
 
     def _write(self, text: str) -> None:
         assert self._file is not None
         self._file.write(text)
         self._file.flush()
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != PREDICTIONS or msg.data is None:
             self.ignored.add(msg.kind)
@@ -79,10 +86,12 @@ class JsonLinesSink(Node):
             self.written += chosen.shape[0]
         return ()
 
+    @override
     async def stop(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"jsonl_path": str(self.path), "jsonl_written": self.written, "jsonl_ignored": self.ignored.as_dict()}

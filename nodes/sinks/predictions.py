@@ -30,10 +30,11 @@ def check_predictions(records: np.ndarray) -> None:
     names = records.dtype.names or ()
     missing = [f for f in PREDICTION_FIELDS if f not in names]
     if missing or records.ndim != 1:
-        raise ValueError(
+        msg = (
             f"predictions must be a 1-d array of prediction_dtype records; got dtype {records.dtype} "
             f"with shape {records.shape} (missing fields: {', '.join(missing) or 'none'})"
         )
+        raise ValueError(msg)
 
 
 def select(records: np.ndarray, which: str) -> np.ndarray:
@@ -41,8 +42,10 @@ def select(records: np.ndarray, which: str) -> np.ndarray:
     if which == "all":
         return records
     if which == "decisions":
-        return records[records["decision"] == 1]
-    raise ValueError(f"which must be 'all' or 'decisions', got {which!r}")
+        decisions: np.ndarray = records[records["decision"] == 1]
+        return decisions
+    msg = f"which must be 'all' or 'decisions', got {which!r}"
+    raise ValueError(msg)
 
 
 def prediction_dicts(records: np.ndarray, first_seq: int) -> list[dict[str, Any]]:
@@ -80,7 +83,9 @@ class KindCounter:
         self.counts: Counter[str] = Counter()
 
     def add(self, kind: str) -> None:
+        """Count one message of ``kind``."""
         self.counts[kind] += 1
 
     def as_dict(self) -> dict[str, int]:
+        """The counts by kind, sorted by name (for the results file)."""
         return dict(sorted(self.counts.items()))

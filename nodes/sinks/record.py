@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError, ConfigError, RecordingError
 from pipeline.message import CHECKPOINT, CONTROL, EVENTS, KINDS, LABELS, METRICS, PREDICTIONS, SPIKES, Message
@@ -34,17 +35,20 @@ class RecordParams:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path must not be empty")
+            msg = "path must not be empty"
+            raise ValueError(msg)
         unknown = [k for k in self.kinds if k not in KINDS or k == METRICS]
         if unknown:
             known = ", ".join(k for k in KINDS if k != METRICS)
-            raise ValueError(f"kinds: cannot record {', '.join(map(repr, unknown))}; choose from {known}")
+            msg = f"kinds: cannot record {', '.join(map(repr, unknown))}; choose from {known}"
+            raise ValueError(msg)
 
 
 class RecordSink(Node):
     """Writes the messages it receives to a message log."""
 
     Config = RecordParams
+    config: RecordParams
 
     def __init__(self, name: str, config: RecordParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -54,18 +58,20 @@ class RecordSink(Node):
         self._resume_at: int | None = None
         self._log: MessageLogWriter | None = None
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self._resume_at = int(state["offset"][0])
 
+    @override
     async def start(self) -> None:
         try:
             self._log = await asyncio.to_thread(MessageLogWriter, self.path, self._resume_at)
         except RecordingError as exc:
-            raise (CheckpointError if self._resume_at is not None else ConfigError)(
-                f"nodes.{self.name}: {exc}"
-            ) from None
+            msg = f"nodes.{self.name}: {exc}"
+            raise (CheckpointError if self._resume_at is not None else ConfigError)(msg) from None
         except OSError as exc:
-            raise ConfigError(f"nodes.{self.name}: cannot create {self.path}: {exc.strerror}") from None
+            msg = f"nodes.{self.name}: cannot create {self.path}: {exc.strerror}"
+            raise ConfigError(msg) from None
         if self._resume_at is not None:
             self.log.info("%s: %s cut back to the checkpoint's %d bytes", self.name, self.path, self._resume_at)
 
@@ -74,6 +80,7 @@ class RecordSink(Node):
         await asyncio.to_thread(self._log.write, msg)
         self.kept += 1
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind in self.config.kinds:
             await self._keep(msg)
@@ -81,6 +88,7 @@ class RecordSink(Node):
             self.skipped += 1
         return ()
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         if msg.command != CHECKPOINT and CONTROL in self.config.kinds:
             assert self._log is not None
@@ -88,15 +96,18 @@ class RecordSink(Node):
             self.kept += 1
         return ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray] | None:
         if self._log is None:
             return None
         return {"offset": np.array([self._log.sync()], dtype=np.int64)}
 
+    @override
     async def stop(self) -> None:
         if self._log is not None:
             await asyncio.to_thread(self._log.close)
             self._log = None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"record_path": str(self.path), "record_messages": self.kept, "record_skipped": self.skipped}

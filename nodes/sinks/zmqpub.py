@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import zmq
+from typing_extensions import override
 
 from pipeline.errors import ConfigError
 from pipeline.message import PREDICTIONS, Message
@@ -41,15 +42,18 @@ class ZmqPubParams:
 
     def __post_init__(self) -> None:
         if "://" not in self.bind:
-            raise ValueError(f"bind must be a ZeroMQ address like tcp://127.0.0.1:5560, got {self.bind!r}")
+            msg = f"bind must be a ZeroMQ address like tcp://127.0.0.1:5560, got {self.bind!r}"
+            raise ValueError(msg)
         if self.hwm < 1:
-            raise ValueError(f"hwm must be >= 1, got {self.hwm}")
+            msg = f"hwm must be >= 1, got {self.hwm}"
+            raise ValueError(msg)
 
 
 class ZmqPubSink(Node):
     """Publishes prediction records on a ZeroMQ PUB socket."""
 
     Config = ZmqPubParams
+    config: ZmqPubParams
 
     def __init__(self, name: str, config: ZmqPubParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -60,6 +64,7 @@ class ZmqPubSink(Node):
         self._seq = 0
         self._sock: zmq.Socket[bytes] | None = None
 
+    @override
     async def start(self) -> None:
         # a plain (non-asyncio) socket: every send is non-blocking, so the loop never waits on it
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
@@ -69,7 +74,8 @@ class ZmqPubSink(Node):
             sock.bind(self.config.bind)
         except zmq.ZMQError as exc:
             sock.close(linger=0)
-            raise ConfigError(f"nodes.{self.name}: cannot bind {self.config.bind}: {exc}") from None
+            msg = f"nodes.{self.name}: cannot bind {self.config.bind}: {exc}"
+            raise ConfigError(msg) from None
         self._sock = sock
         self.log.info("%s: publishing predictions (%s) on %s", self.name, self.config.format, self.endpoint)
 
@@ -88,6 +94,7 @@ class ZmqPubSink(Node):
         except zmq.Again:
             self.dropped += 1
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind != PREDICTIONS or msg.data is None:
             self.ignored.add(msg.kind)
@@ -104,11 +111,13 @@ class ZmqPubSink(Node):
         self.records += chosen.shape[0]
         return ()
 
+    @override
     async def stop(self) -> None:
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "zmqpub_records": self.records,

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.phased import Chunk, PhasedSource, StreamParams, existing_data_path
 from pipeline.node import NodeContext
@@ -32,6 +33,7 @@ class MnistSource(PhasedSource):
     """``type = "mnist"``: static MNIST images, rate encoded, as one continuous labelled stream."""
 
     Config = MnistConfig
+    config: MnistConfig
     width = 28
     height = 28
 
@@ -44,11 +46,13 @@ class MnistSource(PhasedSource):
         )
         self._presented = 0
 
+    @override
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         from recordings.datasets.mnist import load_mnist
 
         return load_mnist(existing_data_path(self.name, "root", self.config.root), split)
 
+    @override
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
         from nodes.sources.synthesis.rate import images_to_stream
 

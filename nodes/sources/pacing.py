@@ -15,7 +15,8 @@ class Pacer:
 
     def __init__(self, speed: float) -> None:
         if speed < 0:
-            raise ValueError(f"speed must be >= 0, got {speed}")
+            msg = f"speed must be >= 0, got {speed}"
+            raise ValueError(msg)
         self.speed = speed
         self._wall0 = 0.0
         self._t0: int | None = None
@@ -29,6 +30,7 @@ class Pacer:
         return self._wall0 + (t_us - self._t0) / 1e6 / self.speed - time.perf_counter()
 
     async def wait(self, t_us: int) -> None:
+        """Sleep until an event with timestamp ``t_us`` is due (returns at once when unpaced or late)."""
         delay = self.due(t_us)
         if delay > 0:
             await asyncio.sleep(delay)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.pacing import Pacer, time_slices
 from pipeline.config import build_params, data_path, where_looked
@@ -56,7 +57,8 @@ class Phase:
 
     def __post_init__(self) -> None:
         if self.samples < 0 or self.passes < 1:
-            raise ValueError(f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}")
+            msg = f"phase needs samples >= 0 and passes >= 1, got {self.samples}, {self.passes}"
+            raise ValueError(msg)
         parse_split(self.split)
 
 
@@ -67,11 +69,13 @@ def parse_split(text: str) -> tuple[str, int, int | None]:
     """``"train[100:200]"`` -> ``("train", 100, 200)``; ``"train"`` -> ``("train", 0, None)``."""
     m = _SPLIT_RANGE.match(text)
     if m is None:
-        raise ValueError(f"split must be a name or name[start:stop], got {text!r}")
+        msg = f"split must be a name or name[start:stop], got {text!r}"
+        raise ValueError(msg)
     lo = int(m["lo"]) if m["lo"] else 0
     hi = int(m["hi"]) if m["hi"] else None
     if hi is not None and hi <= lo:
-        raise ValueError(f"split {text!r}: an empty range")
+        msg = f"split {text!r}: an empty range"
+        raise ValueError(msg)
     return m["name"], lo, hi
 
 
@@ -98,16 +102,16 @@ class StreamParams:
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.slice_us < 1 or self.speed < 0:
-            raise ValueError(
-                f"batch and slice_us must be >= 1 and speed >= 0, got {self.batch}, {self.slice_us}, {self.speed}"
-            )
+            msg = f"batch and slice_us must be >= 1 and speed >= 0, got {self.batch}, {self.slice_us}, {self.speed}"
+            raise ValueError(msg)
 
 
 def existing_data_path(node: str, key: str, path: str) -> Path:
     """``data_path(path)``, or a config error saying where it was looked for."""
     folder = data_path(path)
     if not folder.exists():
-        raise ConfigError(f"nodes.{node}.{key}: not found (looked for {where_looked(path)})")
+        msg = f"nodes.{node}.{key}: not found (looked for {where_looked(path)})"
+        raise ConfigError(msg)
     return folder
 
 
@@ -122,6 +126,7 @@ class PhasedSource(Source):
     classes: int = 10
 
     @classmethod
+    @override
     def stream_facts(cls, config: Any, received: Mapping[str, Any]) -> Mapping[str, Any]:
         return {"sensor": (cls.width, cls.height), "classes": cls.classes}
 
@@ -136,27 +141,30 @@ class PhasedSource(Source):
         self._position = 0  # messages of the stream generated so far (skipped ones included)
         self._phases = tuple(build_params(Phase, p, f"nodes.{name}.phases[{i}]") for i, p in enumerate(config.phases))
         if not self._phases:
-            raise ConfigError(f"nodes.{name}.phases: at least one phase is needed")
+            msg = f"nodes.{name}.phases: at least one phase is needed"
+            raise ConfigError(msg)
 
     # -- what a dataset provides ------------------------------------------------------------------------
     def load_split(self, split: str) -> tuple[Any, np.ndarray]:
         """``(samples, labels)`` of one split (runs in a worker thread, once per split)."""
         raise NotImplementedError
 
+    @override
     async def start(self) -> None:
         for phase in self.phases():
             split, lo, hi = parse_split(phase.split)
             if split not in self.splits:
-                raise ConfigError(f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {split!r}")
+                msg = f"nodes.{self.name}: splits are {', '.join(map(repr, self.splits))}, got {split!r}"
+                raise ConfigError(msg)
             if split not in self._data:
                 self._data[split] = await asyncio.to_thread(self.load_split, split)
             size = self.split_size(split)
             if lo >= size or (hi is not None and hi > size):
-                raise ConfigError(
-                    f"nodes.{self.name}: split {phase.split!r} is out of range: {split!r} has {size} samples"
-                )
+                msg = f"nodes.{self.name}: split {phase.split!r} is out of range: {split!r} has {size} samples"
+                raise ConfigError(msg)
 
     def split_size(self, split: str) -> int:
+        """Samples in a loaded split."""
         return len(self._data[split][1])
 
     def _indices(self, phase: Phase) -> tuple[str, int, int]:
@@ -173,9 +181,11 @@ class PhasedSource(Source):
 
     # -- the stream ---------------------------------------------------------------------------------------
     def phases(self) -> tuple[Phase, ...]:
+        """The phases of the stream, in order."""
         return self._phases
 
     @property
+    @override
     def events_total(self) -> int | None:
         return None
 
@@ -188,18 +198,22 @@ class PhasedSource(Source):
         c = dataclasses.replace(self.config, speed=1.0 if self.config.speed > 0 else 0.0)
         return int.from_bytes(hashlib.blake2b(repr(c).encode(), digest_size=8).digest(), "little", signed=True)
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         return {"delivered": np.array([self.delivered], dtype=np.int64), "stream": np.array([self._stream_id()])}
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         if int(state["stream"][0]) != self._stream_id():
-            raise ValueError(
+            msg = (
                 "it was made by a source with another configuration (phases, seed, batch, data...), so its "
                 "position does not apply to this stream"
             )
+            raise ValueError(msg)
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         self._position = 0
         async for msg in self._stream(lambda: self._position >= self._resume_at):
@@ -224,7 +238,8 @@ class PhasedSource(Source):
             split, lo, hi = self._indices(phase)
             n = phase.samples or hi - lo
             if n > hi - lo:
-                raise ValueError(f"phase {k} asks for {n} samples of split {phase.split!r}, which has {hi - lo}")
+                msg = f"phase {k} asks for {n} samples of split {phase.split!r}, which has {hi - lo}"
+                raise ValueError(msg)
             yield control_message(UNFREEZE if phase.features else FREEZE, scope="features")
             yield control_message(UNFREEZE if phase.classifier else FREEZE, scope="classifier")
             if phase.relabel:
@@ -273,6 +288,7 @@ class PhasedSource(Source):
         """Where the next pass starts (default: right after the last event)."""
         return t
 
+    @override
     def results(self) -> dict[str, Any]:
         return {
             "samples_replayed": self._samples,

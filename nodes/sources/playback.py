@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.pacing import Pacer
 from pipeline.config import data_path
@@ -36,9 +37,11 @@ class PlaybackParams:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path must not be empty")
+            msg = "path must not be empty"
+            raise ValueError(msg)
         if not self.speed >= 0:
-            raise ValueError(f"speed must be >= 0, got {self.speed!r}")
+            msg = f"speed must be >= 0, got {self.speed!r}"
+            raise ValueError(msg)
 
 
 def _first_t(msg: Message) -> int | None:
@@ -51,6 +54,7 @@ class Playback(Source):
     """Sends the messages of a log, in order."""
 
     Config = PlaybackParams
+    config: PlaybackParams
 
     def __init__(self, name: str, config: PlaybackParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -58,25 +62,31 @@ class Playback(Source):
         self._resume_at = 0
         self.events = 0
 
+    @override
     async def start(self) -> None:
         try:
             with self.path.open("rb") as f:
                 magic = f.read(len(MAGIC))
         except OSError as exc:
-            raise ConfigError(f"nodes.{self.name}.path: cannot open {self.path}: {exc.strerror}") from None
+            msg = f"nodes.{self.name}.path: cannot open {self.path}: {exc.strerror}"
+            raise ConfigError(msg) from None
         if magic != MAGIC:
-            raise ConfigError(
+            msg = (
                 f"nodes.{self.name}.path: {self.path} is not a spikestream message log (written by a 'record' "
                 'sink); event recordings (AEDAT, EVT, N-MNIST...) are played by type = "replay"'
             )
+            raise ConfigError(msg)
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         return {"delivered": np.array([self.delivered], dtype=np.int64)}
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self.delivered = self._resume_at = int(state["delivered"][0])
         self.log.info("%s: resuming after the %d messages already delivered", self.name, self._resume_at)
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         messages: Iterator[Message] = read_messages(self.path)
         pacer = Pacer(self.config.speed)
@@ -109,5 +119,6 @@ class Playback(Source):
             yield replace(msg, stream="", seq=-1, created_ns=0)
         progress.close()
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"playback_path": str(self.path), "playback_events": self.events}

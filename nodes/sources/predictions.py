@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.events import prediction_dtype
 from pipeline.message import Message, predictions_message
@@ -31,9 +32,11 @@ def make_predictions(
     n = labels.shape[0]
     t = np.asarray(t, dtype=np.int64)
     if t.shape != (n,):
-        raise ValueError(f"t has shape {t.shape}, expected ({n},) like labels")
+        msg = f"t has shape {t.shape}, expected ({n},) like labels"
+        raise ValueError(msg)
     if n and (labels.min() < -1 or labels.max() >= classes):
-        raise ValueError(f"labels must be in -1..{classes - 1}, got {labels.min()}..{labels.max()}")
+        msg = f"labels must be in -1..{classes - 1}, got {labels.min()}..{labels.max()}"
+        raise ValueError(msg)
     out = np.zeros(n, dtype=prediction_dtype(classes))
     out["t"] = t
     out["label"] = labels
@@ -61,14 +64,17 @@ class PredictionReplayParams:
 
     def __post_init__(self) -> None:
         if self.classes < 1 or self.count < 0 or self.batch < 1 or self.dt_us < 0 or self.rate < 0:
-            raise ValueError(
+            msg = (
                 f"need classes >= 1, count >= 0, batch >= 1, dt_us >= 0, rate >= 0; got {self.classes}, "
                 f"{self.count}, {self.batch}, {self.dt_us}, {self.rate}"
             )
+            raise ValueError(msg)
         if not self.labels or any(not -1 <= lab < self.classes for lab in self.labels):
-            raise ValueError(f"labels must be a non-empty list of values in -1..{self.classes - 1}, got {self.labels}")
+            msg = f"labels must be a non-empty list of values in -1..{self.classes - 1}, got {self.labels}"
+            raise ValueError(msg)
         if self.decision_every < 0:
-            raise ValueError(f"decision_every must be >= 0, got {self.decision_every}")
+            msg = f"decision_every must be >= 0, got {self.decision_every}"
+            raise ValueError(msg)
 
 
 def replay_records(p: PredictionReplayParams) -> np.ndarray:
@@ -84,7 +90,9 @@ class PredictionReplay(Source):
     """Emits the records of ``replay_records(config)`` in batches (optionally paced in wall time)."""
 
     Config = PredictionReplayParams
+    config: PredictionReplayParams
 
+    @override
     async def produce(self) -> AsyncIterator[Message]:
         p = self.config
         records = replay_records(p)
@@ -97,5 +105,6 @@ class PredictionReplay(Source):
             yield predictions_message(records[start : start + p.batch])
             await asyncio.sleep(0)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"replay_records": self.config.count}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.paced_file import PacedFile
 from nodes.sources.pacing import Pacer
@@ -63,12 +64,15 @@ class ReplayConfig(StreamParams):
     )
     chunk: int = 16
 
+    @override
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.loop < 0 or self.start_us < 0 or self.stop_us < 0:
-            raise ValueError(f"loop, start_us, stop_us must be >= 0, got {self.loop}, {self.start_us}, {self.stop_us}")
+            msg = f"loop, start_us, stop_us must be >= 0, got {self.loop}, {self.start_us}, {self.stop_us}"
+            raise ValueError(msg)
         if self.stop_us and self.stop_us <= self.start_us:
-            raise ValueError(f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})")
+            msg = f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})"
+            raise ValueError(msg)
 
 
 class ReplaySource(PhasedSource):
@@ -76,11 +80,13 @@ class ReplaySource(PhasedSource):
     phases, samples in seeded order, labels at each sample's first event)."""
 
     Config = ReplayConfig
+    config: ReplayConfig
     width = 34
     height = 34
     splits = ("Train", "Test")
 
     @classmethod
+    @override
     def stream_facts(cls, config: ReplayConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         # an N-MNIST folder is labelled 34x34 digits; a single file's sensor is known only once it is open
         return super().stream_facts(config, received) if data_path(config.path).is_dir() else {}
@@ -90,17 +96,20 @@ class ReplaySource(PhasedSource):
         super().__init__(name, config, context)
         self._file_events = 0
 
+    @override
     async def start(self) -> None:
         existing_data_path(self.name, "path", self.config.path)  # a ConfigError naming where it looked
         if self.folder.is_dir():
             await super().start()
 
+    @override
     def load_split(self, split: str) -> tuple[list[np.ndarray], np.ndarray]:
         from recordings import NMnistDataset
 
         ds = NMnistDataset(self.folder, split=split)
         return [ds.load(i) for i in range(len(ds))], ds.labels.copy()
 
+    @override
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
         samples, labels = self._data[split]
         for start in range(0, order.shape[0], self.config.chunk):
@@ -108,6 +117,7 @@ class ReplaySource(PhasedSource):
             events, recs, t0 = shift_samples([samples[i] for i in idx], [int(labels[i]) for i in idx], t0, train)
             yield events, recs, len(idx)
 
+    @override
     async def _stream(self, live: Callable[[], bool]) -> AsyncIterator[Message]:
         if self.folder.is_dir():
             async for msg in super()._stream(live):
@@ -137,6 +147,7 @@ class ReplaySource(PhasedSource):
                 break
         progress.close()
 
+    @override
     def results(self) -> dict[str, Any]:
         if self.folder.is_dir():
             return super().results()

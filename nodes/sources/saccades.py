@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from typing_extensions import override
 
 from nodes.sources.phased import Chunk, PhasedSource, StreamParams, existing_data_path
 from pipeline.node import NodeContext
@@ -36,6 +37,7 @@ class SaccadeSource(PhasedSource):
     """``type = "saccades"``: saccade digits as one continuous labelled stream."""
 
     Config = SaccadeConfig
+    config: SaccadeConfig
     width = 34
     height = 34
 
@@ -48,6 +50,7 @@ class SaccadeSource(PhasedSource):
         )
         self._calls = 0
 
+    @override
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         if self.config.digits == "mnist":
             from recordings.datasets.mnist import load_mnist
@@ -58,6 +61,7 @@ class SaccadeSource(PhasedSource):
         n = self.config.font_train if split == "train" else self.config.font_test
         return render_font_digits(n, self.config.seed * 2 + (split == "test"))
 
+    @override
     def chunks(self, split: str, order: np.ndarray, t0: int, train: bool) -> Iterator[Chunk]:
         from nodes.sources.synthesis.saccade import saccade_stream
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from typing_extensions import override
+
 MAX_CHANNELS = 65536  # an output channel index travels as uint16
 
 
@@ -47,18 +49,24 @@ class _LearningLayer:
     def __post_init__(self) -> None:
         for name, value in (("th_learn", self.th_learn), ("th_inf", self.th_inf)):
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+                msg = f"{name} must be a finite number > 0, got {value!r}"
+                raise ValueError(msg)
         if not (math.isfinite(self.a_minus) and self.a_minus <= 0):
-            raise ValueError(f"a_minus must be finite and <= 0 (depression), got {self.a_minus!r}")
+            msg = f"a_minus must be finite and <= 0 (depression), got {self.a_minus!r}"
+            raise ValueError(msg)
         a_plus = self.a_plus
         if a_plus is not None and not (math.isfinite(a_plus) and a_plus >= 0):
-            raise ValueError(f"a_plus must be finite and >= 0 (or None for -8 * a_minus), got {a_plus!r}")
+            msg = f"a_plus must be finite and >= 0 (or None for -8 * a_minus), got {a_plus!r}"
+            raise ValueError(msg)
         if not (math.isfinite(self.beta_plus) and self.beta_plus >= 0):
-            raise ValueError(f"beta_plus must be finite and >= 0, got {self.beta_plus!r}")
+            msg = f"beta_plus must be finite and >= 0, got {self.beta_plus!r}"
+            raise ValueError(msg)
         if not math.isfinite(self.w_init_mean):
-            raise ValueError(f"w_init_mean must be finite, got {self.w_init_mean!r}")
+            msg = f"w_init_mean must be finite, got {self.w_init_mean!r}"
+            raise ValueError(msg)
         if not (math.isfinite(self.w_init_std) and self.w_init_std >= 0):
-            raise ValueError(f"w_init_std must be finite and >= 0, got {self.w_init_std!r}")
+            msg = f"w_init_std must be finite and >= 0, got {self.w_init_std!r}"
+            raise ValueError(msg)
 
     @property
     def a_plus_effective(self) -> float:
@@ -86,15 +94,20 @@ class ConvParams(_LearningLayer):
     a_minus: float = -0.005
     w_init_mean: float = 0.8
 
+    @override
     def __post_init__(self) -> None:
         if not (1 <= self.maps <= MAX_CHANNELS):
-            raise ValueError(f"maps must be in [1, {MAX_CHANNELS}], got {self.maps!r}")
+            msg = f"maps must be in [1, {MAX_CHANNELS}], got {self.maps!r}"
+            raise ValueError(msg)
         if self.kernel < 1:
-            raise ValueError(f"kernel must be >= 1, got {self.kernel!r}")
+            msg = f"kernel must be >= 1, got {self.kernel!r}"
+            raise ValueError(msg)
         if self.r_learn < 0:
-            raise ValueError(f"r_learn must be >= 0, got {self.r_learn!r}")
+            msg = f"r_learn must be >= 0, got {self.r_learn!r}"
+            raise ValueError(msg)
         if self.r_inf < -1:
-            raise ValueError(f"r_inf must be >= -1 (-1 = no inference inhibition), got {self.r_inf!r}")
+            msg = f"r_inf must be >= -1 (-1 = no inference inhibition), got {self.r_inf!r}"
+            raise ValueError(msg)
         super().__post_init__()
 
 
@@ -110,7 +123,8 @@ class PoolParams:
 
     def __post_init__(self) -> None:
         if self.size < 1:
-            raise ValueError(f"size must be >= 1, got {self.size!r}")
+            msg = f"size must be >= 1, got {self.size!r}"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,9 +143,11 @@ class FcParams(_LearningLayer):
     a_minus: float = -0.002
     w_init_mean: float = 0.67
 
+    @override
     def __post_init__(self) -> None:
         if not (1 <= self.neurons <= MAX_CHANNELS):
-            raise ValueError(f"neurons must be in [1, {MAX_CHANNELS}], got {self.neurons!r}")
+            msg = f"neurons must be in [1, {MAX_CHANNELS}], got {self.neurons!r}"
+            raise ValueError(msg)
         super().__post_init__()
 
 
@@ -145,10 +161,11 @@ def output_shape(input_shape: Sequence[int], layers: Sequence[LayerParams]) -> t
     c, h, w = (int(v) for v in input_shape)
     for i, p in enumerate(layers):
         if isinstance(p, PoolParams):
-            c, h, w = c, -(-h // p.size), -(-w // p.size)
+            h, w = -(-h // p.size), -(-w // p.size)
         elif isinstance(p, ConvParams):
             if h < p.kernel or w < p.kernel:
-                raise ValueError(f"layer {i}: kernel {p.kernel} is larger than its input {(c, h, w)}")
+                msg = f"layer {i}: kernel {p.kernel} is larger than its input {(c, h, w)}"
+                raise ValueError(msg)
             c, h, w = p.maps, h - p.kernel + 1, w - p.kernel + 1
         else:
             c, h, w = p.neurons, 1, 1

@@ -47,12 +47,15 @@ class Network:
     def __init__(self, input_shape: Sequence[int], layers: Sequence[LayerParams], seed: int = 0) -> None:
         shape = tuple(int(v) for v in input_shape)
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)!r}")
+            msg = f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)!r}"
+            raise ValueError(msg)
         if shape[0] > MAX_CHANNELS or shape[1] > 65536 or shape[2] > 65536:
-            raise ValueError(f"input_shape {shape} exceeds the uint16 range of spike coordinates")
+            msg = f"input_shape {shape} exceeds the uint16 range of spike coordinates"
+            raise ValueError(msg)
         if not layers:
-            raise ValueError("layers is empty; give at least one ConvParams, PoolParams or FcParams")
-        self.input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+            msg = "layers is empty; give at least one ConvParams, PoolParams or FcParams"
+            raise ValueError(msg)
+        self.input_shape: tuple[int, int, int] = shape
         self.params: tuple[LayerParams, ...] = tuple(layers)
         self.seed = int(seed)
         self._learning = True
@@ -65,7 +68,8 @@ class Network:
             elif isinstance(p, (ConvParams, FcParams)):
                 self._layers.append(_state.weighted_layer(i, p, cur, rng))
             else:
-                raise ValueError(f"layer {i} is {p!r}; expected ConvParams, PoolParams or FcParams")
+                msg = f"layer {i} is {p!r}; expected ConvParams, PoolParams or FcParams"
+                raise ValueError(msg)
             cur = self._layers[-1].out_shape
 
     @classmethod
@@ -103,6 +107,7 @@ class Network:
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
+        """Output shape ``(C, H, W)`` of the last layer: what the next stage receives."""
         return self._layers[-1].out_shape
 
     def counters(self) -> list[dict[str, int | str]]:
@@ -126,19 +131,22 @@ class Network:
     def _validate(self, spikes: np.ndarray) -> np.ndarray:
         if not isinstance(spikes, np.ndarray) or spikes.dtype != SPIKE_DTYPE:
             got = spikes.dtype if isinstance(spikes, np.ndarray) else type(spikes).__name__
-            raise ValueError(f"spikes must be a numpy array of SPIKE_DTYPE {SPIKE_DTYPE}, got {got}")
+            msg = f"spikes must be a numpy array of SPIKE_DTYPE {SPIKE_DTYPE}, got {got}"
+            raise ValueError(msg)
         if spikes.ndim != 1:
-            raise ValueError(f"spikes must be 1-D, got shape {spikes.shape}")
+            msg = f"spikes must be 1-D, got shape {spikes.shape}"
+            raise ValueError(msg)
         c, h, w = self.input_shape
         for name, limit in (("c", c), ("y", h), ("x", w)):
             col = spikes[name]
             bad = np.flatnonzero(col >= limit)
             if bad.size:
                 k = int(bad[0])
-                raise ValueError(
+                msg = (
                     f"spike {k} has {name} = {int(col[k])}, out of range for input shape (C, H, W) = "
                     f"{self.input_shape} (need {name} < {limit})"
                 )
+                raise ValueError(msg)
         return spikes
 
     def process_all_layers(self, spikes: np.ndarray) -> list[np.ndarray]:

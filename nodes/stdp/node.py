@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from pipeline.errors import CheckpointError, ConfigError, SpikestreamError
 from pipeline.events import SPIKE_DTYPE
@@ -45,28 +46,34 @@ class StdpConfig:
     def __post_init__(self) -> None:
         c, h, w = self.input
         if c < 1 or h < 1 or w < 1:
-            raise ValueError(f"input must be [channels, height, width], all >= 1, got {list(self.input)}")
+            msg = f"input must be [channels, height, width], all >= 1, got {list(self.input)}"
+            raise ValueError(msg)
         if not self.layers:
-            raise ValueError("layers must list at least one layer")
+            msg = "layers must list at least one layer"
+            raise ValueError(msg)
 
 
 class StdpNode(Node):
     """Online STDP feature extractor (``type = "stdp"``)."""
 
     Config = StdpConfig
+    config: StdpConfig
 
     @classmethod
+    @override
     def stream_facts(cls, config: StdpConfig, received: Mapping[str, Any]) -> Mapping[str, Any]:
         _, h, w = config.input
         sensor = received.get("sensor")
         if sensor is not None and tuple(sensor) != (w, h):
-            raise ValueError(
+            msg = (
                 f"events of a {sensor[0]}x{sensor[1]} sensor, but input = {list(config.input)}: put an encoder "
                 "(crop/downsample) in front, or change input"
             )
+            raise ValueError(msg)
         shape = received.get("shape")
         if shape is not None and tuple(shape) != tuple(config.input):
-            raise ValueError(f"spikes of shape {list(shape)}, but input = {list(config.input)}")
+            msg = f"spikes of shape {list(shape)}, but input = {list(config.input)}"
+            raise ValueError(msg)
         out = {k: v for k, v in received.items() if k not in ("sensor", "shape")}
         try:
             shape = output_shape(config.input, config.layers)
@@ -92,15 +99,17 @@ class StdpNode(Node):
         if msg.kind == SPIKES:
             return data
         if self.channels > 2:
-            raise SpikestreamError(
+            text = (
                 f"nodes.{self.name} has {self.channels} input channels and takes spikes from another stdp node; "
                 f"events (ON/OFF polarity) need input = [1 or 2, height, width]"
             )
+            raise SpikestreamError(text)
         if msg.width is not None and msg.height is not None and (msg.width, msg.height) != (self.width, self.height):
-            raise SpikestreamError(
+            text = (
                 f"events of a {msg.width}x{msg.height} sensor do not fit the network input "
                 f"{self.width}x{self.height}: put an encoder (crop/downsample) in front, or set nodes.{self.name}.input"
             )
+            raise SpikestreamError(text)
         spikes = np.empty(data.shape[0], dtype=SPIKE_DTYPE)
         spikes["t"] = data["t"]
         spikes["x"] = data["x"]
@@ -112,6 +121,7 @@ class StdpNode(Node):
             spikes = spikes[inside]
         return spikes
 
+    @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind not in (EVENTS, SPIKES):
             return (msg,)
@@ -120,12 +130,14 @@ class StdpNode(Node):
         out = self.net.process(self._input_spikes(msg))
         return (spikes_message(out),) if out.shape[0] else ()
 
+    @override
     def control(self, msg: Message) -> Sequence[Message]:
         if msg.command in (FREEZE, UNFREEZE) and applies_to(msg, ROLE):
             self.net.learning = msg.command == UNFREEZE
             self.log.info("%s: learning %s", self.name, "on" if self.net.learning else "off")
         return ()
 
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
         state = dict(self.net.state_dict())
         state["node.learning"] = np.array(self.net.learning)
@@ -134,6 +146,7 @@ class StdpNode(Node):
         state["node.dropped"] = np.array(self._dropped)
         return state
 
+    @override
     def restore(self, state: dict[str, np.ndarray]) -> None:
         state = dict(state)
         learning = state.pop("node.learning", None)
@@ -148,5 +161,6 @@ class StdpNode(Node):
         if dropped is not None:
             self._dropped = int(dropped)
 
+    @override
     def results(self) -> dict[str, Any]:
         return {"stdp_layers": self.net.counters(), "stdp_dropped_events": self._dropped}

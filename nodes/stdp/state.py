@@ -36,26 +36,32 @@ class WeightedLayer:
 
     @property
     def r_learn(self) -> int:
+        """Radius of the inter-map winner-take-all on learning spikes (fc: 0)."""
         return self.params.r_learn if isinstance(self.params, ConvParams) else 0
 
     @property
     def r_inf(self) -> int:
+        """Radius of inference inhibition between maps; -1: none (an fc layer without ``wta_inf``)."""
         if isinstance(self.params, ConvParams):
             return self.params.r_inf
         return 0 if self.params.wta_inf else -1
 
     def canonical_weight_shape(self) -> tuple[int, ...]:
+        """Shape of the weights in a checkpoint: conv ``(M, C, K, K)``, fc ``(N, C*H*W)``."""
         g = self.geometry
         if isinstance(self.params, FcParams):
             return (g.m, g.c * g.h * g.w)
         return (g.m, g.c, g.kh, g.kw)
 
     def neuron_shape(self) -> tuple[int, ...]:
+        """Shape of the per-neuron arrays in a checkpoint: conv ``(M, Ho, Wo)``, fc ``(N,)``."""
         return (self.out_shape[0],) if isinstance(self.params, FcParams) else self.out_shape
 
 
 @dataclass
 class PoolLayer:
+    """A pooling layer: no weights and no neurons (it forwards every spike), so only its counters."""
+
     params: PoolParams
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
@@ -66,6 +72,7 @@ Layer = WeightedLayer | PoolLayer
 
 
 def pool_layer(p: PoolParams, cur: tuple[int, int, int]) -> PoolLayer:
+    """The pooling layer over input ``cur``; a partial window at the edge is an output cell of its own."""
     out = (cur[0], -(-cur[1] // p.size), -(-cur[2] // p.size))
     return PoolLayer(params=p, in_shape=cur, out_shape=out)
 
@@ -79,7 +86,8 @@ def weighted_layer(
         kh = kw = p.kernel
         m = p.maps
         if h < kh or w_ < kw:
-            raise ValueError(f"layer {i}: kernel {p.kernel} is larger than its input {cur}")
+            msg = f"layer {i}: kernel {p.kernel} is larger than its input {cur}"
+            raise ValueError(msg)
         out = (m, h - kh + 1, w_ - kw + 1)
         canonical = rng.normal(p.w_init_mean, p.w_init_std, size=(m, c, kh, kw))
     else:
@@ -109,12 +117,14 @@ def weighted_layer(
 
 
 def set_weights(layer: WeightedLayer, canonical: np.ndarray) -> None:
+    """Load canonical weights into the kernel's layout (float32, kernel columns flipped)."""
     c, _h, _w, kh, kw, m = layer.geometry
     four = canonical.reshape(m, c, kh, kw)  # fc: (N, C*H*W) == (N, C, H, W) with kh = H, kw = W
     layer.arrays.w[:] = four[:, :, :, ::-1].transpose(1, 2, 3, 0).ravel().astype(np.float32)  # columns flipped
 
 
 def get_weights(layer: WeightedLayer) -> np.ndarray:
+    """The layer's weights in the canonical layout, as a new array."""
     c, _h, _w, kh, kw, m = layer.geometry
     four = layer.arrays.w.reshape(c, kh, kw, m)[:, :, ::-1, :].transpose(3, 0, 1, 2)
     return np.ascontiguousarray(four).reshape(layer.canonical_weight_shape())
@@ -165,18 +175,23 @@ def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) ->
     missing = sorted(set(exp) - set(state))
     extra = sorted(set(state) - set(exp))
     if missing:
-        raise ValueError(f"state lacks key(s) {missing} required by this network configuration")
+        msg = f"state lacks key(s) {missing} required by this network configuration"
+        raise ValueError(msg)
     if extra:
-        raise ValueError(f"state has key(s) {extra} that this network configuration does not have")
+        msg = f"state has key(s) {extra} that this network configuration does not have"
+        raise ValueError(msg)
     arrays: dict[str, np.ndarray] = {}
     for key, (shape, dtype) in exp.items():
         arr = np.asarray(state[key])
         if arr.shape != shape:
-            raise ValueError(f"state key {key!r} has shape {arr.shape}, this network expects {shape}")
+            msg = f"state key {key!r} has shape {arr.shape}, this network expects {shape}"
+            raise ValueError(msg)
         if arr.dtype.kind != dtype.kind:
-            raise ValueError(f"state key {key!r} has dtype {arr.dtype}, this network expects {dtype}")
+            msg = f"state key {key!r} has dtype {arr.dtype}, this network expects {dtype}"
+            raise ValueError(msg)
         if dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"state key {key!r} holds non-finite values")
+            msg = f"state key {key!r} holds non-finite values"
+            raise ValueError(msg)
         arrays[key] = arr.astype(dtype, copy=True)
     pos_refs: dict[int, np.ndarray] = {}
     for i, layer in enumerate(layers):
@@ -187,10 +202,11 @@ def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) ->
         map_ref = arrays[f"{i}.map_ref"]
         pos_refs[i] = ref.min(axis=1)  # every layer has >= 1 map
         if not np.array_equal(np.maximum(pos_refs[i][:, None], map_ref[None, :]), ref):
-            raise ValueError(
+            msg = (
                 f"state key '{i}.ref' is not max(position reset, map_ref) for every neuron: not a state "
                 "this network's dynamics can reach"
             )
+            raise ValueError(msg)
     for i, layer in enumerate(layers):
         layer.counters[:] = arrays[f"{i}.counters"]
         if isinstance(layer, PoolLayer):

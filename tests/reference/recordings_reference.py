@@ -76,7 +76,8 @@ def aedat2(data: bytes) -> tuple[list[Event], int | None, int | None]:
     elif "davis346" in chip:  # type: ignore[operator]
         w, h = 346, 260
     else:
-        raise ValueError(f"reference knows no chip {chip}")
+        msg = f"reference knows no chip {chip}"
+        raise ValueError(msg)
     out = []
     wraps = 0
     prev = None

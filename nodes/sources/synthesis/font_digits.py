@@ -18,7 +18,8 @@ def render_font_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     scale, stroke thickness, slant, rotation and offset. Returns ``(images uint8 (n, 28, 28),
     labels int64 (n,))``; labels are drawn uniformly from 0..9."""
     if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
+        msg = f"n must be an int >= 0, got {n!r}"
+        raise ValueError(msg)
     rng = np.random.default_rng(seed)
     fonts = (
         cv2.FONT_HERSHEY_SIMPLEX,

@@ -45,17 +45,21 @@ class RateEncoderParams:
 
     def __post_init__(self) -> None:
         if not self.max_rate_hz > 0:
-            raise ValueError(f"max_rate_hz must be > 0, got {self.max_rate_hz}")
+            msg = f"max_rate_hz must be > 0, got {self.max_rate_hz}"
+            raise ValueError(msg)
         if self.duration_us < 1:
-            raise ValueError(f"duration_us must be >= 1, got {self.duration_us}")
+            msg = f"duration_us must be >= 1, got {self.duration_us}"
+            raise ValueError(msg)
         if not self.rate_std >= 0:
-            raise ValueError(f"rate_std must be >= 0, got {self.rate_std}")
+            msg = f"rate_std must be >= 0, got {self.rate_std}"
+            raise ValueError(msg)
 
 
 def image_seeds(seed: int, first_index: int, n: int) -> np.ndarray:
     """A 32-bit seed per image index ``first_index .. first_index + n - 1`` (splitmix64 of seed, index)."""
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        msg = f"seed must be >= 0, got {seed}"
+        raise ValueError(msg)
     with np.errstate(over="ignore"):  # the hash relies on 64-bit wrap-around
         z = (np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.arange(
             first_index, first_index + n, dtype=np.uint64
@@ -70,13 +74,16 @@ def image_seeds(seed: int, first_index: int, n: int) -> np.ndarray:
 def _as_unit(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 3:
-        raise ValueError(f"images must have shape (N, height, width), got {images.shape}")
+        msg = f"images must have shape (N, height, width), got {images.shape}"
+        raise ValueError(msg)
     if images.dtype == np.uint8:
         return images.reshape(len(images), -1).astype(np.float64) / 255.0
     if images.dtype.kind != "f":
-        raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {images.dtype}")
+        msg = f"images must be uint8 or float in [0, 1], got dtype {images.dtype}"
+        raise ValueError(msg)
     if images.size and (np.nanmin(images) < 0 or np.nanmax(images) > 1 or np.isnan(images).any()):
-        raise ValueError("float images must lie in [0, 1] without NaN")
+        msg = "float images must lie in [0, 1] without NaN"
+        raise ValueError(msg)
     return np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.float64)
 
 
@@ -99,14 +106,18 @@ def images_to_stream(
     pix = _as_unit(images)
     labels = np.asarray(labels)
     if labels.shape != (len(pix),):
-        raise ValueError(f"labels must have shape ({len(pix)},), got {labels.shape}")
+        msg = f"labels must have shape ({len(pix)},), got {labels.shape}"
+        raise ValueError(msg)
     if len(labels) and (labels.min() < -1 or labels.max() > np.iinfo(np.int32).max):
-        raise ValueError(f"labels must be >= -1, got minimum {labels.min()}")
+        msg = f"labels must be >= -1, got minimum {labels.min()}"
+        raise ValueError(msg)
     if t0 < 0 or first_index < 0:
-        raise ValueError(f"t0 and first_index must be >= 0, got {t0}, {first_index}")
+        msg = f"t0 and first_index must be >= 0, got {t0}, {first_index}"
+        raise ValueError(msg)
     height, width = np.shape(images)[1:]
     if height > 65535 or width > 65535:
-        raise ValueError(f"image size {height}x{width} does not fit uint16 coordinates")
+        msg = f"image size {height}x{width} does not fit uint16 coordinates"
+        raise ValueError(msg)
     seeds = image_seeds(seed, first_index, len(pix))
     t, p = encode_rates(pix, seeds, int(t0), int(params.duration_us), float(params.max_rate_hz), float(params.rate_std))
     events = np.zeros(len(t), dtype=EVENT_DTYPE)
@@ -137,7 +148,8 @@ def iter_stream(
     The concatenated chunks equal ``images_to_stream`` of all images, whatever ``chunk_images``.
     """
     if chunk_images < 1:
-        raise ValueError(f"chunk_images must be >= 1, got {chunk_images}")
+        msg = f"chunk_images must be >= 1, got {chunk_images}"
+        raise ValueError(msg)
     params = params or RateEncoderParams()
     for start in range(0, len(images), chunk_images):
         stop = min(start + chunk_images, len(images))

@@ -60,38 +60,48 @@ class SaccadeParams:
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, int) or self.field < DIGIT_SIZE or self.field > 65535:
-            raise ValueError(f"SaccadeParams.field must be an int >= {DIGIT_SIZE}, got {self.field!r}")
+            msg = f"SaccadeParams.field must be an int >= {DIGIT_SIZE}, got {self.field!r}"
+            raise ValueError(msg)
         if not isinstance(self.frame_us, int) or self.frame_us <= 0:
-            raise ValueError(f"SaccadeParams.frame_us must be an int > 0, got {self.frame_us!r}")
+            msg = f"SaccadeParams.frame_us must be an int > 0, got {self.frame_us!r}"
+            raise ValueError(msg)
         if not isinstance(self.saccade_us, int) or self.saccade_us <= 0 or self.saccade_us % self.frame_us:
-            raise ValueError(
+            msg = (
                 f"SaccadeParams.saccade_us ({self.saccade_us!r}) must be a positive multiple of "
                 f"frame_us ({self.frame_us})"
             )
+            raise ValueError(msg)
         if len(self.vertices) != 3:
-            raise ValueError(f"SaccadeParams.vertices must be 3 (x, y) corners, got {self.vertices!r}")
+            msg = f"SaccadeParams.vertices must be 3 (x, y) corners, got {self.vertices!r}"
+            raise ValueError(msg)
         room = self.field - DIGIT_SIZE
         for vx, vy in self.vertices:
             if not (0 <= vx <= room and 0 <= vy <= room):
-                raise ValueError(
+                msg = (
                     f"saccade corner ({vx}, {vy}) moves the digit out of the {self.field}x{self.field} "
                     f"field; each coordinate must be in [0, {room}]"
                 )
+                raise ValueError(msg)
         for name in ("on_threshold", "off_threshold", "log_eps", "contrast"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"SaccadeParams.{name} must be finite and > 0, got {v!r}")
+                msg = f"SaccadeParams.{name} must be finite and > 0, got {v!r}"
+                raise ValueError(msg)
         if not (math.isfinite(self.background) and self.background >= 0):
-            raise ValueError(f"SaccadeParams.background must be >= 0, got {self.background!r}")
+            msg = f"SaccadeParams.background must be >= 0, got {self.background!r}"
+            raise ValueError(msg)
         if self.background + self.contrast > 255:
-            raise ValueError(
+            msg = (
                 f"SaccadeParams.background + contrast = {self.background + self.contrast} exceeds 255 "
                 "(frames are uint8)"
             )
+            raise ValueError(msg)
         if not isinstance(self.refractory_us, int) or self.refractory_us < 0:
-            raise ValueError(f"SaccadeParams.refractory_us must be an int >= 0, got {self.refractory_us!r}")
+            msg = f"SaccadeParams.refractory_us must be an int >= 0, got {self.refractory_us!r}"
+            raise ValueError(msg)
         if not (math.isfinite(self.noise_rate_hz) and self.noise_rate_hz >= 0):
-            raise ValueError(f"SaccadeParams.noise_rate_hz must be >= 0, got {self.noise_rate_hz!r}")
+            msg = f"SaccadeParams.noise_rate_hz must be >= 0, got {self.noise_rate_hz!r}"
+            raise ValueError(msg)
 
     @property
     def sample_us(self) -> int:
@@ -114,6 +124,7 @@ class SaccadeConstants(NamedTuple):
 
     @classmethod
     def of(cls, params: SaccadeParams, lut: np.ndarray) -> SaccadeConstants:
+        """The constants of ``params``; ``lut`` is the stream's log-intensity table."""
         background, contrast = float(params.background), float(params.contrast)
         return cls(
             field=int(params.field),
@@ -145,9 +156,11 @@ def _check_images(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (n, 28, 28), got {images.dtype} {images.shape}")
+        msg = f"images must be uint8 (n, 28, 28), got {images.dtype} {images.shape}"
+        raise ValueError(msg)
     if labels.shape != (images.shape[0],) or labels.dtype.kind not in "iu":
-        raise ValueError(f"labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {labels.shape}")
+        msg = f"labels must be integers of shape ({images.shape[0]},), got {labels.dtype} {labels.shape}"
+        raise ValueError(msg)
     return images, labels
 
 
@@ -156,7 +169,8 @@ def render_saccade_frames(image: np.ndarray, params: SaccadeParams) -> tuple[np.
     times µs from the sample start)``. ``saccade_stream`` encodes frames 1..F."""
     image = np.asarray(image)
     if image.shape != (DIGIT_SIZE, DIGIT_SIZE) or image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (28, 28), got {image.dtype} {image.shape}")
+        msg = f"image must be uint8 (28, 28), got {image.dtype} {image.shape}"
+        raise ValueError(msg)
     ox, oy = saccade_path(params)
     img = image.astype(np.float64) / 255.0
     frames = render_frames(img, params.field, ox, oy, float(params.background), float(params.contrast))
@@ -184,7 +198,8 @@ def saccade_stream(
     params = params if params is not None else SaccadeParams()
     images, labels = _check_images(images, labels)
     if samples_per_chunk < 1:
-        raise ValueError(f"samples_per_chunk must be >= 1, got {samples_per_chunk}")
+        msg = f"samples_per_chunk must be >= 1, got {samples_per_chunk}"
+        raise ValueError(msg)
     fld = params.field
     ox, oy = saccade_path(params)
     lut = log_lut(float(params.log_eps))

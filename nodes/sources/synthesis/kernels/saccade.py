@@ -17,12 +17,16 @@ DeltaEncoder computes for a uint8 frame. The per-pixel rule is the delta kernels
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
 from nodes.encoder.kernels.delta import count_crossings, crossing_time
 from nodes.encoder.kernels.time_sort import sort_by_time_radix
+
+if TYPE_CHECKING:  # the record's module imports this one
+    from nodes.sources.synthesis.saccade import SaccadeConstants
 
 
 @njit(cache=True)
@@ -51,7 +55,7 @@ def _shifted_q(
     r = y - ky + pad
     top = padded[r, c] * (1.0 - ax) + padded[r, c - 1] * ax
     bot = padded[r - 1, c] * (1.0 - ax) + padded[r - 1, c - 1] * ax
-    v = top * (1.0 - ay) + bot * ay
+    v: float = top * (1.0 - ay) + bot * ay
     return math.floor(bg + contrast * v + 0.5)
 
 
@@ -75,7 +79,9 @@ def render_frames(
 
 
 @njit(cache=True)
-def _grow(out_t: np.ndarray, out_i: np.ndarray, out_p: np.ndarray, need: int):
+def _grow(
+    out_t: np.ndarray, out_i: np.ndarray, out_p: np.ndarray, need: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cap = max(2 * out_t.shape[0], need)
     t2 = np.empty(cap, dtype=np.int64)
     i2 = np.empty(cap, dtype=np.int64)
@@ -90,7 +96,17 @@ def _grow(out_t: np.ndarray, out_i: np.ndarray, out_p: np.ndarray, need: int):
 # Inlined into saccade_sample: called once per pixel, a separate function pays the tuples' reference
 # counts (about 5 % of the sample time, measured); inlined, it runs as fast as with separate arguments.
 @njit(cache=True, inline="always")
-def _saccade_pixel(consts, t_start: int, tables, state, out, n: int, x: int, y: int, n_frames: int) -> int:
+def _saccade_pixel(
+    consts: SaccadeConstants,
+    t_start: int,
+    tables: tuple[np.ndarray, ...],
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n: int,
+    x: int,
+    y: int,
+    n_frames: int,
+) -> int:
     """One pixel of ``saccade_sample`` over frames ``1 .. n_frames - 1``. Returns the new ``n``, or -1
     (state left untouched) when the output arrays are too small.
 
@@ -160,7 +176,7 @@ def saccade_sample(
     l_ref: np.ndarray,
     last_t: np.ndarray,
     lut: np.ndarray,
-    consts,
+    consts: SaccadeConstants,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Delta-encode frames 1..F of ``render_frames(img, consts.field, ox, oy, ...)`` (frame f at
     ``t_start + f * consts.frame_us``; frame 0 is the state's previous frame at ``t_start``) without
