@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from typing_extensions import override
 
+from pipeline.shedding import LagShedder
 from pipeline.errors import DeviceError
 from pipeline.events import EVENT_DTYPE
 from pipeline.message import Message, events_message
@@ -123,6 +124,10 @@ class CameraParams:
     roi: tuple[int, ...] = ()
     #: How long one worker-thread read waits for data before handing control back, in seconds (> 0).
     poll_s: float = 0.01
+    #: Events more than this many µs older than the camera's present when they could leave are shed,
+    #: whole time slices, oldest first, and counted (>= 1): the graph's answers stay this fresh when it
+    #: cannot keep up (``nodes.sources.shedding``).
+    max_lag_us: int = 50_000
 
     def __post_init__(self) -> None:
         if self.roi and len(self.roi) != 4:
@@ -135,6 +140,9 @@ class CameraParams:
                 raise ValueError(msg)
         if not self.poll_s > 0:
             msg = f"poll_s must be > 0 s, got {self.poll_s}"
+            raise ValueError(msg)
+        if self.max_lag_us < 1:
+            msg = f"max_lag_us must be >= 1 µs, got {self.max_lag_us}"
             raise ValueError(msg)
 
 
@@ -186,6 +194,9 @@ class CameraSource(Source):
         self._roi: tuple[int, int, int, int] | None = None
         self._events = 0
         self._batches = 0
+        self._shedder = LagShedder(name, config.max_lag_us, self.log)
+        #: the smallest (wall clock - newest event) seen: the camera clock's offset plus the fastest delivery
+        self._clock_offset_us: int | None = None
 
     def _open(self) -> Any:
         import dv_processing as dv
@@ -256,12 +267,28 @@ class CameraSource(Source):
             if events.shape[0]:
                 self._events += int(events.shape[0])
                 self._batches += 1
+                events = self._shed(events)
+            if events.shape[0]:
                 yield events_message(events, width, height)
+
+    def _shed(self, events: np.ndarray) -> np.ndarray:
+        """``events`` less what is older than ``max_lag_us`` behind the camera's present, which is the
+        wall clock less the smallest delivery delay seen (so camera and host clocks need not agree)."""
+        wall_us = time.time_ns() // 1000
+        offset = wall_us - int(events["t"][-1])
+        if self._clock_offset_us is None or offset < self._clock_offset_us:
+            self._clock_offset_us = offset
+        return self._shedder.shed(events, wall_us - self._clock_offset_us, time.monotonic())
 
     @override
     def results(self) -> dict[str, Any]:
-        return {"camera": self._camera_name, "camera_events": self._events, "camera_batches": self._batches}
+        return {
+            "camera": self._camera_name,
+            "camera_events": self._events,
+            "camera_batches": self._batches,
+        } | self._shedder.results()
 
     @override
     async def stop(self) -> None:
+        self._shedder.finish()
         self._camera = None  # dv-processing closes the device when the object is released

@@ -1,15 +1,18 @@
 """A simulated live camera: replays a recording in real time, or makes a synthetic stream at a set rate.
 
 ``SimulatedCamera`` behaves like a camera that keeps running whatever the graph does. Stream time is
-tied to the wall clock: ``stream_now = t_origin + elapsed_wall * speed``. Every ``slice_us`` of stream
+tied to the wall clock: ``stream_now = t_origin + elapsed_wall * speed``. Every ``slice_us`` of wall
 time it emits the events that have come due since the previous emission (a short time slice, as a camera
 commits a packet every millisecond or so).
 
+Each emission leaves as messages of at most ``slice_us`` (of wall time), however late it is: a graph that
+bounds its queues by message count then also bounds them in time.
+
 When the consumer is slow (the graph's back-pressure makes the send wait), the camera does not fall
-behind: at the next emission, every event older than ``stream_now - max_lag_us`` is dropped (its wall
-time has passed), counted, and a log line says when dropping starts and when it stops. So the lag of
-what is emitted stays within ``max_lag_us`` (plus one emission's send time), and
-``events_emitted + events_dropped`` is everything the camera produced.
+behind: at the next emission, every event born more than ``max_lag_us`` of wall time ago is dropped (its wall
+time has passed), whole time slices, oldest first; they are counted, and a log line says when dropping
+starts and when it stops. So the lag of what is emitted stays within ``max_lag_us`` (plus one emission's
+send time), and ``events_emitted + events_dropped`` is everything the camera produced.
 
 Modes:
 
@@ -17,12 +20,13 @@ Modes:
   ``pipeline.config.data_path``), played in laps by ``nodes.sources.paced_file.PacedFile``, the file
   playback the ``replay`` source uses too. Timestamps are moved to the wall clock, as a live camera
   stamps its events: the first event gets the Unix time in µs when the stream starts, the others keep
-  their distance to it (so labels taught live, stamped with the wall clock, line up with the replayed
-  scene; the ``replay`` source keeps a file's own timestamps). With ``loop``, lap ``k`` adds
-  ``k * (t_last - t_first + slice_us)`` so that they keep increasing.
+  their distance to it divided by ``speed`` (so labels taught live, stamped with the wall clock, line
+  up with the replayed scene, and a recording played faster looks like a faster scene; the ``replay``
+  source keeps a file's own timestamps). With ``loop``, lap ``k`` is shifted by
+  ``k * (t_last - t_first + slice_us)`` of stream time so that they keep increasing.
 * ``rate`` (no ``path``): ``rate`` events per second of stream time, event ``k`` at
-  ``t_origin + k * 1e6 / rate`` µs, where ``t_origin`` is the Unix time in µs when the stream starts, so
-  that at ``speed = 1`` an event's timestamp is its wall-clock birth time (latency benchmarks use that).
+  ``k * 1e6 / rate`` µs of stream time after the start, stamped with the wall clock like a replay, so
+  that an event's timestamp is its wall-clock birth time at any ``speed`` (latency benchmarks use that).
   Pixels and polarities are a fixed hash of ``k``: deterministic, and dropping does not change which
   events the others are.
 """
@@ -40,6 +44,8 @@ import numpy as np
 from typing_extensions import override
 
 from nodes.sources.paced_file import PacedFile
+from nodes.sources.pacing import time_slices
+from pipeline.shedding import LagShedder
 from pipeline.config import data_path
 from pipeline.errors import DeviceError, RecordingError
 from pipeline.events import EVENT_DTYPE, copy_records
@@ -62,9 +68,9 @@ class SimulatedParams:
     speed: float = 1.0
     #: Replay: start over at the end of the recording (timestamps keep increasing, see the module doc).
     loop: bool = False
-    #: Stream time between emissions in µs (>= 1): the size of the time slices a live camera commits.
+    #: Wall time between emissions in µs (>= 1): the size of the time slices a live camera commits.
     slice_us: int = 1000
-    #: Events whose stream time is more than this many µs in the past at an emission are dropped (>= 1).
+    #: Events born more than this many µs (wall time) before an emission are shed, oldest first (>= 1).
     max_lag_us: int = 50_000
     #: Stop after this many seconds of stream time (>= 0; 0 = at the end of the recording, never for
     #: ``rate`` mode or ``loop``).
@@ -128,12 +134,7 @@ class SimulatedCamera(Source):
         self._file: PacedFile | None = None
         self._width = config.width
         self._height = config.height
-        self.emitted = 0
-        self.dropped = 0
-        self._episodes = 0
-        self._dropping = False
-        self._episode_drops = 0
-        self._last_drop_wall = 0.0
+        self._shedder = LagShedder(name, config.max_lag_us, self.log)
         self._max_lag_us = 0.0
         self._laps = 0
 
@@ -161,49 +162,32 @@ class SimulatedCamera(Source):
         return self._width, self._height
 
     # -- the stream ------------------------------------------------------------------------------------
-    def _note_drops(self, dropped: int, wall: float) -> None:
-        c = self.config
-        if dropped:
-            self.dropped += dropped
-            self._episode_drops += dropped
-            self._last_drop_wall = wall
-            if not self._dropping:
-                self._dropping = True
-                self._episodes += 1
-                self.log.warning(
-                    "%s: consumer too slow, dropping events more than %.1f ms (stream time) old",
-                    self.name,
-                    c.max_lag_us / 1000,
-                )
-        elif self._dropping and wall - self._last_drop_wall > 1.0:
-            self._end_episode()
+    @property
+    def emitted(self) -> int:
+        """Events sent so far."""
+        return self._shedder.emitted
 
-    def _end_episode(self) -> None:
-        self.log.warning(
-            "%s: caught up; dropped %d events in that episode (%d in all, %.2f%% of the stream)",
-            self.name,
-            self._episode_drops,
-            self.dropped,
-            100 * self.drop_ratio,
-        )
-        self._dropping = False
-        self._episode_drops = 0
+    @property
+    def dropped(self) -> int:
+        """Events shed so far because the graph lagged."""
+        return self._shedder.dropped
 
     @property
     def drop_ratio(self) -> float:
-        """The share of the stream's events dropped so far because the graph lagged."""
-        total = self.emitted + self.dropped
-        return self.dropped / total if total else 0.0
+        """The share of the stream's events shed so far because the graph lagged."""
+        return self._shedder.drop_ratio
 
     @override
     async def produce(self) -> AsyncIterator[Message]:
         c = self.config
         width, height = self.sensor_size
         us_per_s = 1e6 * c.speed  # stream µs per wall second
+        # slices and lag are wall time, as for a camera: in stream time they scale with the speed
+        lag_us = round(c.max_lag_us * c.speed)
+        slice_us = max(1, round(c.slice_us * c.speed))
         file = self._file
-        t_origin = int(file.due[0]) if file is not None else time.time_ns() // 1000
-        # a replay runs in the file's time internally and is stamped with the wall clock on the way out
-        to_wall = time.time_ns() // 1000 - t_origin if file is not None else 0
+        t_origin = int(file.due[0]) if file is not None else 0
+        wall_origin = time.time_ns() // 1000  # the Unix µs stamped on stream time t_origin
         w0 = time.perf_counter()
         t_stop = t_origin + round(c.duration_s * 1e6) if c.duration_s else None
         cursor, lap, k_next = 0, 0, 0
@@ -215,12 +199,12 @@ class SimulatedCamera(Source):
                 if final:
                     now = t_stop - 1  # type: ignore[operator]
                 if file is not None:
-                    batches, dropped, cursor, lap, oldest = file.take(cursor, lap, now, c.max_lag_us, c.loop)
+                    batches, dropped, cursor, lap, oldest = file.take(cursor, lap, now, lag_us, c.loop)
                     self._laps = lap
                     done = final or (cursor >= file.events.shape[0] and not c.loop)
                 else:
                     k_end = math.floor((now - t_origin + 1) * c.rate / 1e6)  # events with t <= now
-                    k_cut = max(k_next, math.ceil((now - c.max_lag_us - t_origin) * c.rate / 1e6))
+                    k_cut = max(k_next, math.ceil((now - lag_us - t_origin) * c.rate / 1e6))
                     dropped = min(k_cut, k_end) - k_next if k_cut > k_next else 0
                     k_from = k_next + dropped
                     batches = (
@@ -229,34 +213,44 @@ class SimulatedCamera(Source):
                     oldest = int(batches[0]["t"][0]) if batches else None
                     k_next = max(k_end, k_next)
                     done = final
-                self._note_drops(dropped, wall)
+                self._shedder.note(dropped, wall)
                 if oldest is not None:
                     self._max_lag_us = max(self._max_lag_us, (now - oldest) / c.speed)
+                late = 0
                 for batch in batches:
-                    self.emitted += int(batch.shape[0])
-                    out = batch
-                    if to_wall:
-                        out = copy_records(batch)
-                        out["t"] += to_wall
-                    yield events_message(out, width, height)
+                    for piece in time_slices(batch, slice_us, len(batch)):
+                        # a send that waited may have left the rest of an emission behind: shed it too
+                        cut = t_origin + int((time.perf_counter() - w0) * us_per_s) - lag_us
+                        if int(piece["t"].max()) < cut:
+                            late += int(piece.shape[0])
+                            continue
+                        self._shedder.emitted += int(piece.shape[0])
+                        yield events_message(self._stamped(piece, t_origin, wall_origin), width, height)
+                if late:
+                    self._shedder.note(late, time.perf_counter())
                 if done:
                     return
-                due = file.next_due(cursor, lap, now + c.slice_us) if file is not None else now + c.slice_us
+                due = file.next_due(cursor, lap, now + slice_us) if file is not None else now + slice_us
                 if t_stop is not None:
                     due = min(due, t_stop)
                 delay = w0 + (due - t_origin) / us_per_s - time.perf_counter()
                 await asyncio.sleep(max(0.0, delay))
         finally:
-            if self._dropping:
-                self._end_episode()
+            self._shedder.finish()
+
+    def _stamped(self, events: np.ndarray, t_origin: int, wall_origin: int) -> np.ndarray:
+        """``events`` (stream time) stamped with the wall clock: ``wall_origin`` at ``t_origin``, stream
+        time divided by ``speed``."""
+        out = copy_records(events)
+        if self.config.speed == 1.0:
+            out["t"] += wall_origin - t_origin
+        else:
+            out["t"] = wall_origin + np.floor((events["t"] - t_origin) / self.config.speed).astype(np.int64)
+        return out
 
     @override
     def results(self) -> dict[str, Any]:
-        return {
-            "events_emitted": self.emitted,
-            "events_dropped": self.dropped,
-            "drop_ratio": round(self.drop_ratio, 6),
-            "drop_episodes": self._episodes,
+        return self._shedder.results() | {
             "max_lag_ms": round(self._max_lag_us / 1000, 3),
             "laps": self._laps,
         }
