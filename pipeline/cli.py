@@ -76,9 +76,12 @@ def print_summary(results: dict[str, Any]) -> None:
             print(f"  {name}: {report.get('error')}")
             continue
         lat = c.get("latency") or {}
+        # shed on purpose: by a live source that the graph held up, or by a node's max_age_ms
+        shed = c.get("shed", 0) + int((report.get("results") or {}).get("events_dropped", 0))
         print(
             f"  {name:<12} in {c['events_in']:>12,} ev  out {c['events_out']:>12,} ev  gaps {c['gaps']}"
             f"  drops {c['drops']}  malformed {c['malformed']}  errors {c['errors']}"
+            + (f"  shed {shed:,}" if shed else "")
             + (f"  latency p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms" if lat else "")
         )
         for warning in (report.get("results") or {}).get("warnings", ()):

@@ -31,7 +31,7 @@ from typing import Any
 from .errors import ConfigError
 
 TRANSPORTS = ("inproc", "ipc", "tcp")
-NODE_RUNTIME_KEYS = ("type", "address", "bind", "tap_address", "tap_bind", "curve")
+NODE_RUNTIME_KEYS = ("type", "address", "bind", "tap_address", "tap_bind", "curve", "max_age_ms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +46,10 @@ class NodeSpec:
     tap_address: str | None = None
     tap_bind: str | None = None
     curve: Mapping[str, Any] | None = None
+    #: Shed data messages (events, spikes) that reach this node more than this many ms after their source
+    #: made them, whole and counted, instead of computing on stale input (0 = never: lossless). For the
+    #: expensive stage of a live graph: what it answers is then never older than this plus its own work.
+    max_age_ms: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +61,7 @@ class GraphConfig:
     nodes: dict[str, NodeSpec]
     links: tuple[tuple[str, str], ...]
     taps: tuple[tuple[str, str], ...] = ()
+    #: Messages each end of a lossless link may hold (ZeroMQ's high-water mark): the queue between stages.
     hwm: int = 64
     tap_hwm: int = 256
     ipc_dir: str | None = None
@@ -165,6 +170,13 @@ def _parse_link(item: Any, where: str) -> tuple[str, str]:
     return a, b
 
 
+def _max_age(value: Any, where: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
+        msg = f"{where} must be a number of ms >= 0 (0 = never shed), got {value!r}"
+        raise ConfigError(msg)
+    return float(value)
+
+
 def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig:
     """Validate a raw TOML document as a graph (structure only; node parameters are checked later)."""
     known = {
@@ -211,6 +223,7 @@ def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig
             tap_address=table.get("tap_address"),
             tap_bind=table.get("tap_bind"),
             curve=table.get("curve"),
+            max_age_ms=_max_age(table.get("max_age_ms", 0.0), f"{source}: nodes.{name}.max_age_ms"),
         )
     links = tuple(_parse_link(x, f"{source}: links") for x in raw.get("links", []))
     taps = tuple(_parse_link(x, f"{source}: taps") for x in raw.get("taps", []))

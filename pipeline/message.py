@@ -46,8 +46,8 @@ class Message:
     """One message. ``data`` is a structured array of the kind's dtype (``None`` for control/metrics).
 
     ``stream`` and ``seq`` are stamped by the runtime when the message leaves a node; ``created_ns``
-    (wall clock, ns) is set where the data was created at the source and carried through the graph so that
-    every node can measure its end-to-end latency.
+    (wall clock, ns) is set where the data was created at the source and carried through the graph (a
+    stage's outputs inherit it from their input) so that every node can measure its end-to-end latency.
     """
 
     kind: str
@@ -70,8 +70,10 @@ class Message:
         """Whether this is the end-of-stream control message."""
         return self.kind == CONTROL and self.command == EOS
 
-    def stamped(self, stream: str, seq: int, created_ns: int) -> Message:
-        """A copy sent by ``stream`` as its message ``seq``; ``created_ns`` is kept when already set."""
+    def stamped(self, stream: str, seq: int, origin_ns: int = 0) -> Message:
+        """A copy sent by ``stream`` as its message ``seq``. ``origin_ns`` is the ``created_ns`` of the input it
+        was computed from (0 at a source): it wins, so that latency counts from the source however many
+        stages made new messages on the way; otherwise the message's own, or now."""
         # built directly: dataclasses.replace costs ~20 µs, which shows at small batch sizes
         return Message(
             self.kind,
@@ -80,7 +82,7 @@ class Message:
             seq,
             self.width,
             self.height,
-            self.created_ns or created_ns,
+            origin_ns or self.created_ns or time.time_ns(),
             self.command,
             self.body,
         )

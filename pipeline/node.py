@@ -163,6 +163,8 @@ class Counters:
     gaps: int = 0
     missing: int = 0
     drops: int = 0
+    #: events (and spikes) of data messages shed because they arrived older than the node's ``max_age_ms``
+    shed: int = 0
     malformed: int = 0
     checkpoints: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)

@@ -27,10 +27,13 @@ from .endpoints import Endpoints
 from .errors import CheckpointError, SpikestreamError
 from .lifecycle import CONNECT_WAIT_S, stop_grace_s
 from .links import NodeLinks
-from .message import CHECKPOINT, CONTROL, EOS, Message, control_message
+from .message import CHECKPOINT, CONTROL, EOS, EVENTS, SPIKES, Message, control_message
 from .node import Counters, Source
 from .progress import log_counters
+from .shedding import LagShedder
 from .validation import BuiltNode
+
+_DATA = (EVENTS, SPIKES)  # what a node with max_age_ms may shed; labels and control always pass
 
 
 class NodeRunner:
@@ -65,6 +68,7 @@ class NodeRunner:
         self.errors = 0
         self._seq = 0
         self._started = 0.0
+        self._cpu_started = 0.0
         self.node = built.create(graph)
         self.checkpoints = NodeCheckpoints(
             self.node,
@@ -73,6 +77,9 @@ class NodeRunner:
             period_s=graph.checkpoint_s,
             counters=self.counters,
         )
+        spec = graph.nodes[built.name]
+        self._max_age_ns = int(spec.max_age_ms * 1e6)
+        self._shedder = LagShedder(self.name, max(1, round(spec.max_age_ms * 1000)), self.node.log)
         self.links = NodeLinks(ctx, graph, self.name, endpoints, built.curve, self.counters, watch_peers=watch_peers)
 
     async def __aenter__(self) -> NodeRunner:
@@ -132,6 +139,7 @@ class NodeRunner:
             elif self.node.is_source:
                 await self.links.wait_for_downstream(self.stop_requested, self.node.log)
             self._started = time.perf_counter()
+            self._cpu_started = time.process_time()
             self.checkpoints.restart_period()  # periods count from the start of the stream
             if self.node.is_source:
                 await self._run_source()
@@ -144,20 +152,25 @@ class NodeRunner:
             raise
         finally:
             logger.cancel()
+            self._shedder.finish()
             wall = time.perf_counter() - self._started if self._started else 0.0
+            cpu = time.process_time() - self._cpu_started if self._started else 0.0
             self._checkpoint(self.checkpoints.final_generation, "final checkpoint")
             try:
                 await self.node.stop()
             except Exception as exc:  # noqa: BLE001 - a stage's stop may fail any way; the report still goes out
                 self._handle_error("stop", exc)
-        return self.report(wall)
+        return self.report(wall, cpu)
 
-    def report(self, wall_s: float) -> dict[str, Any]:
-        """The node's entry in the results: its counters, errors, results and ``wall_s`` of running."""
+    def report(self, wall_s: float, cpu_s: float = 0.0) -> dict[str, Any]:
+        """The node's entry in the results: its counters, errors, results, ``wall_s`` of running and the
+        CPU seconds its process used meanwhile (``cpu_s``: the node's own only when it runs in a process
+        of its own, the whole graph's in one process)."""
         return {
             "type": self.type,
             "source": self.node.is_source,
             "wall_s": round(wall_s, 6),
+            "cpu_s": round(cpu_s, 3),
             "counters": self.counters.as_dict() | {"errors": self.errors},
             "results": self.node.results(),
             "error": self.error,
@@ -167,7 +180,7 @@ class NodeRunner:
     # -- sending and errors ----------------------------------------------------------------------------
     async def _send(self, msgs: Iterable[Message], created_ns: int = 0) -> None:
         for msg in msgs:
-            await self.links.outlet.send(msg.stamped(self.name, self._seq, created_ns or time.time_ns()))
+            await self.links.outlet.send(msg.stamped(self.name, self._seq, created_ns))
             self._seq += 1
 
     def _handle_error(self, where: str, exc: BaseException) -> None:
@@ -281,6 +294,12 @@ class NodeRunner:
                 await self._control(msg)
 
     async def _process(self, msg: Message) -> None:
+        if self._max_age_ns and msg.kind in _DATA:
+            stale = time.time_ns() - msg.created_ns > self._max_age_ns
+            self._shedder.note(msg.count if stale else 0, time.monotonic())
+            if stale:  # the graph fell behind: computing on it would only add to the lag
+                self.counters.shed += msg.count
+                return
         try:
             out = await self.node.process(msg)
         except Exception as exc:  # noqa: BLE001 - a stage's bug costs one message, not the graph

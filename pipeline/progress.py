@@ -83,7 +83,7 @@ async def log_counters(name: str, counters: Counters, *, every_s: float, sent: b
         last_events = moved
         lat = c.latency.summary()
         log.info(
-            "%s: %d msgs/%d events in, %d/%d out, %.2f M ev/s, gaps %d, drops %d, malformed %d%s",
+            "%s: %d msgs/%d events in, %d/%d out, %.2f M ev/s, gaps %d, drops %d, malformed %d%s%s",
             name,
             c.messages_in,
             c.events_in,
@@ -93,5 +93,6 @@ async def log_counters(name: str, counters: Counters, *, every_s: float, sent: b
             c.gaps,
             c.drops,
             c.malformed,
+            f", shed {c.shed}" if c.shed else "",
             f", latency p50 {lat['p50_ms']} ms" if lat else "",
         )

@@ -192,3 +192,14 @@ def test_message_constructors_check_dtype():
     with pytest.raises(ValueError, match="unknown control command"):
         control_message("reboot")
     assert Message("events").count == 0
+
+
+def test_a_stage_output_keeps_the_creation_time_of_the_input_it_came_from():
+    made_at_source = events_message(np.zeros(2, EVENT_DTYPE)).created_ns
+    out = events_message(np.zeros(1, EVENT_DTYPE))  # a stage's new message, computed from that input
+    assert out.created_ns >= made_at_source
+    assert out.stamped("encoder", 0, made_at_source).created_ns == made_at_source
+    # a source's own message (no input: origin 0) keeps its creation time; one without any gets now
+    assert out.stamped("camera", 0).created_ns == out.created_ns
+    bare = Message("events", np.zeros(0, EVENT_DTYPE))
+    assert bare.stamped("camera", 0).created_ns > 0
