@@ -300,6 +300,7 @@ class NodeRunner:
             if stale:  # the graph fell behind: computing on it would only add to the lag
                 self.counters.shed += msg.count
                 return
+            self._shedder.emitted += msg.count
         try:
             out = await self.node.process(msg)
         except Exception as exc:  # noqa: BLE001 - a stage's bug costs one message, not the graph
