@@ -151,21 +151,32 @@ class Network:
 
     def process_all_layers(self, spikes: np.ndarray) -> list[np.ndarray]:
         """Run a batch through every layer; returns each layer's output spikes (``SPIKE_DTYPE``)."""
-        return [_as_spikes(cols) for cols in self._run(spikes)]
+        return [as_spikes(cols) for cols in self._run(spikes)]
 
     def process(self, spikes: np.ndarray) -> np.ndarray:
         """Run a batch of input spikes; returns the top layer's inference spikes (``SPIKE_DTYPE``)."""
-        return _as_spikes(self._run(spikes)[-1])
+        return as_spikes(self._run(spikes)[-1])
 
-    def _run(self, spikes: np.ndarray) -> list[_Columns]:
+    def input_columns(self, spikes: np.ndarray) -> Columns:
+        """Validated input spikes as the columns ``run_layers`` takes (a ``ValueError`` names a bad one)."""
+        return _columns(self._validate(spikes))
+
+    def run_layers(self, cols: Columns, start: int, stop: int, learning: bool) -> Columns:
+        """Layers ``start`` .. ``stop - 1`` over ``cols`` (layer ``start - 1``'s output), learning or not.
+
+        It touches only those layers' state, so that contiguous groups of layers can run in different
+        threads (``nodes.stdp.pipelined``); ``process`` is this over all layers with ``learning``.
+        """
+        for layer in self._layers[start:stop]:
+            cols = _pool(cols, layer) if isinstance(layer, PoolLayer) else _run_weighted(cols, layer, learning)
+        return cols
+
+    def _run(self, spikes: np.ndarray) -> list[Columns]:
         """Every layer's output as columns: between layers the spikes stay in the form the kernels take."""
-        current = _columns(self._validate(spikes))
-        outputs: list[_Columns] = []
-        for layer in self._layers:
-            if isinstance(layer, PoolLayer):
-                current = _pool(current, layer)
-            else:
-                current = _run_weighted(current, layer, self._learning)
+        current = self.input_columns(spikes)
+        outputs: list[Columns] = []
+        for i in range(len(self._layers)):
+            current = self.run_layers(current, i, i + 1, self._learning)
             outputs.append(current)
         return outputs
 
@@ -194,23 +205,24 @@ class Network:
         _state.load_state_dict(self._layers, state)
 
 
-# Spikes between layers: contiguous columns t (int64) and x, y, c (uint16, as in SPIKE_DTYPE), the form
-# the kernel takes and returns, so that no layer packs or unpacks a structured array.
-_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Spikes between layers: contiguous columns t (int64) and x, y, c (uint16, as in SPIKE_DTYPE), the form
+#: the kernel takes and returns, so that no layer packs or unpacks a structured array.
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _columns(spikes: np.ndarray) -> _Columns:
+def _columns(spikes: np.ndarray) -> Columns:
     t, x, y, c = (np.ascontiguousarray(spikes[name]) for name in ("t", "x", "y", "c"))
     return t, x, y, c
 
 
-def _as_spikes(cols: _Columns) -> np.ndarray:
+def as_spikes(cols: Columns) -> np.ndarray:
+    """Columns (``t, x, y, c``) as one ``SPIKE_DTYPE`` array."""
     out = np.empty(len(cols[0]), SPIKE_DTYPE)
     out["t"], out["x"], out["y"], out["c"] = cols
     return out
 
 
-def _pool(cols: _Columns, layer: PoolLayer) -> _Columns:
+def _pool(cols: Columns, layer: PoolLayer) -> Columns:
     s = layer.params.size
     t, x, y, c = cols
     layer.counters[0] += t.shape[0]
@@ -245,7 +257,7 @@ def _constants(layer: WeightedLayer) -> Constants:
     )
 
 
-def _run_weighted(cols: _Columns, layer: WeightedLayer, learning: bool) -> _Columns:
+def _run_weighted(cols: Columns, layer: WeightedLayer, learning: bool) -> Columns:
     arrays: LayerArrays = layer.arrays
     constants = _constants(layer)
     n = len(cols[0])
