@@ -10,6 +10,7 @@ to depth-first processing per event; so batch sizes never change anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +140,8 @@ class Network:
         c, h, w = self.input_shape
         for name, limit in (("c", c), ("y", h), ("x", w)):
             col = spikes[name]
+            if not col.shape[0] or col.max() < limit:  # (the maximum first: most batches are fine)
+                continue
             bad = np.flatnonzero(col >= limit)
             if bad.size:
                 k = int(bad[0])
@@ -243,17 +246,25 @@ def _threshold32(th: float) -> np.float32:
 
 def _constants(layer: WeightedLayer) -> Constants:
     """The layer's constants for the kernel; the kernel's limits are read now, so tests can change them."""
-    p = layer.params
+    return _layer_constants(layer.params, layer.r_learn, layer.r_inf, kernel.SELECT_MAX, kernel.EPOCH_LIMIT)
+
+
+@functools.lru_cache(maxsize=256)
+def _layer_constants(
+    p: ConvParams | FcParams, r_learn: int, r_inf: int, select_max: int, epoch_limit: int
+) -> Constants:
+    """``_constants``, made once per layer configuration: making them took ~15 µs per layer and batch,
+    a tenth of a 1 ms slice's time in the N-MNIST network."""
     return Constants(
         th_learn=_threshold32(p.th_learn),
         th_inf=_threshold32(p.th_inf),
-        r_learn=layer.r_learn,
-        r_inf=layer.r_inf,
+        r_learn=r_learn,
+        r_inf=r_inf,
         a_minus=float(p.a_minus),
         a_plus=p.a_plus_effective,
         beta_plus=float(p.beta_plus),
-        select_max=kernel.SELECT_MAX,
-        epoch_limit=kernel.EPOCH_LIMIT,
+        select_max=select_max,
+        epoch_limit=epoch_limit,
     )
 
 
