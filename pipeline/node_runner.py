@@ -299,6 +299,7 @@ class NodeRunner:
                 elif out := ready.result():
                     await self._send(out)
             if not readable.cancelled():
+                readable.result()  # (an inlet that failed fails here, as its recv would)
                 break
         return await inlet.recv()
 
