@@ -17,6 +17,7 @@ from graphs import DIGIT_LAYERS, encoder, font_digits, graph, stdp, write_graph
 from test_stdp import SMALL_SHAPE, assert_same_state, random_spikes, small_layers
 from typing_extensions import override
 
+from nodes.classifier.kernel import I_N_INPUTS
 from nodes.stdp import Network, network
 from nodes.stdp.node import StdpConfig, StdpNode
 from nodes.stdp.pipelined import PipelinedNetwork
@@ -369,3 +370,6 @@ def test_a_graph_with_threads_2_gives_the_results_of_threads_1_in_process_and_ov
             state = load_state(state_dir / f"stdp.g{generation:09d}.npz")
             counters = [state[f"{i}.counters"] for i in range(len(DIGIT_LAYERS))]
             assert all(low[2] == high[0] for low, high in itertools.pairwise(counters))
+            if generation in generations(state_dir, "classifier"):
+                clf = load_state(state_dir / f"classifier.g{generation:09d}.npz")
+                assert int(clf["istate"][I_N_INPUTS]) == counters[-1][2], generation  # spikes taken = sent
