@@ -10,6 +10,7 @@ fc inference WTA, learning on and off, on
   decoded and concatenated with time shifts.
 
     python benchmarks/bench_stdp.py [--samples 100] [--repeat 3] [--json out.json] [--breakdown]
+                                    [--threads 1,2,3] [--split 2,4]
 
 Each case runs ``--repeat`` times on a fresh network and the fastest run is reported (all are printed
 and kept in the JSON): on the shared 2-core VM single runs of the same code vary by up to ~10 %.
@@ -21,16 +22,27 @@ Per-layer figures are the seconds each layer takes for the whole stream (layer b
 accumulation itself and what the spikes add: each layer is run alone on its real input stream with
 both thresholds, with one of them out of reach (no learning or no inference spikes), and with both
 out of reach (integration only). The spike costs interact, so the parts add up only roughly.
+
+``--threads 1,2`` also runs the network pipelined over threads (``nodes.stdp.pipelined``, what a node
+with ``threads = N`` runs) on the same stream (real when present), learning on, fed in batches of
+realistic size: one sample per batch, and 1 ms slices. Each repeat runs every thread count in turn
+(paired on the same minutes of the VM); it prints input events/s per thread count (median of the
+repeats), the median of the paired ratios to one thread and the cores kept busy (CPU seconds of all
+threads over wall seconds: on a shared VM, what the other work left), and checks that the per-layer
+counters agree with one thread's. ``--split`` sets where the groups start (default: the cost estimate's choice).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
+import statistics
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +52,8 @@ import numpy as np
 from nodes.stdp import ConvParams, FcParams, LayerParams, Network
 from nodes.stdp.network import _columns, _pool, _run_weighted
 from nodes.stdp.node import StdpConfig
+from nodes.stdp.pipelined import PipelinedNetwork
+from nodes.stdp.split import default_split
 from nodes.stdp.state import PoolLayer
 from pipeline.config import NODE_RUNTIME_KEYS, build_params, data_root
 from pipeline.events import SPIKE_DTYPE
@@ -189,6 +203,81 @@ def breakdown(stream: np.ndarray, wta_inf: bool = True) -> None:
         )
 
 
+def batch_cuts(stream: np.ndarray, how: str) -> np.ndarray:
+    """Where the batches of ``stream`` start and end: ``sample`` cuts at the 10 ms gaps the streams put
+    between samples, ``1ms`` at every change of ``t // 1000``."""
+    t = stream["t"]
+    edges = np.diff(t) >= 10_000 if how == "sample" else np.diff(t // 1000) != 0
+    inner = np.flatnonzero(edges) + 1
+    return np.concatenate([[0], inner, [len(t)]])
+
+
+def run_batches(
+    stream: np.ndarray, cuts: np.ndarray, threads: int, split: Sequence[int]
+) -> tuple[float, float, list[Any]]:
+    """Wall and CPU seconds (all threads) to run the batches through a fresh network (learning on), one
+    thread or pipelined over ``threads``, and its per-layer counters."""
+    layers = nmnist_layers()
+    net = Network(SHAPE, layers, seed=0)
+    batches = [stream[a:b] for a, b in itertools.pairwise(cuts)]
+    c0, t0 = time.process_time(), time.perf_counter()
+    if threads == 1:
+        for batch in batches:
+            net.process(batch)
+    else:
+        with PipelinedNetwork[int](net, tuple(split) or default_split(SHAPE, layers, threads)) as pipe:
+            for i, batch in enumerate(batches):
+                pipe.submit(batch, i)
+                pipe.take()
+            pipe.wait()
+            pipe.take()
+    return time.perf_counter() - t0, time.process_time() - c0, net.counters()
+
+
+def threads_cases(stream: np.ndarray, counts: Sequence[int], split: Sequence[int], repeat: int) -> dict[str, Any]:
+    """Input events/s of the pipelined network per thread count and batching (see the module docstring)."""
+    warm = Network(SHAPE, nmnist_layers(), seed=0)
+    warm.process(stream[:2000])
+    out: dict[str, Any] = {}
+    layers = nmnist_layers()
+    print(f"\nthreads, learning on, {len(stream)} input events (median of {repeat}; ratio: median of paired ratios)")
+    for how in ("sample", "1ms"):
+        cuts = batch_cuts(stream, how)
+        seconds: dict[int, list[float]] = {n: [] for n in counts}
+        cpu: dict[int, list[float]] = {n: [] for n in counts}
+        for _ in range(repeat):
+            reference = None
+            for n in counts:
+                secs, cpu_secs, counters = run_batches(stream, cuts, n, split)
+                cpu[n].append(cpu_secs / secs)
+                if reference is None:
+                    reference = counters
+                elif counters != reference:
+                    msg = f"threads = {n} computed other counters than threads = {counts[0]}: {counters} {reference}"
+                    raise SystemExit(msg)
+                seconds[n].append(secs)
+        case: dict[str, Any] = {"batches": len(cuts) - 1, "mean_batch": len(stream) / (len(cuts) - 1)}
+        for n in counts:
+            starts = () if n == 1 else tuple(split) or default_split(SHAPE, layers, n)
+            rate = len(stream) / statistics.median(seconds[n])
+            ratio = statistics.median(a / b for a, b in zip(seconds[counts[0]], seconds[n], strict=True))
+            cores = statistics.median(cpu[n])
+            case[str(n)] = {
+                "split": list(starts),
+                "events_per_s": rate,
+                "ratio": ratio,
+                "seconds": seconds[n],
+                "cpu_per_wall": cpu[n],
+            }
+            print(
+                f"  {how:6} batches ({case['mean_batch']:7.1f} events): threads {n} split {list(starts)!s:9} "
+                f"{rate / 1e6:.3f}M ev/s  x{ratio:.2f}  cores busy {cores:.2f}  "
+                f"(runs: {'/'.join(f'{s:.2f}' for s in seconds[n])} s)"
+            )
+        out[how] = case
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=100, help="samples per stream (default 100)")
@@ -196,6 +285,8 @@ def main() -> None:
     ap.add_argument("--no-wta-inf", action="store_true", help="fc without inference inhibition")
     ap.add_argument("--breakdown", action="store_true", help="also split conv1/conv2 time by kind of spike")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is reported (default 3)")
+    ap.add_argument("--threads", default="", help="also compare these thread counts, e.g. 1,2,3 (first: the baseline)")
+    ap.add_argument("--split", default="", help="with --threads: where groups 2.. start, e.g. 2 (default: estimated)")
     args = ap.parse_args()
     wta_inf = not args.no_wta_inf
     streams = {"synthetic": synthetic_stream(args.samples)}
@@ -223,6 +314,11 @@ def main() -> None:
             spread = "/".join(f"{v / 1e6:.3f}" for v in r["all_events_per_s"])
             rate = r["events_per_s"] / 1e6
             print(f"{sname:10} {learning!s:5} {r['events']:9d} {rate:8.3f}M   {layer_txt}   (runs: {spread})")
+    if args.threads:
+        counts = [int(v) for v in args.threads.split(",")]
+        split = [int(v) for v in args.split.split(",")] if args.split else []
+        stream = streams.get("nmnist", streams["synthetic"])
+        results["threads"] = threads_cases(stream, counts, split, args.repeat)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.breakdown:

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from typing_extensions import override
 
-from pipeline.shedding import LagShedder
 from pipeline.errors import DeviceError
 from pipeline.events import EVENT_DTYPE
 from pipeline.message import Message, events_message
 from pipeline.node import NodeContext, Source
+from pipeline.shedding import LagShedder
 
 log = logging.getLogger(__name__)
 

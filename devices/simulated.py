@@ -45,12 +45,12 @@ from typing_extensions import override
 
 from nodes.sources.paced_file import PacedFile
 from nodes.sources.pacing import time_slices
-from pipeline.shedding import LagShedder
 from pipeline.config import data_path
 from pipeline.errors import DeviceError, RecordingError
 from pipeline.events import EVENT_DTYPE, copy_records
 from pipeline.message import Message, events_message
 from pipeline.node import NodeContext, Source
+from pipeline.shedding import LagShedder
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -72,8 +72,10 @@ class Message:
 
     def stamped(self, stream: str, seq: int, origin_ns: int = 0) -> Message:
         """A copy sent by ``stream`` as its message ``seq``. ``origin_ns`` is the ``created_ns`` of the input it
-        was computed from (0 at a source): it wins, so that latency counts from the source however many
-        stages made new messages on the way; otherwise the message's own, or now."""
+        was computed from (0 at a source). The earlier of the two stamps is kept: a stage's new message
+        counts from its input's source, an output finished late for an earlier input keeps its own; a
+        message with neither is stamped now."""
+        stamps = [ns for ns in (origin_ns, self.created_ns) if ns]
         # built directly: dataclasses.replace costs ~20 µs, which shows at small batch sizes
         return Message(
             self.kind,
@@ -82,7 +84,7 @@ class Message:
             seq,
             self.width,
             self.height,
-            origin_ns or self.created_ns or time.time_ns(),
+            min(stamps) if stamps else time.time_ns(),
             self.command,
             self.body,
         )

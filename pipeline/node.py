@@ -13,6 +13,12 @@ Lifecycle, driven by the runtime (``pipeline.node_runner``)::
 
 ``process``/``flush``/``control`` return the messages to send downstream; the runtime stamps them with
 the node's stream id and sequence numbers. A node never talks to sockets itself.
+
+Background work (a node whose outputs are computed in other threads): while ``background_pending()`` is
+true the runtime waits for whichever comes first, the next input message or ``background_ready()``, and
+sends what that returns at once, without waiting for another input. Before a control message, a
+checkpoint and ``flush()`` it awaits ``background_ready()`` until nothing is pending, so that every output
+of the messages before them has gone out first. The default has no background work and costs nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +77,19 @@ class Node:
 
     async def process(self, msg: Message) -> Sequence[Message]:  # noqa: ARG002 - a hook: the default sends nothing
         """Handle one data message (events, spikes, labels, predictions, metrics)."""
+        return ()
+
+    def background_pending(self) -> bool:
+        """Whether outputs of earlier messages are still being computed in the background (or are done and
+        not yet returned). Called for every message: keep it cheap. Default: never."""
+        return False
+
+    async def background_ready(self) -> Sequence[Message]:
+        """Wait for background outputs and return those that are done, in order (empty once nothing is
+        pending). Must be safe to cancel while it waits: the runtime cancels it when an input message
+        comes first. An output carries the ``created_ns`` of the message it came from, so that latencies
+        stay true; an exception is counted and logged like a failed message. ``process`` may return
+        finished background outputs too (before its own); the order must stay the input order."""
         return ()
 
     def control(self, msg: Message) -> Sequence[Message]:  # noqa: ARG002 - a hook: the default sends nothing

@@ -31,6 +31,7 @@ from .message import CHECKPOINT, CONTROL, EOS, EVENTS, SPIKES, Message, control_
 from .node import Counters, Source
 from .progress import log_counters
 from .shedding import LagShedder
+from .transport import Inlet
 from .validation import BuiltNode
 
 _DATA = (EVENTS, SPIKES)  # what a node with max_age_ms may shed; labels and control always pass
@@ -272,7 +273,7 @@ class NodeRunner:
         tapped = set(self.graph.tap_upstream(self.name))
         eos_seen: set[str] = set()
         while not linked or len(eos_seen) < len(linked):
-            msg = await inlet.recv()
+            msg = await (self._next_message(inlet) if self.node.background_pending() else inlet.recv())
             if msg.created_ns:
                 self.counters.latency.add(time.time_ns() - msg.created_ns)
             if msg.kind != CONTROL:
@@ -293,6 +294,39 @@ class NodeRunner:
             else:
                 await self._control(msg)
 
+    async def _next_message(self, inlet: Inlet) -> Message:
+        """The next input message; meanwhile the node's background outputs go out as soon as they are done."""
+        while self.node.background_pending():
+            readable = asyncio.ensure_future(inlet.wait_readable())
+            ready = asyncio.ensure_future(self.node.background_ready())
+            try:
+                await asyncio.wait((readable, ready), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (readable, ready):
+                    task.cancel()  # no-op when done; a cancelled background_ready() has taken nothing
+            await asyncio.wait((readable, ready))  # settled: done or cancelled
+            if not ready.cancelled():
+                error = ready.exception()
+                if error is not None:
+                    self._handle_error("background processing", error)
+                elif out := ready.result():
+                    await self._send(out)
+            if not readable.cancelled():
+                readable.result()  # (an inlet that failed fails here, as its recv would)
+                break
+        return await inlet.recv()
+
+    async def _drain_background(self) -> None:
+        """Send every background output of the node: before a control message, a checkpoint and flush."""
+        while self.node.background_pending():
+            try:
+                out = await self.node.background_ready()
+            except Exception as exc:  # noqa: BLE001 - a stage's bug costs one message, not the graph
+                self._handle_error("background processing", exc)
+                continue
+            if out:
+                await self._send(out)
+
     async def _process(self, msg: Message) -> None:
         if self._max_age_ns and msg.kind in _DATA:
             stale = time.time_ns() - msg.created_ns > self._max_age_ns
@@ -308,8 +342,9 @@ class NodeRunner:
             return
         if out:
             await self._send(out, msg.created_ns)
-        if not self.checkpoints.in_cut:
-            self._periodic_checkpoint()
+        if not self.checkpoints.in_cut and self.checkpoints.due():
+            await self._drain_background()
+            self._checkpoint()
 
     def _end_of_upstream(self, msg: Message) -> None:
         body = msg.body or {}
@@ -321,6 +356,7 @@ class NodeRunner:
         self.checkpoints.final_generation = self.checkpoints.marker(body)
 
     async def _control(self, msg: Message) -> None:
+        await self._drain_background()  # every output of the messages before it goes out first
         if msg.command == CHECKPOINT:
             generation = self.checkpoints.marker(msg.body or {})
             if generation is not None:
@@ -354,6 +390,7 @@ class NodeRunner:
 
         async def finish() -> None:
             nonlocal flushed
+            await self._drain_background()
             try:
                 await self._send(await self.node.flush())
             except Exception as exc:  # noqa: BLE001 - end-of-stream must still go downstream

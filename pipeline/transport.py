@@ -299,6 +299,19 @@ class Inlet:
                 self._ready.append((sock, tapped))
             return frames, tapped
 
+    async def wait_readable(self) -> None:
+        """Wait until a message can be received, without receiving it (safe to cancel): for a node that
+        waits for its input and for something else at once."""
+        if self._ready:
+            return
+        if self._pull is not None and not self._subs:
+            while not int(self._pull_sync.getsockopt(_EVENTS)) & _POLLIN:
+                # (pyzmq's stub types the socket's poll like Poller.poll; it takes the flags)
+                await self._pull.poll(None, _POLLIN)  # type: ignore[call-arg]
+            return
+        events = await self._poller.poll()
+        self._ready = [(sock, sock is not self._pull) for sock, _ in events]
+
     async def recv(self) -> Message:
         """The next well-formed message. Malformed ones are counted, logged and skipped."""
         while True:

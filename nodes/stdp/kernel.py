@@ -90,13 +90,13 @@ SELECT_MAX = 32  # default cut-off: candidate sets up to this size are searched 
 EPOCH_LIMIT = 2**31 - 1  # lazy map resets: the int32 epochs restart (pending resets applied) on reaching it
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _before(va: float, ka: int, vb: float, kb: int) -> bool:
     """Whether candidate ``a`` (value ``va``, canonical index ``ka``) goes before ``b``."""
     return va > vb or (va == vb and ka < kb)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sort_order(order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarray, values: np.ndarray) -> None:
     """``order[:count]`` = the candidate slots by decreasing ``values[cand]``, ties by increasing key.
 
@@ -139,7 +139,7 @@ def _sort_order(order: np.ndarray, count: int, cand: np.ndarray, keys: np.ndarra
             order[k] = order[src + k]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _stdp(
     w: np.ndarray,
     potentiated: np.ndarray,
@@ -187,7 +187,7 @@ def _stdp(
         w[wi] = wv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _accumulate(v: np.ndarray, w: np.ndarray, nb: int, wb: int, count: int, th: float | np.float32) -> int:
     """``v[nb + m] += w[wb + m]`` for ``m < count``; returns 1 if any reached ``th``, else 0.
 
@@ -206,7 +206,7 @@ def _accumulate(v: np.ndarray, w: np.ndarray, nb: int, wb: int, count: int, th: 
     return int(hits)
 
 
-@numba.njit(cache=True, fastmath={"reassoc"})
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _accumulate_both(
     v_learn: np.ndarray,
     v_inf: np.ndarray,
@@ -240,7 +240,7 @@ def _accumulate_both(
     return bool(hits_l > 0), bool(hits_i > 0)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _accumulate_both_current(
     v_learn: np.ndarray,
     v_inf: np.ndarray,
@@ -285,7 +285,7 @@ def _accumulate_both_current(
     return hits_l, hits_i
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _search_next(
     cand: np.ndarray,
     cand_m: np.ndarray,
@@ -321,7 +321,7 @@ def _search_next(
     return best
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _walk_next(
     order: np.ndarray,
     k_next: int,
@@ -352,7 +352,7 @@ def _walk_next(
     return p
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _collect(
     v: np.ndarray,
     pos0: int,
@@ -388,7 +388,7 @@ def _collect(
     return n_cand
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def weighted_layer_run(
     in_t: np.ndarray,
     in_x: np.ndarray,
@@ -603,7 +603,7 @@ def weighted_layer_run(
     return out_t, out_x, out_y, out_c, n_out, consumed
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def materialize_map_resets(v_learn: np.ndarray, lazy: np.ndarray, m_count: int) -> None:
     """Apply every pending lazy map reset, so ``v_learn`` holds the effective values, and restart the
     epochs (every position current at epoch 0).

@@ -4,10 +4,18 @@ Input events become input spikes with channel ``c = p`` for a two-channel (ON/OF
 a one-channel input. Labels, predictions and metrics pass through unchanged and in order, so a classifier
 downstream sees labels exactly where they were in the stream. ``freeze``/``unfreeze`` control messages
 (scope "features" or none) switch learning off/on; inference runs either way.
+
+With ``threads`` > 1 the layers run as a pipeline over threads (``nodes.stdp.pipelined``): ``process``
+hands a batch in and returns the outputs already finished; the rest come out through the background hooks
+(``background_pending``/``background_ready``), in input order, with labels in their places. ``control``,
+``snapshot``, ``flush`` and ``results`` wait for the pipeline to drain first, so that every output before
+a control message goes out before it and state is read at a consistent position.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +31,8 @@ from pipeline.node import Node, NodeContext
 
 from .layers import LayerParams, output_shape
 from .network import Network
+from .pipelined import PipelinedNetwork, group_bounds
+from .split import default_split
 
 ROLE = "features"
 
@@ -42,6 +52,16 @@ class StdpConfig:
     """Seed of the weight initialisation (numpy ``default_rng``; the same seed gives the same weights)."""
     learning: bool = True
     """Learn from the start (a checkpoint overrides it)."""
+    threads: int = 1
+    """Threads the layers run in, in 1 .. the number of layers. 1: layer by layer in the node's own thread.
+    N > 1: N contiguous groups of layers, one thread each, as a pipeline (while the upper group runs one
+    batch, the lower one runs the next), so that one node uses up to N cores. Results are identical
+    (spike for spike, weight for weight); it pays when the node has cores to spare and batches are not
+    tiny (docs/edge.md, "threads")."""
+    split: tuple[int, ...] = ()
+    """With ``threads`` > 1: the layer indices (from 0) where the second, third ... group starts, increasing,
+    ``threads - 1`` of them; e.g. [2] runs layers 0-1 in one thread and the rest in another. Empty: chosen
+    by a cost estimate that balances the groups (``nodes.stdp.split``)."""
 
     def __post_init__(self) -> None:
         c, h, w = self.input
@@ -51,6 +71,21 @@ class StdpConfig:
         if not self.layers:
             msg = "layers must list at least one layer"
             raise ValueError(msg)
+        if not 1 <= self.threads <= len(self.layers):
+            msg = f"threads must be in 1 .. {len(self.layers)} (one group of layers per thread), got {self.threads}"
+            raise ValueError(msg)
+        if self.split:
+            if len(self.split) != self.threads - 1:
+                msg = (
+                    f"split {list(self.split)} must give {self.threads - 1} layer indices for threads = {self.threads}"
+                )
+                raise ValueError(msg)
+            group_bounds(len(self.layers), self.split)
+
+    @property
+    def group_starts(self) -> tuple[int, ...]:
+        """Where the second, third ... group of layers starts: ``split``, or the cost estimate's choice."""
+        return self.split or default_split(self.input, self.layers, self.threads)
 
 
 class StdpNode(Node):
@@ -92,6 +127,11 @@ class StdpNode(Node):
         # Load the compiled kernels now (an empty batch changes nothing): on the first live batch this
         # took ~0.3 s, long enough for a camera started with the graph to drop events.
         self.net.process(np.zeros(0, SPIKE_DTYPE))
+        # threads > 1: the pipeline, started on the first batch and stopped by stop(); its last worker wakes
+        # the event loop that waits for it (bound anew when a later call runs in another loop)
+        self._pipe: PipelinedNetwork[Message] | None = None
+        self._waker: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        self._error: BaseException | None = None  # a worker's, met while draining for control()
 
     def _input_spikes(self, msg: Message) -> np.ndarray:
         data = msg.data
@@ -123,6 +163,8 @@ class StdpNode(Node):
 
     @override
     async def process(self, msg: Message) -> Sequence[Message]:
+        if self.config.threads > 1:
+            return await self._process_pipelined(msg)
         if msg.kind not in (EVENTS, SPIKES):
             return (msg,)
         if not msg.count:
@@ -132,13 +174,126 @@ class StdpNode(Node):
 
     @override
     def control(self, msg: Message) -> Sequence[Message]:
+        out = self._drain_now()
         if msg.command in (FREEZE, UNFREEZE) and applies_to(msg, ROLE):
-            self.net.learning = msg.command == UNFREEZE
+            self._set_learning(msg.command == UNFREEZE)
             self.log.info("%s: learning %s", self.name, "on" if self.net.learning else "off")
+        return out
+
+    # -- threads > 1 -------------------------------------------------------------------------------------
+    def _pipeline(self) -> PipelinedNetwork[Message]:
+        if self._pipe is None:
+            self._pipe = PipelinedNetwork(self.net, self.config.group_starts, on_output=self._wake)
+        return self._pipe
+
+    def _wake(self) -> None:
+        """Called in the last worker's thread for every item out: wakes the loop that may be waiting."""
+        waker = self._waker
+        if waker is not None:
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits on it any more
+                waker[0].call_soon_threadsafe(waker[1].set)
+
+    def _event(self) -> asyncio.Event:
+        """The event ``_wake`` sets, of the running loop: a waiter clears it, checks, then waits on it."""
+        loop = asyncio.get_running_loop()
+        if self._waker is None or self._waker[0] is not loop:
+            self._waker = (loop, asyncio.Event())
+        return self._waker[1]
+
+    async def _process_pipelined(self, msg: Message) -> Sequence[Message]:
+        pipe = self._pipeline()
+        if msg.kind not in (EVENTS, SPIKES):
+            if not self.background_pending():
+                return (msg,)  # nothing before it in the pipeline: straight on
+            pipe.pass_on(msg)
+            return self._emit()
+        if not msg.count:
+            return self._emit()
+        spikes = self._input_spikes(msg)
+        while pipe.full():  # room for one more batch: a bounded number in flight
+            event = self._event()
+            event.clear()
+            if pipe.full():
+                await event.wait()
+        pipe.submit(spikes, msg)
+        return self._emit()
+
+    def _emit(self) -> list[Message]:
+        """The pipeline's finished outputs as messages, in order; a worker's error is raised in its place."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._messages(self._pipe.take()) if self._pipe is not None else []
+
+    @staticmethod
+    def _messages(items: Sequence[tuple[Message, np.ndarray | None]]) -> list[Message]:
+        """Taken items as the messages to send: a label (or other message passed on) as it came, a batch's
+        output spikes (none when it had none) with the ``created_ns`` of the message it came from."""
+        out: list[Message] = []
+        for tag, spikes in items:
+            if spikes is None:
+                out.append(tag)
+            elif spikes.shape[0]:
+                out.append(Message(SPIKES, spikes, created_ns=tag.created_ns))
+        return out
+
+    def _drain_now(self) -> list[Message]:
+        """Wait (blocking) until the pipeline is empty and return every output; a worker's error is kept
+        for the next ``process``/``background_ready``/``flush`` call, so that no output after it is held back."""
+        if self._pipe is None:
+            return []
+        self._pipe.wait()
+        out: list[Message] = []
+        while self._pipe.has_output():
+            try:
+                out += self._messages(self._pipe.take())
+            except Exception as exc:  # noqa: BLE001 - kept and raised by the next call that can report it
+                if self._error is None:
+                    self._error = exc
+                else:
+                    self.log.error("%s: a further worker error while draining: %s", self.name, exc)
+        return out
+
+    def _set_learning(self, on: bool) -> None:
+        if self._pipe is not None:
+            self._pipe.set_learning(on)
+        else:
+            self.net.learning = on
+
+    @override
+    def background_pending(self) -> bool:
+        pipe = self._pipe
+        return pipe is not None and (self._error is not None or pipe.in_flight() > 0 or pipe.has_output())
+
+    @override
+    async def background_ready(self) -> Sequence[Message]:
+        while self.background_pending():
+            out = self._emit()
+            if out:
+                return out
+            event = self._event()
+            event.clear()
+            if self._pipe is not None and not self._pipe.has_output() and self._pipe.in_flight() > 0:
+                await event.wait()
         return ()
 
     @override
+    async def flush(self) -> Sequence[Message]:
+        out: list[Message] = []
+        while self.background_pending():
+            out += await self.background_ready()
+        return out
+
+    @override
+    async def stop(self) -> None:
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            await asyncio.get_running_loop().run_in_executor(None, pipe.close)
+
+    @override
     def snapshot(self) -> dict[str, np.ndarray]:
+        if self._pipe is not None:
+            self._pipe.wait()
         state = dict(self.net.state_dict())
         state["node.learning"] = np.array(self.net.learning)
         layers = [{"type": p.type} | asdict(p) for p in self.config.layers]  # every field, defaults too
@@ -153,14 +308,19 @@ class StdpNode(Node):
         dropped = state.pop("node.dropped", None)
         state.pop("node.config", None)
         try:
-            self.net.load_state_dict(state)
+            if self._pipe is not None:
+                self._pipe.load_state_dict(state)
+            else:
+                self.net.load_state_dict(state)
         except ValueError as exc:
             raise CheckpointError(str(exc)) from None
         if learning is not None:
-            self.net.learning = bool(learning)
+            self._set_learning(bool(learning))
         if dropped is not None:
             self._dropped = int(dropped)
 
     @override
     def results(self) -> dict[str, Any]:
+        if self._pipe is not None:
+            self._pipe.wait()
         return {"stdp_layers": self.net.counters(), "stdp_dropped_events": self._dropped}
