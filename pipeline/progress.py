@@ -94,5 +94,5 @@ async def log_counters(name: str, counters: Counters, *, every_s: float, sent: b
             c.drops,
             c.malformed,
             f", shed {c.shed}" if c.shed else "",
-            f", latency p50 {lat['p50_ms']} ms" if lat else "",
+            f", latency p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms" if lat else "",
         )
