@@ -250,6 +250,7 @@ def plot(samples: list[dict[str, Any]], names: list[str], path: str, title: str)
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
+    samples = [s for s in samples if any(s["rss_mb"].values())]  # not after the processes ended
     t = [s["t_s"] / 60 for s in samples]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name in names:
@@ -257,7 +258,7 @@ def plot(samples: list[dict[str, Any]], names: list[str], path: str, title: str)
     for name in ("stdp", "classifier"):
         ax2.plot(t, [s["nodes"].get(name, {}).get("p99") or np.nan for s in samples], label=f"{name} input p99")
     ax1.set(xlabel="minutes", ylabel="RSS (MiB)", ylim=(0, None))
-    ax2.set(xlabel="minutes", ylabel="latency from the camera (ms)", ylim=(0, None))
+    ax2.set(xlabel="minutes", ylabel="input latency from the camera, p99 (ms)", ylim=(0, None))
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
