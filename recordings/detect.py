@@ -30,7 +30,10 @@ def detect_format(path: str | Path) -> str:
     """
     path = Path(path)
     if path.is_dir():
-        msg = f"{path}: is a folder; use NMnistDataset for an N-MNIST dataset folder"
+        msg = (
+            f"{path}: is a folder, not an event file: name one file inside it (an N-MNIST dataset folder is "
+            "read whole by `spikestream info` and by a replay source's path)"
+        )
         raise RecordingError(msg)
     try:
         with path.open("rb") as f:
