@@ -67,6 +67,8 @@ _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 _U16 = struct.Struct("<H")
 _PACKET = struct.Struct("<ii")
+#: Where the IOHeader (and its stream description) starts: after the magic line and its int32 length
+_HEADER_AT = len(MAGIC) + 4
 
 
 def _u32(buf: bytes, off: int) -> int:
@@ -105,7 +107,7 @@ def _vector(buf: bytes, at: int, item: int) -> tuple[int, int]:
 def _header(path: Path, data: bytes | mmap.mmap) -> tuple[int, int, str, int]:
     """(compression, data table position or -1, stream XML, first packet position)."""
     if data[: len(MAGIC)] != MAGIC:
-        msg = f"{path}: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)"
+        msg = f"{path} at byte 0: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)"
         raise RecordingError(msg)
     if len(data) < len(MAGIC) + 4:
         msg = f"{path} at byte {len(MAGIC)}: truncated inside the header"
@@ -142,7 +144,7 @@ def _streams(path: Path, xml: str) -> list[dict[str, Any]]:
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        msg = f"{path}: corrupt stream description in the header ({exc})"
+        msg = f"{path} at byte {_HEADER_AT}: corrupt stream description in the header ({exc})"
         raise RecordingError(msg) from None
     out = []
     for node in root.iter("node"):
@@ -293,7 +295,10 @@ def open_aedat4(path: Path) -> Recording:
     streams = _streams(path, xml)
     events = [s for s in streams if s["type"] == "EVTS"]
     if not events:
-        msg = f"{path}: AEDAT 4.0 file without an event stream (streams: {[s['name'] for s in streams]})"
+        msg = (
+            f"{path} at byte {_HEADER_AT}: the header describes no event stream "
+            f"(streams: {[s['name'] for s in streams]})"
+        )
         raise RecordingError(msg)
     chosen = next((s for s in events if s["name"] == "events"), events[0])
     others = [s["name"] for s in streams if s is not chosen]
