@@ -30,7 +30,10 @@ def detect_format(path: str | Path) -> str:
     """
     path = Path(path)
     if path.is_dir():
-        msg = f"{path}: is a folder; use NMnistDataset for an N-MNIST dataset folder"
+        msg = (
+            f"{path}: is a folder, not an event file: name one file inside it (an N-MNIST dataset folder is "
+            "read whole by `spikestream info` and by a replay source's path)"
+        )
         raise RecordingError(msg)
     try:
         with path.open("rb") as f:
@@ -62,14 +65,14 @@ def detect_format(path: str | Path) -> str:
         # A '%' first byte alone proves nothing (an N-MNIST record may start with x = 37): DAT needs at least
         # one complete text header line, and .bin keeps its N-MNIST meaning.
         if path.suffix.lower() == ".raw" or (version is not None):
-            msg = f"{path}: Prophesee RAW header without a supported EVT version (EVT 2.0 and 3.0 are supported)"
+            msg = f"{path} at byte 0: Prophesee RAW header without a supported EVT version (EVT 2.0 and 3.0 are)"
             raise RecordingError(msg)
         if header.lines and path.suffix.lower() != ".bin":
             return "dat"
     if path.suffix.lower() == ".bin":
         return "nmnist"
     if not head:
-        msg = f"{path}: empty file (0 bytes)"
+        msg = f"{path} at byte 0: empty file"
         raise RecordingError(msg)
-    msg = f"{path}: unknown event file format; supported: {_FORMAT_HELP}"
+    msg = f"{path} at byte 0: unknown event file format; supported: {_FORMAT_HELP}"
     raise RecordingError(msg)

@@ -60,8 +60,8 @@ def write_recording(
     fmt = format or WRITE_SUFFIXES.get(path.suffix.lower())
     if fmt not in WRITE_SUFFIXES.values():
         msg = (
-            f"cannot choose a writer for {path}: use one of the suffixes {sorted(WRITE_SUFFIXES)} "
-            f"or format= one of {sorted(set(WRITE_SUFFIXES.values()))}"
+            f"cannot choose a writer for {path}: end its name in one of the suffixes {sorted(WRITE_SUFFIXES)} "
+            f"(or give write_recording one of the formats {sorted(set(WRITE_SUFFIXES.values()))})"
         )
         raise ValueError(msg)
     events = check_events(events)

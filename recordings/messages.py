@@ -9,7 +9,9 @@ Layout: the 8-byte magic ``SPKLOG\\x00\\x01``, then one record per message::
 (``pipeline.wire``), so a log holds what went over a link, byte for byte, and decoding it runs the same
 checks as a message received from a socket. A record is written whole or, after a crash, cut short at the
 end of the file: the reader stops there and says where (``TruncatedLogError``); anything else that does not
-decode is a ``RecordingError`` naming the file and the byte offset of the record.
+decode is a ``RecordingError`` naming the file and the byte offset of the record. A payload is read only
+once the file is known to hold it: a record that declares more bytes than the file has left is cut short,
+found without allocating what it declares.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def read_messages(path: str | Path) -> Iterator[Message]:
         msg = f"{path}: cannot open: {exc.strerror}"
         raise RecordingError(msg) from None
     with f:
+        size = os.fstat(f.fileno()).st_size
         if f.read(len(MAGIC)) != MAGIC:
             msg = f"{path}: not a spikestream message log (bad magic at byte 0)"
             raise RecordingError(msg)
@@ -135,6 +138,10 @@ def read_messages(path: str | Path) -> Iterator[Message]:
                 if n_payload != expected:
                     msg = f"payload length word {n_payload}, but its header describes {expected} bytes"
                     raise WireFormatError(msg)
+                if f.tell() + n_payload > size:  # before f.read allocates what the record declares
+                    size = os.fstat(f.fileno()).st_size  # (a log still being written may have grown)
+                    if f.tell() + n_payload > size:
+                        raise _cut_short(path, offset)
                 payload = f.read(n_payload)
                 if len(payload) < n_payload:
                     raise _cut_short(path, offset)

@@ -91,13 +91,9 @@ def test_nmnist_random_against_reference(tmp_path: Path) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, (1 << 23) - 1), st.integers(0, 33), st.integers(0, 33), st.integers(0, 1)),
-                max_size=200))  # fmt: skip
+                min_size=1, max_size=200))  # fmt: skip
 def test_nmnist_roundtrip_property(tmp_path: Path, rows: list[tuple[int, int, int, int]]) -> None:
-    events = (
-        make_events(*(np.array(c, dtype=np.int64) for c in zip(*rows, strict=True)))
-        if rows
-        else np.zeros(0, EVENT_DTYPE)
-    )
+    events = make_events(*(np.array(c, dtype=np.int64) for c in zip(*rows, strict=True)))
     path = tmp_path / "p.bin"
     R.write_recording(path, events, 34, 34)
     assert path.stat().st_size == 5 * len(rows)

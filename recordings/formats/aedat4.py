@@ -16,6 +16,14 @@ FlatBuffer offsets fail their bounds checks, or an address lies outside the stat
 ``RecordingError`` naming the file and the packet's byte offset. ``tests/test_recordings.py`` checks the
 events against dv-processing's reader on real recordings.
 
+Decompression is bounded by the packet, never by what the frame declares: an LZ4 frame header may state
+any content size (a damaged one 2**50 bytes), and ``lz4.frame.decompress`` allocates what it states. A
+packet of ``n`` compressed bytes may grow to at most ``MAX_RATIO * n`` bytes (at least ``MIN_LIMIT``),
+decompressed in ``_STEP`` pieces so memory follows the data actually produced; more is a corrupt packet.
+The bound refuses no real packet: LZ4's format cannot exceed about 255:1, and event records (distinct
+timestamps) stay near 2:1 under either codec (at most 2.01:1 over the packets of the sample recordings);
+only a degenerate Zstandard frame goes beyond 1024:1.
+
 Writing: dv-processing 2.0.4 has no bulk constructor from numpy, so events are handed over as a list of
 ``dv.Event`` objects per packet (about 2 µs per event; writing is not a hot path).
 """
@@ -44,6 +52,11 @@ MAGIC = b"#!AER-DAT4.0\r\n"
 #: IOHeader compression values (FlatBuffers enum CompressionType)
 _NONE, _LZ4, _LZ4_HIGH, _ZSTD, _ZSTD_HIGH = range(5)
 _EVENT_BYTES = 16
+#: Most bytes one packet may decompress to, per compressed byte, and the least limit of any packet (see above)
+MAX_RATIO = 1024
+MIN_LIMIT = 1 << 20
+#: Bytes decompressed per step (memory grows with the output, not with a size the frame declares)
+_STEP = 1 << 20
 
 
 class _CorruptError(Exception):
@@ -54,6 +67,8 @@ _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 _U16 = struct.Struct("<H")
 _PACKET = struct.Struct("<ii")
+#: Where the IOHeader (and its stream description) starts: after the magic line and its int32 length
+_HEADER_AT = len(MAGIC) + 4
 
 
 def _u32(buf: bytes, off: int) -> int:
@@ -92,7 +107,7 @@ def _vector(buf: bytes, at: int, item: int) -> tuple[int, int]:
 def _header(path: Path, data: bytes | mmap.mmap) -> tuple[int, int, str, int]:
     """(compression, data table position or -1, stream XML, first packet position)."""
     if data[: len(MAGIC)] != MAGIC:
-        msg = f"{path}: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)"
+        msg = f"{path} at byte 0: not an AEDAT 4.0 file (no '#!AER-DAT4.0' line)"
         raise RecordingError(msg)
     if len(data) < len(MAGIC) + 4:
         msg = f"{path} at byte {len(MAGIC)}: truncated inside the header"
@@ -129,7 +144,7 @@ def _streams(path: Path, xml: str) -> list[dict[str, Any]]:
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        msg = f"{path}: corrupt stream description in the header ({exc})"
+        msg = f"{path} at byte {_HEADER_AT}: corrupt stream description in the header ({exc})"
         raise RecordingError(msg) from None
     out = []
     for node in root.iter("node"):
@@ -151,11 +166,39 @@ def _streams(path: Path, xml: str) -> list[dict[str, Any]]:
     return out
 
 
+def _limit(n: int) -> int:
+    """The most bytes a packet of ``n`` compressed bytes may decompress to."""
+    return max(MAX_RATIO * n, MIN_LIMIT)
+
+
+def _too_big(n: int) -> _CorruptError:
+    return _CorruptError(f"decompresses to more than {_limit(n)} bytes, over {MAX_RATIO}x its {n} bytes")
+
+
+def _lz4(src: memoryview) -> bytes:
+    """One LZ4 frame, decompressed step by step up to ``_limit`` (its declared content size is not trusted)."""
+    import lz4.frame
+
+    limit = _limit(src.nbytes)
+    d = lz4.frame.LZ4FrameDecompressor()
+    parts = [d.decompress(src, max_length=_STEP)]
+    have = len(parts[0])
+    while not d.eof:
+        if have > limit:
+            raise _too_big(src.nbytes)
+        if d.needs_input:
+            msg = "LZ4 frame ends early"
+            raise _CorruptError(msg)
+        parts.append(d.decompress(b"", max_length=_STEP))
+        have += len(parts[-1])
+    if have > limit:
+        raise _too_big(src.nbytes)
+    return b"".join(parts)
+
+
 def _decompressor(path: Path, comp: int) -> Any:
     if comp in (_LZ4, _LZ4_HIGH):
-        import lz4.frame
-
-        return lz4.frame.decompress
+        return _lz4
     if comp in (_ZSTD, _ZSTD_HIGH):
         try:
             import zstandard
@@ -163,8 +206,30 @@ def _decompressor(path: Path, comp: int) -> Any:
             msg = f"{path}: Zstandard-compressed; install the 'zstandard' package to read it"
             raise RecordingError(msg) from None
         dctx = zstandard.ZstdDecompressor()
-        return lambda b: dctx.decompressobj().decompress(b)
+
+        def zstd(src: memoryview) -> bytes:
+            limit = _limit(src.nbytes)
+            reader = dctx.stream_reader(src)
+            parts: list[bytes] = []
+            have = 0
+            while chunk := reader.read(_STEP):
+                parts.append(chunk)
+                have += len(chunk)
+                if have > limit:
+                    raise _too_big(src.nbytes)
+            return b"".join(parts)
+
+        return zstd
     return bytes
+
+
+def _decompress_errors() -> tuple[type[Exception], ...]:
+    """What the codecs raise for damaged data: ``RuntimeError`` (lz4), ``zstandard.ZstdError``."""
+    try:
+        import zstandard
+    except ImportError:
+        return (RuntimeError,)
+    return (RuntimeError, zstandard.ZstdError)
 
 
 def _packet_events(buf: bytes) -> np.ndarray:
@@ -187,6 +252,7 @@ def _packets(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Walk the packets from ``first`` to ``end``; yield (position, events) of those of ``stream``."""
     decompress = _decompressor(path, comp)
+    damaged: tuple[type[Exception], ...] = (_CorruptError, ValueError, struct.error, *_decompress_errors())
     view = memoryview(data)
     pos = first
     while pos < end:
@@ -203,7 +269,7 @@ def _packets(
         if sid == stream:
             try:
                 yield pos, _packet_events(decompress(view[pos + 8 : pos + 8 + n]))
-            except (_CorruptError, RuntimeError, ValueError, struct.error) as exc:  # lz4 / zstd errors included
+            except damaged as exc:
                 msg = f"{path} at byte {pos}: corrupt event packet ({exc})"
                 raise RecordingError(msg) from None
         pos += 8 + n
@@ -229,7 +295,10 @@ def open_aedat4(path: Path) -> Recording:
     streams = _streams(path, xml)
     events = [s for s in streams if s["type"] == "EVTS"]
     if not events:
-        msg = f"{path}: AEDAT 4.0 file without an event stream (streams: {[s['name'] for s in streams]})"
+        msg = (
+            f"{path} at byte {_HEADER_AT}: the header describes no event stream "
+            f"(streams: {[s['name'] for s in streams]})"
+        )
         raise RecordingError(msg)
     chosen = next((s for s in events if s["name"] == "events"), events[0])
     others = [s["name"] for s in streams if s is not chosen]
