@@ -29,7 +29,7 @@ def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dic
     }
     for r in reports.values():
         for key, value in (r.get("results") or {}).items():
-            if key != "warnings":  # those stay with their node
+            if key not in ("warnings", "summary"):  # those stay with their node
                 out.setdefault(key, value)
     return out
 
