@@ -84,6 +84,8 @@ def print_summary(results: dict[str, Any]) -> None:
             + (f"  shed {shed:,}" if shed else "")
             + (f"  latency p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms" if lat else "")
         )
+        for line in (report.get("results") or {}).get("summary", ()):
+            print(f"  {name}: {line}")
         for warning in (report.get("results") or {}).get("warnings", ()):
             print(f"  {name}: warning: {warning}")
     for key in ("train_accuracy", "test_accuracy"):

@@ -50,6 +50,7 @@ class NodeLinks:
                 name=name,
                 bind=ep.in_bind,
                 hwm=graph.hwm,
+                links=graph.upstream(name),
                 tap_connect=[t for t in taps_in if t],
                 tap_hwm=graph.tap_hwm,
                 counters=counters,

@@ -182,8 +182,16 @@ class Counters:
     gaps: int = 0
     missing: int = 0
     drops: int = 0
+    #: messages dropped on a lossless link because their sequence number was already seen (a peer sending
+    #: twice, two senders under one name)
+    duplicates: int = 0
+    #: messages dropped on a lossless link whose sequence number jumps further ahead than the link can lose
+    #: (``transport.jump_limit``): not counted as ``missing``, since no link loses that many
+    jumps: int = 0
     #: events (and spikes) of data messages shed because they arrived older than the node's ``max_age_ms``
     shed: int = 0
+    #: messages dropped as malformed: undecodable, from a stream that is not an upstream link of the node,
+    #: or control from a node that is not upstream
     malformed: int = 0
     checkpoints: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)

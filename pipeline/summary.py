@@ -14,7 +14,7 @@ def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dic
         events_in = sum(r.get("counters", {}).get("events_out", 0) for r in sources)
     else:  # a node run alone (spikestream node) that is not a source: what it received
         events_in = max((r.get("counters", {}).get("events_in", 0) for r in reports.values()), default=0)
-    reports = {n: reports[n] for n in graph.nodes if n in reports}
+    reports = {n: _with_link_warnings(reports[n]) for n in graph.nodes if n in reports}
     out: dict[str, Any] = {
         "graph": graph.name,
         "transport": graph.transport,
@@ -29,6 +29,22 @@ def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dic
     }
     for r in reports.values():
         for key, value in (r.get("results") or {}).items():
-            if key != "warnings":  # those stay with their node
+            if key not in ("warnings", "summary"):  # those stay with their node
                 out.setdefault(key, value)
     return out
+
+
+def _with_link_warnings(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with a warning (printed with the summary) for each kind of message its links refused as
+    not belonging to the stream: they are rare and say that a peer is confused or hostile."""
+    c = report.get("counters") or {}
+    said = []
+    if c.get("duplicates"):
+        said.append(f"duplicate messages dropped: {c['duplicates']:,} (a peer sent a sequence number twice)")
+    if c.get("jumps"):
+        said.append(f"messages dropped for a far sequence jump: {c['jumps']:,} (not counted as lost)")
+    if not said:
+        return report
+    results = dict(report.get("results") or {})
+    results["warnings"] = [*results.get("warnings", ()), *said]
+    return report | {"results": results}

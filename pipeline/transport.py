@@ -5,7 +5,12 @@
   A node with several downstream nodes has one PUSH socket per link and sends every message on each.
 * Taps are PUB (sender, binds) → SUB (receiver, connects). A slow subscriber loses messages on purpose;
   the subscriber sees the holes in the sequence numbers and counts them as ``drops``.
-* Every receiver checks per-stream sequence numbers: on a lossless link a hole is a ``gap`` (logged).
+* Every receiver checks per-stream sequence numbers. On a lossless link a hole is a ``gap`` (logged, its
+  size counted as ``missing``); a number seen before is a duplicate, dropped and counted; a jump ahead by
+  more than ``jump_limit`` messages is more than a link can lose, so it is dropped and counted as a
+  ``jump``, not as loss; a stream that is not one of the node's upstream links is refused (``malformed``).
+  A stream that starts again at 0 is an upstream node that restarted. Warnings about bad messages are
+  rate-limited per peer: the first few, then a count every ``WARN_EVERY_S``.
 * A sender can watch its lossless links for the peer closing the connection (``watch_peers``): a node
   run alone learns that way that its downstream node has taken the end of the stream and ended.
 * Payloads above ``COPY_THRESHOLD`` (1 MiB) are sent without a copy; below it, copying measured faster
@@ -18,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -40,6 +45,17 @@ _EVENTS = int(zmq.EVENTS)
 _EVENT_KINDS = (EVENTS, SPIKES)  # the events counters count address events and spikes, not labels etc.
 
 COPY_THRESHOLD = 1 << 20
+
+#: warnings logged in full per peer and kind of fault; after them, one line every ``WARN_EVERY_S`` counts the rest
+WARN_FIRST = 3
+WARN_EVERY_S = 10.0
+
+
+def jump_limit(hwm: int) -> int:
+    """The largest hole in a lossless link's sequence that is counted as loss. A link holds at most ``hwm``
+    messages at each end plus what the kernel's socket buffers between them hold (a few hundred KiB: fewer
+    messages than that again, for data messages); 16 x ``hwm`` (at least 1,024) is well above all of it."""
+    return max(16 * hwm, 1024)
 
 
 @dataclass(frozen=True)
@@ -213,9 +229,48 @@ def _peer(frames: list[zmq.Frame]) -> str:
     return f" from {address}" if address else ""
 
 
+class _Warnings:
+    """Warnings about bad messages, rate-limited per key (a fault and a peer): the first ``WARN_FIRST`` in
+    full, then one line every ``WARN_EVERY_S`` with how many more came (a flood of 4,000 forged messages
+    logs a handful of lines, not 4,000). Off the hot path: only bad messages reach it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._seen: dict[str, int] = {}
+        self._held: dict[str, tuple[int, float, str]] = {}  # key -> (count, since, latest message)
+
+    def warn(self, key: str, text: str) -> None:
+        """Log ``text`` (about the fault and peer ``key``), or count it towards the next summary line."""
+        seen = self._seen.get(key, 0) + 1
+        self._seen[key] = seen
+        if seen <= WARN_FIRST:
+            more = f" (more {key} are summarised every {WARN_EVERY_S:.0f} s)" if seen == WARN_FIRST else ""
+            log.warning("%s: %s%s", self.name, text, more)
+            return
+        now = time.monotonic()
+        count, since, _ = self._held.get(key, (0, now, ""))
+        self._held[key] = (count + 1, since, text)
+        if now - since >= WARN_EVERY_S:
+            self._summarise(key)
+
+    def _summarise(self, key: str) -> None:
+        count, since, latest = self._held.pop(key)
+        log.warning(
+            "%s: %d more %s in the last %.0f s (latest: %s)", self.name, count, key, time.monotonic() - since, latest
+        )
+
+    def close(self) -> None:
+        """Log the counts still held back."""
+        for key in list(self._held):
+            self._summarise(key)
+
+
 class Inlet:
     """The receiving side of a node: a bound PULL socket and SUB sockets to tapped nodes (neither, for a
-    source: it then never receives). Open once constructed; ``async with`` closes it."""
+    source: it then never receives). Open once constructed; ``async with`` closes it.
+
+    ``links`` names the streams (upstream nodes) that its lossless links carry: a message of any other
+    stream arriving on the PULL socket is refused. None accepts every stream (a probe, a benchmark)."""
 
     def __init__(
         self,
@@ -224,6 +279,7 @@ class Inlet:
         name: str,
         bind: str | None,
         hwm: int,
+        links: Collection[str] | None = None,
         tap_connect: Sequence[str] = (),
         tap_hwm: int = 256,
         counters: Counters,
@@ -231,6 +287,11 @@ class Inlet:
     ) -> None:
         self.name = name
         self.counters = counters
+        self._links = None if links is None else frozenset(links)
+        self._jump_limit = jump_limit(hwm)
+        self._warnings = _Warnings(name)
+        #: the last sequence number taken per stream; a stream is in it once its first message is taken,
+        #: so the common case (the next number of a known stream) is one lookup and one comparison
         self._last_seq: dict[str, int] = {}
         self._tap_streams: set[str] = set()
         self._poller = zmq.asyncio.Poller()
@@ -254,26 +315,60 @@ class Inlet:
             self._subs.append(sub)
             self._poller.register(sub, zmq.POLLIN)
 
-    def _check_sequence(self, msg: Message, tapped: bool) -> None:
+    def _check_sequence(self, msg: Message, tapped: bool) -> bool:
+        """Whether to take ``msg``, by its stream's sequence; counts and logs what is irregular."""
         last = self._last_seq.get(msg.stream)
-        self._last_seq[msg.stream] = msg.seq
+        if last is not None and msg.seq == last + 1:  # the common case: the next message of a known stream
+            self._last_seq[msg.stream] = msg.seq
+            return True
+        return self._irregular(msg, tapped, last)
+
+    def _irregular(self, msg: Message, tapped: bool, last: int | None) -> bool:
+        if msg.seq < 0:  # not stamped by a node (a hand-made message): nothing to check
+            return True
+        if tapped:  # a tap drops on purpose: its holes are drops, whatever their size
+            self._last_seq[msg.stream] = msg.seq
+            self.counters.drops += max(msg.seq - (0 if last is None else last + 1), 0)
+            return True
+        if self._links is not None and msg.stream not in self._links:
+            self.counters.malformed += 1
+            self._warnings.warn(
+                "messages of unknown streams",
+                f"message of stream {msg.stream!r}, which is not an upstream link of this node, refused",
+            )
+            return False
         expected = 0 if last is None else last + 1
-        if msg.seq == expected or msg.seq < 0:
-            return
+        if msg.seq == 0 and last:  # the upstream node started again (a restarted service)
+            log.warning("%s: stream %r started again at seq 0 (after %d)", self.name, msg.stream, last)
+            self._last_seq[msg.stream] = 0
+            return True
+        if msg.seq < expected:
+            self.counters.duplicates += 1
+            self._warnings.warn(
+                f"duplicates of stream {msg.stream!r}",
+                f"stream {msg.stream!r}: seq {msg.seq} seen before (expected {expected}), duplicate dropped",
+            )
+            return False
         missing = msg.seq - expected
-        if tapped:
-            self.counters.drops += max(missing, 0)
-            return
-        self.counters.gaps += 1
-        self.counters.missing += max(missing, 0)
-        log.warning(
-            "%s: gap in stream %r: expected seq %d, got %d (%d missing)",
-            self.name,
-            msg.stream,
-            expected,
-            msg.seq,
-            missing,
-        )
+        if missing > self._jump_limit:
+            self.counters.jumps += 1
+            if last is None:  # a stream first seen mid-way (this node started after its upstream): take it
+                self._last_seq[msg.stream] = msg.seq
+            self._warnings.warn(
+                f"sequence jumps of stream {msg.stream!r}",
+                f"stream {msg.stream!r}: seq {msg.seq} jumps {missing:,} ahead of {expected}, more than a link "
+                f"can lose ({self._jump_limit:,}): " + ("taken as its start" if last is None else "dropped"),
+            )
+            return last is None
+        self._last_seq[msg.stream] = msg.seq
+        if missing:
+            self.counters.gaps += 1
+            self.counters.missing += missing
+            self._warnings.warn(
+                f"gaps in stream {msg.stream!r}",
+                f"gap in stream {msg.stream!r}: expected seq {expected}, got {msg.seq} ({missing} missing)",
+            )
+        return True
 
     async def _next_frames(self) -> tuple[list[zmq.Frame], bool]:
         if self._pull is not None and not self._subs:
@@ -321,9 +416,11 @@ class Inlet:
                 msg = decode([f.buffer for f in frames])
             except WireFormatError as exc:
                 self.counters.malformed += 1
-                log.warning("%s: malformed message%s dropped: %s", self.name, _peer(frames), exc)
+                peer = _peer(frames)
+                self._warnings.warn(f"malformed messages{peer}", f"malformed message{peer} dropped: {exc}")
                 continue
-            self._check_sequence(msg, tapped)
+            if not self._check_sequence(msg, tapped):
+                continue
             self.counters.messages_in += 1
             if msg.kind in _EVENT_KINDS:
                 self.counters.events_in += msg.count
@@ -338,7 +435,9 @@ class Inlet:
         self.close()
 
     def close(self) -> None:
-        """Close the sockets at once (``linger=0``): an inlet has nothing queued to deliver."""
+        """Close the sockets at once (``linger=0``): an inlet has nothing queued to deliver. Logs the counts of
+        bad messages whose warnings were held back."""
+        self._warnings.close()
         if self._pull is not None:
             self._pull.close(linger=0)
         for sub in self._subs:

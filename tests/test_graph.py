@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -25,7 +26,8 @@ from pipeline.events import EVENT_DTYPE
 from pipeline.message import control_message, events_message
 from pipeline.node import Counters
 from pipeline.runner import run_graph
-from pipeline.transport import Inlet, Outlet
+from pipeline.summary import summarize
+from pipeline.transport import WARN_FIRST, Inlet, Outlet, jump_limit
 from pipeline.wire import encode
 
 
@@ -222,13 +224,14 @@ def test_an_outlet_says_when_its_peer_is_connected_and_reaches_a_late_binder_qui
     assert took < 0.09, f"connected {took * 1000:.0f} ms after the bind"
 
 
-def run_inlet(frames_list, bind):
-    """Send raw multipart frames to an Inlet and collect what it accepts."""
+def run_inlet(frames_list, bind, links=None):
+    """Send raw multipart frames to an Inlet (whose lossless links carry the streams ``links``, None: any)
+    and collect what it accepts."""
 
     async def main():
         ctx = zmq.asyncio.Context()
         counters = Counters()
-        inlet = Inlet(ctx, name="probe", bind=bind, hwm=100, counters=counters)
+        inlet = Inlet(ctx, name="probe", bind=bind, hwm=100, links=links, counters=counters)
         push = ctx.socket(zmq.PUSH)
         push.connect(bind)
         for frames in frames_list:
@@ -249,10 +252,10 @@ def run_inlet(frames_list, bind):
     return asyncio.run(main())
 
 
-def ev(seq: int, n: int = 3):
+def ev(seq: int, n: int = 3, stream: str = "cam"):
     e = np.zeros(n, EVENT_DTYPE)
     e["t"] = np.arange(n) + 10 * seq
-    return encode(events_message(e).stamped("cam", seq, 1))
+    return encode(events_message(e).stamped(stream, seq, 1))
 
 
 def test_gap_is_detected_and_counted(tmp_path):
@@ -273,10 +276,75 @@ def test_malformed_messages_are_counted_and_receiver_keeps_going(tmp_path):
     assert counters.gaps == 0
 
 
+def test_a_duplicate_sequence_number_is_dropped_and_counted(tmp_path):
+    eos = encode(control_message("eos").stamped("cam", 4, 1))
+    frames = [ev(0), ev(1), ev(1), ev(2), ev(1), ev(3), eos]
+    got, counters = run_inlet(frames, f"ipc://{tmp_path}/d.in", links=["cam"])
+    assert [m.seq for m in got] == [0, 1, 2, 3, 4]
+    assert counters.duplicates == 2
+    assert (counters.gaps, counters.missing, counters.malformed) == (0, 0, 0)
+
+
+def test_a_jump_far_ahead_is_dropped_as_suspicious_not_counted_as_loss(tmp_path, caplog):
+    limit = jump_limit(100)
+    eos = encode(control_message("eos").stamped("cam", 3, 1))
+    frames = [ev(0), ev(1), ev(100_000), ev(2 + limit + 1), ev(2), eos]
+    with caplog.at_level(logging.WARNING, logger="spikestream.transport"):
+        got, counters = run_inlet(frames, f"ipc://{tmp_path}/j.in", links=["cam"])
+    assert [m.seq for m in got] == [0, 1, 2, 3]
+    assert counters.jumps == 2
+    assert (counters.gaps, counters.missing) == (0, 0)
+    assert "jumps 99,998 ahead of 2, more than a link can lose" in caplog.text
+
+
+def test_a_hole_within_what_a_link_can_lose_is_still_a_gap(tmp_path):
+    eos = encode(control_message("eos").stamped("cam", jump_limit(100) + 2, 1))
+    got, counters = run_inlet([ev(0), ev(jump_limit(100) + 1), eos], f"ipc://{tmp_path}/h.in", links=["cam"])
+    assert len(got) == 3
+    assert (counters.gaps, counters.missing, counters.jumps) == (1, jump_limit(100), 0)
+
+
+def test_a_stream_first_seen_mid_way_is_taken_from_there(tmp_path):
+    """A node started after its upstream (a restarted service) first sees a late sequence number: that is
+    its start, counted as a jump but not dropped."""
+    eos = encode(control_message("eos").stamped("cam", 500_001, 1))
+    got, counters = run_inlet([ev(500_000), eos], f"ipc://{tmp_path}/m.in", links=["cam"])
+    assert [m.seq for m in got] == [500_000, 500_001]
+    assert (counters.jumps, counters.missing, counters.duplicates) == (1, 0, 0)
+
+
+def test_an_upstream_that_starts_its_stream_again_at_zero_is_taken(tmp_path):
+    eos = encode(control_message("eos").stamped("cam", 2, 1))
+    got, counters = run_inlet([ev(0), ev(1), ev(2), ev(0), ev(1), eos], f"ipc://{tmp_path}/r.in", links=["cam"])
+    assert [m.seq for m in got] == [0, 1, 2, 0, 1, 2]
+    assert (counters.duplicates, counters.gaps, counters.jumps) == (0, 0, 0)
+
+
+def test_a_stream_that_is_not_an_upstream_link_is_refused(tmp_path):
+    eos = encode(control_message("eos").stamped("cam", 2, 1))
+    frames = [ev(0), ev(0, stream="intruder"), ev(1, stream="intruder"), ev(1), eos]
+    got, counters = run_inlet(frames, f"ipc://{tmp_path}/u.in", links=["cam"])
+    assert [(m.stream, m.seq) for m in got] == [("cam", 0), ("cam", 1), ("cam", 2)]
+    assert counters.malformed == 2
+
+
+def test_malformed_message_warnings_are_rate_limited_with_a_summary(tmp_path, caplog):
+    eos = encode(control_message("eos").stamped("cam", 1, 1))
+    bad = [[b"events", b"{", b""]] * 200
+    with caplog.at_level(logging.WARNING, logger="spikestream.transport"):
+        got, counters = run_inlet([ev(0), *bad, eos], f"ipc://{tmp_path}/w.in")
+    assert len(got) == 2
+    assert counters.malformed == 200
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == WARN_FIRST + 1, lines
+    assert lines[-1].startswith(f"probe: {200 - WARN_FIRST} more malformed messages from "), lines[-1]
+
+
 @pytest.mark.timeout(90)
-def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_path):
+def test_messages_from_outside_the_graph_are_dropped_and_counted(tmp_path):
     """An end-of-stream, freeze or checkpoint must come from the node's upstream: one forged by any other
-    peer that reaches the socket is dropped (counted as malformed) and does not end or steer the node."""
+    peer that reaches the socket is dropped (counted as malformed) and does not end or steer the node; so
+    are its data messages."""
     import threading
 
     path = chain_file(tmp_path, "ipc", events=60_000, batch=1_000, tag="rogue", delay_ms=20)
@@ -284,6 +352,7 @@ def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_pat
         encode(control_message("eos").stamped("intruder", 0, 1)),
         encode(control_message("freeze").stamped("intruder", 1, 1)),
         encode(control_message("checkpoint", generation=99).stamped("intruder", 2, 1)),
+        ev(3, stream="intruder"),  # data of a stream that is not a link: refused (malformed)
     ]
 
     def attack() -> None:
@@ -306,8 +375,19 @@ def test_control_messages_from_outside_the_graph_are_dropped_and_counted(tmp_pat
     attacker.join()
     assert results["sink_events"] == 60_000
     assert results["sink_checksum"] == results["source_checksum"]
-    assert results["nodes"]["sink"]["counters"]["malformed"] == 3
+    assert results["nodes"]["sink"]["counters"]["malformed"] == 4
     assert results["errors"] == {}
+
+
+def test_the_summary_warns_of_duplicates_and_jumps(tmp_path):
+    graph = load_graph(chain_file(tmp_path))
+    counters = Counters(duplicates=2, jumps=1).as_dict() | {"errors": 0}
+    results = summarize(graph, {"sink": {"counters": counters, "results": {"warnings": ["x"]}}}, 1.0)
+    assert results["nodes"]["sink"]["results"]["warnings"] == [
+        "x",
+        "duplicate messages dropped: 2 (a peer sent a sequence number twice)",
+        "messages dropped for a far sequence jump: 1 (not counted as lost)",
+    ]
 
 
 @pytest.mark.timeout(90)

@@ -380,3 +380,26 @@ def test_a_wrong_or_missing_layer_key_is_one_line_naming_it(tmp_path):
         with pytest.raises(ConfigError, match=re.escape(words)) as info:
             validate_graph(load_graph(config, [f"nodes.stdp.layers={value}"]))
         assert "\n" not in str(info.value)
+
+
+def test_the_nodes_report_the_maps_in_use_and_the_decisions_per_class():
+    """What a live run's summary says was learned and seen: maps that have learned, decisions per class."""
+    stdp, clf = make_nodes()
+    fresh = stdp.results()
+    assert [(c.get("maps"), c.get("maps_learned")) for c in fresh["stdp_layers"]] == [(4, 0), (None, None), (12, 0)]
+    assert clf.results()["summary"][0].startswith("decisions: none: a decision is made per labelled segment")
+    events, labels = labelled_stream(seed=1)
+    preds = np.concatenate(run(stdp, clf, messages(events, labels, 500)))
+    layers = stdp.results()["stdp_layers"]
+    assert 0 < layers[0]["maps_learned"] <= 4
+    assert 0 < layers[2]["maps_learned"] <= 12
+    assert stdp.results()["summary"] == [
+        f"feature maps in use (learned): conv {layers[0]['maps_learned']}/4, fc {layers[2]['maps_learned']}/12"
+    ]
+    decided = preds[preds["decision"] == 1]["label"]
+    r = clf.results()
+    expected = {str(k): int(n) for k, n in enumerate(np.bincount(decided[decided >= 0], minlength=3)) if n}
+    assert r["decisions_per_class"] == expected
+    assert sum(r["decisions_per_class"].values()) + r["decisions_none"] == len(decided) == 24
+    assert r["summary"][0].startswith("decisions per class: ")
+    assert r["summary"][0].endswith("(24 in all)")

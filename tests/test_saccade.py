@@ -103,3 +103,22 @@ def test_saccade_validation() -> None:
         SaccadeParams(saccade_us=1500, frame_us=1000)
     with pytest.raises(ValueError, match="uint8"):
         next(saccade_stream(np.zeros((2, 28, 28), np.float32), np.zeros(2, np.int64), seed=0))
+
+
+def test_font_digits_do_not_depend_on_which_simd_code_opencv_runs():
+    """OpenCV picks vector kernels by CPU and they round some pixels differently from its plain code: the
+    digits are drawn with the plain code, whatever the caller's setting, which is left as it was."""
+    import cv2
+
+    from nodes.sources.synthesis.font_digits import render_font_digits
+
+    was = cv2.useOptimized()
+    try:
+        drawn = []
+        for optimized in (True, False):
+            cv2.setUseOptimized(optimized)
+            drawn.append(render_font_digits(300, 1)[0])
+            assert cv2.useOptimized() == optimized
+    finally:
+        cv2.setUseOptimized(was)
+    assert np.array_equal(drawn[0], drawn[1])

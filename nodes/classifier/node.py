@@ -109,9 +109,14 @@ class ClassifierNode(Node):
             self.clf = LabelAssignmentReadout(ReadoutParams(n_classes=config.classes, n_inputs=config.inputs))
         if not config.learning:
             self.clf.freeze()
+        #: decisions of this run: [no class, class 0, class 1, ...]
+        self._decided = np.zeros(config.classes + 1, np.int64)
         self.clf.process(np.zeros(0, SPIKE_DTYPE))  # load the compiled kernel now; an empty batch changes nothing
 
     def _emit(self, records: np.ndarray) -> Sequence[Message]:
+        decided = records["label"][records["decision"] == 1]
+        if decided.shape[0]:
+            self._decided += np.bincount(decided + 1, minlength=self.config.classes + 1)[: self.config.classes + 1]
         if not self.config.running:
             records = records[records["decision"] == 1]
         return (predictions_message(records),) if records.shape[0] else ()
@@ -163,4 +168,22 @@ class ClassifierNode(Node):
 
     @override
     def results(self) -> dict[str, Any]:
-        return {"classifier": dict(self.clf.counters)}
+        per_class = {str(k): int(n) for k, n in enumerate(self._decided[1:].tolist()) if n}
+        return {
+            "classifier": dict(self.clf.counters),
+            "decisions_per_class": per_class,
+            "decisions_none": int(self._decided[0]),
+            "summary": [self._decisions_line(per_class)],
+        }
+
+    def _decisions_line(self, per_class: dict[str, int]) -> str:
+        """``decisions per class: 3: 40, 7: 12 (52 in all)``, or why there were none."""
+        total = int(self._decided.sum())
+        if not total:
+            return (
+                "decisions: none: a decision is made per labelled segment and no labels arrived; teach it "
+                "(docs/mqtt.md) for it to name what it sees"
+            )
+        counts = ", ".join(f"{k}: {n:,}" for k, n in per_class.items())
+        none = f", no class {self._decided[0]:,}" if self._decided[0] else ""
+        return f"decisions per class: {counts}{none} ({total:,} in all)"

@@ -112,20 +112,24 @@ class Network:
         return self._layers[-1].out_shape
 
     def counters(self) -> list[dict[str, int | str]]:
-        """Per layer: kind, input spikes received, learning spikes and inference (output) spikes."""
+        """Per layer: kind, input spikes received, learning spikes and inference (output) spikes; for a conv
+        or fc layer also its ``maps`` (fc: neurons) and ``maps_learned``, those that have fired a learning
+        spike (and so learned) since the network was made: a map whose reset stamp was ever set."""
         out: list[dict[str, int | str]] = []
         for layer in self._layers:
             kind = (
                 "pool" if isinstance(layer, PoolLayer) else ("conv" if isinstance(layer.params, ConvParams) else "fc")
             )
-            out.append(
-                {
-                    "kind": kind,
-                    "inputs": int(layer.counters[0]),
-                    "learning_spikes": int(layer.counters[1]),
-                    "inference_spikes": int(layer.counters[2]),
-                }
-            )
+            row: dict[str, int | str] = {
+                "kind": kind,
+                "inputs": int(layer.counters[0]),
+                "learning_spikes": int(layer.counters[1]),
+                "inference_spikes": int(layer.counters[2]),
+            }
+            if not isinstance(layer, PoolLayer):
+                row["maps"] = int(layer.out_shape[0])
+                row["maps_learned"] = int(np.count_nonzero(layer.arrays.map_ref))
+            out.append(row)
         return out
 
     # ------------------------------------------------------------------ processing

@@ -323,4 +323,16 @@ class StdpNode(Node):
     def results(self) -> dict[str, Any]:
         if self._pipe is not None:
             self._pipe.wait()
-        return {"stdp_layers": self.net.counters(), "stdp_dropped_events": self._dropped}
+        layers = self.net.counters()
+        return {
+            "stdp_layers": layers,
+            "stdp_dropped_events": self._dropped,
+            "summary": [maps_line(layers)],
+        }
+
+
+def maps_line(layers: list[dict[str, int | str]]) -> str:
+    """``feature maps in use (learned): conv 14/16, conv 30/32, fc 201/256`` from ``Network.counters()``:
+    how much of the network the stream has taught so far."""
+    used = [f"{c['kind']} {c['maps_learned']}/{c['maps']}" for c in layers if "maps" in c]
+    return "feature maps in use (learned): " + ", ".join(used)

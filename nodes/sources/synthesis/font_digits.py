@@ -2,6 +2,11 @@
 
 Seeded jitter of font, scale, stroke, slant, rotation and offset makes each class vary, so a network
 has something to generalise over (the demo and ``type = "saccades"`` with ``digits = "font"``).
+
+The digits are drawn with OpenCV's SIMD code switched off: in OpenCV 5.1 its vectorised ``warpAffine``
+rounds some pixels differently from its plain code (74 of the demo's 8.3 M events), and OpenCV picks its
+vector kernels by CPU at run time; the plain code draws the same digits on every CPU. The OpenCV version
+still matters: 4.14, 5.0 and 5.1 draw slightly different digits (the README gives the demo's figures).
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ def render_font_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(n, int) or n < 0:
         msg = f"n must be an int >= 0, got {n!r}"
         raise ValueError(msg)
+    optimized = cv2.useOptimized()
+    cv2.setUseOptimized(False)  # the same pixels on every CPU (see the module doc)
+    try:
+        return _render(n, seed)
+    finally:
+        cv2.setUseOptimized(optimized)
+
+
+def _render(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     fonts = (
         cv2.FONT_HERSHEY_SIMPLEX,
