@@ -186,6 +186,8 @@ class Counters:
     shed: int = 0
     malformed: int = 0
     checkpoints: int = 0
+    #: checkpoints that could not be written (a full disk, a read-only folder); each is retried
+    checkpoint_failures: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)
 
     def as_dict(self) -> dict[str, Any]:

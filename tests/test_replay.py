@@ -13,7 +13,7 @@ import pytest
 from nodes.sources.pacing import time_slices
 from nodes.sources.replay import shift_samples
 from pipeline.config import parse_graph
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SpikestreamError
 from pipeline.events import EVENT_DTYPE
 from pipeline.message import EVENTS, LABELS, Message
 from pipeline.node import Node, NoParams
@@ -132,22 +132,21 @@ def test_bad_split_ranges_are_config_errors(tmp_path, split, why):
         run_graph(parse_graph(graph(tmp_path, phases=[{"split": split}]), "t"))
 
 
-def test_split_range_beyond_the_data_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.5")  # the sink then stops without the source's end-of-stream
+def test_split_range_beyond_the_data_is_named(tmp_path):
     fake_nmnist(tmp_path)
-    results = run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
-    assert results["errors"]["source"] == "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
+    why = "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
+    with pytest.raises(SpikestreamError, match=f"^{re.escape(why)}$"):  # the graph is refused at its start
+        run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
 
 
-def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.5")  # the sink then stops without the source's end-of-stream
+def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path):
     fake_nmnist(tmp_path / "data")
     state = str(tmp_path / "state")
     first = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=100.0), "t"), state_dir=state)
     assert first["errors"] == {}
     assert first["samples_replayed"] == 18
-    other = run_graph(parse_graph(graph(tmp_path / "data", seed=2, speed=100.0), "t"), state_dir=state)
-    assert "another configuration" in other["errors"]["source"]  # another seed: another sample order
+    with pytest.raises(SpikestreamError, match="another configuration"):  # another seed: another sample order
+        run_graph(parse_graph(graph(tmp_path / "data", seed=2, speed=100.0), "t"), state_dir=state)
     # the refused checkpoint is kept as it was (not overwritten by the failed run's fresh state)
     # another pace is the same stream: resumed at its end, nothing left to replay, no error
     again = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=200.0), "t"), state_dir=state)
