@@ -78,7 +78,7 @@ def _check_stream_facts(graph: GraphConfig, nodes: dict[str, BuiltNode]) -> None
     pending = list(graph.nodes)
     while pending:
         ready = [n for n in pending if all(u in facts for u in graph.upstream(n))]
-        if not ready:  # a cycle: its nodes are left unchecked
+        if not ready:  # a cycle, which parse_graph refuses: nothing more to check
             break
         for name in ready:
             pending.remove(name)
