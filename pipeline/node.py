@@ -72,6 +72,13 @@ class Node:
         facts (relays, sinks)."""
         return received
 
+    @classmethod
+    def check_available(cls, name: str, config: Any) -> None:
+        """Check, before the graph starts, that what node ``name`` reads from this machine is there (a data
+        file or folder): raise ``ConfigError`` naming the key and where it looked. Cheap checks only (does
+        it exist?); reading it is ``start``'s. A graph run whole checks every node, a node run alone itself.
+        Default: nothing to check."""
+
     async def start(self) -> None:
         """Open resources (files, devices, brokers). Called once before the first message."""
 

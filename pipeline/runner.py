@@ -29,7 +29,7 @@ from .lifecycle import install_stop_handlers, stop_grace_s, terminate
 from .node_runner import NodeRunner
 from .summary import summarize
 from .supervisor import run_processes
-from .validation import BuiltNode, build_node, validate_graph
+from .validation import BuiltNode, build_node, check_available, validate_graph
 
 log = logging.getLogger("spikestream.runner")
 
@@ -41,6 +41,7 @@ def run_graph(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, 
     :func:`pipeline.checkpoint.plan_restore`). A node that cannot start refuses the whole graph: the
     ``SpikestreamError`` names it, and no node has streamed or saved anything."""
     nodes = validate_graph(graph)
+    check_available(graph, nodes)
     plan = plan_restore(state_dir if state_dir is not None else graph.state_dir, cut_members(graph))
     if plan is not None:
         plan.say(log)
@@ -142,6 +143,7 @@ def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = No
         msg = f"{graph.source}: a node run alone needs transport ipc or tcp, not inproc"
         raise ConfigError(msg)
     node = build_node(graph, name)  # its peers may need what this box lacks: only this node is checked
+    check_available(graph, {name: node})
 
     async def main() -> dict[str, Any]:
         ctx = zmq.asyncio.Context()

@@ -8,6 +8,7 @@ run. Validation builds each node's parameters once; a runner receives the built 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,17 @@ def build_node(graph: GraphConfig, name: str) -> BuiltNode:
         msg = f"{graph.source}: nodes.{name} has no input: add a link 'x -> {name}'"
         raise ConfigError(msg)
     return BuiltNode(name=name, cls=cls, params=params, curve=curve_settings(graph, name))
+
+
+def check_available(graph: GraphConfig, nodes: Mapping[str, BuiltNode]) -> None:
+    """Let every node of ``nodes`` check that what it reads from this machine is there (its data), so that a
+    missing file is one error before anything starts, not a node failing among started ones."""
+    for name, node in nodes.items():
+        try:
+            node.cls.check_available(name, node.params)
+        except ConfigError as exc:
+            msg = f"{graph.source}: {exc}"
+            raise ConfigError(msg) from None
 
 
 def validate_graph(graph: GraphConfig) -> dict[str, BuiltNode]:

@@ -139,6 +139,35 @@ def test_split_range_beyond_the_data_is_named(tmp_path):
         run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
 
 
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [
+        ({"type": "replay", "path": "nope"}, "path"),
+        ({"type": "replay", "path": "nope.aedat4"}, "path"),
+        ({"type": "mnist", "root": "nope"}, "root"),
+        ({"type": "saccades", "digits": "mnist", "root": "nope"}, "root"),
+        ({"type": "playback", "path": "nope.spklog"}, "path"),
+    ],
+    ids=lambda v: v["type"] if isinstance(v, dict) else v,
+)
+def test_missing_data_is_found_before_any_node_starts(tmp_path, monkeypatch, source, key):
+    """A source whose data is not there is refused when the graph is checked, in one line naming the key
+    and where it looked, before any node is created (a node that loads its kernels takes seconds)."""
+
+    def started(*_args, **_kw):
+        msg = "the graph started"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr("pipeline.runner.run_inproc", started)
+    monkeypatch.setattr("pipeline.runner.run_processes", started)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIKESTREAM_DATA", str(tmp_path / "data"))
+    doc = graph("unused") | {"nodes": {"source": source, "sink": {"type": "null"}}}
+    where = re.escape(f"looked for {source[key]} in the current folder, then in $SPIKESTREAM_DATA = ")
+    with pytest.raises(ConfigError, match=rf"^t: nodes\.source\.{key}: not found \({where}"):
+        run_graph(parse_graph(doc, "t"))
+
+
 def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path):
     fake_nmnist(tmp_path / "data")
     state = str(tmp_path / "state")
