@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.checkpoint import load_state
 from pipeline.errors import SpikestreamError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def network_config(state: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -73,11 +76,29 @@ def _display(feat: np.ndarray) -> np.ndarray:
     return shown
 
 
-def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64) -> Path:
-    """Draw every layer's preferred features (up to ``max_units`` each) into the PNG at ``path``."""
+def _file_backend() -> None:
+    """matplotlib on its file-only backend (no display needed), before pyplot is imported."""
     import matplotlib as mpl
 
     mpl.use("Agg")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def features_figure(state: dict[str, np.ndarray], max_units: int = 64) -> Figure:
+    """Every layer's preferred features (up to ``max_units`` each, the title says how many of how many),
+    with a colour key: ON minus OFF for two-channel inputs (red ON, blue OFF), each feature scaled to its
+    own largest value."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    _file_backend()
     import matplotlib.pyplot as plt
 
     layers = preferred_features(state)
@@ -87,48 +108,64 @@ def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64)
     fig, axes = plt.subplots(nrows, cols, figsize=(cols * 0.9, nrows * 0.9 + 0.4 * len(layers)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    two = bool(layers) and layers[0][1].shape[1] == 2
+    cmap = "RdBu_r" if two else "gray"
     row = 0
     for (name, feats), n in zip(layers, rows, strict=True):
         for k in range(n):
             ax = axes[row + k // cols, k % cols]
             img = _display(feats[k])
             lim = max(abs(img).max(), 1e-9)
-            ax.imshow(
-                img, cmap="RdBu_r" if feats.shape[1] == 2 else "gray", vmin=-lim if feats.shape[1] == 2 else 0, vmax=lim
-            )
+            ax.imshow(img, cmap=cmap, vmin=-lim if two else 0, vmax=lim)
             if k == 0:
-                ax.set_title(name, fontsize=8, loc="left")
+                shown = f": all {n} shown" if n == feats.shape[0] else f": the first {n} of {feats.shape[0]} shown"
+                ax.set_title(name + shown, fontsize=8, loc="left")
         row += -(-n // cols)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    # (no tight_layout: a layer's title runs on over the next, untitled, pictures of its row on purpose)
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.01, right=0.93, bottom=0.1 / height, top=1 - 0.3 / height, wspace=0.1, hspace=0.5)
+    key = fig.colorbar(
+        ScalarMappable(Normalize(-1 if two else 0, 1), cmap=cmap), cax=fig.add_axes((0.945, 0.15, 0.012, 0.7))
+    )
+    if two:
+        key.set_ticks([-1, 0, 1], labels=["OFF", "0", "ON"])
+    else:
+        key.set_ticks([0, 1], labels=["0", "max"])
+    key.set_label("preferred input, each feature scaled to its largest value", fontsize=8)
+    return fig
 
 
-def plot_weight_histograms(state: dict[str, np.ndarray], path: Path) -> Path:
-    """Draw a histogram of each layer's weights (log scale) into the PNG at ``path``."""
-    import matplotlib as mpl
+def plot_features(state: dict[str, np.ndarray], path: Path, max_units: int = 64) -> Path:
+    """Draw every layer's preferred features (see :func:`features_figure`) into the PNG at ``path``."""
+    return _save(features_figure(state, max_units), path)
 
-    mpl.use("Agg")
+
+def weights_figure(state: dict[str, np.ndarray]) -> Figure:
+    """A histogram of each layer's weights (synapse counts on a log scale)."""
+    _file_backend()
     import matplotlib.pyplot as plt
 
     keys = sorted((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]))
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        ax.hist(np.asarray(state[key]).ravel(), bins=50, range=(0, 1), color="tab:blue")
-        ax.set_title(f"layer {key.split('.')[0]} weights", fontsize=9)
+        w = np.asarray(state[key])
+        ax.hist(w.ravel(), bins=50, range=(0, 1), color="tab:blue")
+        ax.set_title(f"layer {key.split('.')[0]}: {w.size:,} weights", fontsize=9)
         ax.set_yscale("log")
+        ax.set_xlabel("weight")
+        ax.set_ylabel("synapses (log scale)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
-    """Draw the online accuracy curve of a results file, with the test accuracy as a line."""
-    import matplotlib as mpl
+def plot_weight_histograms(state: dict[str, np.ndarray], path: Path) -> Path:
+    """Draw a histogram of each layer's weights (see :func:`weights_figure`) into the PNG at ``path``."""
+    return _save(weights_figure(state), path)
 
-    mpl.use("Agg")
+
+def accuracy_figure(results: dict[str, Any]) -> Figure:
+    """The online accuracy curve of a results document, with the test accuracy as a line."""
+    _file_backend()
     import matplotlib.pyplot as plt
 
     curve = np.asarray(results.get("curve") or [], dtype=np.float64).reshape(-1, 3)
@@ -144,11 +181,15 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("online accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_accuracy(results: dict[str, Any], path: Path) -> Path:
+    """Draw the online accuracy curve of a results file (see :func:`accuracy_figure`) into the PNG at ``path``."""
+    return _save(accuracy_figure(results), path)
 
 
 def write_plots(out: Path, *, state: Path | None = None, results: Path | None = None) -> list[Path]:

@@ -1,20 +1,22 @@
 """Checkpoints of learned state, and the consistent cuts that let a whole graph resume.
 
 A checkpoint is a ``.npz`` of named arrays, written to a temporary file, fsynced, then renamed over the old
-one, so a crash never leaves a half-written checkpoint. :class:`NodeCheckpoints` decides when one node saves
-and what it restores.
+one, so a crash never leaves a half-written checkpoint. Every failure to write one is a ``CheckpointError``
+naming the file. :mod:`pipeline.node_checkpoints` decides when one node saves and what it restores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import os
 import tempfile
-import time
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +24,6 @@ from .errors import CheckpointError
 
 if TYPE_CHECKING:
     from .config import GraphConfig
-    from .node import Counters, Node
 
 
 def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) -> Path:
@@ -30,9 +31,10 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) ->
 
     A crash at any point leaves either the old checkpoint or the new one, never a mix."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
+    tmp: str | None = None
+    try:  # the folder too: it may have become read-only, a file, or full since the run started
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **{k: np.asarray(v) for k, v in state.items()})  # type: ignore[arg-type]
             fh.flush()
@@ -44,8 +46,10 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, np.ndarray]) ->
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        msg = f"cannot write checkpoint {target}: {exc}"
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+        msg = f"cannot write checkpoint {target}: {exc.strerror or exc}"
         raise CheckpointError(msg) from None
     return target
 
@@ -94,15 +98,24 @@ def generations(state_dir: str | os.PathLike[str], node: str) -> list[int]:
     return sorted(found)
 
 
-def newest_common_generation(state_dir: str | os.PathLike[str], nodes: list[str]) -> int | None:
-    """The newest generation every one of ``nodes`` has completed, or None when there is none."""
+def common_generations(state_dir: str | os.PathLike[str], nodes: list[str]) -> list[int]:
+    """The generations every one of ``nodes`` has completed, oldest first."""
     common: set[int] | None = None
     for node in nodes:
         have = set(generations(state_dir, node))
         common = have if common is None else common & have
-        if not common:
-            return None
-    return max(common) if common else None
+    return sorted(common or ())
+
+
+def newest_common_generation(state_dir: str | os.PathLike[str], nodes: list[str]) -> int | None:
+    """The newest generation every one of ``nodes`` has completed, or None when there is none."""
+    common = common_generations(state_dir, nodes)
+    return common[-1] if common else None
+
+
+#: Complete generations each member keeps: the newest, and the one before in case the newest turns out to
+#: be unreadable (a disk that corrupted it); a restore then falls back to the older one.
+KEEP_GENERATIONS = 2
 
 
 def save_generation(
@@ -118,7 +131,8 @@ def save_generation(
         os.link(path, tmp)
         os.replace(tmp, latest)
     except OSError:  # no hard links on this file system: write it twice
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         save_state(latest, state)
     return path
 
@@ -126,10 +140,83 @@ def save_generation(
 def drop_generations(
     state_dir: str | os.PathLike[str], node: str, *, below: int | None = None, above: int | None = None
 ) -> None:
-    """Delete the kept generations of ``node`` older than ``below`` or newer than ``above``."""
+    """Delete the kept generations of ``node`` older than ``below`` or newer than ``above``.
+
+    A file that cannot be deleted (a folder turned read-only) stays: it is only disk space, or, above, a
+    generation that a later one of the same number replaces."""
     for g in generations(state_dir, node):
         if (below is not None and g < below) or (above is not None and g > above):
-            generation_path(state_dir, node, g).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                generation_path(state_dir, node, g).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """The generation every member of a graph's consistent cuts restores, decided once before any node
+    starts (None: no generation in common), and why newer complete generations were passed over."""
+
+    generation: int | None
+    skipped: tuple[str, ...] = ()
+
+    def say(self, log: logging.Logger) -> None:
+        """Say in one line that the newest complete generation was passed over, when it was."""
+        if self.skipped:
+            log.warning(
+                "%s: resuming every node from checkpoint generation %d, the newest that every node can read",
+                self.skipped[0],
+                self.generation,
+            )
+
+
+def plan_restore(state_dir: str | os.PathLike[str] | None, members: list[str] | None) -> RestorePlan | None:
+    """What the members of a graph's cuts restore from ``state_dir``: the newest generation that every
+    member completed and whose files all read back (None when the graph has no cuts or no folder).
+
+    Reading every file before any node starts keeps a refused restore from changing anything, and lets a
+    corrupt newest generation fall back to the one kept before it. When no complete generation reads back,
+    the start is refused (``CheckpointError`` naming the file) and the folder is left as it is."""
+    if state_dir is None or members is None:
+        return None
+    skipped: list[str] = []
+    for generation in reversed(common_generations(state_dir, members)):
+        why = next((w for n in members if (w := _unreadable(generation_path(state_dir, n, generation)))), None)
+        if why is None:
+            return RestorePlan(generation, tuple(skipped))
+        skipped.append(why)
+    if skipped:
+        msg = (
+            f"{skipped[0]}, and no older checkpoint generation that every node can read is kept in {state_dir} "
+            "(move the folder aside to start afresh: docs/checkpoints.md)"
+        )
+        raise CheckpointError(msg)
+    return RestorePlan(None)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be read back, or None when it can."""
+    try:
+        load_state(path)
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
+def check_state_dir(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a state folder that cannot be written before a run starts (``what`` names the option or
+    key that gave it, e.g. ``--state``), rather than at its first checkpoint."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        msg = f"{what} {path}: is a file, not a folder; give a folder for the checkpoints"
+        raise CheckpointError(msg)
+    folder = p
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        msg = f"{what} {path}: {folder} is a file, not a folder"
+        raise CheckpointError(msg)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"{what} {path}: cannot write in {folder}"
+        raise CheckpointError(msg)
 
 
 def cut_members(graph: GraphConfig) -> list[str] | None:
@@ -148,128 +235,3 @@ def cut_members(graph: GraphConfig) -> list[str] | None:
         members.append(n)
         todo.extend(graph.downstream(n))
     return sorted(members)
-
-
-class NodeCheckpoints:
-    """When one node saves its state and what it restores.
-
-    A member of the graph's consistent cuts saves on the markers that travel with the stream, each as a
-    numbered generation, and restores the newest generation that every member completed. Any other node
-    saves on its own period. Both save once more at the end. Nothing is saved until the node's kept state
-    was restored: a checkpoint the node refused stays as it is."""
-
-    def __init__(
-        self,
-        node: Node,
-        state_dir: str | None,
-        *,
-        members: list[str] | None,
-        period_s: float,
-        counters: Counters,
-    ) -> None:
-        self.node = node
-        self.path = Path(state_dir) / f"{node.name}.npz" if state_dir else None
-        #: the members of the graph's cuts, when this node is one
-        self.members = members if members is not None and node.name in members else None
-        self.period_s = period_s
-        self.counters = counters
-        #: of the last marker seen (sent, for the source)
-        self.generation = 0
-        #: of the end-of-stream, once known
-        self.final_generation: int | None = None
-        self._restored = False
-        self._last = time.monotonic()
-
-    @property
-    def in_cut(self) -> bool:
-        """Whether this node takes part in the graph's consistent cuts (it saves on markers)."""
-        return self.members is not None
-
-    def restore(self) -> None:
-        """Load the node's kept state, if any: for a member of the cuts, the newest generation in common."""
-        path = self.path
-        if path is None:
-            self._restored = True
-            return
-        name, log = self.node.name, self.node.log
-        if self.members is not None:
-            generation = newest_common_generation(path.parent, self.members)
-            if generation is not None:
-                path = generation_path(path.parent, name, generation)
-                # a crash left newer checkpoints of some nodes: the stream is replayed from the cut
-                drop_generations(path.parent, name, above=generation)
-            elif path.exists():
-                log.warning(
-                    "%s: no checkpoint generation completed by every node in %s: resuming from this node's "
-                    "own last checkpoint (the nodes' states were taken at different points of the stream)",
-                    name,
-                    path.parent,
-                )
-        if not path.exists():
-            self._restored = True
-            return
-        state = load_state(path)
-        kept = state.pop(GENERATION_KEY, None)
-        if kept is not None:
-            self.generation = int(kept)
-        try:
-            if state:  # empty: the node had no state yet when the cut was taken
-                self.node.restore(state)
-        except (ValueError, KeyError, CheckpointError) as exc:
-            msg = (
-                f"checkpoint {path} does not fit nodes.{name}: {exc} (a checkpoint of another graph or "
-                "configuration? give this one its own --state folder)"
-            )
-            raise CheckpointError(msg) from None
-        self._restored = True
-        log.info("%s: restored state from %s", name, path)
-
-    def save(self, generation: int | None = None) -> None:
-        """Save the node's state; with ``generation`` (a marker's), as that generation of a consistent cut."""
-        path = self.path
-        if path is None or not self._restored:
-            return
-        state = self.node.snapshot()
-        if self.members is not None and generation is not None:
-            # a node without state still records that the marker passed: the cut is complete only then
-            save_generation(path.parent, self.node.name, generation, state or {})
-            common = newest_common_generation(path.parent, self.members)
-            if common is not None:
-                drop_generations(path.parent, self.node.name, below=common)
-        elif state is None:
-            return
-        else:
-            save_state(path, state)
-        self.counters.checkpoints += 1
-        self._last = time.monotonic()
-
-    def due(self) -> bool:
-        """Whether a checkpoint period has passed since the last save (or the start of the stream)."""
-        return self.period_s > 0 and time.monotonic() - self._last >= self.period_s
-
-    def restart_period(self) -> None:
-        """Count the checkpoint period afresh from now, as if a checkpoint had just been saved."""
-        self._last = time.monotonic()
-
-    def mark(self) -> int:
-        """The source of the cuts saves its position as the next generation; returns the marker's number.
-
-        When saving fails the next try is a period later, not on every message."""
-        self.generation += 1
-        try:
-            self.save(self.generation)
-        except CheckpointError:
-            self.restart_period()
-            raise
-        return self.generation
-
-    def marker(self, body: Mapping[str, Any]) -> int | None:
-        """The generation a control message carries, when this node takes part in the cuts."""
-        generation = body.get("generation")
-        return generation if isinstance(generation, int) and self.members is not None else None
-
-    def end_generation(self) -> int | None:
-        """The generation the node's end-of-stream carries: the source of the cuts makes the end a cut."""
-        if self.members is not None and self.node.is_source:
-            self.final_generation = self.generation + 1
-        return self.final_generation

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import load_graph
+from .checkpoint import check_state_dir
+from .config import GraphConfig, load_graph
 from .errors import SpikestreamError
 from .registry import commands, node_types
 
@@ -98,6 +99,11 @@ def print_summary(results: dict[str, Any]) -> None:
         )
 
 
+#: Exit status of a command: done (a run that ended, or was stopped by SIGTERM, a service's normal stop),
+#: an error, a bad command line, interrupted by Ctrl-C (128 + SIGINT, as shells expect). In docs/graphs.md.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def _finish(results: dict[str, Any], args: argparse.Namespace) -> int:
     write_results(args.results, results)
     if not args.quiet:
@@ -106,7 +112,19 @@ def _finish(results: dict[str, Any], args: argparse.Namespace) -> int:
             print(f"results written to {args.results}")
     for name, why in results["errors"].items():
         print(f"spikestream: error in node {name}: {why}", file=sys.stderr)
-    return 1 if results["errors"] else 0
+    if results["errors"]:
+        return EXIT_ERROR
+    # Ctrl-C, as shells expect; SIGTERM is how a service manager stops a service: a normal end
+    return EXIT_INTERRUPTED if results.get("stopped_by") == "SIGINT" else EXIT_OK
+
+
+def _check_paths(graph: GraphConfig, args: argparse.Namespace) -> None:
+    """Refuse a results file or a state folder that cannot be written, before the run starts."""
+    check_results_path(args.results)
+    if args.state is not None:
+        check_state_dir(args.state, "--state")
+    elif graph.state_dir is not None:
+        check_state_dir(graph.state_dir, f"{graph.source}: state_dir")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -114,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_graph
 
     graph = load_graph(args.config, args.set)
-    check_results_path(args.results)
+    _check_paths(graph, args)
     return _finish(run_graph(graph, state_dir=args.state), args)
 
 
@@ -123,7 +141,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     from .runner import run_single_node
 
     graph = load_graph(args.config, args.set)
-    check_results_path(args.results)
+    _check_paths(graph, args)
     return _finish(run_single_node(graph, args.name, state_dir=args.state), args)
 
 
@@ -215,22 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (1 for a ``SpikestreamError``, said on stderr)."""
+    """Run the command line; returns the exit status: 0, 1 for a ``SpikestreamError`` (said on stderr), 2 for
+    a bad command line, 130 for a run that was interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except SpikestreamError as exc:
         print(f"spikestream: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("spikestream: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`spikestream info ... | head`): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not complain again

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -140,26 +141,64 @@ def parse_value(text: str) -> Any:
         return text
 
 
+_KEY_PART = re.compile(r"([^.\[\]]+)((?:\[-?\d+\])*)")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` overrides to a raw TOML document (returns a new dict)."""
+    """Apply ``dotted.key=value`` overrides to a raw TOML document (returns a new dict).
+
+    A key reaches into lists with an index: ``nodes.stdp.layers[0].maps=8`` (``[-1]``: the last item);
+    a missing table on the way is created, a missing list item is an error naming the list's length."""
     import copy
 
     doc = copy.deepcopy(raw)
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             msg = f"--set expects dotted.key=value, got {item!r}"
             raise ConfigError(msg)
-        parts = key.strip().split(".")
-        target = doc
-        for part in parts[:-1]:
-            nxt = target.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                msg = f"--set {key}: {part!r} is not a table in {source}"
+        steps: list[str | int] = []
+        for part in key.split("."):
+            match = _KEY_PART.fullmatch(part)
+            if match is None:
+                msg = f"--set {key}: {part!r} is not a key (a name, then list indexes such as layers[0])"
                 raise ConfigError(msg)
-            target = nxt
-        target[parts[-1]] = parse_value(value.strip())
+            steps.append(match.group(1))
+            steps.extend(int(i) for i in re.findall(r"-?\d+", match.group(2)))
+        target: Any = doc
+        for n, step in enumerate(steps):
+            last = n == len(steps) - 1
+            where = _key_text(steps[:n])
+            if isinstance(step, int):
+                if not isinstance(target, list):
+                    msg = f"--set {key}: {where} is not a list in {source}"
+                    raise ConfigError(msg)
+                if not -len(target) <= step < len(target):
+                    have = f"{len(target)} items (0 to {len(target) - 1})" if target else "no items"
+                    msg = f"--set {key}: {where} has {have} in {source}, so no item [{step}]"
+                    raise ConfigError(msg)
+            elif not isinstance(target, dict):
+                msg = f"--set {key}: {where!r} is not a table in {source}"
+                raise ConfigError(msg)
+            if last:
+                target[step] = parse_value(value.strip())
+            elif isinstance(step, int):
+                target = target[step]
+            else:
+                if step not in target and isinstance(steps[n + 1], int):
+                    msg = f"--set {key}: {_key_text(steps[: n + 1])} is not in {source}, so it has no items"
+                    raise ConfigError(msg)
+                target = target.setdefault(step, {})
     return doc
+
+
+def _key_text(steps: list[str | int]) -> str:
+    """``steps`` written as a ``--set`` key: ``nodes.stdp.layers[0]``."""
+    text = ""
+    for step in steps:
+        text += f"[{step}]" if isinstance(step, int) else f".{step}" if text else step
+    return text
 
 
 def _parse_link(item: Any, where: str) -> tuple[str, str]:
@@ -168,6 +207,30 @@ def _parse_link(item: Any, where: str) -> tuple[str, str]:
         raise ConfigError(msg)
     a, b = (s.strip() for s in item.split("->", 1))
     return a, b
+
+
+def _cycle(links: tuple[tuple[str, str], ...]) -> list[str]:
+    """A cycle of ``links`` as the nodes along it, its first node again at the end; empty when none."""
+    after: dict[str, list[str]] = {}
+    for a, b in links:
+        after.setdefault(a, []).append(b)
+    done: set[str] = set()  # nodes from which no cycle can be reached
+    for start in after:
+        if start in done:
+            continue
+        path = [start]
+        todo = [iter(after.get(start, ()))]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:  # every way on from path[-1] is explored
+                done.add(path.pop())
+                todo.pop()
+            elif nxt in path:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                todo.append(iter(after.get(nxt, ())))
+    return []
 
 
 def _max_age(value: Any, where: str) -> float:
@@ -238,6 +301,14 @@ def parse_graph(raw: Mapping[str, Any], source: str = "<memory>") -> GraphConfig
                 raise ConfigError(msg)
     if len(set(links)) != len(links):
         msg = f"{source}: a link is listed twice"
+        raise ConfigError(msg)
+    cycle = _cycle(links)
+    if cycle:
+        # every node waits for the end-of-stream of each node linked to it: around a cycle none ever comes
+        msg = (
+            f"{source}: links form a cycle, {' -> '.join(cycle)}: a stream through lossless links must end "
+            "(a node that should see what comes later in the graph can subscribe to it with a tap)"
+        )
         raise ConfigError(msg)
 
     def number(key: str, default: float, minimum: float) -> float:

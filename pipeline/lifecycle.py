@@ -41,11 +41,20 @@ def stop_grace_s() -> float:
         raise ConfigError(msg) from None
 
 
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> None:
-    """Call ``on_stop`` on SIGINT and SIGTERM (where this loop can take signals)."""
+def install_stop_handlers(
+    loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None], stopped_by: list[str] | None = None
+) -> None:
+    """Call ``on_stop`` on SIGINT and SIGTERM (where this loop can take signals); the name of the first
+    signal is appended to ``stopped_by``, when given (the exit status of a run says which it was)."""
+
+    def stop(sig: signal.Signals) -> None:
+        if stopped_by is not None and not stopped_by:
+            stopped_by.append(sig.name)
+        on_stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_stop)
+            loop.add_signal_handler(sig, stop, sig)
 
 
 def ignore_stop_signals() -> None:

@@ -72,6 +72,13 @@ class Node:
         facts (relays, sinks)."""
         return received
 
+    @classmethod
+    def check_available(cls, name: str, config: Any) -> None:
+        """Check, before the graph starts, that what node ``name`` reads from this machine is there (a data
+        file or folder): raise ``ConfigError`` naming the key and where it looked. Cheap checks only (does
+        it exist?); reading it is ``start``'s. A graph run whole checks every node, a node run alone itself.
+        Default: nothing to check."""
+
     async def start(self) -> None:
         """Open resources (files, devices, brokers). Called once before the first message."""
 
@@ -194,6 +201,8 @@ class Counters:
     #: or control from a node that is not upstream
     malformed: int = 0
     checkpoints: int = 0
+    #: checkpoints that could not be written (a full disk, a read-only folder); each is retried
+    checkpoint_failures: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)
 
     def as_dict(self) -> dict[str, Any]:

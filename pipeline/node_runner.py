@@ -21,7 +21,7 @@ from typing import Any
 
 import zmq.asyncio
 
-from .checkpoint import NodeCheckpoints, cut_members
+from .checkpoint import RestorePlan, cut_members
 from .config import GraphConfig
 from .endpoints import Endpoints
 from .errors import CheckpointError, SpikestreamError
@@ -29,6 +29,7 @@ from .lifecycle import CONNECT_WAIT_S, stop_grace_s
 from .links import NodeLinks
 from .message import CHECKPOINT, CONTROL, EOS, EVENTS, SPIKES, Message, control_message
 from .node import Counters, Source
+from .node_checkpoints import NodeCheckpoints
 from .progress import log_counters
 from .shedding import LagShedder
 from .transport import Inlet
@@ -42,6 +43,8 @@ class NodeRunner:
 
     Constructing it creates the node and opens its links; as an async context manager it closes them on
     exit. ``grace_s`` (default: the stop grace period read now) bounds every wait once a stop is requested.
+    ``plan`` is what the graph's consistent cuts restore, decided once for the graph (None: a node run alone
+    decides itself).
     ``eos_taken`` holds, per link (upstream, downstream), the flag a downstream node sets when an upstream
     end-of-stream has reached it (given by the supervisor); without it (``watch_peers``, a node run alone) a
     downstream node closing its connection after the end-of-stream confirms that it took it."""
@@ -54,6 +57,7 @@ class NodeRunner:
         ctx: zmq.asyncio.Context,
         *,
         state_dir: str | None = None,
+        plan: RestorePlan | None = None,
         grace_s: float | None = None,
         eos_taken: Mapping[tuple[str, str], Any] | None = None,
         watch_peers: bool = False,
@@ -77,6 +81,7 @@ class NodeRunner:
             members=cut_members(graph),
             period_s=graph.checkpoint_s,
             counters=self.counters,
+            plan=plan,
         )
         spec = graph.nodes[built.name]
         self._max_age_ns = int(spec.max_age_ms * 1e6)
@@ -106,9 +111,12 @@ class NodeRunner:
         """Run the node to the end of its stream (or a stop request); return its report.
 
         ``started`` is called once the node has restored its state, started and its links to the nodes
-        downstream are connected (or once it failed to start: it then only ends its stream); the graph gives
-        the go (``wait_go``) when every node has called it, so a live source does not stream into a node
-        that is still restoring, or wait for a connection, and fall behind at once."""
+        downstream are connected; the graph gives the go (``wait_go``) when every node has called it, so a
+        live source does not stream into a node that is still restoring, or wait for a connection, and fall
+        behind at once. A node that cannot start (a checkpoint that does not fit, a camera that is not
+        there) raises instead, and its graph is refused: it never got the go, so no node has changed
+        any state, and none saves. A node run alone (no ``started``) tells its downstream peers that its
+        stream has ended before it raises."""
         logger = asyncio.ensure_future(
             log_counters(
                 self.name,
@@ -123,9 +131,8 @@ class NodeRunner:
                 self.checkpoints.restore()
                 await self.node.start()
             except Exception:
-                if started is not None:
-                    started()
-                await self._end_stream_unstarted(wait_go)
+                if started is None:
+                    await self._end_stream_unstarted()
                 raise
             if started is not None:
                 if not await self.links.outlet.wait_connected(CONNECT_WAIT_S):
@@ -141,22 +148,19 @@ class NodeRunner:
                 await self.links.wait_for_downstream(self.stop_requested, self.node.log)
             self._started = time.perf_counter()
             self._cpu_started = time.process_time()
-            self.checkpoints.restart_period()  # periods count from the start of the stream
+            self.checkpoints.begin()
             if self.node.is_source:
                 await self._run_source()
             else:
                 await self._consume()
             if await self._finish_stream():
                 await self.links.wait_eos_taken(self._eos_taken, self.stop_requested, self.grace_s, self.node.log)
-        except CheckpointError as exc:
-            self._handle_error("restore", exc)
-            raise
         finally:
             logger.cancel()
             self._shedder.finish()
             wall = time.perf_counter() - self._started if self._started else 0.0
             cpu = time.process_time() - self._cpu_started if self._started else 0.0
-            self._checkpoint(self.checkpoints.final_generation, "final checkpoint")
+            self._checkpoint(self.checkpoints.final_generation, final=True)
             try:
                 await self.node.stop()
             except Exception as exc:  # noqa: BLE001 - a stage's stop may fail any way; the report still goes out
@@ -167,13 +171,20 @@ class NodeRunner:
         """The node's entry in the results: its counters, errors, results, ``wall_s`` of running and the
         CPU seconds its process used meanwhile (``cpu_s``: the node's own only when it runs in a process
         of its own, the whole graph's in one process)."""
+        results = self.node.results()
+        if self.counters.checkpoint_failures:
+            said = (
+                f"{self.counters.checkpoint_failures} checkpoints could not be written "
+                "(a restart resumes from the last one written)"
+            )
+            results = {**results, "warnings": [*results.get("warnings", ()), said]}
         return {
             "type": self.type,
             "source": self.node.is_source,
             "wall_s": round(wall_s, 6),
             "cpu_s": round(cpu_s, 3),
             "counters": self.counters.as_dict() | {"errors": self.errors},
-            "results": self.node.results(),
+            "results": results,
             "error": self.error,
             "interrupted": bool(self.node.interrupted),
         }
@@ -194,11 +205,14 @@ class NodeRunner:
         if self.error is None:
             self.error = f"{where}: {exc}"
 
-    def _checkpoint(self, generation: int | None = None, where: str = "checkpoint") -> None:
+    def _checkpoint(self, generation: int | None = None, *, final: bool = False) -> None:
+        """Save a checkpoint. One that fails mid-stream is counted, said and retried by the checkpoints
+        (learning goes on); the last one failing is the node's error: what it learned since is lost."""
         try:
-            self.checkpoints.save(generation)
+            self.checkpoints.save(generation, final=final)
         except CheckpointError as exc:
-            self._handle_error(where, exc)
+            if final:
+                self._handle_error("final checkpoint", exc)
 
     def _periodic_checkpoint(self) -> None:
         if self.checkpoints.due():
@@ -241,8 +255,7 @@ class NodeRunner:
         """Source of a consistent-cut graph: save the position as the next generation, then send its marker."""
         try:
             generation = self.checkpoints.mark()
-        except CheckpointError as exc:
-            self._handle_error("checkpoint", exc)
+        except CheckpointError:  # counted, said and retried by the checkpoints; no marker this time
             return
         await self._send([control_message(CHECKPOINT, generation=generation)])
 
@@ -370,16 +383,12 @@ class NodeRunner:
         await self._send([*out, replace(msg, stream="", seq=-1)], msg.created_ns)
 
     # -- the end ---------------------------------------------------------------------------------------
-    async def _end_stream_unstarted(self, wait_go: Callable[[], Awaitable[None]] | None) -> None:
-        """A node that could not start (a camera that is not there, a checkpoint that does not fit) tells its
-        downstream nodes that its stream has ended, interrupted, so that they end now rather than after
-        ``grace_s`` of waiting for it. It can fail before its downstream nodes have bound their inputs
-        (a missing file fails at once; a node that loads its kernels takes a second): the go of the graph
-        says that they have, and the message then leaves at once."""
+    async def _end_stream_unstarted(self) -> None:
+        """A node run alone that could not start (a camera that is not there, a checkpoint that does not
+        fit) tells its downstream peers that its stream has ended, interrupted, so that they end now rather
+        than after ``grace_s`` of waiting for it."""
         self.node.interrupted = True
         with contextlib.suppress(Exception):
-            if wait_go is not None:
-                await wait_go()
             await asyncio.wait_for(self._send([control_message(EOS, interrupted=True)]), self.grace_s)
 
     async def _finish_stream(self) -> bool:

@@ -21,28 +21,47 @@ from typing import Any
 
 import zmq.asyncio
 
+from .checkpoint import RestorePlan, cut_members, plan_restore
 from .config import GraphConfig
 from .endpoints import resolve_endpoints
-from .errors import ConfigError
+from .errors import ConfigError, SpikestreamError
 from .lifecycle import install_stop_handlers, stop_grace_s, terminate
 from .node_runner import NodeRunner
 from .summary import summarize
 from .supervisor import run_processes
-from .validation import BuiltNode, build_node, validate_graph
+from .validation import BuiltNode, build_node, check_available, validate_graph
 
 log = logging.getLogger("spikestream.runner")
 
 
 def run_graph(graph: GraphConfig, *, state_dir: str | None = None) -> dict[str, Any]:
-    """Validate ``graph``, run it with its configured transport and return the results document."""
+    """Validate ``graph``, run it with its configured transport and return the results document.
+
+    What the nodes restore is read and checked once, before any of them starts (see
+    :func:`pipeline.checkpoint.plan_restore`). A node that cannot start refuses the whole graph: the
+    ``SpikestreamError`` names it, and no node has streamed or saved anything."""
     nodes = validate_graph(graph)
+    check_available(graph, nodes)
+    plan = plan_restore(state_dir if state_dir is not None else graph.state_dir, cut_members(graph))
+    if plan is not None:
+        plan.say(log)
     if graph.in_process:
-        return asyncio.run(run_inproc(graph, nodes, state_dir=state_dir))
-    return run_processes(graph, nodes, state_dir=state_dir)
+        return asyncio.run(run_inproc(graph, nodes, state_dir=state_dir, plan=plan))
+    return run_processes(graph, nodes, state_dir=state_dir, plan=plan)
+
+
+def start_failure(name: str, exc: BaseException) -> SpikestreamError:
+    """The error that refuses a graph whose node ``name`` could not start, naming the node."""
+    text = str(exc)
+    return SpikestreamError(text if f"nodes.{name}" in text else f"nodes.{name}: {text}")
 
 
 async def run_inproc(
-    graph: GraphConfig, nodes: Mapping[str, BuiltNode], *, state_dir: str | None = None
+    graph: GraphConfig,
+    nodes: Mapping[str, BuiltNode],
+    *,
+    state_dir: str | None = None,
+    plan: RestorePlan | None = None,
 ) -> dict[str, Any]:
     """Run every validated node of ``graph`` as a task of this process's event loop."""
     grace_s = stop_grace_s()
@@ -56,7 +75,7 @@ async def run_inproc(
             binds_first = sorted(graph.nodes, key=lambda n: 0 if endpoints[n].in_bind or endpoints[n].tap_bind else 1)
             opened: dict[str, NodeRunner] = {}
             for name in binds_first:
-                runner = NodeRunner(graph, nodes[name], endpoints, ctx, state_dir=state_dir, grace_s=grace_s)
+                runner = NodeRunner(graph, nodes[name], endpoints, ctx, state_dir=state_dir, plan=plan, grace_s=grace_s)
                 opened[name] = await stack.enter_async_context(runner)
             runners = [opened[name] for name in graph.nodes]
 
@@ -65,7 +84,8 @@ async def run_inproc(
                 for r in runners:
                     r.stop_requested.set()
 
-            install_stop_handlers(asyncio.get_running_loop(), stop_all)
+            stopped_by: list[str] = []
+            install_stop_handlers(asyncio.get_running_loop(), stop_all, stopped_by)
 
             async def wait_go() -> None:
                 await go.wait()
@@ -92,7 +112,15 @@ async def run_inproc(
                     if task in done and name not in reports:
                         try:
                             reports[name] = task.result()
-                        except Exception as exc:  # noqa: BLE001 - a node that failed is reported, the others stopped
+                        except Exception as exc:
+                            if not go.is_set():  # it could not start: the graph is refused, nothing has streamed
+                                for other in tasks.values():
+                                    other.cancel()
+                                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                                if isinstance(exc, SpikestreamError):
+                                    raise start_failure(name, exc) from None
+                                raise  # a bug: its traceback
+                            # a node that failed is reported, the others stopped
                             reports[name] = {"type": graph.nodes[name].type, "error": str(exc)}
                             stop_all()
                 # nodes fed only by taps never see end-of-stream: stop them once the lossless part has ended
@@ -103,7 +131,7 @@ async def run_inproc(
             wall = time.perf_counter() - t0
     finally:
         terminate(ctx, f"graph {graph.name!r}")
-    return summarize(graph, reports, wall)
+    return summarize(graph, reports, wall, stopped_by[0] if stopped_by else None)
 
 
 def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = None) -> dict[str, Any]:
@@ -115,16 +143,18 @@ def run_single_node(graph: GraphConfig, name: str, *, state_dir: str | None = No
         msg = f"{graph.source}: a node run alone needs transport ipc or tcp, not inproc"
         raise ConfigError(msg)
     node = build_node(graph, name)  # its peers may need what this box lacks: only this node is checked
+    check_available(graph, {name: node})
 
     async def main() -> dict[str, Any]:
         ctx = zmq.asyncio.Context()
         endpoints = resolve_endpoints(graph, None, pick_ports=False)
         try:
             async with NodeRunner(graph, node, endpoints, ctx, state_dir=state_dir, watch_peers=True) as runner:
-                install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)
+                stopped_by: list[str] = []
+                install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set, stopped_by)
                 t0 = time.perf_counter()
                 report = await runner.run()
-                return summarize(graph, {name: report}, time.perf_counter() - t0)
+                return summarize(graph, {name: report}, time.perf_counter() - t0, stopped_by[0] if stopped_by else None)
         finally:
             terminate(ctx, f"nodes.{name}")
 

@@ -7,8 +7,11 @@ from typing import Any
 from .config import GraphConfig
 
 
-def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dict[str, Any]:
-    """The results document: totals, every node's counters, and node results merged at the top."""
+def summarize(
+    graph: GraphConfig, reports: dict[str, Any], wall_s: float, stopped_by: str | None = None
+) -> dict[str, Any]:
+    """The results document: totals, every node's counters, and node results merged at the top;
+    ``stopped_by`` names the signal that stopped the run (``SIGINT``, ``SIGTERM``), if one did."""
     sources = [r for r in reports.values() if r.get("source")]
     if sources:
         events_in = sum(r.get("counters", {}).get("events_out", 0) for r in sources)
@@ -26,6 +29,7 @@ def summarize(graph: GraphConfig, reports: dict[str, Any], wall_s: float) -> dic
         # nodes that stopped (signal, failure upstream) before the end of their stream: the figures
         # above cover a part of it only
         "interrupted": [n for n, r in reports.items() if r.get("interrupted")],
+        "stopped_by": stopped_by,
     }
     for r in reports.values():
         for key, value in (r.get("results") or {}).items():

@@ -25,6 +25,7 @@ from typing import Any
 
 import zmq.asyncio
 
+from .checkpoint import RestorePlan
 from .config import GraphConfig
 from .endpoints import Endpoints, resolve_endpoints
 from .errors import SpikestreamError
@@ -43,6 +44,7 @@ def run_processes(
     nodes: Mapping[str, BuiltNode],
     *,
     state_dir: str | None = None,
+    plan: RestorePlan | None = None,
     startup_timeout_s: float = 60.0,
 ) -> dict[str, Any]:
     """Run each validated node of ``graph`` (transport ipc or tcp) in its own process and supervise them."""
@@ -59,14 +61,14 @@ def run_processes(
         procs = {
             name: mpctx.Process(
                 target=_child_main,
-                args=(graph, nodes[name], endpoints, reports_q, go, state_dir, grace_s, level, eos_taken),
+                args=(graph, nodes[name], endpoints, reports_q, go, state_dir, plan, grace_s, level, eos_taken),
                 name=f"spikestream-{name}",
                 daemon=True,
             )
             for name in graph.nodes
         }
         watch = _Watch(graph, procs, reports_q)
-        old = {sig: signal.signal(sig, watch.stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old = {sig: signal.signal(sig, watch.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         streaming = False
         try:
             for p in procs.values():
@@ -93,7 +95,7 @@ def run_processes(
     reports = watch.reports
     for name, why in watch.failures.items():
         reports[name] = {"type": graph.nodes[name].type, "error": why}
-    return summarize(graph, reports, wall)
+    return summarize(graph, reports, wall, watch.stopped_by)
 
 
 class _Watch:
@@ -104,8 +106,15 @@ class _Watch:
         self.procs = procs
         self.reports_q = reports_q
         self.stopping = False
+        #: the signal that stopped the run, if one did
+        self.stopped_by: str | None = None
         self.reports: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        """A stop signal (Ctrl-C, SIGTERM): note which, and stop the graph."""
+        self.stopped_by = self.stopped_by or signal.Signals(signum).name
+        self.stop_all()
 
     def stop_all(self, *_: Any) -> None:
         """Ask every node that has not ended to end its stream (SIGTERM)."""
@@ -190,6 +199,7 @@ def _child_main(
     reports: Any,
     go: Any,
     state_dir: str | None,
+    plan: RestorePlan | None,
     grace_s: float,
     log_level: int,
     eos_taken: dict[tuple[str, str], Any],
@@ -202,7 +212,7 @@ def _child_main(
         ctx = zmq.asyncio.Context()  # created after the process started: never shared across a fork
         try:
             async with NodeRunner(
-                graph, node, endpoints, ctx, state_dir=state_dir, grace_s=grace_s, eos_taken=eos_taken
+                graph, node, endpoints, ctx, state_dir=state_dir, plan=plan, grace_s=grace_s, eos_taken=eos_taken
             ) as runner:
                 reports.put(("ready", name, None))
                 install_stop_handlers(asyncio.get_running_loop(), runner.stop_requested.set)

@@ -8,6 +8,7 @@ run. Validation builds each node's parameters once; a runner receives the built 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,17 @@ def build_node(graph: GraphConfig, name: str) -> BuiltNode:
     return BuiltNode(name=name, cls=cls, params=params, curve=curve_settings(graph, name))
 
 
+def check_available(graph: GraphConfig, nodes: Mapping[str, BuiltNode]) -> None:
+    """Let every node of ``nodes`` check that what it reads from this machine is there (its data), so that a
+    missing file is one error before anything starts, not a node failing among started ones."""
+    for name, node in nodes.items():
+        try:
+            node.cls.check_available(name, node.params)
+        except ConfigError as exc:
+            msg = f"{graph.source}: {exc}"
+            raise ConfigError(msg) from None
+
+
 def validate_graph(graph: GraphConfig) -> dict[str, BuiltNode]:
     """Check every node of ``graph`` and every link between them; return the built nodes by name."""
     nodes = {name: build_node(graph, name) for name in graph.nodes}
@@ -78,7 +90,7 @@ def _check_stream_facts(graph: GraphConfig, nodes: dict[str, BuiltNode]) -> None
     pending = list(graph.nodes)
     while pending:
         ready = [n for n in pending if all(u in facts for u in graph.upstream(n))]
-        if not ready:  # a cycle: its nodes are left unchecked
+        if not ready:  # a cycle, which parse_graph refuses: nothing more to check
             break
         for name in ready:
             pending.remove(name)

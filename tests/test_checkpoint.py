@@ -4,6 +4,7 @@ go on bit-identically."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 from pathlib import Path
 
@@ -214,13 +215,15 @@ def test_consistent_cuts_need_one_source_and_no_fan_in():
 
 
 def test_restore_picks_the_newest_common_generation_or_says_why_not(tmp_path, caplog):
-    """A node restores the newest generation all members completed and forgets its newer ones; with no
-    generation in common it falls back to its own newest checkpoint, loudly."""
+    """A node restores the newest generation all members completed and forgets its newer ones once the
+    graph streams (not before: a graph refused at its start changes nothing); with no generation in
+    common it falls back to its own newest checkpoint, loudly."""
     import logging
 
-    from pipeline.checkpoint import NodeCheckpoints, cut_members, save_generation
+    from pipeline.checkpoint import cut_members, save_generation
     from pipeline.config import parse_graph
     from pipeline.node import Counters
+    from pipeline.node_checkpoints import NodeCheckpoints
     from pipeline.validation import validate_graph
 
     g = parse_graph({"nodes": {"src": {"type": "synthetic"}, "a": {"type": "identity"}}, "links": ["src -> a"]})
@@ -239,34 +242,50 @@ def test_restore_picks_the_newest_common_generation_or_says_why_not(tmp_path, ca
     save_generation(tmp_path, "src", 6, {})  # the markers of 5 and 6 had not reached "a" yet
     src = checkpoints("src")
     src.restore()
-    assert generations(tmp_path, "src") == [4]
     assert src.generation == 4
+    assert generations(tmp_path, "src") == [4, 5, 6]  # restoring reads only
+    src.begin()
+    assert generations(tmp_path, "src") == [4]
 
 
-def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):
+def learner(folder: Path, readout: str, transport: str = "inproc") -> Path:
+    """``src -> stdp -> classifier`` on 16x16 synthetic events, with ``readout`` (assignment, supervised)."""
+    nodes = {
+        "src": {"type": "synthetic", "events": 20000, "width": 16, "height": 16},
+        "stdp": stdp((2, 16, 16), [conv(2, 8.0), fc(8, 10.0)]),
+        "classifier": {"type": "classifier", "readout": readout, "classes": 4, "inputs": 8},
+    }
+    doc = graph(readout, ["src -> stdp", "stdp -> classifier"], nodes, transport=transport, ipc_dir=str(folder))
+    return write_graph(folder / f"{readout}-{transport}.toml", doc)
+
+
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    """Every file of ``folder`` by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("transport", ["inproc", "ipc"])
+def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path, transport):
     """Two graphs pointed at one state folder (the README's camera and N-MNIST quick starts both suggested
     `state`): the second refuses the first's checkpoint in one line that names the file, the node, what the
-    file holds and what to do, and leaves the checkpoint as it was."""
+    file holds and what to do, alone (no node table, no resume hint), promptly (one process per node too:
+    no node waits for a peer that will never stream), and every file of the folder stays as it was."""
     import subprocess
     import sys
+    import time
 
-    def learner(readout: str) -> Path:
-        nodes = {
-            "src": {"type": "synthetic", "events": 20000, "width": 16, "height": 16},
-            "stdp": stdp((2, 16, 16), [conv(2, 8.0), fc(8, 10.0)]),
-            "classifier": {"type": "classifier", "readout": readout, "classes": 4, "inputs": 8},
-        }
-        doc = graph(readout, ["src -> stdp", "stdp -> classifier"], nodes, transport="inproc")
-        return write_graph(tmp_path / f"{readout}.toml", doc)
+    def run(cfg: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+        cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / "state")]
+        t0 = time.monotonic()
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=200)
+        return done, time.monotonic() - t0
 
-    def run(cfg: Path) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--state", str(tmp_path / "state"), "-q"]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-    first = run(learner("assignment"))
+    first, took_first = run(learner(tmp_path, "assignment", transport))
     assert first.returncode == 0, first.stderr
-    kept = (tmp_path / "state" / "classifier.npz").read_bytes()
-    second = run(learner("supervised"))
+    kept = folder_contents(tmp_path / "state")
+    assert any(name.startswith("stdp.g") for name in kept)
+    second, took = run(learner(tmp_path, "supervised", transport))
     assert second.returncode == 1
     err = second.stderr.strip().splitlines()[-1]
     folder = re.escape(str(tmp_path / "state"))
@@ -274,4 +293,209 @@ def test_a_checkpoint_of_another_graph_is_refused_naming_the_file(tmp_path):
     assert "holds the state of a LabelAssignmentReadout, not of a SupervisedClassifier" in err
     assert "its own --state folder" in err
     assert "array(" not in err
-    assert (tmp_path / "state" / "classifier.npz").read_bytes() == kept
+    assert second.stdout == ""  # the error alone: no summary of a run that never started
+    assert [line for line in second.stderr.splitlines() if "ERROR" in line or "error" in line] == [err]
+    assert "did not confirm" not in second.stderr
+    assert folder_contents(tmp_path / "state") == kept  # names and bytes
+    assert took < took_first + 10, f"the refused start took {took:.0f} s, the whole first run {took_first:.0f} s"
+
+
+def test_a_corrupt_newest_generation_falls_back_to_the_one_before_said_in_one_line(tmp_path, caplog):
+    """Each node keeps the two newest complete generations. When a file of the newest does not read
+    back, every node resumes from the one before, said once; when none reads back the start is refused
+    naming the file, and the folder is left exactly as it was."""
+    import logging
+
+    from pipeline.config import load_graph
+    from pipeline.errors import SpikestreamError
+    from pipeline.runner import run_graph
+
+    nodes = {
+        "src": {"type": "synthetic", "events": 20000, "width": 16, "height": 16},
+        "stdp": stdp((2, 16, 16), [conv(2, 8.0), fc(8, 10.0)]),
+        "sink": {"type": "null"},  # (a classifier would refuse the synthetic stream starting again at t = 0)
+    }
+    cfg = write_graph(tmp_path / "g.toml", graph("g", ["src -> stdp", "stdp -> sink"], nodes, transport="inproc"))
+    state = tmp_path / "state"
+    for _ in range(2):
+        assert run_graph(load_graph(cfg), state_dir=str(state))["errors"] == {}
+    assert [generations(state, n) for n in ("src", "stdp", "sink")] == [[1, 2]] * 3
+    newest = state / "stdp.g000000002.npz"
+    newest.write_bytes(newest.read_bytes()[:-40])  # cut short, as a full disk or a crash of the disk leaves it
+    with caplog.at_level(logging.INFO):
+        results = run_graph(load_graph(cfg), state_dir=str(state))
+    assert results["errors"] == {}
+    said = [r.getMessage() for r in caplog.records if "the newest that every node can read" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "stdp.g000000002.npz is unreadable or corrupt" in said[0]
+    assert "from checkpoint generation 1" in said[0]
+    assert f"restored state from {state / 'stdp.g000000001.npz'}" in caplog.text
+    assert generations(state, "stdp") == [1, 2]  # generation 2 written anew by this run
+    load_state(state / "stdp.g000000002.npz")
+
+    for g in (1, 2):
+        path = state / f"stdp.g00000000{g}.npz"
+        path.write_bytes(path.read_bytes()[:-40])
+    before = folder_contents(state)
+    with pytest.raises(SpikestreamError, match=r"stdp\.g000000002\.npz is unreadable or corrupt.*no older checkpoint"):
+        run_graph(load_graph(cfg), state_dir=str(state))
+    assert folder_contents(state) == before
+
+
+def test_a_state_folder_that_becomes_a_file_gives_a_checkpoint_error_naming_it(tmp_path):
+    """The folder's own failures (``mkdir``, the temporary file) are a ``CheckpointError`` naming the
+    checkpoint too, not a raw ``OSError`` that ends the node."""
+    (tmp_path / "state").write_text("not a folder")
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*state/node\.npz: "):
+        save_state(tmp_path / "state" / "node.npz", {"w": np.ones(3)})
+    (tmp_path / "ro").mkdir()
+
+    def full(*_args, **_kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("pipeline.checkpoint.tempfile.mkstemp", full)
+        with pytest.raises(CheckpointError, match=r"ro/node\.npz: No space left on device"):
+            save_state(tmp_path / "ro" / "node.npz", {"w": np.ones(3)})
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_mid_run_costs_no_learning_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, caplog):
+    """The disk fills up after the first checkpoint: every node keeps learning to the end of the stream,
+    each retries with a backoff, logs its first failure once as an error (not one line per try) and counts
+    them; the run's error is that its last checkpoint failed, and the last checkpoint written stays the one
+    a restart restores."""
+    import logging
+    import os
+    import tempfile
+
+    from pipeline.checkpoint import plan_restore
+    from pipeline.config import load_graph
+    from pipeline.runner import run_graph
+
+    state = tmp_path / "state"
+    doc = graph(
+        "full",
+        ["src -> stdp", "stdp -> classifier"],
+        {
+            # paced over 2 s, so that retries are due while the stream lasts, on any machine
+            "src": {"type": "synthetic", "events": 400_000, "width": 16, "height": 16, "batch": 2000, "rate": 2e5},
+            "stdp": stdp((2, 16, 16), [conv(2, 8.0), fc(8, 10.0)]),
+            "classifier": {"type": "classifier", "readout": "assignment", "classes": 4, "inputs": 8},
+        },
+        transport="inproc",
+        checkpoint_s=0.02,
+        log_every_s=0,
+    )
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, **kw):
+        if ".g000000001.npz" not in kw["prefix"]:  # the first generation is written, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_mkstemp(*args, **kw)
+
+    monkeypatch.setattr("pipeline.checkpoint.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr("pipeline.node_checkpoints.RETRY_FIRST_S", 0.1)
+    with caplog.at_level(logging.WARNING):
+        results = run_graph(load_graph(write_graph(tmp_path / "full.toml", doc)), state_dir=str(state))
+    nodes = results["nodes"]
+    assert nodes["stdp"]["counters"]["events_in"] == 400_000  # learned to the end
+    assert nodes["classifier"]["counters"]["events_in"] == nodes["stdp"]["counters"]["events_out"]
+    assert nodes["src"]["counters"]["checkpoint_failures"] >= 2  # the source retried
+    for name in ("src", "stdp", "classifier"):
+        assert nodes[name]["counters"]["checkpoints"] == 1
+        assert "final checkpoint: cannot write checkpoint" in results["errors"][name]
+        assert "No space left on device" in results["errors"][name]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert sum("src: cannot write checkpoint" in e for e in errors) == 1, errors
+    assert "learning goes on" in errors[0]
+    assert any("checkpoints could not be written" in w for w in nodes["src"]["results"]["warnings"])
+    assert plan_restore(state, ["classifier", "src", "stdp"]).generation == 1
+    assert not list(state.glob("*.tmp"))
+
+
+def test_checkpoint_retries_back_off_and_recover(tmp_path, monkeypatch, caplog):
+    """After a failed save the next try waits 1 s, then 2, 4 ... up to the period; a save that works again
+    says so and the period counts as before."""
+    import logging
+
+    from pipeline.config import parse_graph
+    from pipeline.node import Counters
+    from pipeline.node_checkpoints import NodeCheckpoints
+    from pipeline.validation import validate_graph
+
+    g = parse_graph({"nodes": {"src": {"type": "synthetic"}, "sink": {"type": "checksum"}}, "links": ["src -> sink"]})
+    node = validate_graph(g)["sink"].create(g)
+    monkeypatch.setattr(node, "snapshot", lambda: {"w": np.ones(2)})
+    now = [100.0]
+    monkeypatch.setattr("pipeline.node_checkpoints.time.monotonic", lambda: now[0])
+    counters = Counters()
+    cp = NodeCheckpoints(node, str(tmp_path / "file"), members=None, period_s=10.0, counters=counters)
+    cp.restore()
+    cp.begin()
+    (tmp_path / "file").write_text("the folder is gone")
+    waits = []
+    with caplog.at_level(logging.WARNING):
+        for _ in range(6):
+            with pytest.raises(CheckpointError):
+                cp.save()
+            start = now[0]
+            while not cp.due():
+                now[0] += 0.5
+            waits.append(now[0] - start)
+        assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+        assert counters.checkpoint_failures == 6
+        assert sum(r.levelno == logging.ERROR for r in caplog.records) == 1
+        (tmp_path / "file").unlink()
+        cp.save()
+    assert "checkpoints are written again, after 6 failed tries" in caplog.text
+    assert counters.checkpoints == 1
+    assert not cp.due()
+    now[0] += 10.0
+    assert cp.due()
+
+
+@pytest.mark.parametrize(
+    ("make", "option", "words"),
+    [
+        ("file", "--state", "is a file, not a folder"),
+        ("under-a-file", "--state", "afile is a file, not a folder"),
+        ("unwritable", "--state", "cannot write in"),
+        ("file", "state_dir", "is a file, not a folder"),
+    ],
+)
+def test_a_state_folder_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path, monkeypatch, capsys, make, option, words
+):
+    """``--state`` (or the graph's ``state_dir``) naming a file, a folder under a file, or a folder this
+    user cannot write in (read-only; simulated for root, whom permissions do not stop) is refused in one
+    line naming the option, before any node starts."""
+    import os
+
+    from graphs import chain
+
+    from pipeline.cli import main
+
+    (tmp_path / "afile").write_text("")
+    state = {"file": tmp_path / "afile", "under-a-file": tmp_path / "afile" / "state"}.get(make, tmp_path / "ro")
+    if make == "unwritable":
+        state.mkdir()
+        if os.geteuid() != 0:
+            state.chmod(0o555)
+        else:
+            real_access = os.access
+            monkeypatch.setattr("pipeline.checkpoint.os.access", lambda p, m: Path(p) != state and real_access(p, m))
+    doc = chain(tmp_path, "inproc", events=10, tag="st")
+    args = []
+    if option == "state_dir":
+        doc["state_dir"] = str(state)
+    else:
+        args = ["--state", str(state)]
+    cfg = write_graph(tmp_path / "g.toml", doc)
+    assert main(["run", str(cfg), *args]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing ran
+    assert err.count("\n") == 1
+    where = f"{cfg}: state_dir" if option == "state_dir" else "--state"
+    assert err.startswith(f"spikestream: error: {where} {state}: ")
+    assert words in err

@@ -15,6 +15,8 @@ from pipeline.errors import ConfigError
 from pipeline.node_runner import NodeRunner
 from pipeline.validation import validate_graph
 
+REPO = Path(__file__).resolve().parent.parent
+
 GOOD = """
 name = "g"
 transport = "inproc"
@@ -82,6 +84,11 @@ def test_bad_node_params_name_key_and_file(tmp_path, text, words):
         (GOOD.replace('"inproc"', '"carrier-pigeon"'), "transport must be one of"),
         (GOOD.replace('"src -> sink"', '"src -> nowhere"'), "names node 'nowhere'"),
         (GOOD.replace('"src -> sink"', '"src sink"'), "a link is written 'a -> b'"),
+        (
+            GOOD.replace('"src -> sink"', '"src -> a", "a -> b", "b -> sink", "sink -> a"')
+            + '[nodes.a]\ntype = "identity"\n[nodes.b]\ntype = "identity"\n',
+            "links form a cycle, a -> b -> sink -> a: a stream through lossless links must end",
+        ),
         (GOOD.replace('type = "checksum"\n', ""), "nodes.sink has no 'type'"),
         ("name = 'x'\n", "needs a \\[nodes.NAME\\] table"),
         ("this is not toml", "not valid TOML"),
@@ -90,6 +97,19 @@ def test_bad_node_params_name_key_and_file(tmp_path, text, words):
 def test_bad_graph_structure(tmp_path, text, words):
     with pytest.raises(ConfigError, match=words):
         load_graph(write(tmp_path, text))
+
+
+def test_links_are_checked_for_cycles_but_taps_and_diamonds_are_not_cycles(tmp_path):
+    """A diamond (fan-out, then fan-in) has no cycle; a tap back upstream is no link (its subscriber
+    waits for no end-of-stream through it); a link back upstream is refused, naming the cycle once."""
+    nodes = GOOD + '[nodes.a]\ntype = "identity"\n[nodes.b]\ntype = "identity"\n'
+    diamond = nodes.replace('"src -> sink"', '"src -> a", "src -> b", "a -> sink", "b -> sink"')
+    assert len(load_graph(write(tmp_path, diamond)).links) == 4
+    tapped = nodes.replace('"src -> sink"', '"src -> a", "a -> b", "b -> sink"]\ntaps = ["sink -> a"')
+    assert load_graph(write(tmp_path, tapped)).taps == (("sink", "a"),)
+    two = nodes.replace('"src -> sink"', '"src -> a", "a -> b", "b -> a", "b -> sink"')
+    with pytest.raises(ConfigError, match=r"links form a cycle, a -> b -> a: "):
+        load_graph(write(tmp_path, two))
 
 
 def test_missing_file_is_named(tmp_path):
@@ -115,6 +135,28 @@ def test_overrides_parse_toml_values():
         apply_overrides({}, ["novalue"], "f")
     with pytest.raises(ConfigError, match="not a table"):
         apply_overrides({"a": 1}, ["a.b=2"], "f")
+
+
+def test_set_reaches_list_items_and_names_a_bad_index(tmp_path):
+    """``--set nodes.stdp.layers[0].maps=8`` changes that layer only; an index beyond the list, or into
+    something that is not a list, is one line naming the key, the list's length and the file."""
+    cfg = REPO / "configs" / "nmnist.toml"
+    layers = load_graph(cfg).nodes["stdp"].params["layers"]
+    g = load_graph(cfg, ["nodes.stdp.layers[0].maps=8", "nodes.stdp.layers[-1].neurons=64"])
+    changed = g.nodes["stdp"].params["layers"]
+    assert changed[0] == {**layers[0], "maps": 8}
+    assert changed[-1] == {**layers[-1], "neurons": 64}
+    assert changed[1:-1] == layers[1:-1]
+    n = len(layers)
+    with pytest.raises(
+        ConfigError,
+        match=rf"^--set nodes.stdp.layers\[{n}\].maps: nodes.stdp.layers has {n} items \(0 to {n - 1}\) in ",
+    ):
+        load_graph(cfg, [f"nodes.stdp.layers[{n}].maps=8"])
+    with pytest.raises(ConfigError, match=r"nodes.stdp.seed is not a list in .*nmnist.toml"):
+        load_graph(cfg, ["nodes.stdp.seed[0]=1"])
+    with pytest.raises(ConfigError, match=r"'layers\[one\]' is not a key"):
+        load_graph(cfg, ["nodes.stdp.layers[one].maps=1"])
 
 
 def test_set_override_reaches_node(tmp_path):
@@ -164,6 +206,19 @@ def test_shipped_configs_are_valid(path):
     validate_graph(graph)  # every node type known, every parameter accepted
     assert graph.nodes
     assert graph.links
+
+
+def test_shipped_configs_keep_their_state_in_folders_of_their_own():
+    """Two shipped graphs run from one folder (the README's camera, then camera-teach) must not share a
+    default state folder: the second would refuse the first's checkpoints."""
+    folders: dict[str, str] = {}
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        state = load_graph(path).state_dir
+        if state is not None:
+            assert state not in folders, f"{path.name} and {folders[state]} share state_dir = {state!r}"
+            folders[state] = path.name
+    assert folders["state/camera"] == "camera.toml"
+    assert folders["state/camera-teach"] == "camera-teach.toml"
 
 
 @dataclass(frozen=True, kw_only=True)

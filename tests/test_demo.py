@@ -44,3 +44,28 @@ def test_demo_leaves_a_state_folder_it_did_not_make_alone(tmp_path):
         assert done.returncode == 1
         assert "must be >= 1" in done.stderr
         assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "spikestream-demo/results.json",  # spikestream demo
+        "spikestream-demo/plots/features.png",
+        "plots/accuracy.png",  # spikestream plot
+        "state/camera/stdp.g000000001.npz",  # the camera configs' state folders
+        "state/camera-teach/classifier.npz",
+        "nmnist-state/src.npz",  # the N-MNIST quick start
+        "nmnist.json",
+        "keys/camera.key_secret",  # spikestream keys
+    ],
+)
+def test_what_the_readme_journeys_write_in_the_checkout_is_ignored_by_git(path):
+    """A user who follows the README from the checkout does not find its outputs among their changes."""
+    import shutil
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("needs git and a checkout")
+    done = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=repo, timeout=30, check=False)
+    assert done.returncode == 0, f"{path} is not ignored"

@@ -501,7 +501,8 @@ def test_signal_stops_cleanly_without_orphans(tmp_path, sig):
     time.sleep(1.0)  # let events flow
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=40)
-    assert proc.returncode == 0, stderr
+    # Ctrl-C: 130, as shells expect (a script's `&&` stops); SIGTERM: a service manager's normal stop
+    assert proc.returncode == (130 if sig == signal.SIGINT else 0), stderr
     results = json.loads(out.read_text())
     moved = results["events_in"]
     assert moved > 0

@@ -13,7 +13,7 @@ import pytest
 from nodes.sources.pacing import time_slices
 from nodes.sources.replay import shift_samples
 from pipeline.config import parse_graph
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SpikestreamError
 from pipeline.events import EVENT_DTYPE
 from pipeline.message import EVENTS, LABELS, Message
 from pipeline.node import Node, NoParams
@@ -132,22 +132,50 @@ def test_bad_split_ranges_are_config_errors(tmp_path, split, why):
         run_graph(parse_graph(graph(tmp_path, phases=[{"split": split}]), "t"))
 
 
-def test_split_range_beyond_the_data_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.5")  # the sink then stops without the source's end-of-stream
+def test_split_range_beyond_the_data_is_named(tmp_path):
     fake_nmnist(tmp_path)
-    results = run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
-    assert results["errors"]["source"] == "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
+    why = "nodes.source: split 'Train[5:20]' is out of range: 'Train' has 9 samples"
+    with pytest.raises(SpikestreamError, match=f"^{re.escape(why)}$"):  # the graph is refused at its start
+        run_graph(parse_graph(graph(tmp_path, phases=[{"split": "Train[5:20]"}]), "t"))
 
 
-def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKESTREAM_STOP_GRACE_S", "0.5")  # the sink then stops without the source's end-of-stream
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [
+        ({"type": "replay", "path": "nope"}, "path"),
+        ({"type": "replay", "path": "nope.aedat4"}, "path"),
+        ({"type": "mnist", "root": "nope"}, "root"),
+        ({"type": "saccades", "digits": "mnist", "root": "nope"}, "root"),
+        ({"type": "playback", "path": "nope.spklog"}, "path"),
+    ],
+    ids=lambda v: v["type"] if isinstance(v, dict) else v,
+)
+def test_missing_data_is_found_before_any_node_starts(tmp_path, monkeypatch, source, key):
+    """A source whose data is not there is refused when the graph is checked, in one line naming the key
+    and where it looked, before any node is created (a node that loads its kernels takes seconds)."""
+
+    def started(*_args, **_kw):
+        msg = "the graph started"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr("pipeline.runner.run_inproc", started)
+    monkeypatch.setattr("pipeline.runner.run_processes", started)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIKESTREAM_DATA", str(tmp_path / "data"))
+    doc = graph("unused") | {"nodes": {"source": source, "sink": {"type": "null"}}}
+    where = re.escape(f"looked for {source[key]} in the current folder, then in $SPIKESTREAM_DATA = ")
+    with pytest.raises(ConfigError, match=rf"^t: nodes\.source\.{key}: not found \({where}"):
+        run_graph(parse_graph(doc, "t"))
+
+
+def test_a_kept_position_is_refused_by_a_source_with_another_configuration(tmp_path):
     fake_nmnist(tmp_path / "data")
     state = str(tmp_path / "state")
     first = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=100.0), "t"), state_dir=state)
     assert first["errors"] == {}
     assert first["samples_replayed"] == 18
-    other = run_graph(parse_graph(graph(tmp_path / "data", seed=2, speed=100.0), "t"), state_dir=state)
-    assert "another configuration" in other["errors"]["source"]  # another seed: another sample order
+    with pytest.raises(SpikestreamError, match="another configuration"):  # another seed: another sample order
+        run_graph(parse_graph(graph(tmp_path / "data", seed=2, speed=100.0), "t"), state_dir=state)
     # the refused checkpoint is kept as it was (not overwritten by the failed run's fresh state)
     # another pace is the same stream: resumed at its end, nothing left to replay, no error
     again = run_graph(parse_graph(graph(tmp_path / "data", seed=1, speed=200.0), "t"), state_dir=state)

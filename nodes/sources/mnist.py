@@ -37,6 +37,11 @@ class MnistSource(PhasedSource):
     width = 28
     height = 28
 
+    @classmethod
+    @override
+    def check_available(cls, name: str, config: MnistConfig) -> None:
+        existing_data_path(name, "root", config.root)
+
     def __init__(self, name: str, config: MnistConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
         from nodes.sources.synthesis.rate import RateEncoderParams

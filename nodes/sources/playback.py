@@ -20,7 +20,7 @@ import numpy as np
 from typing_extensions import override
 
 from nodes.sources.pacing import Pacer
-from pipeline.config import data_path
+from pipeline.config import data_path, where_looked
 from pipeline.errors import ConfigError
 from pipeline.message import Message
 from pipeline.node import NodeContext, Source
@@ -55,6 +55,13 @@ class Playback(Source):
 
     Config = PlaybackParams
     config: PlaybackParams
+
+    @classmethod
+    @override
+    def check_available(cls, name: str, config: PlaybackParams) -> None:
+        if not data_path(config.path).exists():
+            msg = f"nodes.{name}.path: not found (looked for {where_looked(config.path)})"
+            raise ConfigError(msg)
 
     def __init__(self, name: str, config: PlaybackParams, context: NodeContext) -> None:
         super().__init__(name, config, context)

@@ -91,6 +91,11 @@ class ReplaySource(PhasedSource):
         # an N-MNIST folder is labelled 34x34 digits; a single file's sensor is known only once it is open
         return super().stream_facts(config, received) if data_path(config.path).is_dir() else {}
 
+    @classmethod
+    @override
+    def check_available(cls, name: str, config: ReplayConfig) -> None:
+        existing_data_path(name, "path", config.path)
+
     def __init__(self, name: str, config: ReplayConfig, context: NodeContext) -> None:
         self.folder = data_path(config.path)
         super().__init__(name, config, context)

@@ -41,6 +41,12 @@ class SaccadeSource(PhasedSource):
     width = 34
     height = 34
 
+    @classmethod
+    @override
+    def check_available(cls, name: str, config: SaccadeConfig) -> None:
+        if config.digits == "mnist":  # font digits are drawn: no files
+            existing_data_path(name, "root", config.root)
+
     def __init__(self, name: str, config: SaccadeConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
         from nodes.sources.synthesis.saccade import SaccadeParams
