@@ -221,7 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="graph file (TOML)")
     p.add_argument("--print", action="store_true", help="write the unit to stdout (required: nothing is installed)")
     p.add_argument("--node", help="run only this node of the graph")
-    p.add_argument("--user", default="spikestream", help="system user of the service (must exist; default spikestream)")
+    p.add_argument(
+        "--user",
+        default="spikestream",
+        help="user the service runs as (default spikestream: made by systemd when no such account exists)",
+    )
     p.set_defaults(func=cmd_service)
 
     for name, ep in sorted(commands().items()):
