@@ -201,6 +201,8 @@ class Counters:
     #: or control from a node that is not upstream
     malformed: int = 0
     checkpoints: int = 0
+    #: how long the last checkpoint took (snapshot and write), ms
+    checkpoint_ms: float = 0.0
     #: checkpoints that could not be written (a full disk, a read-only folder); each is retried
     checkpoint_failures: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)

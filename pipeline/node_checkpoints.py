@@ -140,6 +140,7 @@ class NodeCheckpoints:
         path = self.path
         if path is None or not self._begun:
             return
+        started = time.perf_counter()
         state = self.node.snapshot()
         try:
             if self.members is not None and generation is not None:
@@ -161,6 +162,7 @@ class NodeCheckpoints:
             )
             self._failing = 0
         self.counters.checkpoints += 1
+        self.counters.checkpoint_ms = round((time.perf_counter() - started) * 1000, 2)
         self._last = time.monotonic()
 
     def _failed(self, exc: CheckpointError, *, final: bool) -> None:

@@ -83,7 +83,7 @@ async def log_counters(name: str, counters: Counters, *, every_s: float, sent: b
         last_events = moved
         lat = c.latency.summary()
         log.info(
-            "%s: %d msgs/%d events in, %d/%d out, %.2f M ev/s, gaps %d, drops %d, malformed %d%s%s",
+            "%s: %d msgs/%d events in, %d/%d out, %.2f M ev/s, gaps %d, drops %d, malformed %d%s%s%s",
             name,
             c.messages_in,
             c.events_in,
@@ -95,4 +95,5 @@ async def log_counters(name: str, counters: Counters, *, every_s: float, sent: b
             c.malformed,
             f", shed {c.shed}" if c.shed else "",
             f", latency p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms" if lat else "",
+            f", checkpoint {c.checkpoint_ms} ms" if c.checkpoints else "",
         )
