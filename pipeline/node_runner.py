@@ -27,7 +27,8 @@ from .endpoints import Endpoints
 from .errors import CheckpointError, SpikestreamError
 from .lifecycle import CONNECT_WAIT_S, stop_grace_s
 from .links import NodeLinks
-from .message import CHECKPOINT, CONTROL, EOS, EVENTS, SPIKES, Message, control_message
+from .message import CHECKPOINT, CONTROL, EOS, EVENTS, METRICS, SPIKES, Message, control_message
+from .metrics import METRICS_EVERY_S, counters_message, is_final, metrics_stream
 from .node import Counters, Source
 from .progress import log_counters
 from .shedding import LagShedder
@@ -79,6 +80,10 @@ class NodeRunner:
             counters=self.counters,
         )
         spec = graph.nodes[built.name]
+        #: a side branch (fed by taps only, e.g. a dashboard): the nodes it sends to do not wait for its
+        #: end-of-stream, and it ends once every node it taps has ended
+        self.side_branch = graph.fed_by_taps_only(self.name)
+        self._metrics_seq = 0
         self._max_age_ns = int(spec.max_age_ms * 1e6)
         self._shedder = LagShedder(self.name, max(1, round(spec.max_age_ms * 1000)), self.node.log)
         self.links = NodeLinks(ctx, graph, self.name, endpoints, built.curve, self.counters, watch_peers=watch_peers)
@@ -118,6 +123,8 @@ class NodeRunner:
                 log=self.node.log,
             )
         )
+        tapped = self.graph.tapped(self.name)
+        publisher = asyncio.ensure_future(self._publish_counters()) if tapped else None
         try:
             try:
                 self.checkpoints.restore()
@@ -146,13 +153,15 @@ class NodeRunner:
                 await self._run_source()
             else:
                 await self._consume()
-            if await self._finish_stream():
+            if await self._finish_stream() and not self.side_branch:
                 await self.links.wait_eos_taken(self._eos_taken, self.stop_requested, self.grace_s, self.node.log)
         except CheckpointError as exc:
             self._handle_error("restore", exc)
             raise
         finally:
             logger.cancel()
+            if publisher is not None:
+                publisher.cancel()
             self._shedder.finish()
             wall = time.perf_counter() - self._started if self._started else 0.0
             cpu = time.process_time() - self._cpu_started if self._started else 0.0
@@ -161,7 +170,11 @@ class NodeRunner:
                 await self.node.stop()
             except Exception as exc:  # noqa: BLE001 - a stage's stop may fail any way; the report still goes out
                 self._handle_error("stop", exc)
-        return self.report(wall, cpu)
+        report = self.report(wall, cpu)
+        if tapped:  # the counters of the report, for whoever watches the tap
+            with contextlib.suppress(Exception):
+                await self._publish_metrics(report["counters"], final=True)
+        return report
 
     def report(self, wall_s: float, cpu_s: float = 0.0) -> dict[str, Any]:
         """The node's entry in the results: its counters, errors, results, ``wall_s`` of running and the
@@ -179,6 +192,17 @@ class NodeRunner:
         }
 
     # -- sending and errors ----------------------------------------------------------------------------
+    async def _publish_metrics(self, counters: dict[str, Any], *, final: bool = False) -> None:
+        msg = counters_message(self.name, self.type, counters, final=final)
+        await self.links.outlet.publish(msg.stamped(metrics_stream(self.name), self._metrics_seq))
+        self._metrics_seq += 1
+
+    async def _publish_counters(self) -> None:
+        """Publish the node's counters on its tap every ``METRICS_EVERY_S`` until cancelled."""
+        while True:
+            await asyncio.sleep(METRICS_EVERY_S)
+            await self._publish_metrics(self.counters.as_dict() | {"errors": self.errors})
+
     async def _send(self, msgs: Iterable[Message], created_ns: int = 0) -> None:
         for msg in msgs:
             await self.links.outlet.send(msg.stamped(self.name, self._seq, created_ns))
@@ -269,16 +293,31 @@ class NodeRunner:
 
     async def _consume_loop(self) -> None:
         inlet = self.links.inlet
-        linked = set(self.graph.upstream(self.name))
+        senders = set(self.graph.upstream(self.name))
+        # a side branch sending to this node (a dashboard's commands) has no end to wait for
+        linked = {n for n in senders if not self.graph.fed_by_taps_only(n)}
         tapped = set(self.graph.tap_upstream(self.name))
         eos_seen: set[str] = set()
-        while not linked or len(eos_seen) < len(linked):
+        tap_ended: set[str] = set()
+
+        def ended() -> bool:
+            if linked:
+                return len(eos_seen) >= len(linked)
+            return bool(tapped) and tap_ended >= tapped  # fed by taps only: every tapped node has ended
+
+        while not ended():
             msg = await (self._next_message(inlet) if self.node.background_pending() else inlet.recv())
+            if msg.kind == METRICS:  # a tapped node's counters: for the nodes that watch, never latency
+                if is_final(msg):
+                    tap_ended.add(str((msg.body or {}).get("node")))
+                if self.node.takes_metrics:
+                    await self._process(msg)
+                continue
             if msg.created_ns:
                 self.counters.latency.add(time.time_ns() - msg.created_ns)
             if msg.kind != CONTROL:
                 await self._process(msg)
-            elif msg.stream not in linked and msg.stream not in tapped:
+            elif msg.stream not in senders and msg.stream not in tapped:
                 # a control message steers the node (end, checkpoint, freeze): only its upstream may send one
                 self.counters.malformed += 1
                 self.node.log.warning(
@@ -402,7 +441,8 @@ class NodeRunner:
                 body["generation"] = generation
             if self.links.watch_peers:
                 self.links.outlet.forget_disconnects()  # from here on, a peer closing means it has ended
-            await self._send([control_message(EOS, **body)])
+            if not self.side_branch:  # (whom a side branch sends to does not wait for its end)
+                await self._send([control_message(EOS, **body)])
 
         if not self.stop_requested.is_set():
             await finish()
