@@ -330,8 +330,8 @@ class NodeRunner:
                 if msg.stream in linked:  # a tapped node's end: seen, but only links are waited for
                     eos_seen.add(msg.stream)
                     self._end_of_upstream(msg)
-            else:
-                await self._control(msg)
+            else:  # handed to the node; forwarded only when it came over a link, never from a tap
+                await self._control(msg, forward=msg.stream in senders)
 
     async def _next_message(self, inlet: Inlet) -> Message:
         """The next input message; meanwhile the node's background outputs go out as soon as they are done."""
@@ -394,7 +394,7 @@ class NodeRunner:
             self.node.interrupted = True
         self.checkpoints.final_generation = self.checkpoints.marker(body)
 
-    async def _control(self, msg: Message) -> None:
+    async def _control(self, msg: Message, *, forward: bool = True) -> None:
         await self._drain_background()  # every output of the messages before it goes out first
         if msg.command == CHECKPOINT:
             generation = self.checkpoints.marker(msg.body or {})
@@ -406,7 +406,8 @@ class NodeRunner:
         except Exception as exc:  # noqa: BLE001 - counted and logged like a failed message
             self._handle_error("control", exc)
             out = ()
-        await self._send([*out, replace(msg, stream="", seq=-1)], msg.created_ns)
+        # (a tap's control forwarded into the links would come back to a tapping node that feeds the graph)
+        await self._send([*out, replace(msg, stream="", seq=-1)] if forward else out, msg.created_ns)
 
     # -- the end ---------------------------------------------------------------------------------------
     async def _end_stream_unstarted(self, wait_go: Callable[[], Awaitable[None]] | None) -> None:

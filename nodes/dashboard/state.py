@@ -107,6 +107,7 @@ class DashboardState:
         self.decisions = Decisions(classes)
         self.prediction: dict[str, Any] | None = None
         self.predictions_seen = 0
+        self.predictions_from = ""  #: the node whose predictions are shown
         self.stream_t = 0  #: newest timestamp seen in the stream (µs): the time base of taught labels
         self.tap_lost = 0  #: messages the taps lost before they reached the dashboard (sequence holes)
         self._last_seq: dict[str, int] = {}
@@ -131,7 +132,7 @@ class DashboardState:
             elif msg.kind == SPIKES:
                 self._spikes(msg, now)
             elif msg.kind == PREDICTIONS:
-                self._predictions(msg.data)
+                self._predictions(msg.stream, msg.data)
             elif msg.kind == LABELS:
                 self.stream_t = max(self.stream_t, int(msg.data["t"][-1]))
 
@@ -179,7 +180,12 @@ class DashboardState:
             stream.counts.popleft()
         self.stream_t = max(self.stream_t, int(data["t"][-1]))
 
-    def _predictions(self, records: np.ndarray) -> None:
+    def _predictions(self, stream: str, records: np.ndarray) -> None:
+        # the first node whose predictions arrive is the one shown: the nodes after a classifier pass its
+        # predictions on (an evaluator, a sink), and counting theirs too would count every decision twice
+        self.predictions_from = self.predictions_from or stream
+        if stream != self.predictions_from:
+            return
         self.predictions_seen += records.shape[0]
         last = records[-1]
         scores = np.asarray(last["scores"], dtype=np.float64)
@@ -226,6 +232,7 @@ class DashboardState:
                 "nodes": {n: dict(v) for n, v in self.nodes.items()},
                 "prediction": self.prediction,
                 "predictions_seen": self.predictions_seen,
+                "predictions_from": self.predictions_from,
                 "online_accuracy": d.online[0] / d.online[1] if d.online[1] else None,
                 "test_accuracy": d.test[0] / d.test[1] if d.test[1] else None,
                 "decisions": {"online": d.online[1], "test": d.test[1]},
