@@ -402,7 +402,8 @@ def test_the_demo_page_shows_it_learning_and_keeps_the_last_state(browser: Any, 
         status = fetch_status(port)
         poll("the last state on the page", lambda: page.inner_text("#status").startswith("run ended"), timeout_s=10)
         page.screenshot(path=str(shot), full_page=True)
-        assert proc.poll() is None  # still serving the last state
+        poll("the demo's summary", lambda: "until Ctrl-C" in output(tmp_path / "cli")[0], timeout_s=120, proc=proc)
+        assert fetch_status(port)["ended"]  # still serving the last state
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     finally:
