@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
+import threading
 import time
 import tomllib
 from importlib import resources
@@ -68,6 +70,13 @@ def run_demo(args: argparse.Namespace) -> int:
         f"spikestream demo: {args.train} font digits in saccades teach the network online, then "
         f"{args.test} unseen ones test it with learning off (no camera, no data files needed)."
     )
+    url = None
+    if args.dashboard is not None:
+        from nodes.dashboard.attach import attach_dashboard, dashboard_url
+
+        graph = attach_dashboard(graph, args.dashboard, keep_serving=True)
+        url = dashboard_url(graph)
+        print(f"dashboard: open {url} to watch it learn (and teach it)")
     t0 = time.perf_counter()
     results = run_graph(graph, state_dir=str(out / "state"))
     results["demo_wall_s"] = round(time.perf_counter() - t0, 1)
@@ -81,6 +90,14 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"\nwall time {results['demo_wall_s']} s; results: {out / 'results.json'}")
     print("plots: " + ", ".join(str(p) for p in plots))
     print(f"learned state (checkpoints): {out / 'state'}")
+    status = _verdict(results, test)
+    if url is not None:
+        print(f"dashboard: the last state stays at {url} until Ctrl-C", flush=True)
+        _wait_for_ctrl_c()
+    return status
+
+
+def _verdict(results: dict[str, Any], test: float | None) -> int:
     if results["errors"]:
         print("the demo had errors: " + json.dumps(results["errors"]))
         return 1
@@ -94,6 +111,19 @@ def run_demo(args: argparse.Namespace) -> int:
     return 1
 
 
+def _wait_for_ctrl_c() -> None:
+    """Wait until Ctrl-C or SIGTERM (the dashboard keeps serving meanwhile, from its own thread)."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def register(sub: Any) -> None:
     """Add ``spikestream demo`` to the CLI (entry point of ``spikestream.commands``)."""
     p = sub.add_parser("demo", help="run the whole pipeline on built-in saccade digits (no camera, no data)")
@@ -101,4 +131,11 @@ def register(sub: Any) -> None:
     p.add_argument("--train", type=int, default=1500, help="training digits (default 1500)")
     p.add_argument("--test", type=int, default=500, help="test digits (default 500)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the demo graph")
+    p.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:8050",
+        metavar="[HOST:]PORT",
+        help="watch it learn live in a browser (default 127.0.0.1:8050); waits for Ctrl-C after the run",
+    )
     p.set_defaults(func=run_demo)

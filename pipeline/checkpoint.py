@@ -224,10 +224,15 @@ def cut_members(graph: GraphConfig) -> list[str] | None:
 
     That needs one source and no node with two upstream links: a marker then reaches every node exactly
     once, after everything the source sent before it, and no node has to line up markers arriving on
-    several inputs. Nodes fed only through taps (lossy, may miss a marker) are not members. In other
-    graphs every node checkpoints on its own period instead."""
+    several inputs. Nodes fed only through taps (lossy, may miss a marker) are not members, and a link out
+    of one (the dashboard's commands) carries no markers, so it does not count as a second upstream link.
+    In other graphs every node checkpoints on its own period instead."""
     sources = [n for n in graph.nodes if not graph.upstream(n) and not graph.tap_upstream(n)]
-    if len(sources) != 1 or any(len(graph.upstream(n)) > 1 for n in graph.nodes):
+
+    def marker_inputs(n: str) -> int:
+        return sum(1 for u in graph.upstream(n) if not graph.fed_by_taps_only(u))
+
+    if len(sources) != 1 or any(marker_inputs(n) > 1 for n in graph.nodes):
         return None
     members, todo = [], [sources[0]]
     while todo:

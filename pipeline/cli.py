@@ -127,11 +127,23 @@ def _check_paths(graph: GraphConfig, args: argparse.Namespace) -> None:
         check_state_dir(graph.state_dir, f"{graph.source}: state_dir")
 
 
+def with_dashboard(graph: GraphConfig, address: str | None) -> GraphConfig:
+    """``graph`` with a live dashboard on ``address`` (``[HOST:]PORT``) tapping every node (``--dashboard``),
+    attached by the stage package that provides it; unchanged without an address. The dashboard logs where
+    to open it when it starts (with its token when served beyond loopback)."""
+    if address is None:
+        return graph
+    from .registry import graph_transform
+
+    attached: GraphConfig = graph_transform("dashboard")(graph, address)
+    return attached
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``spikestream run``: run a whole graph."""
     from .runner import run_graph
 
-    graph = load_graph(args.config, args.set)
+    graph = with_dashboard(load_graph(args.config, args.set), args.dashboard)
     _check_paths(graph, args)
     return _finish(run_graph(graph, state_dir=args.state), args)
 
@@ -201,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a graph described in a TOML file")
     p.add_argument("config", help="graph file (TOML)")
     _graph_args(p)
+    p.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:8050",
+        metavar="[HOST:]PORT",
+        help="serve a live dashboard of the run (default 127.0.0.1:8050; another host needs the logged token to teach)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("node", help="run one node of a graph alone (spread a pipeline over hosts)")

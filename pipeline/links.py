@@ -14,9 +14,22 @@ import zmq.asyncio
 
 from .config import GraphConfig
 from .endpoints import Endpoints
+from .message import Message
 from .node import Counters
 from .security import Authenticator, CurveSettings
 from .transport import Inlet, Outlet
+from .wire import encode
+
+
+class TapOutlet(Outlet):
+    """An outlet that can also publish on its tap alone: what a node says about itself (its counters, see
+    ``pipeline.metrics``) for the nodes that watch it, never on the lossless links and not counted as its
+    output."""
+
+    async def publish(self, msg: Message) -> None:
+        """Send ``msg`` on the tap only (nothing when the node has no tap); never waits: PUB drops when full."""
+        if self._pub is not None:
+            await self._pub.send_multipart(encode(msg), copy=False)
 
 
 class NodeLinks:
@@ -63,7 +76,7 @@ class NodeLinks:
                 if address:
                     self._link_index[d] = len(connect)
                     connect.append(address)
-            self.outlet = Outlet(
+            self.outlet = TapOutlet(
                 ctx,
                 connect,
                 hwm=graph.hwm,

@@ -54,6 +54,9 @@ class Node:
 
     Config: ClassVar[type] = NoParams
     is_source: ClassVar[bool] = False
+    #: Whether ``process`` receives the ``metrics`` messages (``pipeline.metrics``) of the nodes this node
+    #: taps: a viewer of the graph does; any other node never sees them.
+    takes_metrics: ClassVar[bool] = False
 
     def __init__(self, name: str, config: Any, context: NodeContext) -> None:
         self.name = name

@@ -27,7 +27,8 @@ from .endpoints import Endpoints
 from .errors import CheckpointError, SpikestreamError
 from .lifecycle import CONNECT_WAIT_S, stop_grace_s
 from .links import NodeLinks
-from .message import CHECKPOINT, CONTROL, EOS, EVENTS, SPIKES, Message, control_message
+from .message import CHECKPOINT, CONTROL, EOS, EVENTS, METRICS, SPIKES, Message, control_message
+from .metrics import METRICS_EVERY_S, counters_message, is_final, metrics_stream
 from .node import Counters, Source
 from .node_checkpoints import NodeCheckpoints
 from .progress import log_counters
@@ -84,6 +85,10 @@ class NodeRunner:
             plan=plan,
         )
         spec = graph.nodes[built.name]
+        #: a side branch (fed by taps only, e.g. a dashboard): the nodes it sends to do not wait for its
+        #: end-of-stream, and it ends once every node it taps has ended
+        self.side_branch = graph.fed_by_taps_only(self.name)
+        self._metrics_seq = 0
         self._max_age_ns = int(spec.max_age_ms * 1e6)
         self._shedder = LagShedder(self.name, max(1, round(spec.max_age_ms * 1000)), self.node.log)
         self.links = NodeLinks(ctx, graph, self.name, endpoints, built.curve, self.counters, watch_peers=watch_peers)
@@ -126,6 +131,8 @@ class NodeRunner:
                 log=self.node.log,
             )
         )
+        tapped = self.graph.tapped(self.name)
+        publisher = asyncio.ensure_future(self._publish_counters()) if tapped else None
         try:
             try:
                 self.checkpoints.restore()
@@ -153,10 +160,12 @@ class NodeRunner:
                 await self._run_source()
             else:
                 await self._consume()
-            if await self._finish_stream():
+            if await self._finish_stream() and not self.side_branch:
                 await self.links.wait_eos_taken(self._eos_taken, self.stop_requested, self.grace_s, self.node.log)
         finally:
             logger.cancel()
+            if publisher is not None:
+                publisher.cancel()
             self._shedder.finish()
             wall = time.perf_counter() - self._started if self._started else 0.0
             cpu = time.process_time() - self._cpu_started if self._started else 0.0
@@ -165,7 +174,11 @@ class NodeRunner:
                 await self.node.stop()
             except Exception as exc:  # noqa: BLE001 - a stage's stop may fail any way; the report still goes out
                 self._handle_error("stop", exc)
-        return self.report(wall, cpu)
+        report = self.report(wall, cpu)
+        if tapped:  # the counters of the report, for whoever watches the tap
+            with contextlib.suppress(Exception):
+                await self._publish_metrics(report["counters"], final=True)
+        return report
 
     def report(self, wall_s: float, cpu_s: float = 0.0) -> dict[str, Any]:
         """The node's entry in the results: its counters, errors, results, ``wall_s`` of running and the
@@ -190,6 +203,17 @@ class NodeRunner:
         }
 
     # -- sending and errors ----------------------------------------------------------------------------
+    async def _publish_metrics(self, counters: dict[str, Any], *, final: bool = False) -> None:
+        msg = counters_message(self.name, self.type, counters, final=final)
+        await self.links.outlet.publish(msg.stamped(metrics_stream(self.name), self._metrics_seq))
+        self._metrics_seq += 1
+
+    async def _publish_counters(self) -> None:
+        """Publish the node's counters on its tap every ``METRICS_EVERY_S`` until cancelled."""
+        while True:
+            await asyncio.sleep(METRICS_EVERY_S)
+            await self._publish_metrics(self.counters.as_dict() | {"errors": self.errors})
+
     async def _send(self, msgs: Iterable[Message], created_ns: int = 0) -> None:
         for msg in msgs:
             await self.links.outlet.send(msg.stamped(self.name, self._seq, created_ns))
@@ -282,16 +306,31 @@ class NodeRunner:
 
     async def _consume_loop(self) -> None:
         inlet = self.links.inlet
-        linked = set(self.graph.upstream(self.name))
+        senders = set(self.graph.upstream(self.name))
+        # a side branch sending to this node (a dashboard's commands) has no end to wait for
+        linked = {n for n in senders if not self.graph.fed_by_taps_only(n)}
         tapped = set(self.graph.tap_upstream(self.name))
         eos_seen: set[str] = set()
-        while not linked or len(eos_seen) < len(linked):
+        tap_ended: set[str] = set()
+
+        def ended() -> bool:
+            if linked:
+                return len(eos_seen) >= len(linked)
+            return bool(tapped) and tap_ended >= tapped  # fed by taps only: every tapped node has ended
+
+        while not ended():
             msg = await (self._next_message(inlet) if self.node.background_pending() else inlet.recv())
+            if msg.kind == METRICS:  # a tapped node's counters: for the nodes that watch, never latency
+                if is_final(msg):
+                    tap_ended.add(str((msg.body or {}).get("node")))
+                if self.node.takes_metrics:
+                    await self._process(msg)
+                continue
             if msg.created_ns:
                 self.counters.latency.add(time.time_ns() - msg.created_ns)
             if msg.kind != CONTROL:
                 await self._process(msg)
-            elif msg.stream not in linked and msg.stream not in tapped:
+            elif msg.stream not in senders and msg.stream not in tapped:
                 # a control message steers the node (end, checkpoint, freeze): only its upstream may send one
                 self.counters.malformed += 1
                 self.node.log.warning(
@@ -304,8 +343,8 @@ class NodeRunner:
                 if msg.stream in linked:  # a tapped node's end: seen, but only links are waited for
                     eos_seen.add(msg.stream)
                     self._end_of_upstream(msg)
-            else:
-                await self._control(msg)
+            else:  # handed to the node; forwarded only when it came over a link, never from a tap
+                await self._control(msg, forward=msg.stream in senders)
 
     async def _next_message(self, inlet: Inlet) -> Message:
         """The next input message; meanwhile the node's background outputs go out as soon as they are done."""
@@ -368,7 +407,7 @@ class NodeRunner:
             self.node.interrupted = True
         self.checkpoints.final_generation = self.checkpoints.marker(body)
 
-    async def _control(self, msg: Message) -> None:
+    async def _control(self, msg: Message, *, forward: bool = True) -> None:
         await self._drain_background()  # every output of the messages before it goes out first
         if msg.command == CHECKPOINT:
             generation = self.checkpoints.marker(msg.body or {})
@@ -380,7 +419,8 @@ class NodeRunner:
         except Exception as exc:  # noqa: BLE001 - counted and logged like a failed message
             self._handle_error("control", exc)
             out = ()
-        await self._send([*out, replace(msg, stream="", seq=-1)], msg.created_ns)
+        # (a tap's control forwarded into the links would come back to a tapping node that feeds the graph)
+        await self._send([*out, replace(msg, stream="", seq=-1)] if forward else out, msg.created_ns)
 
     # -- the end ---------------------------------------------------------------------------------------
     async def _end_stream_unstarted(self) -> None:
@@ -411,7 +451,8 @@ class NodeRunner:
                 body["generation"] = generation
             if self.links.watch_peers:
                 self.links.outlet.forget_disconnects()  # from here on, a peer closing means it has ended
-            await self._send([control_message(EOS, **body)])
+            if not self.side_branch:  # (whom a side branch sends to does not wait for its end)
+                await self._send([control_message(EOS, **body)])
 
         if not self.stop_requested.is_set():
             await finish()

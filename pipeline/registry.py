@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 NODE_GROUP = "spikestream.nodes"
 COMMAND_GROUP = "spikestream.commands"
+TRANSFORM_GROUP = "spikestream.transforms"
 
 
 def _load(target: str) -> Any:
@@ -51,3 +52,13 @@ def node_class(type_name: str) -> type:
 def commands() -> dict[str, Any]:
     """CLI sub-commands contributed by stage packages: name -> ``register(subparsers)`` callable."""
     return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+
+
+def graph_transform(name: str) -> Any:
+    """The graph transform a stage package registers as ``name`` (``spikestream.transforms``): a function
+    that takes a ``GraphConfig`` and returns another (``dashboard`` attaches a dashboard to any graph)."""
+    found = {ep.name: ep for ep in entry_points(group=TRANSFORM_GROUP)}
+    if name not in found:
+        msg = f"no graph transform {name!r} is installed (known: {', '.join(sorted(found)) or 'none'})"
+        raise ConfigError(msg)
+    return found[name].load()

@@ -1,0 +1,81 @@
+"""Attach a dashboard to any graph without editing its file (``spikestream run CONFIG --dashboard``).
+
+The transform adds a ``dashboard`` node, a tap from every node to it, and one lossless link from it into
+the graph for the page's commands: to the first STDP node (labels and control then travel down the
+learning chain in order, and "freeze features" reaches the features), else to the classifier. A graph
+without either gets a read-only dashboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from typing import Any
+
+from pipeline.config import GraphConfig, NodeSpec
+from pipeline.errors import ConfigError
+
+from .node import is_loopback
+
+DEFAULT_ADDRESS = "127.0.0.1:8050"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` as (host, port); the host defaults to 127.0.0.1."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host = "127.0.0.1"
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        msg = f"--dashboard expects [HOST:]PORT with a port in 0..65535, got {text!r}"
+        raise ConfigError(msg)
+    return host, int(port)
+
+
+def _teaching_target(graph: GraphConfig) -> str | None:
+    """The first STDP node along the links (none of its upstream nodes is one), else a classifier."""
+    by_type: dict[str, list[str]] = {}
+    for name, spec in graph.nodes.items():
+        by_type.setdefault(spec.type, []).append(name)
+    for name in by_type.get("stdp", []):
+        if not any(graph.nodes[u].type == "stdp" for u in graph.upstream(name)):
+            return name
+    classifiers = by_type.get("classifier", [])
+    return classifiers[0] if classifiers else None
+
+
+def attach_dashboard(graph: GraphConfig, address: str = DEFAULT_ADDRESS, **params: Any) -> GraphConfig:
+    """``graph`` with a dashboard on ``address`` (``[HOST:]PORT``) tapping every node; ``params`` are more
+    of its parameters (``token``, ``keep_serving`` ...). Its ``classes`` are the classifier's."""
+    host, port = parse_address(address)
+    name = "dashboard"
+    while name in graph.nodes:
+        name += "_"
+    target = _teaching_target(graph)
+    classifiers = [s for s in graph.nodes.values() if s.type == "classifier"]
+    table: dict[str, Any] = {"host": host, "port": port}
+    if classifiers and "classes" in classifiers[0].params:
+        table["classes"] = classifiers[0].params["classes"]
+    table |= params
+    if not table.get("token") and not is_loopback(host):  # made here, so that whoever attached it can say it
+        table["token"] = secrets.token_urlsafe(16)
+    spec = NodeSpec(name=name, type="dashboard", params=table)
+    return dataclasses.replace(
+        graph,
+        nodes={**graph.nodes, name: spec},
+        taps=(*graph.taps, *((n, name) for n in graph.nodes)),
+        links=(*graph.links, (name, target)) if target else graph.links,
+    )
+
+
+def dashboard_url(graph: GraphConfig) -> str | None:
+    """Where to open the page of the dashboard ``attach_dashboard`` added (with its token), if any."""
+    for spec in graph.nodes.values():
+        if spec.type == "dashboard":
+            host, port, token = (
+                spec.params.get("host", "127.0.0.1"),
+                spec.params.get("port", 8050),
+                spec.params.get("token"),
+            )
+            return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    return None

@@ -1,0 +1,220 @@
+"""The dashboard's web server: the page, its WebSocket, and ``GET /api/status``.
+
+It runs in a thread of its own with its own event loop, so that drawing frames and talking to browsers
+never runs in the graph's loop, and so that it can outlive the graph (``spikestream demo --dashboard``
+keeps the last state on screen until Ctrl-C). Every ``1/fps`` s it sends each browser the current view; a
+browser still busy with the previous one (slow, or gone) skips this one, counted in ``frames_dropped``:
+nothing queues up, nothing waits on it.
+
+Commands come back over the same WebSocket as JSON text (``nodes.mqtt.commands``) and are handed to
+``submit``, which validates them with the one command implementation. A server with a ``token`` takes
+commands only from pages opened with ``?token=...``; the others are read-only and told why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from pipeline.errors import SpikestreamError
+
+from .state import DashboardState
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: Longest command a page may send (bytes); commands are a few dozen.
+MAX_COMMAND_BYTES = 4096
+
+
+class DashboardError(SpikestreamError):
+    """The dashboard cannot serve (its address is taken, say); the message names the address."""
+
+
+@dataclass(eq=False)
+class _Client:
+    """One connected page: its socket, whether it may teach (and why not), and a lock held while sending."""
+
+    ws: web.WebSocketResponse
+    can_teach: bool
+    why_not: str
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class DashboardServer:
+    """Serves ``state`` on ``host:port`` (0: any free port) from a thread; ``start`` returns once it
+    listens (or raises ``DashboardError``), ``stop`` closes every connection and the thread."""
+
+    def __init__(
+        self,
+        state: DashboardState,
+        *,
+        host: str,
+        port: int,
+        token: str,
+        fps: float,
+        submit: Callable[[str], dict[str, Any]],
+        log: logging.Logger,
+    ) -> None:
+        self.state = state
+        self.host = host
+        self.port = port
+        self.token = token
+        self.period_s = 1.0 / fps
+        self.submit = submit
+        self.log = log
+        self._clients: set[_Client] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ready = threading.Event()
+        self._error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="dashboard-server", daemon=True)
+
+    @property
+    def address(self) -> str:
+        """Where the page is, without the token."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # (shown, not bound)
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """Where to open the page, with the token when one is needed to teach."""
+        return self.address + (f"?token={self.token}" if self.token else "")
+
+    def start(self) -> None:
+        """Start serving; raises ``DashboardError`` when the address cannot be bound."""
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise DashboardError(self._error)
+
+    def stop(self) -> None:
+        """Close the connections and the server; returns once its thread has ended."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # (its loop may have closed meanwhile)
+                loop.call_soon_threadsafe(stopping.set)
+            self._thread.join(10)
+
+    # -- the thread --------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+            self._ready.set()  # (a failure before it listened must not leave start() waiting)
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_static("/static", STATIC)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+        except OSError as exc:
+            self._error = f"dashboard: cannot serve on {self.host}:{self.port}: {exc.strerror or exc}"
+            await runner.cleanup()
+            return
+        self.port = int(runner.addresses[0][1])
+        self._ready.set()
+        broadcast = asyncio.ensure_future(self._broadcast())
+        try:
+            await self._stopping.wait()
+        finally:
+            broadcast.cancel()
+            # the last state goes to every page before the server closes: it stays on screen there
+            last = json.dumps({"type": "view", **self.state.view()})
+            for client in list(self._clients):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._send(client, last), 1.0)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.ws.close(), 1.0)
+            await runner.cleanup()
+
+    # -- routes ------------------------------------------------------------------------------------------
+    async def _index(self, _request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def _status(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.state.status())
+
+    def _access(self, request: web.Request) -> tuple[bool, str]:
+        if not self.token:
+            return True, ""
+        if secrets.compare_digest(request.query.get("token", ""), self.token):
+            return True, ""
+        return False, "read-only: this dashboard takes commands only from a page opened with its token (?token=...)"
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_COMMAND_BYTES)
+        await ws.prepare(request)
+        can_teach, why_not = self._access(request)
+        client = _Client(ws, can_teach, why_not)
+        self._clients.add(client)
+        self.state.set_clients(len(self._clients))
+        try:
+            hello = {
+                "type": "hello",
+                "can_teach": can_teach,
+                "read_only_reason": why_not,
+                "classes": self.state.classes,
+                "class_names": list(self.state.class_names),
+                "fps": 1.0 / self.period_s,
+            }
+            async with client.sending:
+                await ws.send_json(hello)
+            async for m in ws:
+                if m.type != WSMsgType.TEXT:
+                    continue
+                reply = self._command(client, m.data)
+                async with client.sending:
+                    await ws.send_json({"type": "reply", **reply})
+        finally:
+            self._clients.discard(client)
+            self.state.set_clients(len(self._clients))
+        return ws
+
+    def _command(self, client: _Client, text: str) -> dict[str, Any]:
+        reply = self.submit(text) if client.can_teach else {"ok": False, "error": client.why_not}
+        self.state.note_command(reply)
+        return reply
+
+    # -- frames ------------------------------------------------------------------------------------------
+    async def _broadcast(self) -> None:
+        while True:
+            await asyncio.sleep(self.period_s)
+            if not self._clients:
+                continue
+            payload = json.dumps({"type": "view", **self.state.view()})
+            for client in list(self._clients):
+                if client.sending.locked():  # still busy with an earlier frame: skip this one
+                    self.state.count_frame(sent=False)
+                    continue
+                task = asyncio.ensure_future(self._send(client, payload))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, client: _Client, payload: str) -> None:
+        async with client.sending:
+            try:
+                await client.ws.send_str(payload)
+            except (ConnectionError, RuntimeError):  # gone meanwhile: its handler removes it
+                return
+        self.state.count_frame(sent=True)
