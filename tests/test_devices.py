@@ -162,8 +162,10 @@ def test_a_camera_that_is_held_up_sheds_the_oldest_events_beyond_its_lag(monkeyp
     assert res["camera_events"] == 100 + 20_000
     assert res["events_emitted"] + res["events_dropped"] == res["camera_events"]
     assert res["drop_episodes"] == 1
-    # the backlog's first ~150 ms are shed (oldest first); the last ~50 ms and the fresh batch go out
-    assert 13_000 <= res["events_dropped"] <= 16_000, res
+    # the backlog's first ~150 ms are shed (oldest first; more if this machine delivers the batch late);
+    # the fresh batch goes out whole
+    assert 13_000 <= res["events_dropped"] < 20_000, res
+    assert (got["x"] == 0).sum() == 100
     assert np.all(np.diff(got["t"]) >= 0)
     backlog = got[got["x"] == 1]
     assert backlog["t"][-1] - backlog["t"][0] <= 50_000
