@@ -252,14 +252,16 @@ def plot(samples: list[dict[str, Any]], names: list[str], path: str, title: str)
 
     samples = [s for s in samples if any(s["rss_mb"].values())]  # not after the processes ended
     t = [s["t_s"] / 60 for s in samples]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.6))
     for name in names:
         ax1.plot(t, [s["rss_mb"].get(name, np.nan) for s in samples], label=name)
+        ax3.plot(t, [s["nodes"].get(name, {}).get("checkpoint_ms") or np.nan for s in samples], ".", label=name)
     for name in ("stdp", "classifier"):
         ax2.plot(t, [s["nodes"].get(name, {}).get("p99") or np.nan for s in samples], label=f"{name} input p99")
     ax1.set(xlabel="minutes", ylabel="RSS (MiB)", ylim=(0, None))
     ax2.set(xlabel="minutes", ylabel="input latency from the camera, p99 (ms)", ylim=(0, None))
-    for ax in (ax1, ax2):
+    ax3.set(xlabel="minutes", ylabel="last checkpoint's duration (ms)", ylim=(0, None))
+    for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
