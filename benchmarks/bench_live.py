@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 from typing_extensions import override
 
-from pipeline.config import apply_overrides, data_path, parse_graph
+from pipeline.config import data_path, parse_graph
 from pipeline.message import EVENTS, PREDICTIONS, SPIKES, Message
 from pipeline.node import Node, NodeContext, NoParams
+from pipeline.overrides import apply_overrides
 from pipeline.runner import run_graph
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli import print_summary, write_results
-from pipeline.config import apply_overrides, parse_graph
+from pipeline.config import parse_graph
 from pipeline.errors import ConfigError
+from pipeline.overrides import apply_overrides
 from pipeline.runner import run_graph
 
 CHANCE = 0.1

@@ -9,10 +9,11 @@ from typing import Literal
 
 import pytest
 
-from pipeline.config import apply_overrides, build_params, data_path, load_graph, parse_value
+from pipeline.config import build_params, data_path, load_graph
 from pipeline.endpoints import resolve_endpoints
 from pipeline.errors import ConfigError
 from pipeline.node_runner import NodeRunner
+from pipeline.overrides import apply_overrides, parse_value
 from pipeline.validation import validate_graph
 
 REPO = Path(__file__).resolve().parent.parent
