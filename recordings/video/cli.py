@@ -38,16 +38,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         msg = f"{out}: already exists (remove it, or pass --force to replace it)"
         raise SpikestreamError(msg)
-    track = load_predictions(args.predictions) if args.predictions else None
-    if args.state:
-        from recordings.video.network import predict
-
-        track = predict(path, Path(args.state), args.config, log=log)
-    caption = results_caption(args.results) if args.results else None
     source = open_source(path)
     truth = args.truth
     if truth is None and source.format == "nmnist" and path.parent.name.isdigit():
         truth = int(path.parent.name)  # an N-MNIST sample: its folder is its class (Test/7/00001.bin)
+    track = load_predictions(args.predictions) if args.predictions else None
+    if args.state:
+        from recordings.video.network import predict
+
+        track = predict(path, Path(args.state), args.config, truth=truth, log=log)
+    caption = results_caption(args.results) if args.results else None
     progress = Progress("render", None, log)
     result = render(source, out, params, predictions=track, caption=caption, truth=truth, progress=progress)
     progress.close()

@@ -8,6 +8,11 @@ the classifier's predictions. The state folder is copied first: the run restores
 the copy, so the folder given is never written. The ``freeze`` reaches every node before the first event,
 so the network predicts with exactly the weights it was saved with, learning nothing on the way.
 
+The recording is one labelled segment for evaluation (``train = 0``: the classifier never learns from
+it), labelled with its class where known, else unknown (-1): a segment starts with the classifier's
+integration reset, as every sample of a test phase does, so what it says is about this recording, not
+the ones it saw before; and its end brings the classifier's final decision.
+
 A saved network expects its stream's time to go on from where it stopped (a classifier refuses a spike
 earlier than the last it took). The recording is therefore played shifted to start after every time the
 checkpoints hold (``resume_time``: a bound, not an exact reading of each node's clock: a later start is
@@ -21,11 +26,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.checkpoint import GENERATION_KEY, load_state, save_generation
 from pipeline.config import data_path, load_graph, parse_graph, where_looked
 from pipeline.errors import ConfigError, SpikestreamError
-from pipeline.events import copy_records
-from pipeline.message import FREEZE, control_message, events_message
+from pipeline.events import LABEL_DTYPE, copy_records
+from pipeline.message import FREEZE, control_message, events_message, labels_message
 from pipeline.runner import run_graph
 from recordings.files import open_recording
 from recordings.messages import MessageLogWriter
@@ -99,9 +106,10 @@ def resume_time(files: list[Path]) -> int:
     return latest + 1
 
 
-def write_events_log(recording: Path, out: Path, not_before: int) -> tuple[int, int]:
-    """The recording's events as a message log that starts with a ``freeze``, shifted to start at
-    ``not_before`` at the earliest; returns ``(events written, the shift in µs)``."""
+def write_events_log(recording: Path, out: Path, not_before: int, truth: int) -> tuple[int, int]:
+    """The recording's events as a message log that starts with a ``freeze`` and a segment label ``truth``
+    (evaluation only), shifted to start at ``not_before`` at the earliest; returns ``(events written, the
+    shift in µs)``."""
     rec = open_recording(recording)
     writer = MessageLogWriter(out)
     n = shift = 0
@@ -110,6 +118,9 @@ def write_events_log(recording: Path, out: Path, not_before: int) -> tuple[int, 
         for k, batch in enumerate(rec.batches(4096)):
             if k == 0 and batch.size:
                 shift = max(0, not_before - int(batch["t"][0]))
+                label = np.zeros(1, dtype=LABEL_DTYPE)
+                label["t"], label["label"], label["train"] = int(batch["t"][0]) + shift, truth, 0
+                writer.write(labels_message(label))
             shifted = copy_records(batch)
             shifted["t"] += shift
             writer.write(events_message(shifted, rec.width, rec.height))
@@ -119,8 +130,11 @@ def write_events_log(recording: Path, out: Path, not_before: int) -> tuple[int, 
     return n, shift
 
 
-def predict(recording: Path, state: Path, config: str, *, log: logging.Logger) -> PredictionTrack:
-    """Run the network saved in ``state`` (by the graph ``config``) over ``recording``; its predictions."""
+def predict(
+    recording: Path, state: Path, config: str, *, truth: int | None = None, log: logging.Logger
+) -> PredictionTrack:
+    """Run the network saved in ``state`` (by the graph ``config``) over ``recording`` (showing the class
+    ``truth``, where known); its predictions."""
     if not state.is_dir():
         msg = f"--state {state}: not a folder of checkpoints (docs/checkpoints.md)"
         raise SpikestreamError(msg)
@@ -149,7 +163,7 @@ def predict(recording: Path, state: Path, config: str, *, log: logging.Logger) -
                 raise SpikestreamError(msg)
             # one complete generation of every node: the cut-down graph restores it as a consistent cut
             save_generation(copy, name, 1, kept_state)
-        n, shift = write_events_log(recording, events_log, resume_time(saved_files))
+        n, shift = write_events_log(recording, events_log, resume_time(saved_files), -1 if truth is None else truth)
         log.info("render: running the network saved in %s over %s (%d events)", state, recording, n)
         results = run_graph(parse_graph(raw, f"{config_path} (cut down for render --state)"), state_dir=str(copy))
         if results.get("errors"):
