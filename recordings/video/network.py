@@ -34,9 +34,10 @@ from pipeline.errors import ConfigError, SpikestreamError
 from pipeline.events import LABEL_DTYPE, copy_records
 from pipeline.message import FREEZE, control_message, events_message, labels_message
 from pipeline.runner import run_graph
-from recordings.files import open_recording
 from recordings.messages import MessageLogWriter
+from recordings.recording import rebatch
 from recordings.video.predictions import PredictionTrack, from_message_log
+from recordings.video.render import open_source
 
 SOURCE = "render-source"
 SINK = "render-predictions"
@@ -110,12 +111,12 @@ def write_events_log(recording: Path, out: Path, not_before: int, truth: int) ->
     """The recording's events as a message log that starts with a ``freeze`` and a segment label ``truth``
     (evaluation only), shifted to start at ``not_before`` at the earliest; returns ``(events written, the
     shift in µs)``."""
-    rec = open_recording(recording)
+    source = open_source(recording)
     writer = MessageLogWriter(out)
     n = shift = 0
     try:
         writer.write(control_message(FREEZE))
-        for k, batch in enumerate(rec.batches(4096)):
+        for k, batch in enumerate(rebatch(source.batches, 4096)):
             if k == 0 and batch.size:
                 shift = max(0, not_before - int(batch["t"][0]))
                 label = np.zeros(1, dtype=LABEL_DTYPE)
@@ -123,7 +124,7 @@ def write_events_log(recording: Path, out: Path, not_before: int, truth: int) ->
                 writer.write(labels_message(label))
             shifted = copy_records(batch)
             shifted["t"] += shift
-            writer.write(events_message(shifted, rec.width, rec.height))
+            writer.write(events_message(shifted, source.width, source.height))
             n += int(batch.shape[0])
     finally:
         writer.close()
