@@ -4,6 +4,7 @@ expected, predictions drawn as bars, damaged input refused in one line; the save
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageSequence
 
 import recordings as R
@@ -21,10 +24,11 @@ from pipeline.message import events_message, predictions_message
 from recordings.messages import MessageLogWriter
 from recordings.video import overlay
 from recordings.video.frames import Timing, frames
+from recordings.video.kernel import paint
 from recordings.video.network import SINK, SOURCE, reduced_graph, resume_time
 from recordings.video.overlay import Layout
 from recordings.video.render import auto_scale
-from tests.reference.render_reference import reference_frames
+from tests.reference.render_reference import reference_frames, reference_paint
 
 W, H = 20, 16
 ON_AT, OFF_AT = (3, 4), (12, 9)
@@ -86,6 +90,42 @@ def test_frames_are_binned_as_the_reference_bins_them_whatever_the_batches(step,
             assert np.array_equal(f.counts, ref_counts[f.index]), (batch, f.index)
             assert f.events == ref_totals[f.index]
         assert seen == list(range(40))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 400),
+    seed=st.integers(0, 2**31),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    window=st.sampled_from([0, 1, 999, 7000]),
+)
+def test_frames_do_not_depend_on_how_the_events_are_batched(n, seed, cuts, window):
+    rng = np.random.default_rng(seed)
+    ev = make_events(
+        np.sort(rng.integers(0, 60_000, n)), rng.integers(0, 6, n), rng.integers(0, 5, n), rng.integers(0, 2, n)
+    )
+    timing = Timing(t0=0, step=1e6 / 300, window=window, n_frames=20)
+    edges = [0, *sorted(c for c in cuts if c <= n), n]
+    ref_counts, ref_totals = reference_frames(ev, 6, 5, 0, timing.step, window, 20)
+    got = 0
+    for f in frames((ev[a:b] for a, b in itertools.pairwise(edges)), 6, 5, timing):
+        assert np.array_equal(f.counts, ref_counts[f.index])
+        assert f.events == ref_totals[f.index]
+        got += 1
+    assert got == 20
+
+
+def test_painting_colours_each_pixel_block_by_its_stronger_polarity_as_the_reference_does():
+    rng = np.random.default_rng(5)
+    counts = (rng.integers(0, 3, (9, 11, 2)) * rng.integers(0, 2, (9, 11, 1))).astype(np.uint16)
+    canvas = rng.integers(0, 255, (60, 70, 3)).astype(np.uint8)
+    for scale, oy, ox in [(1, 0, 0), (3, 2, 5), (5, 7, 13)]:
+        got = canvas.copy()
+        paint(counts, scale, got, oy, ox, overlay.ON, overlay.OFF)
+        assert np.array_equal(got, reference_paint(counts, scale, canvas, oy, ox, overlay.ON, overlay.OFF))
+    assert counts[..., 1].sum()  # both polarities and dark pixels took part
+    assert counts[..., 0].sum()
+    assert (counts.sum(axis=2) == 0).any()
 
 
 def test_without_a_window_every_event_on_the_sensor_is_in_exactly_one_frame():

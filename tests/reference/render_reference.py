@@ -24,3 +24,20 @@ def reference_frames(
         np.add.at(counts[k], (sel["y"].astype(np.int64), sel["x"].astype(np.int64), sel["p"].astype(np.int64)), 1)
         totals[k] = sel.size
     return counts, totals
+
+
+def reference_paint(
+    counts: np.ndarray, scale: int, canvas: np.ndarray, oy: int, ox: int, on: np.ndarray, off: np.ndarray
+) -> np.ndarray:
+    """A copy of ``canvas`` with ``counts`` painted as ``recordings.video.kernel.paint`` paints them, by
+    whole-array masks blown up with ``np.repeat``."""
+    out = canvas.copy()
+    n_off, n_on = counts[..., 0].astype(np.int64), counts[..., 1].astype(np.int64)
+    colour = np.where((n_on >= n_off)[..., None], on, off).astype(np.uint8)
+    lit = (n_on + n_off) > 0
+    big_lit = np.repeat(np.repeat(lit, scale, axis=0), scale, axis=1)
+    big_colour = np.repeat(np.repeat(colour, scale, axis=0), scale, axis=1)
+    h, w = big_lit.shape
+    region = out[oy : oy + h, ox : ox + w]
+    region[big_lit] = big_colour[big_lit]
+    return out
