@@ -256,15 +256,21 @@ def test_a_truncated_recording_is_one_line_naming_the_file_and_byte_and_leaves_n
         ("notes.txt", b"hello", "v.mp4", "unknown event file format"),
         ("two.npy", None, "v.avi", "end the name in .mp4 or .gif"),
         ("two.npy", None, "none/v.mp4", "does not exist"),
+        ("two.npy", "--start 5", "v.mp4", "no events from --start 5 s on"),
     ],
 )
-def test_unknown_formats_and_unwritable_outputs_are_one_line_errors(tmp_path, capsys, name, content, out, says):
+def test_unknown_formats_unwritable_outputs_and_empty_spans_are_one_line_errors(
+    tmp_path, capsys, name, content, out, says
+):
     src = tmp_path / name
-    if content is None:
-        R.write_recording(src, _events(10_000), None, None)
-    else:
+    options = []
+    if isinstance(content, bytes):
         src.write_bytes(content)
-    assert main(["render", str(src), str(tmp_path / out)]) == 1
+    else:
+        R.write_recording(src, _events(10_000), None, None)
+        options = content.split() if content else []
+    assert main(["render", str(src), str(tmp_path / out), *options]) == 1
+    assert not (tmp_path / out).exists()
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
     assert says in err, err

@@ -189,6 +189,9 @@ def render(
             if progress is not None:
                 progress.extra = f", frame {written:,}" + (f"/{n_frames:,}" if n_frames else "")
                 progress.update(done=1, events=frame.events)
+        if not written:
+            msg = f"{source.path}: no events from --start {params.start_s:g} s on (nothing to draw)"
+            raise RecordingError(msg)
         video.close()
     except BaseException:
         Path(out).unlink(missing_ok=True)
