@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.events import EVENT_DTYPE, copy_records
 from recordings.recording import concat
-from recordings.video.kernel import bin_events, frame_end
+from recordings.video.kernel import bin_events, frame_end, paint
 
 #: Bytes of counts one chunk may take; the frames per chunk follow from the sensor size.
 CHUNK_BYTES = 16 << 20
@@ -77,7 +77,7 @@ class FrameBinner:
 
     def _bin(self, ev: np.ndarray) -> None:
         tm = self.timing
-        t, x, y, p = ev["t"], ev["x"], ev["y"], ev["p"]
+        t, x, y, p = (np.ascontiguousarray(ev[name]) for name in ("t", "x", "y", "p"))
         bin_events(t, x, y, p, tm.t0, tm.step, tm.window, self._f0, self._limit, self._counts, self._events)
 
     def _last_frame(self, ev: np.ndarray) -> np.ndarray:
@@ -144,6 +144,16 @@ class FrameBinner:
             end += 1
         while self._f0 < end:
             yield from self._next_chunk(end)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels for the types a render calls them with, so that
+    what a render then measures is its own work, not numba starting."""
+    none_i8, none_u2 = np.zeros(0, np.int64), np.zeros(0, np.uint16)
+    counts = np.zeros((1, 1, 1, 2), np.uint16)
+    bin_events(none_i8, none_u2, none_u2, np.zeros(0, np.uint8), 0, 1.0, 0, 0, 1, counts, np.zeros(1, np.int64))
+    colour = np.zeros(3, np.uint8)
+    paint(counts[0], 1, np.zeros((1, 1, 3), np.uint8), 0, 0, colour, colour)
 
 
 def frames(batches: Iterable[np.ndarray], width: int, height: int, timing: Timing) -> Iterator[Frame]:

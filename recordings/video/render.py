@@ -22,7 +22,7 @@ from pipeline.message import EVENTS
 from pipeline.progress import Progress
 from recordings.files import open_recording
 from recordings.messages import TruncatedLogError, is_message_log, read_messages
-from recordings.video.frames import Timing, frames
+from recordings.video.frames import Timing, frames, warm_up
 from recordings.video.kernel import paint
 from recordings.video.overlay import OFF, ON, Layout, background, draw_caption, draw_predictions, draw_strip
 from recordings.video.predictions import PredictionTrack, from_message_log
@@ -168,6 +168,7 @@ def render(
     canvas = base.copy()
     oy, ox = layout.origin
     video = open_video(out, params.fps, layout.width, layout.height)
+    warm_up()
     started = time.perf_counter()
     written = events = 0
     try:
