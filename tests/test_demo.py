@@ -57,6 +57,8 @@ def test_demo_leaves_a_state_folder_it_did_not_make_alone(tmp_path):
         "nmnist-state/src.npz",  # the N-MNIST quick start
         "nmnist.json",
         "keys/camera.key_secret",  # spikestream keys
+        "seven.gif",  # spikestream render
+        "disk.mp4",
     ],
 )
 def test_what_the_readme_journeys_write_in_the_checkout_is_ignored_by_git(path):
