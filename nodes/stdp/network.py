@@ -60,6 +60,8 @@ class Network:
         self.params: tuple[LayerParams, ...] = tuple(layers)
         self.seed = int(seed)
         self._learning = True
+        #: inference spikes per map of every weighted layer since ``count_maps`` (None: not counted)
+        self._map_spikes: list[np.ndarray | None] | None = None
         rng = np.random.default_rng(self.seed)
         self._layers: list[Layer] = []
         cur = self.input_shape
@@ -132,6 +134,30 @@ class Network:
             out.append(row)
         return out
 
+    def count_maps(self) -> None:
+        """Start counting every weighted layer's inference spikes per map (``map_spikes``): a viewer's
+        bookkeeping, a ``bincount`` per layer and batch, off until asked for; it changes no result."""
+        if self._map_spikes is None:
+            self._map_spikes = [
+                None if isinstance(layer, PoolLayer) else np.zeros(layer.out_shape[0], np.int64)
+                for layer in self._layers
+            ]
+
+    def map_spikes(self) -> list[np.ndarray | None] | None:
+        """Copies of the per-map spike counts of every layer (None for a pool) since ``count_maps``;
+        None before. Safe to call while other threads run layers (a count may lag a batch behind)."""
+        counts = self._map_spikes
+        return None if counts is None else [None if c is None else c.copy() for c in counts]
+
+    def first_kernels(self) -> np.ndarray | None:
+        """The first weighted layer's weights as ``(M, C, KH, KW)`` (a copy), if it is a conv layer."""
+        for layer in self._layers:
+            if isinstance(layer, WeightedLayer):
+                if not isinstance(layer.params, ConvParams):
+                    return None
+                return _state.get_weights(layer)
+        return None
+
     # ------------------------------------------------------------------ processing
     def _validate(self, spikes: np.ndarray) -> np.ndarray:
         if not isinstance(spikes, np.ndarray) or spikes.dtype != SPIKE_DTYPE:
@@ -174,8 +200,12 @@ class Network:
         It touches only those layers' state, so that contiguous groups of layers can run in different
         threads (``nodes.stdp.pipelined``); ``process`` is this over all layers with ``learning``.
         """
-        for layer in self._layers[start:stop]:
+        counts = self._map_spikes
+        for i in range(start, stop):
+            layer = self._layers[i]
             cols = _pool(cols, layer) if isinstance(layer, PoolLayer) else _run_weighted(cols, layer, learning)
+            if counts is not None and (c := counts[i]) is not None and cols[3].shape[0]:
+                c += np.bincount(cols[3], minlength=c.shape[0])[: c.shape[0]]
         return cols
 
     def _run(self, spikes: np.ndarray) -> list[Columns]:
