@@ -161,6 +161,7 @@ def test_attaching_taps_every_node_and_links_the_page_to_the_first_stdp_node() -
     assert attached.downstream("dashboard") == ["stdp"]
     assert attached.fed_by_taps_only("dashboard")
     assert attached.links[: len(demo.links)] == demo.links  # the graph's own links are untouched
+    assert attached.tap_hwm == 16 < demo.tap_hwm  # a viewer wants the newest: short tap queues
     # the page's commands carry no checkpoint markers: the graph keeps its consistent cuts
     assert cut_members(attached) == cut_members(demo) is not None
 

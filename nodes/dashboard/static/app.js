@@ -118,15 +118,17 @@ function drawFrames(frames) {
   }
 }
 
-// frame latency: from the newest events' sending to this frame drawn (read by benchmarks/bench_dashboard.py)
-const latencies = [];
+// frame latency per stream: from its newest events' sending to this frame drawn, ms (the benchmark reads it)
+const latencies = {};
 window.frameLatencies = latencies;
 function noteLatency(frames) {
   const now = performance.timeOrigin + performance.now();
-  for (const f of Object.values(frames)) {
-    if (f.created_ms > 0) latencies.push(now - f.created_ms);
+  for (const [name, f] of Object.entries(frames)) {
+    if (!(f.created_ms > 0)) continue;
+    const list = latencies[name] || (latencies[name] = []);
+    list.push(now - f.created_ms);
+    if (list.length > 20000) list.splice(0, 10000);
   }
-  if (latencies.length > 20000) latencies.splice(0, 10000);
 }
 
 function tileCanvas(box, cls, name) {
