@@ -13,6 +13,11 @@
    the 100 ms between frames included. p50/p99 after the first ``--warmup`` seconds, per stream (the
    camera's frame at the sensor's resolution, the encoder's at the network's).
 
+3. What watching costs the STDP network itself (``--skip watch`` to leave it out): the N-MNIST network
+   of configs/nmnist.toml over ``--watch-samples`` real Train samples in 1 ms batches, twice per round,
+   once plain and once counting spikes per map (``Network.count_maps``) with ``network_view`` read every
+   second of wall time and kernels every 3 s as a tapped node does; time ratio, median over rounds.
+
 Headless Chromium is Debian's ``/usr/bin/chromium`` driven by Playwright (nothing is downloaded).
 
     python benchmarks/bench_dashboard.py [--pairs 4] [--samples 150] [--test 50] [--rate 1e6]
@@ -238,6 +243,66 @@ def latency(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
     return out
 
 
+def nmnist_samples(n: int) -> list[np.ndarray]:
+    """The first ``n`` N-MNIST Train samples (every digit's folder in turn) as input spikes."""
+    from pipeline.config import data_path
+    from pipeline.events import SPIKE_DTYPE
+
+    root = Path(data_path("nmnist")) / "Train"
+    files = sorted(root.glob("*/*.bin"), key=lambda p: (p.name, p.parent.name))[:n]
+    out = []
+    for path in files:
+        b = np.fromfile(path, np.uint8).reshape(-1, 5).astype(np.int64)
+        s = np.zeros(len(b), SPIKE_DTYPE)
+        s["x"], s["y"], s["c"] = b[:, 0], b[:, 1], b[:, 2] >> 7
+        s["t"] = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+        s = s[(s["x"] < 34) & (s["y"] < 34)]
+        out.append(s[np.argsort(s["t"], kind="stable")])
+    return out
+
+
+def watch_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """Seconds of ``Network.process`` over the samples, plain and watched, alternating; their ratio."""
+    from nodes.stdp import Network
+    from nodes.stdp.node import StdpConfig
+    from nodes.stdp.view import network_view
+    from pipeline.config import build_params
+
+    raw = tomllib.loads((ROOT / "configs" / "nmnist.toml").read_text())["nodes"]["stdp"]
+    cfg = build_params(StdpConfig, {k: v for k, v in raw.items() if k != "type"}, "nodes.stdp")
+    samples = nmnist_samples(args.watch_samples)
+    batches = [s[(s["t"] // 1000) == ms] for s in samples for ms in np.unique(s["t"] // 1000)]
+
+    def one(watched: bool) -> float:
+        net = Network(cfg.input, cfg.layers, seed=cfg.seed)
+        net.process(batches[0][:0])
+        started = time.perf_counter()
+        if watched:
+            network_view(net, full=True)  # the first view starts the counting: from the start, as a tapped node
+        seen = full = time.perf_counter()
+        for b in batches:
+            net.process(b)
+            now = time.perf_counter()
+            if watched and now - seen >= 1.0:
+                network_view(net, full=now - full >= 3.0)
+                full = now if now - full >= 3.0 else full
+                seen = now
+        if watched:
+            network_view(net, full=True)  # the final metrics message
+        return time.perf_counter() - started
+
+    one(True)  # compile
+    ratios = []
+    for i in range(args.watch_rounds):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        took = {w: one(w) for w in order}
+        ratios.append(took[True] / took[False])
+        print(f"watch round {i + 1}: plain {took[False]:.2f} s, watched {took[True]:.2f} s", flush=True)
+    median = statistics.median(ratios)
+    print(f"the network's time watched / plain: median {100 * median:.1f} %", flush=True)
+    return {"batches": len(batches), "ratios": ratios, "ratio_median": median}
+
+
 def load() -> str:
     """The machine's load averages now (1, 5, 15 min)."""
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -255,11 +320,17 @@ def main() -> None:
     ap.add_argument("--transport", default="ipc", help="transport of the latency run (default ipc)")
     ap.add_argument("--recording", default="aedat2/pyaedattools_IMU_rotDisk.aedat", help="the camera's recording")
     ap.add_argument("--tap-hwm", type=int, default=0, help="the latency graph's tap_hwm (default: its own)")
-    ap.add_argument("--skip", choices=("throughput", "latency"), action="append", default=[], help="skip a part")
+    ap.add_argument("--watch-samples", type=int, default=60, help="N-MNIST samples of the watch-cost part")
+    ap.add_argument("--watch-rounds", type=int, default=4, help="rounds (plain and watched) of the watch-cost part")
+    ap.add_argument(
+        "--skip", choices=("throughput", "latency", "watch"), action="append", default=[], help="skip a part"
+    )
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args()
     out: dict[str, Any] = {"machine": platform.platform(), "args": vars(args), "load_before": load()}
     print(f"load average before: {out['load_before']}", flush=True)
+    if "watch" not in args.skip:
+        out["watch"] = watch_cost(args)
     browser = Browser()
     try:
         if "throughput" not in args.skip:
