@@ -34,6 +34,8 @@ MAX_FRAME_EVENTS = 200_000
 RATE_HISTORY_S = 300
 #: Decisions listed as "recent".
 RECENT_DECISIONS = 12
+#: Most points of an accuracy curve sent to the page (the newest always among them).
+CURVE_POINTS = 400
 #: Input older than this (latency p50, ms) marks a node as behind.
 BEHIND_MS = 1000.0
 
@@ -122,6 +124,7 @@ class DashboardState:
         self.frames_sent = 0
         self.frames_dropped = 0  #: frames a slow browser did not take in time (skipped, never queued)
         self.clients = 0
+        self._frames: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # the last frame per stream
 
     # -- updates from the graph (its event loop) ---------------------------------------------------------
     def update(self, msg: Message, now: float | None = None) -> None:
@@ -278,15 +281,15 @@ class DashboardState:
             d = self.decisions
             decisions = {
                 "recent": list(d.recent),
-                "online_curve": list(d.online_curve),
-                "test_curve": list(d.test_curve),
+                "online_curve": _thin(d.online_curve),
+                "test_curve": _thin(d.test_curve),
                 "confusion": (d.test_confusion if d.test[1] else d.online_confusion).tolist(),
                 "confusion_of": "test" if d.test[1] else "online",
             }
             commands = list(self.commands)
             kernels, layers = self.views.kernels(), self.views.layers()
         out = self.status()
-        out["frames"] = {name: self._frame(*b) for name, b in batches.items()}
+        out["frames"] = {name: self._cached_frame(name, *b) for name, b in batches.items()}
         out["spikes"] = {name: _per_map(maps, counts) for name, (maps, counts) in spikes.items()}
         out["rates"] = {name: _rates(h) for name, h in rates.items()}
         out["decisions"] |= decisions
@@ -294,6 +297,18 @@ class DashboardState:
         out["kernels"] = kernels
         out["layers"] = layers
         return out
+
+    def _cached_frame(
+        self, name: str, width: int, height: int, batches: list[np.ndarray], newest_t: int, created_ns: int
+    ) -> dict[str, Any]:
+        """``_frame``, made again only when new events came (a paused stream costs nothing per frame)."""
+        key = (newest_t, len(batches), id(batches[-1]) if batches else 0)
+        cached = self._frames.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        frame = self._frame(width, height, batches, newest_t, created_ns)
+        self._frames[name] = (key, frame)
+        return frame
 
     def _frame(
         self, width: int, height: int, batches: list[np.ndarray], newest_t: int, created_ns: int
@@ -318,6 +333,14 @@ class DashboardState:
             "pixels": base64.b64encode(pixels.tobytes()).decode("ascii"),
             "created_ms": created_ns / 1e6,  # when its newest events were sent: the page's frame latency
         }
+
+
+def _thin(curve: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """At most ``CURVE_POINTS`` points of ``curve``, evenly spread, its last one included."""
+    step = -(-len(curve) // CURVE_POINTS)
+    if step <= 1:
+        return list(curve)
+    return [*curve[:-1:step], curve[-1]]
 
 
 def _per_map(maps: int, counts: list[np.ndarray]) -> list[int]:

@@ -28,6 +28,7 @@ class NodeViews:
     def __init__(self) -> None:
         self._kernels: dict[str, dict[str, Any]] = {}
         self._layers: dict[str, LayerSpikes] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {}  # what ``layers`` says, made once per reading
 
     def update(self, node: str, view: dict[str, Any], wall_ns: int) -> None:
         """Take what ``node`` showed at ``wall_ns`` (its clock)."""
@@ -43,6 +44,7 @@ class NodeViews:
             }
             held = self._layers.setdefault(node, LayerSpikes())
             held.readings = [*held.readings[-1:], (wall_ns, reading)]
+            self._rows[node] = _rows(held)
 
     def kernels(self) -> dict[str, dict[str, Any]]:
         """Every node's newest kernels image (``nodes.stdp.view.kernels_image``) with its age in seconds."""
@@ -55,25 +57,27 @@ class NodeViews:
     def layers(self) -> dict[str, list[dict[str, Any]]]:
         """Per node, per weighted layer: its kind, its maps and each map's spikes per second between the last
         two readings (all 0 until there are two)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for node, held in self._layers.items():
-            t1, last = held.readings[-1]
-            t0, first = held.readings[0]
-            dt = (t1 - t0) / 1e9
-            rows = []
-            for i, (kind, totals) in sorted(last.items()):
-                before = first.get(i, (kind, totals))[1]
-                per_s = np.zeros(totals.shape[0])
-                if dt > 0 and before.shape == totals.shape:
-                    per_s = np.maximum(totals - before, 0) / dt
-                rows.append(
-                    {
-                        "layer": i,
-                        "kind": kind,
-                        "maps": int(totals.shape[0]),
-                        "per_s": [round(float(v), 1) for v in per_s],
-                        "firing": int(np.count_nonzero(per_s)),
-                    }
-                )
-            out[node] = rows
-        return out
+        return dict(self._rows)
+
+
+def _rows(held: LayerSpikes) -> list[dict[str, Any]]:
+    """``NodeViews.layers`` of one node (made when a reading comes, not for every frame)."""
+    t1, last = held.readings[-1]
+    t0, first = held.readings[0]
+    dt = (t1 - t0) / 1e9
+    rows = []
+    for i, (kind, totals) in sorted(last.items()):
+        before = first.get(i, (kind, totals))[1]
+        per_s = np.zeros(totals.shape[0])
+        if dt > 0 and before.shape == totals.shape:
+            per_s = np.maximum(totals - before, 0) / dt
+        rows.append(
+            {
+                "layer": i,
+                "kind": kind,
+                "maps": int(totals.shape[0]),
+                "per_s": np.round(per_s, 1).tolist(),
+                "firing": int(np.count_nonzero(per_s)),
+            }
+        )
+    return rows
