@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 
 import numpy as np
+import pytest
 
-from nodes.stdp import ConvParams, FcParams, Network, PoolParams
+from nodes.stdp import ConvParams, FcParams, Network, PoolParams, network
 from nodes.stdp.view import kernels_image, network_view
 from pipeline.events import SPIKE_DTYPE
 
@@ -32,12 +33,16 @@ def spikes(n: int, seed: int) -> np.ndarray:
     return s
 
 
-def test_counting_spikes_per_map_changes_no_result_and_counts_every_layers_output() -> None:
+@pytest.mark.parametrize("fold", [2, 256])  # folded into the counts every 2 batches, or still pending
+def test_counting_spikes_per_map_changes_no_result_and_counts_every_layers_output(
+    fold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(network, "MAP_FOLD", fold)
     watched, plain = Network(SHAPE, layers(), seed=3), Network(SHAPE, layers(), seed=3)
     assert watched.map_spikes() is None  # nothing is counted until a viewer asks
     watched.count_maps()
     expected = [np.zeros(4, np.int64), None, np.zeros(6, np.int64)]
-    for seed in range(4):
+    for seed in range(5):
         batch = spikes(3000, seed)
         outs = watched.process_all_layers(batch)
         for a, b in zip(outs, plain.process_all_layers(batch), strict=True):
