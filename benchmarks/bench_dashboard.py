@@ -151,11 +151,14 @@ def watched(browser: Browser | None, url: str) -> Iterator[dict[str, Any]]:
             time.sleep(0.05)
 
 
-def run_once(table: dict[str, Any], browser: Browser | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One run of ``table`` (with a dashboard and the page when ``browser``); its results and the page's."""
+def run_once(
+    table: dict[str, Any], browser: Browser | None, *, dashboard: bool | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One run of ``table`` with a dashboard (``dashboard``, default: when ``browser``) and a page on it
+    (when ``browser``); its results and the page's."""
     graph = parse_graph(table, "bench_dashboard")
     port = free_port()
-    if browser is not None:
+    if dashboard or (dashboard is None and browser is not None):
         graph = attach_dashboard(graph, f"127.0.0.1:{port}")
     with watched(browser, f"http://127.0.0.1:{port}/") as page:
         results = run_graph(graph)
@@ -166,18 +169,21 @@ def run_once(table: dict[str, Any], browser: Browser | None) -> tuple[dict[str, 
 
 
 def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
-    """Pairs of runs of the shortened N-MNIST config, without then with the dashboard (the order alternates)."""
+    """Pairs of runs of the shortened N-MNIST config, without (A) and with (B) the dashboard and a page (the
+    order alternates); with ``--no-page-arm`` a third run per pair, C: the dashboard without a page."""
     table = nmnist_table(args.samples, args.test)
     run_once(nmnist_table(5, 2), None)  # compile and page in everything once, outside the figures
     pairs: list[dict[str, Any]] = []
     for i in range(args.pairs):
-        order = ("A", "B") if i % 2 == 0 else ("B", "A")
+        order: tuple[str, ...] = ("A", "B") if i % 2 == 0 else ("B", "A")
+        if args.no_page_arm:
+            order = ("A", "B", "C") if i % 2 == 0 else ("C", "B", "A")
         rates: dict[str, float] = {}
         stdp: dict[str, float] = {}
         cpu: dict[str, float] = {}
         extra: dict[str, Any] = {}
         for arm in order:
-            results, page = run_once(table, browser if arm == "B" else None)
+            results, page = run_once(table, browser if arm == "B" else None, dashboard=arm != "A")
             rates[arm] = float(results["events_per_s"])
             node = results["nodes"]["stdp"]  # the network's own rate: its input over its running time
             stdp[arm] = node["counters"]["events_in"] / node["wall_s"]
@@ -195,11 +201,20 @@ def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
         pair["ratio"] = rates["B"] / rates["A"]
         pair["stdp_ratio"] = stdp["B"] / stdp["A"]
         pair["cpu_ratio"] = cpu["B"] / cpu["A"]
+        if "C" in rates:
+            pair["no_page_ratio"] = rates["C"] / rates["A"]
+            pair["no_page_cpu_ratio"] = cpu["C"] / cpu["A"]
         pairs.append(pair | {"events": events} | extra)
         print(
             f"pair {i + 1} ({pair['order']}): without {rates['A'] / 1e6:.3f} M ev/s, with {rates['B'] / 1e6:.3f} "
             f"M ev/s: {100 * pair['ratio']:.1f} % (stdp node's own rate: {100 * pair['stdp_ratio']:.1f} %; "
-            f"graph CPU per event: {100 * pair['cpu_ratio']:.1f} %)  {extra}",
+            f"graph CPU per event: {100 * pair['cpu_ratio']:.1f} %)  {extra}"
+            + (
+                f"; dashboard without a page: {100 * pair['no_page_ratio']:.1f} % "
+                f"(CPU per event {100 * pair['no_page_cpu_ratio']:.1f} %)"
+                if "C" in rates
+                else ""
+            ),
             flush=True,
         )
     ratios = [float(p["ratio"]) for p in pairs]
@@ -209,7 +224,14 @@ def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
         "ratio_mean": statistics.fmean(ratios),
         "stdp_ratio_median": statistics.median(float(p["stdp_ratio"]) for p in pairs),
         "cpu_ratio_median": statistics.median(float(p["cpu_ratio"]) for p in pairs),
-    }
+    } | (
+        {
+            "no_page_ratio_median": statistics.median(float(p["no_page_ratio"]) for p in pairs),
+            "no_page_cpu_ratio_median": statistics.median(float(p["no_page_cpu_ratio"]) for p in pairs),
+        }
+        if args.no_page_arm
+        else {}
+    )
 
 
 def latency(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
@@ -329,6 +351,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of frames not counted (default 2)")
     ap.add_argument("--transport", default="ipc", help="transport of the latency run (default ipc)")
     ap.add_argument("--recording", default="aedat2/pyaedattools_IMU_rotDisk.aedat", help="the camera's recording")
+    ap.add_argument("--no-page-arm", action="store_true", help="also run the dashboard without a page (C)")
     ap.add_argument("--tap-hwm", type=int, default=0, help="the latency graph's tap_hwm (default: its own)")
     ap.add_argument("--watch-samples", type=int, default=60, help="N-MNIST samples of the watch-cost part")
     ap.add_argument("--watch-rounds", type=int, default=4, help="rounds (plain and watched) of the watch-cost part")
@@ -350,7 +373,13 @@ def main() -> None:
                 f"events/s with the dashboard and a page / without: median {100 * t['ratio_median']:.1f} %, "
                 f"mean {100 * t['ratio_mean']:.1f} % over {len(t['pairs'])} pairs (target >= 97 %); the stdp "
                 f"node's own rate: median {100 * t['stdp_ratio_median']:.1f} %; the graph process's CPU per event: "
-                f"median {100 * t['cpu_ratio_median']:.1f} %",
+                f"median {100 * t['cpu_ratio_median']:.1f} %"
+                + (
+                    f"; the dashboard without a page: median {100 * t['no_page_ratio_median']:.1f} % "
+                    f"(CPU per event {100 * t['no_page_cpu_ratio_median']:.1f} %)"
+                    if "no_page_ratio_median" in t
+                    else ""
+                ),
                 flush=True,
             )
         if "latency" not in args.skip:
