@@ -2,7 +2,9 @@
 
 It runs in a thread of its own with its own event loop, so that drawing frames and talking to browsers
 never runs in the graph's loop, and so that it can outlive the graph (``spikestream demo --dashboard``
-keeps the last state on screen until Ctrl-C). Every ``1/fps`` s it sends each browser the current view; a
+keeps the last state on screen until Ctrl-C). Every ``1/fps`` s it sends each browser the current view
+(what changes at most once a second, rates, kernels and per-layer spikes, once a second, and to a page
+that just connected); a
 browser still busy with the previous one (slow, or gone) skips this one, counted in ``frames_dropped``:
 nothing queues up, nothing waits on it.
 
@@ -19,6 +21,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +81,8 @@ class DashboardServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="dashboard-server", daemon=True)
+        self._slow_at = 0.0  #: when a view last carried what changes at most once a second
+        self._new_page = False  #: a page connected since: the next view carries everything
 
     @property
     def address(self) -> str:
@@ -168,6 +173,7 @@ class DashboardServer:
         can_teach, why_not = self._access(request)
         client = _Client(ws, can_teach, why_not)
         self._clients.add(client)
+        self._new_page = True
         self.state.set_clients(len(self._clients))
         try:
             hello = {
@@ -202,7 +208,11 @@ class DashboardServer:
             await asyncio.sleep(self.period_s)
             if not self._clients:
                 continue
-            payload = json.dumps({"type": "view", **self.state.view()})
+            now = time.monotonic()
+            slow = self._new_page or now - self._slow_at >= 1.0
+            if slow:
+                self._slow_at, self._new_page = now, False
+            payload = json.dumps({"type": "view", **self.state.view(slow=slow)})
             for client in list(self._clients):
                 if client.sending.locked():  # still busy with an earlier frame: skip this one
                     self.state.count_frame(sent=False)

@@ -269,15 +269,17 @@ class DashboardState:
                 "stream_t": self.stream_t,
             }
 
-    def view(self, now: float | None = None) -> dict[str, Any]:
-        """Everything the page draws now: the status, event frames, spikes per map, rates, curves."""
+    def view(self, now: float | None = None, *, slow: bool = True) -> dict[str, Any]:
+        """Everything the page draws now: the status, event frames, spikes per map, rates, curves; with
+        ``slow`` also what changes at most once a second (rates, kernels, spikes per map per layer: the page
+        keeps the last it got), without it a frame costs less to make, send and draw."""
         now = time.monotonic() if now is None else now
         with self._lock:
             batches = {
                 name: (s.width, s.height, list(s.batches), s.newest_t, s.created_ns) for name, s in self.events.items()
             }
             spikes = {name: (s.maps, [c for at, c in s.counts if at >= now - 1.0]) for name, s in self.spikes.items()}
-            rates = {name: list(h) for name, h in self.rates.items()}
+            rates = {name: list(h) for name, h in self.rates.items()} if slow else {}
             d = self.decisions
             decisions = {
                 "recent": list(d.recent),
@@ -287,15 +289,16 @@ class DashboardState:
                 "confusion_of": "test" if d.test[1] else "online",
             }
             commands = list(self.commands)
-            kernels, layers = self.views.kernels(), self.views.layers()
+            kernels, layers = (self.views.kernels(), self.views.layers()) if slow else ({}, {})
         out = self.status()
         out["frames"] = {name: self._cached_frame(name, *b) for name, b in batches.items()}
         out["spikes"] = {name: _per_map(maps, counts) for name, (maps, counts) in spikes.items()}
-        out["rates"] = {name: _rates(h) for name, h in rates.items()}
         out["decisions"] |= decisions
         out["commands"] = commands
-        out["kernels"] = kernels
-        out["layers"] = layers
+        if slow:
+            out["rates"] = {name: _rates(h) for name, h in rates.items()}
+            out["kernels"] = kernels
+            out["layers"] = layers
         return out
 
     def _cached_frame(

@@ -72,7 +72,7 @@ function draw(v) {
     `pages ${v.clients} · frames sent ${fmt(v.frames_sent)}, skipped ${fmt(v.frames_dropped)} · tap losses ${fmt(v.tap_lost)}`;
   drawFrames(v.frames);
   noteLatency(v.frames);
-  drawRates(v.rates);
+  if (v.rates) drawRates(v.rates);  // (rates, kernels, layers: once a second; the page keeps the last)
   drawSpikes(v.spikes);
   drawKernels(v.kernels || {});
   drawLayers(v.layers || {});
