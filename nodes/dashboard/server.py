@@ -123,6 +123,7 @@ class DashboardServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
+        self._connected = asyncio.Event()  # set while a page is connected
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/api/status", self._status)
@@ -174,6 +175,7 @@ class DashboardServer:
         client = _Client(ws, can_teach, why_not)
         self._clients.add(client)
         self._new_page = True
+        self._connected.set()
         self.state.set_clients(len(self._clients))
         try:
             hello = {
@@ -195,6 +197,8 @@ class DashboardServer:
         finally:
             self._clients.discard(client)
             self.state.set_clients(len(self._clients))
+            if not self._clients:
+                self._connected.clear()
         return ws
 
     def _command(self, client: _Client, text: str) -> dict[str, Any]:
@@ -205,6 +209,9 @@ class DashboardServer:
     # -- frames ------------------------------------------------------------------------------------------
     async def _broadcast(self) -> None:
         while True:
+            # with no page, sleep until one connects: a thread that wakes 10 times a second takes the GIL
+            # from the graph's thread each time, and on a loaded machine each hand-over can cost a time slice
+            await self._connected.wait()
             await asyncio.sleep(self.period_s)
             if not self._clients:
                 continue
