@@ -140,6 +140,30 @@ def test_a_page_without_the_token_is_read_only_and_told_why() -> None:
     assert len(asyncio.run(node.background_ready())) == 1
 
 
+def test_a_page_gets_its_next_frame_only_once_it_has_drawn_the_last() -> None:
+    """Frames never queue up in the socket of a page that draws slowly: those it misses are counted."""
+    node = dashboard(fps=20.0)
+    got: list[str] = []
+
+    async def main() -> None:
+        await node.start()
+        try:
+            async with aiohttp.ClientSession() as session, session.ws_connect(node.server.address + "ws") as ws:
+                got.append((await ws.receive_json())["type"])  # hello
+                got.append((await ws.receive_json())["type"])  # the first frame
+                with pytest.raises(asyncio.TimeoutError):  # not drawn yet: nothing more comes
+                    await ws.receive_json(timeout=0.5)
+                await ws.send_str("drawn")
+                got.append((await ws.receive_json(timeout=5))["type"])
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+    assert got == ["hello", "view", "view"]
+    assert node.state.frames_dropped >= 5  # ~10 frames came due while the page had not drawn
+    assert node.refused == 0  # "drawn" is not a command
+
+
 def test_a_dashboard_served_beyond_loopback_gets_a_token() -> None:
     graph_ = parse_graph(demo_config(5, 5, []), "demo")
     attached = attach_dashboard(graph_, "0.0.0.0:8123")

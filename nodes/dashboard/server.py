@@ -5,8 +5,8 @@ never runs in the graph's loop, and so that it can outlive the graph (``spikestr
 keeps the last state on screen until Ctrl-C). Every ``1/fps`` s it sends each browser the current view
 (what changes at most once a second, rates, kernels and per-layer spikes, once a second, and to a page
 that just connected); a
-browser still busy with the previous one (slow, or gone) skips this one, counted in ``frames_dropped``:
-nothing queues up, nothing waits on it.
+browser still busy with the previous one (still sending it, or still drawing it: a page says when it has
+drawn a frame) skips this one, counted in ``frames_dropped``: nothing queues up, nothing waits on it.
 
 Commands come back over the same WebSocket as JSON text (``nodes.mqtt.commands``) and are handed to
 ``submit``, which validates them with the one command implementation. A server with a ``token`` takes
@@ -36,6 +36,9 @@ from .state import DashboardState
 STATIC = Path(__file__).resolve().parent / "static"
 #: Longest command a page may send (bytes); commands are a few dozen.
 MAX_COMMAND_BYTES = 4096
+#: What a page sends when it has drawn a frame: the next goes only then, so that frames never queue up in
+#: the socket of a page that draws slowly (they were seconds late at 1 M events/s on a loaded machine).
+DRAWN = "drawn"
 
 
 class DashboardError(SpikestreamError):
@@ -44,12 +47,14 @@ class DashboardError(SpikestreamError):
 
 @dataclass(eq=False)
 class _Client:
-    """One connected page: its socket, whether it may teach (and why not), and a lock held while sending."""
+    """One connected page: its socket, whether it may teach (and why not), a lock held while sending, and
+    whether it still draws the last frame sent (it says ``DRAWN`` when done)."""
 
     ws: web.WebSocketResponse
     can_teach: bool
     why_not: str
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    drawing: bool = False
 
 
 class DashboardServer:
@@ -191,6 +196,9 @@ class DashboardServer:
             async for m in ws:
                 if m.type != WSMsgType.TEXT:
                     continue
+                if m.data == DRAWN:
+                    client.drawing = False
+                    continue
                 reply = self._command(client, m.data)
                 async with client.sending:
                     await ws.send_json({"type": "reply", **reply})
@@ -221,7 +229,7 @@ class DashboardServer:
                 self._slow_at, self._new_page = now, False
             payload = json.dumps({"type": "view", **self.state.view(slow=slow)})
             for client in list(self._clients):
-                if client.sending.locked():  # still busy with an earlier frame: skip this one
+                if client.sending.locked() or client.drawing:  # still busy with an earlier frame: skip this one
                     self.state.count_frame(sent=False)
                     continue
                 task = asyncio.ensure_future(self._send(client, payload))
@@ -229,6 +237,7 @@ class DashboardServer:
                 task.add_done_callback(self._tasks.discard)
 
     async def _send(self, client: _Client, payload: str) -> None:
+        client.drawing = True
         async with client.sending:
             try:
                 await client.ws.send_str(payload)

@@ -20,7 +20,10 @@ function connect() {
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "hello") hello(m);
-    else if (m.type === "view") draw(m);
+    else if (m.type === "view") {
+      // the server sends the next frame once this one is drawn: frames never queue up behind a slow page
+      try { draw(m); } finally { if (ws.readyState === WebSocket.OPEN) ws.send("drawn"); }
+    }
     else if (m.type === "reply") showReply(m);
   };
   ws.onclose = () => {
