@@ -295,7 +295,7 @@ class Live:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.results = folder / "r.json"
-        cfg = write_graph(folder / "live.toml", learning_graph(folder, 22.0))
+        cfg = write_graph(folder / "live.toml", learning_graph(folder, 25.0))
         self.logs = folder / "cli"
         self.proc = run_cli(
             "run", str(cfg), "--dashboard", str(self.port), "--results", str(self.results), "-q", logs=self.logs
@@ -400,6 +400,22 @@ def test_a_label_clicked_on_the_page_reaches_the_classifier_and_a_refused_one_sa
     page.close()
 
 
+@pytest.mark.browser
+@pytest.mark.timeout(60)
+def test_counters_and_prediction_change_while_it_runs_and_a_second_page_sees_the_same(browser: Any, live: Live) -> None:
+    page = live.watcher
+    first = poll("the camera's counters", lambda: counter(page, "cam", "events_out"), proc=live.proc)
+    poll("the counters to change", lambda: (counter(page, "cam", "events_out") or 0) > first, proc=live.proc)
+    poll("a prediction", lambda: page.inner_text("#prediction") not in ("", "–"), proc=live.proc)
+    second = open_page(browser, live.url)
+    poll("the second page's table", lambda: second.query_selector('tr[data-node="classifier"]'), proc=live.proc)
+    rows = "tr[data-node]"
+    same = lambda: sorted(e.get_attribute("data-node") for e in page.query_selector_all(rows))  # noqa: E731
+    assert same() == sorted(e.get_attribute("data-node") for e in second.query_selector_all(rows))
+    assert set(same()) == {"cam", "encoder", "stdp", "classifier", "evaluate"}
+    second.close()
+
+
 def kernel_pixels(page: Any) -> int:
     """Pixels of the stdp node's kernel grid that are neither the background nor the gaps between tiles."""
     return int(
@@ -433,22 +449,6 @@ def test_the_features_panel_draws_the_first_layers_kernels_and_which_maps_fire_p
     poll("maps firing in the first layer", lambda: int(firing(0) or 0) > 0, timeout_s=15, proc=live.proc)
     assert page.query_selector('canvas.layer-spikes[data-stream="stdp/2"]') is not None  # the fc layer too
     assert page.query_selector('canvas.layer-spikes[data-stream="stdp/1"]') is None  # a pool has no maps
-
-
-@pytest.mark.browser
-@pytest.mark.timeout(60)
-def test_counters_and_prediction_change_while_it_runs_and_a_second_page_sees_the_same(browser: Any, live: Live) -> None:
-    page = live.watcher
-    first = poll("the camera's counters", lambda: counter(page, "cam", "events_out"), proc=live.proc)
-    poll("the counters to change", lambda: (counter(page, "cam", "events_out") or 0) > first, proc=live.proc)
-    poll("a prediction", lambda: page.inner_text("#prediction") not in ("", "–"), proc=live.proc)
-    second = open_page(browser, live.url)
-    poll("the second page's table", lambda: second.query_selector('tr[data-node="classifier"]'), proc=live.proc)
-    rows = "tr[data-node]"
-    same = lambda: sorted(e.get_attribute("data-node") for e in page.query_selector_all(rows))  # noqa: E731
-    assert same() == sorted(e.get_attribute("data-node") for e in second.query_selector_all(rows))
-    assert set(same()) == {"cam", "encoder", "stdp", "classifier", "evaluate"}
-    second.close()
 
 
 @pytest.mark.browser
