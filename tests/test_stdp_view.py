@@ -3,12 +3,14 @@ for and changing no result, and the first layer's kernels as 8-bit images."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import numpy as np
 import pytest
 
 from nodes.stdp import ConvParams, FcParams, Network, PoolParams, network
+from nodes.stdp.node import StdpNode
 from nodes.stdp.view import kernels_image, network_view
 from pipeline.events import SPIKE_DTYPE
 
@@ -82,3 +84,30 @@ def test_the_view_shows_learning_layers_and_the_first_kernels_only_when_full() -
 def test_kernel_images_clip_to_the_weight_range() -> None:
     image = kernels_image(np.array([-0.5, 0.0, 0.5, 1.0, 2.0]).reshape(1, 1, 1, 5))
     assert list(base64.b64decode(image["pixels"])) == [0, 0, 128, 255, 255]
+
+
+@pytest.mark.parametrize("fold", [2, 256])
+def test_a_node_in_threads_shows_the_spikes_per_map_and_learning_of_a_node_in_one(
+    fold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layers run in worker threads (threads = 2) count into the same totals, read once drained."""
+    from test_stdp_threads import feed, make_node, stream_messages
+
+    monkeypatch.setattr(network, "MAP_FOLD", fold)
+    views = []
+    for threads in (1, 2):
+        node = make_node(threads)
+        assert node.watch(full=False)["layers"][0]["spikes"] == [0, 0, 0, 0]  # counting starts here
+
+        async def run(node: StdpNode = node) -> None:
+            await feed(node, stream_messages(4))
+            await node.flush()
+            await node.stop()
+
+        asyncio.run(run())
+        views.append(node.watch(full=True))
+    one, two = views
+    assert one == two
+    assert one["learning"] is True  # (switched off and on again mid-stream)
+    assert sum(one["layers"][0]["spikes"]) > 0
+    assert one["kernels"]["maps"] == 4
