@@ -122,6 +122,14 @@ class Node:
     def restore(self, state: dict[str, np.ndarray]) -> None:
         """Load a snapshot; raise ``CheckpointError`` if it does not fit the configuration."""
 
+    def watch(self, *, full: bool) -> dict[str, Any]:  # noqa: ARG002 - a hook: the default shows nothing
+        """What a viewer of the graph (a dashboard) sees of the node's state besides its counters, as plain
+        JSON values: ``learning`` on or off, say. Called only while the node is tapped, once a second
+        between messages (``pipeline.metrics``): keep it cheap, and start any bookkeeping it needs on the
+        first call, so that an untapped node pays nothing. ``full``: add the bulky part (learned weights as
+        images), asked every few seconds only."""
+        return {}
+
     def results(self) -> dict[str, Any]:
         """Figures for the results file (merged at its top level), e.g. accuracies. A ``warnings`` list of
         strings stays with the node and is printed with the run's summary (say, data that was lost)."""
@@ -206,6 +214,8 @@ class Counters:
     checkpoints: int = 0
     #: how long the last checkpoint took (snapshot and write), ms
     checkpoint_ms: float = 0.0
+    #: when the last checkpoint was written, in Unix seconds (0: none yet)
+    checkpoint_at: float = 0.0
     #: checkpoints that could not be written (a full disk, a read-only folder); each is retried
     checkpoint_failures: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)

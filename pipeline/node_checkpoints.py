@@ -163,6 +163,7 @@ class NodeCheckpoints:
             self._failing = 0
         self.counters.checkpoints += 1
         self.counters.checkpoint_ms = round((time.perf_counter() - started) * 1000, 2)
+        self.counters.checkpoint_at = round(time.time(), 3)
         self._last = time.monotonic()
 
     def _failed(self, exc: CheckpointError, *, final: bool) -> None:

@@ -28,7 +28,7 @@ from .errors import CheckpointError, SpikestreamError
 from .lifecycle import CONNECT_WAIT_S, stop_grace_s
 from .links import NodeLinks
 from .message import CHECKPOINT, CONTROL, EOS, EVENTS, METRICS, SPIKES, Message, control_message
-from .metrics import METRICS_EVERY_S, counters_message, is_final, metrics_stream
+from .metrics import MetricsPublisher, is_final
 from .node import Counters, Source
 from .node_checkpoints import NodeCheckpoints
 from .progress import log_counters
@@ -88,10 +88,16 @@ class NodeRunner:
         #: a side branch (fed by taps only, e.g. a dashboard): the nodes it sends to do not wait for its
         #: end-of-stream, and it ends once every node it taps has ended
         self.side_branch = graph.fed_by_taps_only(self.name)
-        self._metrics_seq = 0
         self._max_age_ns = int(spec.max_age_ms * 1e6)
         self._shedder = LagShedder(self.name, max(1, round(spec.max_age_ms * 1000)), self.node.log)
         self.links = NodeLinks(ctx, graph, self.name, endpoints, built.curve, self.counters, watch_peers=watch_peers)
+        self._metrics = MetricsPublisher(
+            self.name,
+            self.type,
+            self.node,
+            lambda: self.counters.as_dict() | {"errors": self.errors},
+            self.links.outlet.publish,
+        )
 
     async def __aenter__(self) -> NodeRunner:
         return self
@@ -132,7 +138,7 @@ class NodeRunner:
             )
         )
         tapped = self.graph.tapped(self.name)
-        publisher = asyncio.ensure_future(self._publish_counters()) if tapped else None
+        publisher = asyncio.ensure_future(self._metrics.run()) if tapped else None
         try:
             try:
                 self.checkpoints.restore()
@@ -177,7 +183,7 @@ class NodeRunner:
         report = self.report(wall, cpu)
         if tapped:  # the counters of the report, for whoever watches the tap
             with contextlib.suppress(Exception):
-                await self._publish_metrics(report["counters"], final=True)
+                await self._metrics.send(report["counters"], final=True)
         return report
 
     def report(self, wall_s: float, cpu_s: float = 0.0) -> dict[str, Any]:
@@ -203,17 +209,6 @@ class NodeRunner:
         }
 
     # -- sending and errors ----------------------------------------------------------------------------
-    async def _publish_metrics(self, counters: dict[str, Any], *, final: bool = False) -> None:
-        msg = counters_message(self.name, self.type, counters, final=final)
-        await self.links.outlet.publish(msg.stamped(metrics_stream(self.name), self._metrics_seq))
-        self._metrics_seq += 1
-
-    async def _publish_counters(self) -> None:
-        """Publish the node's counters on its tap every ``METRICS_EVERY_S`` until cancelled."""
-        while True:
-            await asyncio.sleep(METRICS_EVERY_S)
-            await self._publish_metrics(self.counters.as_dict() | {"errors": self.errors})
-
     async def _send(self, msgs: Iterable[Message], created_ns: int = 0) -> None:
         for msg in msgs:
             await self.links.outlet.send(msg.stamped(self.name, self._seq, created_ns))

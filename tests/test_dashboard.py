@@ -22,6 +22,7 @@ from graphs import conv, encoder, fc, free_port, graph, pool, stdp, write_graph
 
 from nodes.dashboard.attach import attach_dashboard, dashboard_url, parse_address
 from nodes.dashboard.node import DashboardNode, DashboardParams
+from nodes.dashboard.state import DashboardState
 from nodes.demo import demo_config
 from pipeline.checkpoint import cut_members
 from pipeline.config import parse_graph
@@ -78,6 +79,36 @@ def test_the_status_endpoint_shows_every_node_its_counters_and_the_current_predi
     assert status["stream_t"] == 20  # where a label taught now would start
 
 
+def test_node_views_give_learning_kernels_spikes_per_map_per_second_and_how_old_counters_are() -> None:
+    """What a node shows (``Node.watch``) rides its metrics messages; counters carry their age, so a busy tap
+    that delivers them late shows it, and a node once behind stays marked."""
+    state = DashboardState(classes=4, window_ms=50)
+    wall = time.time_ns()
+
+    def metrics(seq: int, at_ns: int, spikes: list[int], *, shed: int = 0, **view: Any) -> None:
+        counters = Counters(events_in=100 * seq, shed=shed).as_dict() | {"errors": 0}
+        msg = counters_message(
+            "stdp", "stdp", counters, view={"layers": [{"layer": 0, "kind": "conv", "spikes": spikes}]} | view
+        )
+        msg.body["wall_ns"] = at_ns  # type: ignore[index]
+        state.update(msg.stamped(metrics_stream("stdp"), seq))
+
+    kernels = {"maps": 2, "channels": 2, "height": 1, "width": 1, "pixels": "AP8A/w=="}
+    metrics(0, wall - 7_000_000_000, [0, 10, 0], learning=True, kernels=kernels, shed=5)
+    metrics(1, wall - 5_000_000_000, [0, 30, 4], learning=False)
+    view = state.view()
+    stdp_ = view["nodes"]["stdp"]
+    assert stdp_["learning"] is False
+    assert stdp_["age_s"] >= 5.0  # read 5 s ago: the page says how old
+    assert stdp_["behind"] is False  # (shed is only read once: its counter here went back to 0)
+    assert stdp_["fell_behind_at"] == pytest.approx((wall - 7_000_000_000) / 1e9, abs=1e-3)  # still marked
+    assert view["layers"]["stdp"] == [
+        {"layer": 0, "kind": "conv", "maps": 3, "per_s": [0.0, 10.0, 2.0], "firing": 2}  # 2 s between readings
+    ]
+    assert view["kernels"]["stdp"]["maps"] == 2
+    assert view["kernels"]["stdp"]["age_s"] >= 7.0
+
+
 def test_a_page_without_the_token_is_read_only_and_told_why() -> None:
     node = dashboard(host="127.0.0.1", token="s3cret")
     replies: dict[str, list[dict[str, Any]]] = {}
@@ -109,6 +140,30 @@ def test_a_page_without_the_token_is_read_only_and_told_why() -> None:
     assert len(asyncio.run(node.background_ready())) == 1
 
 
+def test_a_page_gets_its_next_frame_only_once_it_has_drawn_the_last() -> None:
+    """Frames never queue up in the socket of a page that draws slowly: those it misses are counted."""
+    node = dashboard(fps=20.0)
+    got: list[str] = []
+
+    async def main() -> None:
+        await node.start()
+        try:
+            async with aiohttp.ClientSession() as session, session.ws_connect(node.server.address + "ws") as ws:
+                got.append((await ws.receive_json())["type"])  # hello
+                got.append((await ws.receive_json())["type"])  # the first frame
+                with pytest.raises(asyncio.TimeoutError):  # not drawn yet: nothing more comes
+                    await ws.receive_json(timeout=0.5)
+                await ws.send_str("drawn")
+                got.append((await ws.receive_json(timeout=5))["type"])
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+    assert got == ["hello", "view", "view"]
+    assert node.state.frames_dropped >= 5  # ~10 frames came due while the page had not drawn
+    assert node.refused == 0  # "drawn" is not a command
+
+
 def test_a_dashboard_served_beyond_loopback_gets_a_token() -> None:
     graph_ = parse_graph(demo_config(5, 5, []), "demo")
     attached = attach_dashboard(graph_, "0.0.0.0:8123")
@@ -130,6 +185,7 @@ def test_attaching_taps_every_node_and_links_the_page_to_the_first_stdp_node() -
     assert attached.downstream("dashboard") == ["stdp"]
     assert attached.fed_by_taps_only("dashboard")
     assert attached.links[: len(demo.links)] == demo.links  # the graph's own links are untouched
+    assert attached.tap_hwm == 16 < demo.tap_hwm  # a viewer wants the newest: short tap queues
     # the page's commands carry no checkpoint markers: the graph keeps its consistent cuts
     assert cut_members(attached) == cut_members(demo) is not None
 
@@ -239,7 +295,7 @@ class Live:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.results = folder / "r.json"
-        cfg = write_graph(folder / "live.toml", learning_graph(folder, 22.0))
+        cfg = write_graph(folder / "live.toml", learning_graph(folder, 25.0))
         self.logs = folder / "cli"
         self.proc = run_cli(
             "run", str(cfg), "--dashboard", str(self.port), "--results", str(self.results), "-q", logs=self.logs
@@ -335,9 +391,12 @@ def test_a_label_clicked_on_the_page_reaches_the_classifier_and_a_refused_one_sa
     page.evaluate("send({cmd: 'label', label: 9})")  # what a button never sends: refused, with the reason
     poll("the refusal", lambda: page.inner_text("#reply").startswith("refused"), proc=live.proc)
     assert page.inner_text("#reply") == "refused: label 9 out of range -1..3"
-    for button, said in (("freeze", "freeze (features)"), ("unfreeze", "unfreeze (features)")):
+    learning = lambda: page.inner_text('tr[data-node="stdp"] td[data-counter="learning"]')  # noqa: E731
+    poll("the stdp node learning", lambda: learning() == "on", proc=live.proc)
+    for button, said, flag in (("freeze", "freeze (features)", "off"), ("unfreeze", "unfreeze (features)", "on")):
         page.click(f'button[data-cmd="{button}"][data-scope="features"]')
         poll(button, lambda said=said: page.inner_text("#reply") == f"accepted: {said}", proc=live.proc)
+        poll(f"learning {flag} in the graph panel", lambda flag=flag: learning() == flag, proc=live.proc)
     page.close()
 
 
@@ -355,6 +414,41 @@ def test_counters_and_prediction_change_while_it_runs_and_a_second_page_sees_the
     assert same() == sorted(e.get_attribute("data-node") for e in second.query_selector_all(rows))
     assert set(same()) == {"cam", "encoder", "stdp", "classifier", "evaluate"}
     second.close()
+
+
+def kernel_pixels(page: Any) -> int:
+    """Pixels of the stdp node's kernel grid that are neither the background nor the gaps between tiles."""
+    return int(
+        page.evaluate(
+            """() => {
+                const c = document.querySelector('canvas.kernels[data-stream="stdp"]');
+                if (!c || !c.width) return 0;
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 0; i < d.length; i += 4) {
+                    const bg = d[i] === 17 && d[i + 1] === 17 && d[i + 2] === 17;
+                    const gap = d[i] === 40 && d[i + 1] === 44 && d[i + 2] === 52;
+                    if (!bg && !gap) n++;
+                }
+                return n;
+            }"""
+        )
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(60)
+def test_the_features_panel_draws_the_first_layers_kernels_and_which_maps_fire_per_layer(
+    browser: Any, live: Live
+) -> None:
+    page = live.watcher
+    assert poll("the kernel grid", lambda: kernel_pixels(page), timeout_s=15, proc=live.proc) > 0
+    title = page.inner_text('canvas.kernels[data-stream="stdp"] >> xpath=preceding-sibling::div')
+    assert title.startswith("stdp: 4 maps of 2×5×5")
+    firing = lambda layer: page.get_attribute(f'canvas.layer-spikes[data-stream="stdp/{layer}"]', "data-firing")  # noqa: E731
+    poll("maps firing in the first layer", lambda: int(firing(0) or 0) > 0, timeout_s=15, proc=live.proc)
+    assert page.query_selector('canvas.layer-spikes[data-stream="stdp/2"]') is not None  # the fc layer too
+    assert page.query_selector('canvas.layer-spikes[data-stream="stdp/1"]') is None  # a pool has no maps
 
 
 @pytest.mark.browser

@@ -167,6 +167,10 @@ class ClassifierNode(Node):
             raise CheckpointError(str(exc)) from None
 
     @override
+    def watch(self, *, full: bool) -> dict[str, Any]:
+        return {"learning": bool(self.clf.learning)}
+
+    @override
     def results(self) -> dict[str, Any]:
         per_class = {str(k): int(n) for k, n in enumerate(self._decided[1:].tolist()) if n}
         return {

@@ -18,6 +18,8 @@ from pipeline.errors import ConfigError
 from .node import is_loopback
 
 DEFAULT_ADDRESS = "127.0.0.1:8050"
+#: Messages a tap may queue (each end) in a graph with an attached dashboard.
+DASHBOARD_TAP_HWM = 16
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -65,6 +67,7 @@ def attach_dashboard(graph: GraphConfig, address: str = DEFAULT_ADDRESS, **param
         nodes={**graph.nodes, name: spec},
         taps=(*graph.taps, *((n, name) for n in graph.nodes)),
         links=(*graph.links, (name, target)) if target else graph.links,
+        tap_hwm=min(graph.tap_hwm, DASHBOARD_TAP_HWM),
     )
 
 

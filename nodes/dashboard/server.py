@@ -2,9 +2,11 @@
 
 It runs in a thread of its own with its own event loop, so that drawing frames and talking to browsers
 never runs in the graph's loop, and so that it can outlive the graph (``spikestream demo --dashboard``
-keeps the last state on screen until Ctrl-C). Every ``1/fps`` s it sends each browser the current view; a
-browser still busy with the previous one (slow, or gone) skips this one, counted in ``frames_dropped``:
-nothing queues up, nothing waits on it.
+keeps the last state on screen until Ctrl-C). Every ``1/fps`` s it sends each browser the current view
+(what changes at most once a second, rates, kernels and per-layer spikes, once a second, and to a page
+that just connected); a
+browser still busy with the previous one (still sending it, or still drawing it: a page says when it has
+drawn a frame) skips this one, counted in ``frames_dropped``: nothing queues up, nothing waits on it.
 
 Commands come back over the same WebSocket as JSON text (``nodes.mqtt.commands``) and are handed to
 ``submit``, which validates them with the one command implementation. A server with a ``token`` takes
@@ -19,6 +21,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,9 @@ from .state import DashboardState
 STATIC = Path(__file__).resolve().parent / "static"
 #: Longest command a page may send (bytes); commands are a few dozen.
 MAX_COMMAND_BYTES = 4096
+#: What a page sends when it has drawn a frame: the next goes only then, so that frames never queue up in
+#: the socket of a page that draws slowly (they were seconds late at 1 M events/s on a loaded machine).
+DRAWN = "drawn"
 
 
 class DashboardError(SpikestreamError):
@@ -41,12 +47,14 @@ class DashboardError(SpikestreamError):
 
 @dataclass(eq=False)
 class _Client:
-    """One connected page: its socket, whether it may teach (and why not), and a lock held while sending."""
+    """One connected page: its socket, whether it may teach (and why not), a lock held while sending, and
+    whether it still draws the last frame sent (it says ``DRAWN`` when done)."""
 
     ws: web.WebSocketResponse
     can_teach: bool
     why_not: str
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    drawing: bool = False
 
 
 class DashboardServer:
@@ -78,6 +86,8 @@ class DashboardServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="dashboard-server", daemon=True)
+        self._slow_at = 0.0  #: when a view last carried what changes at most once a second
+        self._new_page = False  #: a page connected since: the next view carries everything
 
     @property
     def address(self) -> str:
@@ -118,6 +128,7 @@ class DashboardServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
+        self._connected = asyncio.Event()  # set while a page is connected
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/api/status", self._status)
@@ -168,6 +179,8 @@ class DashboardServer:
         can_teach, why_not = self._access(request)
         client = _Client(ws, can_teach, why_not)
         self._clients.add(client)
+        self._new_page = True
+        self._connected.set()
         self.state.set_clients(len(self._clients))
         try:
             hello = {
@@ -183,12 +196,17 @@ class DashboardServer:
             async for m in ws:
                 if m.type != WSMsgType.TEXT:
                     continue
+                if m.data == DRAWN:
+                    client.drawing = False
+                    continue
                 reply = self._command(client, m.data)
                 async with client.sending:
                     await ws.send_json({"type": "reply", **reply})
         finally:
             self._clients.discard(client)
             self.state.set_clients(len(self._clients))
+            if not self._clients:
+                self._connected.clear()
         return ws
 
     def _command(self, client: _Client, text: str) -> dict[str, Any]:
@@ -199,12 +217,19 @@ class DashboardServer:
     # -- frames ------------------------------------------------------------------------------------------
     async def _broadcast(self) -> None:
         while True:
+            # with no page, sleep until one connects: a thread that wakes 10 times a second takes the GIL
+            # from the graph's thread each time, and on a loaded machine each hand-over can cost a time slice
+            await self._connected.wait()
             await asyncio.sleep(self.period_s)
             if not self._clients:
                 continue
-            payload = json.dumps({"type": "view", **self.state.view()})
+            now = time.monotonic()
+            slow = self._new_page or now - self._slow_at >= 1.0
+            if slow:
+                self._slow_at, self._new_page = now, False
+            payload = json.dumps({"type": "view", **self.state.view(slow=slow)})
             for client in list(self._clients):
-                if client.sending.locked():  # still busy with an earlier frame: skip this one
+                if client.sending.locked() or client.drawing:  # still busy with an earlier frame: skip this one
                     self.state.count_frame(sent=False)
                     continue
                 task = asyncio.ensure_future(self._send(client, payload))
@@ -212,6 +237,7 @@ class DashboardServer:
                 task.add_done_callback(self._tasks.discard)
 
     async def _send(self, client: _Client, payload: str) -> None:
+        client.drawing = True
         async with client.sending:
             try:
                 await client.ws.send_str(payload)

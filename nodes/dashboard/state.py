@@ -24,6 +24,8 @@ import numpy as np
 
 from pipeline.message import EVENTS, LABELS, METRICS, PREDICTIONS, SPIKES, Message
 
+from .views import NodeViews
+
 #: Largest side of an event frame sent to the page; bigger sensors are shown binned by a whole factor.
 MAX_FRAME_SIDE = 346
 #: Most events drawn in one frame (the newest); a frame of a busy sensor is dense long before that.
@@ -32,6 +34,10 @@ MAX_FRAME_EVENTS = 200_000
 RATE_HISTORY_S = 300
 #: Decisions listed as "recent".
 RECENT_DECISIONS = 12
+#: Most points of an accuracy curve sent to the page (the newest always among them).
+CURVE_POINTS = 400
+#: Input older than this (latency p50, ms) marks a node as behind.
+BEHIND_MS = 1000.0
 
 
 @dataclass
@@ -42,6 +48,7 @@ class EventStream:
     height: int
     batches: deque[np.ndarray] = field(default_factory=deque)
     newest_t: int = 0
+    created_ns: int = 0  #: when the newest batch was made (its message's ``created_ns``): frame latency
 
 
 @dataclass
@@ -104,6 +111,7 @@ class DashboardState:
         self.spikes: dict[str, SpikeStream] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.rates: dict[str, deque[tuple[float, float]]] = {}
+        self.views = NodeViews()  #: what nodes show of their state: learning, kernels, spikes per map
         self.decisions = Decisions(classes)
         self.prediction: dict[str, Any] | None = None
         self.predictions_seen = 0
@@ -116,6 +124,7 @@ class DashboardState:
         self.frames_sent = 0
         self.frames_dropped = 0  #: frames a slow browser did not take in time (skipped, never queued)
         self.clients = 0
+        self._frames: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # the last frame per stream
 
     # -- updates from the graph (its event loop) ---------------------------------------------------------
     def update(self, msg: Message, now: float | None = None) -> None:
@@ -147,7 +156,22 @@ class DashboardState:
     def _metrics(self, body: dict[str, Any], now: float) -> None:
         name = str(body.get("node", "?"))
         counters = body.get("counters") or {}
-        self.nodes[name] = {"type": body.get("type"), "counters": counters, "final": bool(body.get("final"))}
+        before = self.nodes.get(name, {})
+        view = body.get("view") or {}
+        lat = counters.get("latency") or {}
+        behind = bool(counters.get("shed")) or float(lat.get("p50_ms") or 0) > BEHIND_MS
+        wall_ns = int(body.get("wall_ns") or time.time_ns())
+        self.nodes[name] = {
+            "type": body.get("type"),
+            "counters": counters,
+            "final": bool(body.get("final")),
+            "wall_ns": wall_ns,  #: when the node read these counters (its clock): their age on the page
+            "learning": view.get("learning", before.get("learning")),
+            "behind": behind,
+            # once behind, a node stays marked (with when it was first seen so), even after it caught up
+            "fell_behind_at": before.get("fell_behind_at") or (round(wall_ns / 1e9, 3) if behind else None),
+        }
+        self.views.update(name, view, wall_ns)
         history = self.rates.setdefault(name, deque())
         moved = float(counters.get("events_out") or counters.get("events_in") or 0)
         history.append((now, moved))
@@ -163,6 +187,7 @@ class DashboardState:
         if stream is None or (stream.width, stream.height) != (width, height):
             stream = self.events[msg.stream] = EventStream(width, height)
         stream.batches.append(data)
+        stream.created_ns = msg.created_ns or stream.created_ns
         stream.newest_t = max(stream.newest_t, int(data["t"][-1]))
         self.stream_t = max(self.stream_t, stream.newest_t)
         oldest = stream.newest_t - self.window_us
@@ -225,11 +250,12 @@ class DashboardState:
         """The JSON status: every node's counters, the current prediction and the accuracies."""
         with self._lock:
             d = self.decisions
+            wall = time.time_ns()
             return {
                 "ended": self.ended,
                 "classes": self.classes,
                 "class_names": list(self.class_names),
-                "nodes": {n: dict(v) for n, v in self.nodes.items()},
+                "nodes": {n: v | {"age_s": round((wall - v["wall_ns"]) / 1e9, 2)} for n, v in self.nodes.items()},
                 "prediction": self.prediction,
                 "predictions_seen": self.predictions_seen,
                 "predictions_from": self.predictions_from,
@@ -243,31 +269,53 @@ class DashboardState:
                 "stream_t": self.stream_t,
             }
 
-    def view(self, now: float | None = None) -> dict[str, Any]:
-        """Everything the page draws now: the status, event frames, spikes per map, rates, curves."""
+    def view(self, now: float | None = None, *, slow: bool = True) -> dict[str, Any]:
+        """Everything the page draws now: the status, event frames, spikes per map, rates, curves; with
+        ``slow`` also what changes at most once a second (rates, kernels, spikes per map per layer: the page
+        keeps the last it got), without it a frame costs less to make, send and draw."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            batches = {name: (s.width, s.height, list(s.batches), s.newest_t) for name, s in self.events.items()}
+            batches = {
+                name: (s.width, s.height, list(s.batches), s.newest_t, s.created_ns) for name, s in self.events.items()
+            }
             spikes = {name: (s.maps, [c for at, c in s.counts if at >= now - 1.0]) for name, s in self.spikes.items()}
-            rates = {name: list(h) for name, h in self.rates.items()}
+            rates = {name: list(h) for name, h in self.rates.items()} if slow else {}
             d = self.decisions
             decisions = {
                 "recent": list(d.recent),
-                "online_curve": list(d.online_curve),
-                "test_curve": list(d.test_curve),
+                "online_curve": _thin(d.online_curve),
+                "test_curve": _thin(d.test_curve),
                 "confusion": (d.test_confusion if d.test[1] else d.online_confusion).tolist(),
                 "confusion_of": "test" if d.test[1] else "online",
             }
             commands = list(self.commands)
+            kernels, layers = (self.views.kernels(), self.views.layers()) if slow else ({}, {})
         out = self.status()
-        out["frames"] = {name: self._frame(*b) for name, b in batches.items()}
+        out["frames"] = {name: self._cached_frame(name, *b) for name, b in batches.items()}
         out["spikes"] = {name: _per_map(maps, counts) for name, (maps, counts) in spikes.items()}
-        out["rates"] = {name: _rates(h) for name, h in rates.items()}
         out["decisions"] |= decisions
         out["commands"] = commands
+        if slow:
+            out["rates"] = {name: _rates(h) for name, h in rates.items()}
+            out["kernels"] = kernels
+            out["layers"] = layers
         return out
 
-    def _frame(self, width: int, height: int, batches: list[np.ndarray], newest_t: int) -> dict[str, Any]:
+    def _cached_frame(
+        self, name: str, width: int, height: int, batches: list[np.ndarray], newest_t: int, created_ns: int
+    ) -> dict[str, Any]:
+        """``_frame``, made again only when new events came (a paused stream costs nothing per frame)."""
+        key = (newest_t, len(batches), id(batches[-1]) if batches else 0)
+        cached = self._frames.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        frame = self._frame(width, height, batches, newest_t, created_ns)
+        self._frames[name] = (key, frame)
+        return frame
+
+    def _frame(
+        self, width: int, height: int, batches: list[np.ndarray], newest_t: int, created_ns: int
+    ) -> dict[str, Any]:
         """ON minus OFF events per pixel over the last window, as base64 int8, binned to fit the page."""
         scale = max(1, math.ceil(max(width, height) / MAX_FRAME_SIDE))
         w, h = -(-width // scale), -(-height // scale)
@@ -286,7 +334,16 @@ class DashboardState:
             "sensor": [width, height],
             "scale": scale,
             "pixels": base64.b64encode(pixels.tobytes()).decode("ascii"),
+            "created_ms": created_ns / 1e6,  # when its newest events were sent: the page's frame latency
         }
+
+
+def _thin(curve: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """At most ``CURVE_POINTS`` points of ``curve``, evenly spread, its last one included."""
+    step = -(-len(curve) // CURVE_POINTS)
+    if step <= 1:
+        return list(curve)
+    return [*curve[:-1:step], curve[-1]]
 
 
 def _per_map(maps: int, counts: list[np.ndarray]) -> list[int]:

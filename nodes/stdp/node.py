@@ -33,6 +33,7 @@ from .layers import LayerParams, output_shape
 from .network import Network
 from .pipelined import PipelinedNetwork, group_bounds
 from .split import default_split
+from .view import network_view
 
 ROLE = "features"
 
@@ -318,6 +319,10 @@ class StdpNode(Node):
             self._set_learning(bool(learning))
         if dropped is not None:
             self._dropped = int(dropped)
+
+    @override
+    def watch(self, *, full: bool) -> dict[str, Any]:
+        return network_view(self.net, full=full)  # (read while the pipeline runs: a display, not a state)
 
     @override
     def results(self) -> dict[str, Any]:

@@ -20,7 +20,10 @@ function connect() {
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "hello") hello(m);
-    else if (m.type === "view") draw(m);
+    else if (m.type === "view") {
+      // the server sends the next frame once this one is drawn: frames never queue up behind a slow page
+      try { draw(m); } finally { if (ws.readyState === WebSocket.OPEN) ws.send("drawn"); }
+    }
     else if (m.type === "reply") showReply(m);
   };
   ws.onclose = () => {
@@ -71,8 +74,11 @@ function draw(v) {
   $("link-info").textContent =
     `pages ${v.clients} · frames sent ${fmt(v.frames_sent)}, skipped ${fmt(v.frames_dropped)} · tap losses ${fmt(v.tap_lost)}`;
   drawFrames(v.frames);
-  drawRates(v.rates);
+  noteLatency(v.frames);
+  if (v.rates) drawRates(v.rates);  // (rates, kernels, layers: once a second; the page keeps the last)
   drawSpikes(v.spikes);
+  drawKernels(v.kernels || {});
+  drawLayers(v.layers || {});
   drawPrediction(v.prediction);
   drawAccuracy(v);
   drawConfusion(v.decisions);
@@ -113,6 +119,101 @@ function drawFrames(frames) {
     }
     ctx.putImageData(img, 0, 0);
   }
+}
+
+// frame latency per stream: from its newest events' sending to this frame drawn, ms (the benchmark reads it)
+const latencies = {};
+window.frameLatencies = latencies;
+function noteLatency(frames) {
+  const now = performance.timeOrigin + performance.now();
+  for (const [name, f] of Object.entries(frames)) {
+    if (!(f.created_ms > 0)) continue;
+    const list = latencies[name] || (latencies[name] = []);
+    list.push(now - f.created_ms);
+    if (list.length > 20000) list.splice(0, 10000);
+  }
+}
+
+function tileCanvas(box, cls, name) {
+  let canvas = box.querySelector(`canvas.${cls}[data-stream="${name}"]`);
+  if (!canvas) {
+    const div = document.createElement("div");
+    const title = document.createElement("div");
+    title.className = "muted";
+    canvas = document.createElement("canvas");
+    canvas.className = cls;
+    canvas.dataset.stream = name;
+    div.appendChild(title);
+    div.appendChild(canvas);
+    box.appendChild(div);
+  }
+  return canvas;
+}
+
+function drawKernels(kernels) {
+  // each map a tile: its ON channel (yellow) beside its OFF channel (blue), weight 0 dark, 1 bright
+  const box = $("kernels");
+  for (const [name, k] of Object.entries(kernels)) {
+    const canvas = tileCanvas(box, "kernels", name);
+    const tileW = k.channels * k.width + (k.channels - 1), gap = 2;
+    const cols = Math.max(1, Math.min(k.maps, 8));
+    const rows = Math.ceil(k.maps / cols);
+    const w = cols * (tileW + gap), h = rows * (k.height + gap);
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w; canvas.height = h;
+      canvas.style.width = `${Math.min(540, 6 * w)}px`;
+    }
+    const raw = atob(k.pixels);
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(w, h);
+    for (let i = 0; i < img.data.length; i += 4) { img.data[i] = 40; img.data[i + 1] = 44; img.data[i + 2] = 52; img.data[i + 3] = 255; }
+    const per = k.channels * k.height * k.width;
+    for (let m = 0; m < k.maps; m++) {
+      const ox = (m % cols) * (tileW + gap), oy = Math.floor(m / cols) * (k.height + gap);
+      for (let c = 0; c < k.channels; c++) {
+        const color = k.channels === 2 ? (c === 0 ? OFF : ON) : [230, 230, 230];
+        for (let y = 0; y < k.height; y++) for (let x = 0; x < k.width; x++) {
+          const a = raw.charCodeAt(m * per + (c * k.height + y) * k.width + x) / 255;
+          const p = 4 * ((oy + y) * w + ox + c * (k.width + 1) + x);
+          for (let j = 0; j < 3; j++) img.data[p + j] = BG[j] + a * (color[j] - BG[j]);
+        }
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+    canvas.previousSibling.textContent =
+      `${name}: ${k.maps} maps of ${k.channels}×${k.height}×${k.width}` +
+      (k.channels === 2 ? " (OFF | ON)" : "") + `, ${k.age_s} s old`;
+  }
+}
+
+function drawLayers(layers) {
+  const box = $("layers");
+  for (const [name, rows] of Object.entries(layers)) {
+    for (const r of rows) {
+      const key = `${name}/${r.layer}`;
+      const canvas = tileCanvas(box, "layer-spikes", key);
+      if (canvas.width !== 540) { canvas.width = 540; canvas.height = 40; }
+      canvas.dataset.firing = String(r.firing);
+      const ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#111"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+      const top = Math.max(1e-9, ...r.per_s);
+      const bw = canvas.width / Math.max(1, r.maps);
+      ctx.fillStyle = "#c58aff";
+      r.per_s.forEach((c, i) => {
+        const bh = (canvas.height - 2) * c / top;
+        ctx.fillRect(i * bw, canvas.height - bh, Math.max(1, bw - 1), bh);
+      });
+      const total = r.per_s.reduce((a, b) => a + b, 0);
+      canvas.previousSibling.textContent =
+        `${name} layer ${r.layer} (${r.kind}): ${r.firing} of ${r.maps} maps firing, ${fmt(Math.round(total))} spikes/s`;
+    }
+  }
+}
+
+function ago(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  return `${(seconds / 3600).toFixed(1)} h ago`;
 }
 
 function lineChart(canvas, series, opts) {
@@ -239,7 +340,7 @@ function drawNodes(nodes) {
       tr.insertCell().textContent = name;
       tr.insertCell().textContent = n.type;
       for (const k of COUNTERS) tr.insertCell().dataset.counter = k;
-      tr.insertCell().dataset.counter = "latency";
+      for (const k of ["last_checkpoint", "learning", "latency", "age"]) tr.insertCell().dataset.counter = k;
       tr.insertCell().className = "muted";
     }
     const c = n.counters;
@@ -247,10 +348,22 @@ function drawNodes(nodes) {
     const lat = c.latency || {};
     tr.querySelector('td[data-counter="latency"]').textContent =
       lat.p50_ms === undefined ? "–" : `${lat.p50_ms} / ${lat.p99_ms}`;
-    // falling behind: it sheds, its tap loses, or its input is more than a second old
-    const behind = (c.shed || 0) > 0 || (lat.p50_ms || 0) > 1000;
-    tr.className = behind ? "behind" : "";
-    tr.cells[tr.cells.length - 1].textContent = (n.final ? "ended" : "running") + (behind ? " · behind" : "");
+    const now = Date.now() / 1000;
+    tr.querySelector('td[data-counter="last_checkpoint"]').textContent =
+      c.checkpoint_at ? `${ago(now - c.checkpoint_at)} (${c.checkpoint_ms} ms)` : "–";
+    const learning = tr.querySelector('td[data-counter="learning"]');
+    learning.textContent = n.learning === true ? "on" : n.learning === false ? "off" : "";
+    learning.className = n.learning === false ? "frozen" : "";
+    // how old the counters are: a busy tap delivers them late (they are snapshots: the next one replaces it)
+    const age = tr.querySelector('td[data-counter="age"]');
+    age.textContent = n.final ? "final" : `${Math.max(0, n.age_s).toFixed(1)} s`;
+    age.className = !n.final && n.age_s > 3 ? "stale" : "";
+    // falling behind (it sheds, or its input is more than a second old) stays marked once seen
+    const fell = n.fell_behind_at;
+    tr.className = fell ? "behind" : "";
+    const since = fell ? new Date(fell * 1000).toLocaleTimeString("en-GB") : "";
+    tr.cells[tr.cells.length - 1].textContent = (n.final ? "ended" : "running") +
+      (n.behind ? " · behind" : fell ? ` · fell behind at ${since}` : "");
   }
 }
 
