@@ -53,11 +53,12 @@ def write_table(rows: Sequence[Row], keys: Sequence[str], metric: str, path: Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["trial_id", "status", "stopped_early", "seed", *keys, metric, *FIGURES, "error"])
+        figures = [f for f in FIGURES if f != metric]  # the metric's column comes first, once
+        w.writerow(["trial_id", "status", "stopped_early", "seed", *keys, metric, *figures, "error"])
         for r in rows:
             w.writerow(
                 [r.trial_id, r.status, r.stopped_early, r.seed, *(r.params.get(k) for k in keys), r.metric]
-                + [r.figures.get(f) for f in FIGURES]
+                + [r.figures.get(f) for f in figures]
                 + [r.error]
             )
 

@@ -141,7 +141,7 @@ def run_sweep(
     metric = sweep.spec.metric
     files = [out / "trials.csv"]
     report.write_table(rows, keys, metric, files[0])
-    interrupted = any(r.status == UNFINISHED for r in rows)
+    interrupted = any(r.status == UNFINISHED for r in rows) or len(rows) < trial_count(sweep)
     best = next((r for r in rows if r.status == DONE and r.metric is not None and not math.isnan(r.metric)), None)
     test = None
     if best is not None and not interrupted:
@@ -159,20 +159,21 @@ def run_sweep(
 
 def rows_of(grid: Any) -> list[Row]:
     """One row per trial of Tune's result grid."""
-    analysis = getattr(grid, "_experiment_analysis", None)
-    status = {t.trial_id: t.status for t in getattr(analysis, "trials", ())}
+    trials = list(getattr(getattr(grid, "_experiment_analysis", None), "trials", ()))
     rows = []
-    for result in grid:
+    for n, result in enumerate(grid):
+        trial = trials[n] if n < len(trials) else None
         config = dict(result.config or {})
         metrics = dict(result.metrics or {})
-        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        trial_id = str(getattr(trial, "trial_id", None) or metrics.get("trial_id") or Path(result.path).name)
+        status = str(getattr(trial, "status", "TERMINATED"))
         if result.error is not None:
             state = ERROR
         elif metrics.get("final"):
             state = DONE
-        elif status.get(trial_id, "TERMINATED") == "TERMINATED" and metrics:
+        elif status == "TERMINATED":
             state = STOPPED
-        else:
+        else:  # still running or pending when the sweep was stopped
             state = UNFINISHED
         curve: list[tuple[float, float]] = []
         frame = result.metrics_dataframe
@@ -196,6 +197,16 @@ def rows_of(grid: Any) -> list[Row]:
     return rows
 
 
+def trial_count(sweep: Sweep) -> int:
+    """How many trials the sweep runs: each grid point ``samples`` times, per seed."""
+    count = sweep.spec.samples * len(sweep.spec.seeds)
+    for entry in sweep.spec.space.values():
+        kind, values = next(iter(entry.items()))
+        if kind == "grid" or (kind == "choice" and sweep.spec.search == "grid"):
+            count *= len(values)
+    return count
+
+
 def _metric_name(config: dict[str, Any]) -> str:
     """The metric of the sweep a trial's config belongs to."""
     return str(load_sweep(config[SWEEP_FILE]).spec.metric) if SWEEP_FILE in config else "validation_accuracy"
@@ -213,7 +224,9 @@ def final_test(sweep: Sweep, best: Row, path: Path) -> dict[str, Any]:
             return kept
     task = ray.remote(num_cpus=sweep.spec.cpus_per_trial)(_final_run)
     results: dict[str, Any] = ray.get(task.remote(str(sweep.path.resolve()), best.params, best.seed))
-    doc = {"selected": key, "trial_id": best.trial_id, **metrics_of(results), "results": results}
+    figures = metrics_of(results)
+    del figures["validation_accuracy"]  # this run's evaluation-only phases are the base graph's: its test split
+    doc = {"selected": key, "trial_id": best.trial_id, **figures, "results": results}
     write_results(str(path), doc)
     return doc
 

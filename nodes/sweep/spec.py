@@ -28,6 +28,7 @@ from pipeline.config import build_params, parse_graph
 from pipeline.errors import ConfigError
 from pipeline.overrides import apply_overrides
 from pipeline.registry import node_class
+from pipeline.validation import validate_graph
 
 from .toml_text import toml_value
 
@@ -158,7 +159,7 @@ def load_sweep(path: str | Path) -> Sweep:
     check_honest(sweep)
     # every key must land in the graph: one trial's document, with a first value of each entry, must parse
     first = {key: space_values(key, entry, spec.search, str(p))[0] for key, entry in spec.space.items()}
-    parse_graph(sweep.trial_raw(first, seed=spec.seeds[0]), f"{p} (a trial of {base_path.name})")
+    validate_graph(parse_graph(sweep.trial_raw(first, seed=spec.seeds[0]), f"{p} (a trial of {base_path.name})"))
     return sweep
 
 
@@ -209,8 +210,11 @@ def check_honest(sweep: Sweep) -> None:
             continue
         for i, phase in enumerate(table.get("phases", DEFAULT_PHASES)):
             split = str(phase.get("split", "train"))
-            learns = phase.get("features", True) or phase.get("classifier", True)
-            (learned if learns else evaluated).append((f"nodes.{name}.phases[{i}]", split, parse_split(split)))
+            item = (f"nodes.{name}.phases[{i}]", split, parse_split(split))
+            if not phase.get("classifier", True):  # its decisions are the evaluator's test_accuracy
+                evaluated.append(item)
+            if phase.get("features", True) or phase.get("classifier", True):
+                learned.append(item)
     if not evaluated:
         msg = f"{where}: metric validation_accuracy needs an evaluation-only phase (classifier = false) in the graph"
         raise ConfigError(msg)
