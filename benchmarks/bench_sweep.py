@@ -59,7 +59,7 @@ def one(sweep: Path, out: Path, concurrent: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train", type=int, default=300, help="training digits per trial (default 300)")
+    ap.add_argument("--train", type=int, default=1000, help="training digits per trial (default 1000)")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each mode, interleaved (default 2)")
     ap.add_argument("--json", help="write the figures as JSON")
     args = ap.parse_args()

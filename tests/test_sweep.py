@@ -24,8 +24,6 @@ from nodes.sweep.toml_text import toml_document, toml_value
 from pipeline.errors import ConfigError
 from pipeline.overrides import apply_overrides
 
-ray = pytest.importorskip("ray", reason="Ray Tune is not installed (pip install 'spikestream[sweep]')")
-
 #: The demo graph made tiny: 40 digits learn, 20 test digits, a small network, a curve point every 5.
 TINY = [
     "nodes.digits.font_train=120",
@@ -62,6 +60,7 @@ def write_sweep(folder: Path, body: str, *, fixed: dict[str, Any] | None = None)
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """One local Ray of 2 CPUs for the module; yields its address (another driver may join it)."""
+    ray = pytest.importorskip("ray", reason="Ray Tune is not installed (pip install 'spikestream[sweep]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray.get_runtime_context().gcs_address
