@@ -66,7 +66,9 @@ def param_space(sweep: Sweep, out: Path) -> dict[str, Any]:
 
 def _tuner(sweep: Sweep, out: Path, *, resume: bool, max_concurrent: int, verbose: int) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
+
+    from .scheduler import RecordingAsha
 
     spec = sweep.spec
     resources: dict[str, float] = {"cpu": spec.cpus_per_trial}
@@ -79,7 +81,9 @@ def _tuner(sweep: Sweep, out: Path, *, resume: bool, max_concurrent: int, verbos
         )
     if spec.scheduler == "asha":
         a = spec.asha
-        scheduler: Any = ASHAScheduler(
+        scheduler: Any = RecordingAsha(
+            out.resolve(),
+            time_attr="training_iteration",
             metric=CURVE_METRIC,
             mode="max",
             grace_period=a.grace,
@@ -136,7 +140,9 @@ def run_sweep(
         ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 0, configure_logging=False)
     tuner = _tuner(sweep, out, resume=resume, max_concurrent=max_concurrent, verbose=verbose)
     grid = tuner.fit()
-    rows = report.sort_rows(rows_of(grid))
+    from .scheduler import stopped_trials
+
+    rows = report.sort_rows(rows_of(grid, stopped_trials(out)))
     keys = list(sweep.spec.space)
     metric = sweep.spec.metric
     files = [out / "trials.csv"]
@@ -157,8 +163,8 @@ def run_sweep(
     return SweepOutcome(rows, metric, keys, best, test, files, interrupted)
 
 
-def rows_of(grid: Any) -> list[Row]:
-    """One row per trial of Tune's result grid."""
+def rows_of(grid: Any, stopped: set[str]) -> list[Row]:
+    """One row per trial of Tune's result grid; ``stopped``: the trials the scheduler stopped."""
     trials = list(getattr(getattr(grid, "_experiment_analysis", None), "trials", ()))
     rows = []
     for n, result in enumerate(grid):
@@ -166,14 +172,13 @@ def rows_of(grid: Any) -> list[Row]:
         config = dict(result.config or {})
         metrics = dict(result.metrics or {})
         trial_id = str(getattr(trial, "trial_id", None) or metrics.get("trial_id") or Path(result.path).name)
-        status = str(getattr(trial, "status", "TERMINATED"))
         if result.error is not None:
             state = ERROR
         elif metrics.get("final"):
             state = DONE
-        elif status == "TERMINATED":
+        elif trial_id in stopped:
             state = STOPPED
-        else:  # still running or pending when the sweep was stopped
+        else:  # running or pending when Ctrl-C stopped the sweep
             state = UNFINISHED
         curve: list[tuple[float, float]] = []
         frame = result.metrics_dataframe
