@@ -128,6 +128,10 @@ class Evaluator:
         """Test decisions counted so far."""
         return int(sum(len(p) for p in self._test_pred))
 
+    def curve_since(self, start: int) -> list[tuple[int, float, float]]:
+        """The curve points from the ``start``-th on: ``(samples, window accuracy, cumulative accuracy)``."""
+        return self._curve[start:]
+
     def train_accuracy(self) -> float:
         """Cumulative prequential accuracy over every training decision (NaN when none)."""
         return float(self._train_correct.mean()) if len(self._train_correct) else float("nan")

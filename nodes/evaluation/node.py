@@ -10,7 +10,7 @@ every ``log_every`` decisions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -22,6 +22,15 @@ from pipeline.message import FREEZE, PREDICTIONS, RELABEL, UNFREEZE, Message
 from pipeline.node import Node, NodeContext
 
 from .metrics import Evaluator
+
+#: A listener of the learning curve: called as ``listener(node, samples, window_accuracy, train_accuracy)``
+#: for each new curve point of an evaluate node running in this process.
+CurveListener = Callable[[str, int, float, float], None]
+
+#: The listeners that every evaluate node of this process calls while it learns: how a sweep trial, which
+#: runs its graph in process, reports the prequential curve to an early-stopping scheduler without a sink of
+#: its own in the graph. Empty: nothing is called.
+curve_listeners: list[CurveListener] = []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,16 +65,27 @@ class EvaluationNode(Node):
         self.ev = Evaluator(n_classes=config.classes, window=config.window, curve_every=config.curve_every)
         self._next_log = config.log_every
         self._phase_starts = [(0, 0)]  # (training decisions, test decisions) when each phase began
+        self._told = 0  # curve points given to the curve listeners
 
     @override
     async def process(self, msg: Message) -> Sequence[Message]:
         if msg.kind == PREDICTIONS and msg.data is not None:
             self.ev.update(msg.data)
+            if curve_listeners:
+                self._tell_listeners()
             done = self.ev.train_samples + self.ev.test_samples
             if self.config.log_every and done >= self._next_log:
                 self._next_log = done + self.config.log_every
                 self.log.info("%s: %s", self.name, self.describe())
         return (msg,)
+
+    def _tell_listeners(self) -> None:
+        """Give the new curve points to every curve listener."""
+        points = self.ev.curve_since(self._told)
+        self._told += len(points)
+        for samples, window, cumulative in points:
+            for listener in curve_listeners:
+                listener(self.name, int(samples), window, cumulative)
 
     @override
     def control(self, msg: Message) -> Sequence[Message]:
@@ -84,6 +104,7 @@ class EvaluationNode(Node):
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self.ev.load(state)
         self._phase_starts = [(int(a), int(b)) for a, b in state["phase_starts"]]
+        self._told = len(self.ev.curve_since(0))  # those were told before the checkpoint
         done = self.ev.train_samples + self.ev.test_samples
         self._next_log = done + self.config.log_every
 

@@ -45,7 +45,9 @@ class Phase:
     classifier learn during the phase; with ``classifier = false`` labels are evaluation-only.
     ``relabel``: at the phase start, label-assignment readouts forget their labels (thesis 3.3.1 labels
     the top neurons in a pass over the training set after training, with the features frozen).
-    ``name``: shown in progress output."""
+    ``name``: shown in progress output. ``seed``: the phase draws its sample order from a generator of its
+    own (a validation phase held out for tuning then scores every trial on the same samples, whatever
+    their other seeds); without it the order comes from the source's ``seed``."""
 
     split: str = "train"
     samples: int = 0
@@ -54,6 +56,7 @@ class Phase:
     classifier: bool = True
     relabel: bool = False
     name: str = ""
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.samples < 0 or self.passes < 1:
@@ -247,8 +250,9 @@ class PhasedSource(Source):
             label = phase.name or f"phase {k + 1}/{len(phases)} ({phase.split})"
             progress = Progress(f"{self.name}: {label}", n * phase.passes, self.log)
             events_before, samples_before = self._events, self._samples
+            phase_rng = rng if phase.seed is None else np.random.default_rng(phase.seed)
             for _ in range(phase.passes):
-                order = lo + rng.permutation(hi - lo)[:n]
+                order = lo + phase_rng.permutation(hi - lo)[:n]
                 it = self.chunks(split, order, t0, phase.classifier)
                 while True:
                     item = await asyncio.to_thread(next, it, None)
