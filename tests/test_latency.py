@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.sources.mnist import MnistConfig
+from nodes.sources.mnist import MnistConfig, MnistSource
 from nodes.sources.synthesis.latency import LatencyEncoderParams, latency_stream
 from pipeline.config import build_params
 from pipeline.errors import ConfigError
+from pipeline.node import NodeContext
+from recordings.datasets.mnist import load_mnist
 from tests.reference.latency_reference import latency_reference
 
 
@@ -115,3 +118,29 @@ def test_the_mnist_source_builds_the_latency_encoder_from_its_options() -> None:
     assert params.kind == "log"
     assert params.threshold == 0.2
     assert math.isclose(params.tau * math.log((0.2 + 1 / 255) / (1 / 255)), 49_999.0)
+
+
+@pytest.mark.needs_data
+def test_the_mnist_source_streams_latency_coded_digits_one_spike_per_bright_enough_pixel(data_dir: Path) -> None:
+    config = build_params(
+        MnistConfig,
+        {"code": "latency", "chunk": 7, "phases": [{"split": "test", "samples": 20}]},
+        "nodes.source",
+    )
+    source = MnistSource("source", config, NodeContext("source", "g"))
+    source._data["test"] = load_mnist(data_dir / "mnist", "test")
+    order = np.arange(20)
+    chunks = list(source.chunks("test", order, 100, train=False))
+    events = np.concatenate([c[0] for c in chunks])
+    labels = np.concatenate([c[1] for c in chunks])
+    images = source._data["test"][0][:20]
+    # every pixel at or above the weakest value that fits the window (threshold + 1/255) once, nothing else
+    assert len(events) == int((images / 255 >= 0.01 + 1 / 255).sum())
+    assert len(events) > 2000
+    assert labels["t"].tolist() == [100 + 50_000 * k for k in range(20)]
+    assert np.all(np.diff(events["t"]) >= 0)
+    # the same stream as encoding all 20 digits at once: the chunking does not show
+    whole, _ = latency_stream(
+        images, labels["label"].astype(np.int64), train=False, params=config.latency_params(), t0=100
+    )
+    np.testing.assert_array_equal(events, whole)

@@ -10,8 +10,9 @@ in [0, 1] as the time of its one spike: bright pixels spike early, dark ones lat
 A pixel with ``x <= threshold`` never spikes (both kinds), and a spike at or after the presentation's end
 (``duration_us``) is dropped. ``normalize`` chooses ``tau`` so that the codes use the whole window: the
 weakest value that spikes, ``threshold + epsilon``, spikes in the window's last microsecond (snnTorch's
-``normalize``; for a uint8 image ``epsilon = 1/255`` is the smallest step). Otherwise ``tau_us`` is taken as
-given. Timestamps are floored to whole microseconds.
+``normalize``; for a uint8 image ``epsilon = 1/255`` is the smallest step), so values between
+``threshold`` and ``threshold + epsilon`` fall after the window and are dropped, as with snnTorch's
+``clip``. Otherwise ``tau_us`` is taken as given. Timestamps are floored to whole microseconds.
 
 The stream has the rate code's layout (``nodes.sources.synthesis.rate``): image ``k`` covers
 ``[t0 + k * duration_us, t0 + (k + 1) * duration_us)``, every event has ``p = 1``, events are sorted by
