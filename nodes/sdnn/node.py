@@ -25,7 +25,7 @@ from typing_extensions import override
 
 from pipeline.errors import CheckpointError, ConfigError, SpikestreamError
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE
-from pipeline.message import EVENTS, FREEZE, LABELS, UNFREEZE, Message, applies_to, spikes_message
+from pipeline.message import EVENTS, FREEZE, LABELS, SPIKES, UNFREEZE, Message, applies_to, spikes_message
 from pipeline.node import Node, NodeContext
 
 from .layers import SdnnLayer
@@ -183,7 +183,7 @@ class SdnnNode(Node):
             self._labels = np.concatenate([self._labels, msg.data])
             return (msg,)
         if msg.kind != EVENTS:
-            if msg.kind == "spikes":
+            if msg.kind == SPIKES:
                 text = f"nodes.{self.name}: an sdnn node takes events (its own DoG input stage), not spikes"
                 raise SpikestreamError(text)
             return (msg,)
