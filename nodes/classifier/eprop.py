@@ -80,7 +80,7 @@ class EpropParams:
 class EpropReadout(LabelledStream):
     """LIF output neurons learning online by e-prop (semantics in the module docstring)."""
 
-    _state_arrays = ("w", "w_fwd", "elig", "x", "u", "r", "y", "seg_scores")
+    _state_arrays = ("w", "w_fwd", "elig", "x", "active", "u", "r", "y", "seg_scores")
 
     def __init__(self, params: EpropParams) -> None:
         super().__init__(params.n_classes, params.n_inputs)
@@ -92,6 +92,7 @@ class EpropReadout(LabelledStream):
         self._w_fwd = self._w.copy()
         self._elig = np.zeros(shape)
         self._x = np.zeros(params.n_inputs)
+        self._active = np.zeros(2 * params.n_inputs + 1, np.int64)
         self._u = np.zeros(params.n_classes)
         self._r = np.zeros(params.n_classes)
         self._y = np.zeros(params.n_classes)
@@ -148,6 +149,7 @@ class EpropReadout(LabelledStream):
             self._w_fwd,
             self._elig,
             self._x,
+            self._active,
             self._u,
             self._r,
             self._y,

@@ -54,9 +54,19 @@ from .kernel import (
     _write_record,
 )
 
-#: For the type checker only: (w, w_fwd, elig, x, u, r, y, seg_scores, consts, learn).
+#: For the type checker only: (w, w_fwd, elig, x, active, u, r, y, seg_scores, consts, learn).
 EpropState = tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    bool,
 ]
 
 # Layout of the float64 constants array ``consts``.
@@ -80,6 +90,7 @@ def eprop_run(
     w_fwd: np.ndarray,
     elig: np.ndarray,
     x: np.ndarray,
+    active: np.ndarray,
     u: np.ndarray,
     r: np.ndarray,
     y: np.ndarray,
@@ -93,12 +104,15 @@ def eprop_run(
     """Run the e-prop readout over one batch of spikes (the steps in the module docstring).
 
     ``w``, ``w_fwd``, ``elig`` (classes, inputs), ``x`` (inputs,), ``u``, ``r``, ``y``, ``seg_scores``
-    (classes,) float64 and ``istate`` are updated in place; ``consts`` holds the constants ``C_*``.
+    (classes,) float64, ``active`` (2 inputs + 1,) int64 (the inputs seen since the segment opened, then a
+    seen flag per input, then their number: the only inputs with traces, so a spike costs classes x
+    that number, not classes x inputs) and
+    ``istate`` are updated in place; ``consts`` holds the constants ``C_*``.
     While ``learn`` is false the eligibility traces are not kept (the caller clears them when learning
     resumes). Emits a running prediction on every spike that makes an output neuron fire and one decision
     per segment. Returns ``(labels used, records written)``.
     """
-    state = (w, w_fwd, elig, x, u, r, y, seg_scores, consts, learn)
+    state = (w, w_fwd, elig, x, active, u, r, y, seg_scores, consts, learn)
     return _merge(
         (spk_t, spk_c),
         (lab_t, lab_label, lab_train),
@@ -124,7 +138,7 @@ def _eprop_spikes(
     out: Columns,
 ) -> int:
     """Input spikes ``lo..hi-1`` of one segment: decay, integrate, fire, trace, learn."""
-    w, w_fwd, elig, x, u, r, y, seg_scores, consts, learn = state
+    w, w_fwd, elig, x, active, u, r, y, seg_scores, consts, learn = state
     n_cls, n_in = w.shape
     tau_mem = consts[C_TAU_MEM]
     tau_out = consts[C_TAU_OUT]
@@ -146,8 +160,15 @@ def _eprop_spikes(
             a = math.exp(-dt / tau_mem)
             b = math.exp(-dt / tau_out)
         last = t
-        for j in range(n_in):
-            x[j] *= a
+        # Only the inputs seen since the segment opened have x > 0 (and eligibility): walk those.
+        n_act = active[2 * n_in]
+        if active[n_in + c] == 0:
+            active[n_in + c] = 1
+            active[n_act] = c
+            n_act += 1
+            active[2 * n_in] = n_act
+        for q in range(n_act):
+            x[active[q]] *= a
         x[c] += 1.0
         fired = False
         for i in range(n_cls):
@@ -167,14 +188,16 @@ def _eprop_spikes(
         if learn:
             for i in range(n_cls):
                 p = psi[i]
-                for j in range(n_in):
+                for q in range(n_act):
+                    j = active[q]
                     elig[i, j] = b * elig[i, j] + p * x[j]
         if teach:
             for i in range(n_cls):
                 err = y[i] - (target if i == label else 0.0)
                 if err != 0.0:
                     step = eta * err
-                    for j in range(n_in):
+                    for q in range(n_act):
+                        j = active[q]
                         w[i, j] -= step * elig[i, j]
             istate[I_N_UPDATES] += 1
         if fired:
@@ -186,7 +209,7 @@ def _eprop_spikes(
 def _eprop_close(t: int, state: EpropState, istate: np.ndarray, o: int, out: Columns) -> int:
     """Write the open segment's decision (``argmax S``); a training segment hands ``w`` to the neurons."""
     w, w_fwd = state[0], state[1]
-    seg_scores = state[7]
+    seg_scores = state[8]
     if istate[I_SEG_OPEN] == 1:
         pred = _argmax_or_none(seg_scores, istate[I_SEG_INPUTS] > 0)
         o = _write_record(o, t, pred, istate[I_SEG_LABEL], 1, istate[I_SEG_TRAIN], seg_scores, out)
@@ -198,11 +221,16 @@ def _eprop_close(t: int, state: EpropState, istate: np.ndarray, o: int, out: Col
 @njit(cache=True)
 def _eprop_label(t: int, label: int, train: int, state: EpropState, istate: np.ndarray, o: int, out: Columns) -> int:
     """Apply one label record: close the segment, open the next with every neuron and trace at rest."""
-    elig, x, u, r, y, seg_scores = state[2:8]
+    elig, x, active, u, r, y, seg_scores = state[2:9]
     o = _eprop_close(t, state, istate, o, out)
     _open_segment(t, label, train, istate)
-    elig[:, :] = 0.0
-    x[:] = 0.0
+    n_in = x.shape[0]
+    for q in range(active[2 * n_in]):
+        j = active[q]
+        x[j] = 0.0
+        elig[:, j] = 0.0
+        active[n_in + j] = 0
+    active[2 * n_in] = 0
     u[:] = 0.0
     r[:] = 0.0
     y[:] = 0.0
