@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodes.classifier import EpropParams, EpropReadout, EpropRule
+from nodes.classifier.node import ClassifierConfig, ClassifierNode
 from pipeline.config import ConfigError, build_params
+from pipeline.node import NodeContext
 from tests.reference.eprop_reference import eprop_reference
 from tests.test_classifier import feed, labels_of, same_records, spikes_of, streams
 
@@ -151,3 +153,16 @@ def test_its_parameters_come_from_a_config_table_and_bad_values_are_named() -> N
         build_params(EpropParams, {"rule": {"tau": 1.0}}, "test")
     with pytest.raises(ConfigError, match="tau_out_us must be > 0"):
         build_params(EpropParams, {"rule": {"tau_out_us": 0.0}}, "test")
+
+
+def test_the_classifier_node_builds_it_from_its_table_with_the_node_seed_and_eta() -> None:
+    table = {"readout": "eprop", "classes": 3, "inputs": 12, "seed": 7, "eta": 0.02, "eprop": {"tau_mem_us": 5e4}}
+    config = build_params(ClassifierConfig, table, "[nodes.classifier]")
+    clf = ClassifierNode("c", config, NodeContext("c", "g")).clf
+    assert isinstance(clf, EpropReadout)
+    assert clf.params.seed == 7
+    assert clf.params.rule.eta == 0.02  # the node's eta, when set, is the rule's
+    assert clf.params.rule.tau_mem_us == 5e4
+    assert clf.weights.tobytes() == readout(3, 12, clf.params.rule, seed=7).weights.tobytes()
+    with pytest.raises(ConfigError, match=r"\[nodes.classifier\] eprop: unknown key 'tau_us'"):
+        build_params(ClassifierConfig, {"readout": "eprop", "eprop": {"tau_us": 1.0}}, "[nodes.classifier]")
