@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from nodes.classifier import LabelAssignmentReadout, ReadoutParams, SupervisedClassifier, SupervisedParams
+from nodes.classifier import (
+    DeltaParams,
+    DeltaReadout,
+    EpropParams,
+    EpropReadout,
+    LabelAssignmentReadout,
+    ReadoutParams,
+    SupervisedClassifier,
+    SupervisedParams,
+)
 from nodes.classifier.labelled import LabelledStream
 from nodes.sources.synthesis.rate import RateEncoderParams, images_to_stream
 from pipeline.config import data_root
@@ -86,10 +95,20 @@ def main() -> None:
     args = ap.parse_args()
 
     rows: list[dict[str, Any]] = []
-    spikes, labels = make_stream(args.spikes, 1024, 10, 2000)
-    for name, make in (
-        ("supervised (10 classes, 1024 inputs)", lambda: SupervisedClassifier(SupervisedParams())),
-        ("label assignment (10 classes, 1024 inputs)", lambda: LabelAssignmentReadout(ReadoutParams())),
+    long_segments = make_stream(args.spikes, 1024, 10, 2000)
+    # the e-prop readout's cost grows with the inputs seen per segment: also as saccade-MNIST's fc sends
+    short_segments = make_stream(args.spikes, 1024, 10, 60)
+    for name, make, (spikes, labels) in (
+        ("supervised (10 classes, 1024 inputs)", lambda: SupervisedClassifier(SupervisedParams()), long_segments),
+        (
+            "label assignment (10 classes, 1024 inputs)",
+            lambda: LabelAssignmentReadout(ReadoutParams()),
+            long_segments,
+        ),
+        ("supervised, 60 spikes per segment", lambda: SupervisedClassifier(SupervisedParams()), short_segments),
+        ("delta, 60 spikes per segment", lambda: DeltaReadout(DeltaParams()), short_segments),
+        ("eprop, 60 spikes per segment", lambda: EpropReadout(EpropParams()), short_segments),
+        ("eprop, 2000 spikes per segment", lambda: EpropReadout(EpropParams()), long_segments),
     ):
         for batch in (1000, 100_000):
             elapsed, n_out = time_classifier(make, spikes, labels, batch)

@@ -4,6 +4,8 @@
 ``readout = "assignment"``: the label-assignment spike-count readout (thesis 3.3.1).
 ``readout = "delta"``: a linear readout of each segment's spike counts, learnt online by the normalised
 delta rule (not in the thesis; it reaches further on the same features, see benchmarks/RESULTS.md).
+``readout = "eprop"``: LIF output neurons learning at every spike from eligibility traces and the error
+of their filtered output spikes (e-prop; ``nodes.classifier.eprop``, rule in ``[nodes.classifier.eprop]``).
 Labels messages are consumed (training labels teach, evaluation labels only delimit decisions);
 predictions go out on classifier spikes (``running = true``) and as one decision per labelled segment.
 ``freeze``/``unfreeze`` control (scope "classifier" or none) switch learning off/on.
@@ -12,7 +14,7 @@ predictions go out on classifier spikes (``running = true``) and as one decision
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +34,7 @@ from pipeline.message import (
 )
 from pipeline.node import Node, NodeContext
 
+from .eprop import EpropParams, EpropReadout, EpropRule
 from .readout import (
     DeltaParams,
     DeltaReadout,
@@ -46,17 +49,19 @@ ROLE = "classifier"
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
-    """``readout``: "supervised" (eqs. 3.5-3.7), "assignment" (spike-count label assignment) or "delta"
-    (a linear readout of each segment's spike counts learnt by the normalised delta rule; not the thesis's).
+    """``readout``: "supervised" (eqs. 3.5-3.7), "assignment" (spike-count label assignment), "delta"
+    (a linear readout of each segment's spike counts learnt by the normalised delta rule; not the thesis's)
+    or "eprop" (LIF neurons learning online from eligibility traces; not the thesis's).
     ``classes``: number of classes; ``inputs``: number of top-layer neurons (the STDP node's fc size).
     ``threshold``, ``eta``, ``m``, ``w_mean``, ``w_std``, ``seed``: the supervised classifier's parameters
     (see ``nodes.classifier.readout.SupervisedParams``; the thesis leaves them open, defaults are ours);
-    ``eta`` is also the delta rule's step (``DeltaParams``: in (0, 2)); unset, each readout's default
-    (supervised 0.01, delta 0.3).
-    ``running``: also emit a running prediction on every classifier spike (supervised only).
+    ``eta`` is also the delta rule's step (``DeltaParams``: in (0, 2)) and, when set, the e-prop rule's
+    learning rate; unset, each readout's default (supervised 0.01, delta 0.3, eprop ``eprop.eta``).
+    ``eprop``: the e-prop readout's neurons and rule (``nodes.classifier.eprop.EpropRule``; its seed is ``seed``).
+    ``running``: also emit a running prediction on every classifier spike (supervised and eprop).
     ``learning``: learn from the start (a checkpoint overrides it)."""
 
-    readout: Literal["supervised", "assignment", "delta"] = "supervised"
+    readout: Literal["supervised", "assignment", "delta", "eprop"] = "supervised"
     classes: int = 10
     inputs: int = 1024
     threshold: float = 10.0
@@ -65,6 +70,7 @@ class ClassifierConfig:
     w_mean: float = 0.5
     w_std: float = 0.1
     seed: int = 0
+    eprop: EpropRule = field(default_factory=EpropRule)
     running: bool = True
     learning: bool = True
 
@@ -90,8 +96,13 @@ class ClassifierNode(Node):
 
     def __init__(self, name: str, config: ClassifierConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
-        self.clf: SupervisedClassifier | LabelAssignmentReadout | DeltaReadout
-        if config.readout == "delta":
+        self.clf: SupervisedClassifier | LabelAssignmentReadout | DeltaReadout | EpropReadout
+        if config.readout == "eprop":
+            rule = config.eprop if config.eta is None else replace(config.eprop, eta=config.eta)
+            self.clf = EpropReadout(
+                EpropParams(n_classes=config.classes, n_inputs=config.inputs, seed=config.seed, rule=rule)
+            )
+        elif config.readout == "delta":
             delta = DeltaParams(n_classes=config.classes, n_inputs=config.inputs)
             self.clf = DeltaReadout(delta if config.eta is None else replace(delta, eta=config.eta))
         elif config.readout == "supervised":
