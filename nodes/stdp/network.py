@@ -23,9 +23,15 @@ from pipeline.errors import ConfigError
 from pipeline.events import SPIKE_DTYPE
 
 from . import state as _state
-from .layers import MAX_CHANNELS, ConvParams, FcParams, LayerParams, PoolParams
-from .records import Constants, LayerArrays
-from .state import Layer, PoolLayer, WeightedLayer
+from .layers import ConvParams, FcParams, LayerParams
+from .records import Columns, Constants, LayerArrays
+from .rules.registry import RuleLayer, build_layer
+from .shapes import MAX_CHANNELS, ConvShape, FcShape, PoolParams
+from .state import PoolLayer, WeightedLayer
+
+__all__ = ["Columns", "Network", "as_spikes"]
+
+Layer = WeightedLayer | PoolLayer | RuleLayer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,10 +72,10 @@ class Network:
         for i, p in enumerate(self.params):
             if isinstance(p, PoolParams):
                 self._layers.append(_state.pool_layer(p, cur))
-            elif isinstance(p, (ConvParams, FcParams)):
-                self._layers.append(_state.weighted_layer(i, p, cur, rng))
+            elif isinstance(p, ConvShape | FcShape):
+                self._layers.append(build_layer(i, p, cur, rng))
             else:
-                msg = f"layer {i} is {p!r}; expected ConvParams, PoolParams or FcParams"
+                msg = f"layer {i} is {p!r}; expected a conv, pool or fc layer's params"
                 raise ValueError(msg)
             cur = self._layers[-1].out_shape
 
@@ -117,18 +123,19 @@ class Network:
         spike (and so learned) since the network was made: a map whose reset stamp was ever set."""
         out: list[dict[str, int | str]] = []
         for layer in self._layers:
-            kind = (
-                "pool" if isinstance(layer, PoolLayer) else ("conv" if isinstance(layer.params, ConvParams) else "fc")
-            )
+            kind = "pool" if isinstance(layer, PoolLayer) else ("conv" if isinstance(layer.params, ConvShape) else "fc")
             row: dict[str, int | str] = {
                 "kind": kind,
                 "inputs": int(layer.counters[0]),
                 "learning_spikes": int(layer.counters[1]),
                 "inference_spikes": int(layer.counters[2]),
             }
-            if not isinstance(layer, PoolLayer):
+            if isinstance(layer, WeightedLayer):
                 row["maps"] = int(layer.out_shape[0])
                 row["maps_learned"] = int(np.count_nonzero(layer.arrays.map_ref))
+            elif not isinstance(layer, PoolLayer):
+                row["maps"] = int(layer.out_shape[0])
+                row["maps_learned"] = layer.maps_learned()
             out.append(row)
         return out
 
@@ -175,7 +182,12 @@ class Network:
         threads (``nodes.stdp.pipelined``); ``process`` is this over all layers with ``learning``.
         """
         for layer in self._layers[start:stop]:
-            cols = _pool(cols, layer) if isinstance(layer, PoolLayer) else _run_weighted(cols, layer, learning)
+            if isinstance(layer, PoolLayer):
+                cols = _pool(cols, layer)
+            elif isinstance(layer, WeightedLayer):
+                cols = _run_weighted(cols, layer, learning)
+            else:
+                cols = layer.run(cols, learning)
         return cols
 
     def _run(self, spikes: np.ndarray) -> list[Columns]:
@@ -210,11 +222,6 @@ class Network:
         inter-map reset and its map's ``map_ref`` (a state from ``state_dict`` always is).
         """
         _state.load_state_dict(self._layers, state)
-
-
-#: Spikes between layers: contiguous columns t (int64) and x, y, c (uint16, as in SPIKE_DTYPE), the form
-#: the kernel takes and returns, so that no layer packs or unpacks a structured array.
-Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _columns(spikes: np.ndarray) -> Columns:
