@@ -35,6 +35,7 @@ def layers(tau_syn: float = 0.0, update: str = "additive", tau_m: float = 20_000
             t_ref_us=700.0,
             a_ltp=0.05,
             a_ltd=0.04,
+            x_tar=0.3,
             update=update,
             v_reset=-0.2,
         ),

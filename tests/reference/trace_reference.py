@@ -191,7 +191,9 @@ class _RefTraceLayer:
             if learn:
                 for widx, (cc, yy, xx) in self._synapses(best):
                     w = float(self.weight[widx])
-                    dw = p.a_ltp * self.x_pre[cc, yy, xx] * ((1.0 - w) if p.update == "multiplicative" else 1.0)
+                    dw = p.a_ltp * (self.x_pre[cc, yy, xx] - p.x_tar)
+                    if p.update == "multiplicative":
+                        dw *= (1.0 - w) if dw > 0 else w
                     self.weight[widx] = min(1.0, max(0.0, w + dw))
                 self.x_post[best] += 1.0
                 if p.wta_learn:

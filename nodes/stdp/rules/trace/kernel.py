@@ -21,9 +21,9 @@ Semantics (binding for kernel and ``tests/reference/trace_reference.py``)
   reached neuron in canonical order ``(m, oy, ox)``, its synapse from this input is depressed by
   ``a_ltd * x_post`` (its post trace at ``t``; multiplicative: times ``w``), clipped to [0, 1];
   (5) learning: the reached learning neurons with ``v >= th_learn`` are visited by decreasing ``v``
-  (ties: lowest canonical index); each still ``>= th_learn`` fires: every synapse of its kernel is
-  potentiated by ``a_ltp * x_pre`` (its input position's pre trace at ``t``; multiplicative: times
-  ``1 - w``), clipped; its post trace decays to ``t`` and += 1; with ``wta_learn`` every neuron of its
+  (ties: lowest canonical index); each still ``>= th_learn`` fires: every synapse of its kernel
+  changes by ``dw = a_ltp * (x_pre - x_tar)`` (its input position's pre trace at ``t``;
+  multiplicative: times ``1 - w`` when ``dw > 0``, else times ``w``), clipped; its post trace decays to ``t`` and += 1; with ``wta_learn`` every neuron of its
   map and of every map at the positions within ``r_learn`` gets ``v = 0, I = 0``; then the neuron
   itself ``v = v_reset`` and is refractory until ``t + t_ref``; (6) the reached inference neurons with
   ``v >= th_inf`` are visited the same way; each still ``>= th_inf`` fires an output spike
@@ -228,12 +228,13 @@ def trace_layer_run(
                         for kx in range(kw):
                             j = (cc * h_in + oy + ky) * w_in + ox + kx
                             xq = a.x_pre[j]
-                            if xq == 0.0:
-                                continue
-                            xq *= math.exp(-float(t - a.t_pre[j]) / k.tau_pre)
+                            if xq != 0.0:
+                                xq *= math.exp(-float(t - a.t_pre[j]) / k.tau_pre)
                             wi = wb + cc * syn + ky * kw + kx
                             wv = a.w[wi]
-                            dw = k.a_ltp * xq * ((1.0 - wv) if k.multiplicative else 1.0)
+                            dw = k.a_ltp * (xq - k.x_tar)
+                            if k.multiplicative:
+                                dw *= (1.0 - wv) if dw > 0.0 else wv
                             a.w[wi] = _clip01(wv + dw)
                 a.x_post[idx] = a.x_post[idx] * math.exp(-float(t - a.t_post[idx]) / k.tau_post) + 1.0
                 a.t_post[idx] = t

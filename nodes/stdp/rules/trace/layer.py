@@ -47,6 +47,7 @@ def _constants(p: TraceConvParams | TraceFcParams) -> TraceConstants:
         tau_post=float(p.tau_post_us),
         a_ltp=float(p.a_ltp),
         a_ltd=float(p.a_ltd),
+        x_tar=float(p.x_tar),
         multiplicative=p.update == "multiplicative",
         wta_learn=bool(p.wta_learn),
         r_learn=r_learn,

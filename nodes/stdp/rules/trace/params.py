@@ -45,9 +45,13 @@ class _TraceRule:
     """Potentiation per post spike, times the pre trace, in weight units (>= 0)."""
     a_ltd: float = 0.0105
     """Depression per pre spike, times the post trace, in weight units (>= 0)."""
+    x_tar: float = 0.0
+    """Target pre trace (>= 0): a post spike changes each synapse by ``a_ltp * (x_pre - x_tar)``, so the
+    synapses of inputs that were silent are depressed (Diehl & Cook 2015's offset; 0 = plain pair STDP,
+    where a silent input's weight never changes)."""
     update: Literal["additive", "multiplicative"] = "additive"
-    """``additive``: ``dw = a * trace`` clipped to [0, 1]; ``multiplicative`` (soft bounds): LTP scaled by
-    ``1 - w``, LTD by ``w``."""
+    """``additive``: ``dw = a * trace`` clipped to [0, 1]; ``multiplicative`` (soft bounds): an increase
+    scaled by ``1 - w``, a decrease by ``w``."""
     wta_learn: bool = True
     """Whether a learning spike resets its map and the positions within ``r_learn`` (Thiele's WTA);
     false: only the neuron itself resets (used to compare with Brian2)."""
@@ -62,7 +66,7 @@ class _TraceRule:
             if not (math.isfinite(value) and value > 0):
                 msg = f"{name} must be a finite number > 0, got {value!r}"
                 raise ValueError(msg)
-        for name in ("tau_syn_us", "t_ref_us", "a_ltp", "a_ltd", "w_init_std"):
+        for name in ("tau_syn_us", "t_ref_us", "a_ltp", "a_ltd", "x_tar", "w_init_std"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 msg = f"{name} must be a finite number >= 0, got {value!r}"

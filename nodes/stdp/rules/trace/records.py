@@ -21,6 +21,7 @@ class TraceConstants(NamedTuple):
     tau_post: float
     a_ltp: float
     a_ltd: float
+    x_tar: float
     multiplicative: bool
     wta_learn: bool
     r_learn: int  # inter-map WTA radius of learning spikes (fc: 0)
