@@ -23,7 +23,8 @@ Semantics (binding for kernel and ``tests/reference/trace_reference.py``)
   (5) learning: the reached learning neurons with ``v >= th_learn`` are visited by decreasing ``v``
   (ties: lowest canonical index); each still ``>= th_learn`` fires: every synapse of its kernel
   changes by ``dw = a_ltp * (x_pre - x_tar)`` (its input position's pre trace at ``t``;
-  multiplicative: times ``1 - w`` when ``dw > 0``, else times ``w``), clipped; its post trace decays to ``t`` and += 1; with ``wta_learn`` every neuron of its
+  multiplicative: times ``1 - w`` when ``dw > 0``, else times ``w``), clipped; its post trace decays
+  to ``t`` and += 1; with ``wta_learn`` every neuron of its
   map and of every map at the positions within ``r_learn`` gets ``v = 0, I = 0``; then the neuron
   itself ``v = v_reset`` and is refractory until ``t + t_ref``; (6) the reached inference neurons with
   ``v >= th_inf`` are visited the same way; each still ``>= th_inf`` fires an output spike
@@ -70,6 +71,16 @@ def advance(v: float, cur: float, t0: int, ref_end: float, t: int, tau_m: float,
         v_new = v * math.exp(-h / tau_m) + cur_s * kernel_gain(h, tau_m, tau_syn)
         return v_new, cur_s * math.exp(-h / tau_syn)
     return v * math.exp(-h / tau_m), 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _flow(h: float, tau_m: float, tau_syn: float) -> tuple[float, float, float]:
+    """The factors of a free gap of ``h`` µs: ``v <- vv * v + vi * I``, ``I <- ii * I``, exactly the
+    numbers ``advance`` computes for a neuron that is not refractory."""
+    em = math.exp(-h / tau_m)
+    if tau_syn > 0.0:
+        return em, kernel_gain(h, tau_m, tau_syn), math.exp(-h / tau_syn)
+    return em, 0.0, 0.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -174,11 +185,22 @@ def trace_layer_run(
                     n_touch += 1
         nl = 0
         ni = 0
+        # most reached neurons were last updated at the same time (an fc layer: all of them), so the
+        # decay factors of one gap are computed once per input and reused (identical numbers)
+        memo_t0 = np.int64(-1)
+        memo_vv = memo_vi = memo_ii = 0.0
         for q in range(n_touch):
             idx = touched[q]
             wv = a.w[touched_w[q]]
             if learning:
-                v, cur = advance(a.v_l[idx], a.cur_l[idx], a.t_l[idx], a.ref_l[idx], t, k.tau_m, k.tau_syn)
+                t0 = a.t_l[idx]
+                if t0 == memo_t0 and a.ref_l[idx] <= t0:  # the decay over the same gap as the last neuron's
+                    v, cur = a.v_l[idx] * memo_vv + a.cur_l[idx] * memo_vi, a.cur_l[idx] * memo_ii
+                else:
+                    v, cur = advance(a.v_l[idx], a.cur_l[idx], t0, a.ref_l[idx], t, k.tau_m, k.tau_syn)
+                    if a.ref_l[idx] <= t0:
+                        memo_t0 = t0
+                        memo_vv, memo_vi, memo_ii = _flow(float(t - t0), k.tau_m, k.tau_syn)
                 if k.tau_syn > 0.0:
                     cur += wv / k.tau_syn
                 elif t >= a.ref_l[idx]:
@@ -189,7 +211,14 @@ def trace_layer_run(
                 if v >= k.th_learn:
                     cand_l[nl] = idx
                     nl += 1
-            v, cur = advance(a.v_i[idx], a.cur_i[idx], a.t_i[idx], a.ref_i[idx], t, k.tau_m, k.tau_syn)
+            t0 = a.t_i[idx]
+            if t0 == memo_t0 and a.ref_i[idx] <= t0:
+                v, cur = a.v_i[idx] * memo_vv + a.cur_i[idx] * memo_vi, a.cur_i[idx] * memo_ii
+            else:
+                v, cur = advance(a.v_i[idx], a.cur_i[idx], t0, a.ref_i[idx], t, k.tau_m, k.tau_syn)
+                if a.ref_i[idx] <= t0:
+                    memo_t0 = t0
+                    memo_vv, memo_vi, memo_ii = _flow(float(t - t0), k.tau_m, k.tau_syn)
             if k.tau_syn > 0.0:
                 cur += wv / k.tau_syn
             elif t >= a.ref_i[idx]:
