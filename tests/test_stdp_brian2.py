@@ -20,7 +20,7 @@ threshold (0.1 % at 10 µs / 8 ms) could fire a step late or not at all, and pai
 Brian2 rounds it to anyway. Inputs are at least 5 steps apart, so no two events share a step. Not
 covered: WTA (a same-step lateral reset is not expressible in Brian2 without a custom schedule) and
 firing with a current-based synapse, where the kernel tests the threshold only at input times and
-Brian2 at every step (docs/rules/trace.md).
+Brian2 at every step (docs/learning-rules.md).
 """
 
 from __future__ import annotations
