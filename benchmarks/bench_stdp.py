@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from nodes.stdp import ConvParams, FcParams, LayerParams, Network
-from nodes.stdp.network import _columns, _pool, _run_weighted
+from nodes.stdp.network import _columns, _pool
 from nodes.stdp.node import StdpConfig
 from nodes.stdp.pipelined import PipelinedNetwork
 from nodes.stdp.split import default_split
@@ -140,7 +140,8 @@ def real_stream(samples: int) -> np.ndarray | None:
         s["t"] += offset
         offset = int(s["t"][-1]) + 10_000
         parts.append(s)
-    return np.concatenate(parts)
+    stream: np.ndarray = np.concatenate(parts)
+    return stream
 
 
 def measure(stream: np.ndarray, learning: bool, wta_inf: bool = True) -> dict[str, Any]:
@@ -152,9 +153,9 @@ def measure(stream: np.ndarray, learning: bool, wta_inf: bool = True) -> dict[st
     per_layer = []
     start = time.perf_counter()
     current = _columns(stream)
-    for layer in net._layers:  # the same steps as Network.process, timed one by one
+    for i, layer in enumerate(net._layers):  # the same steps as Network.process, timed one by one
         t0 = time.perf_counter()
-        nxt = _pool(current, layer) if isinstance(layer, PoolLayer) else _run_weighted(current, layer, learning)
+        nxt = _pool(current, layer) if isinstance(layer, PoolLayer) else net.run_layers(current, i, i + 1, learning)
         per_layer.append({"seconds": time.perf_counter() - t0, "inputs": len(current[0]), "outputs": len(nxt[0])})
         current = nxt
     total = time.perf_counter() - start

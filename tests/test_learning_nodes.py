@@ -12,7 +12,7 @@ import pytest
 from graphs import DIGIT_LAYERS, encoder, font_digits, graph, stdp, write_graph
 
 from nodes.classifier.node import ClassifierConfig, ClassifierNode
-from nodes.stdp import ConvParams, FcParams, PoolParams
+from nodes.stdp import ConvParams, FcParams, PoolParams, TraceConvParams, TraceFcParams
 from nodes.stdp.node import StdpConfig, StdpNode
 from pipeline.checkpoint import load_state, save_state
 from pipeline.errors import SpikestreamError
@@ -355,8 +355,15 @@ def test_every_shipped_config_builds_typed_layers(path):
         if spec.type != "stdp":
             continue
         config = build_params(StdpNode.Config, spec.params, f"{path} [nodes.{name}]")
-        kinds = {"conv": ConvParams, "pool": PoolParams, "fc": FcParams}
-        assert [type(p) for p in config.layers] == [kinds[t["type"]] for t in spec.params["layers"]]
+        kinds = {
+            ("conv", "thiele"): ConvParams,
+            ("pool", "thiele"): PoolParams,
+            ("fc", "thiele"): FcParams,
+            ("conv", "trace"): TraceConvParams,
+            ("fc", "trace"): TraceFcParams,
+        }
+        expected = [kinds[t["type"], t.get("rule", "thiele")] for t in spec.params["layers"]]
+        assert [type(p) for p in config.layers] == expected
         for layer, table in zip(config.layers, spec.params["layers"], strict=True):
             assert all(getattr(layer, key) == value for key, value in table.items())
 

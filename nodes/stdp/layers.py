@@ -1,8 +1,13 @@
-"""The layers of an STDP network as typed, frozen configs, and the shapes they produce.
+"""The layers of an STDP network as typed, frozen configs: Thiele's rule, and the union of every rule.
 
 A config's ``layers`` table is a list of these, each chosen by its ``type`` key ("conv", "pool", "fc")
-through the one config loader (``pipeline.config.build_params``), which reports an unknown, missing or
-ill-typed key with its path (``[nodes.stdp] layers[1]: unknown key 'mapz'``).
+and, for conv and fc, its ``rule`` key ("thiele", the default, or "trace") through the one config
+loader (``pipeline.config.build_params``), which reports an unknown, missing or ill-typed key with its
+path (``[nodes.stdp] layers[1]: unknown key 'mapz'``) and a key of another rule as such
+(``layers[0]: key 'tau_m_us' is a parameter of rule 'trace', not of this layer's rule 'thiele'``).
+Each rule's params are one class per layer kind, built on the rule-neutral ``ConvShape`` / ``FcShape``
+(``nodes.stdp.shapes``); ``LayerParams`` lists them, the default rule first, and
+``nodes.stdp.rules.registry`` maps a rule's name to how its layers are built and run.
 
 Learning rates: the thesis fixes ``a_plus = -8 * a_minus`` and ``beta_plus = 3`` (Table 3.1 and the
 text of 3.2.2) but not the magnitudes. The defaults here (conv ``a_minus = -0.005``, fc
@@ -13,18 +18,33 @@ about an order of magnitude of learning rate).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from typing_extensions import override
 
-MAX_CHANNELS = 65536  # an output channel index travels as uint16
+from .rules.trace.params import TraceConvParams, TraceFcParams
+from .shapes import MAX_CHANNELS, ConvShape, FcShape, PoolParams, output_shape
+
+__all__ = [
+    "MAX_CHANNELS",
+    "ConvParams",
+    "ConvShape",
+    "FcParams",
+    "FcShape",
+    "LayerParams",
+    "PoolParams",
+    "output_shape",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
-class _LearningLayer:
-    """What convolutional and fully connected STDP layers share (each subclass sets its own defaults)."""
+class _ThieleRule:
+    """Thiele's rule (thesis ch. 3) as convolutional and fully connected layers share it (each subclass
+    sets its own defaults)."""
+
+    rule: Literal["thiele"] = "thiele"
+    """The learning rule: Thiele's non-leaky two-accumulator neurons and eq. 3.4 (the default)."""
 
     th_learn: float
     """Threshold of the learning accumulators, in weight units (> 0). Table 3.1: 8 (conv1), 30 (conv2,
@@ -75,98 +95,33 @@ class _LearningLayer:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConvParams(_LearningLayer):
-    """A convolutional STDP layer, stride 1, valid (thesis 3.2.3 and Table 3.1)."""
+class ConvParams(_ThieleRule, ConvShape):
+    """A convolutional layer learning by Thiele's rule (thesis 3.2.3 and Table 3.1)."""
 
-    type: Literal["conv"] = "conv"
-    """Which kind of layer this table is."""
-    maps: int
-    """Number of feature maps M, in [1, 65536]. Table 3.1's MNIST network and section 3.3.2: 16 (conv1),
-    128 (conv2)."""
-    kernel: int = 5
-    """Filter size K (K x K input positions per channel, >= 1). Table 3.1: 5."""
-    r_learn: int = 2
-    """Inter-map WTA radius of learning spikes, Chebyshev distance in output positions (>= 0). Table
-    3.1: 2."""
-    r_inf: int = 0
-    """Inhibition radius of inference spikes onto the other maps, in output positions (>= -1; 0 = the
-    same position only, -1 = none). Table 3.1: 0."""
     a_minus: float = -0.005
     w_init_mean: float = 0.8
 
     @override
     def __post_init__(self) -> None:
-        if not (1 <= self.maps <= MAX_CHANNELS):
-            msg = f"maps must be in [1, {MAX_CHANNELS}], got {self.maps!r}"
-            raise ValueError(msg)
-        if self.kernel < 1:
-            msg = f"kernel must be >= 1, got {self.kernel!r}"
-            raise ValueError(msg)
-        if self.r_learn < 0:
-            msg = f"r_learn must be >= 0, got {self.r_learn!r}"
-            raise ValueError(msg)
-        if self.r_inf < -1:
-            msg = f"r_inf must be >= -1 (-1 = no inference inhibition), got {self.r_inf!r}"
-            raise ValueError(msg)
-        super().__post_init__()
+        ConvShape.__post_init__(self)
+        _ThieleRule.__post_init__(self)
 
 
 @dataclass(frozen=True, kw_only=True)
-class PoolParams:
-    """Non-overlapping pooling that forwards every spike (thesis 3.2.3). Partial windows at the border
-    are kept: the pooled size is ``ceil(H / size)``."""
+class FcParams(_ThieleRule, FcShape):
+    """A fully connected layer learning by Thiele's rule over the flattened ``(C, H, W)`` input (thesis
+    3.2.3). A learning spike always resets every learning accumulator of the layer (it is one map)."""
 
-    type: Literal["pool"] = "pool"
-    """Which kind of layer this table is."""
-    size: int = 2
-    """Window size s (s x s input positions, >= 1). Thesis 3.2.3: 2."""
-
-    def __post_init__(self) -> None:
-        if self.size < 1:
-            msg = f"size must be >= 1, got {self.size!r}"
-            raise ValueError(msg)
-
-
-@dataclass(frozen=True, kw_only=True)
-class FcParams(_LearningLayer):
-    """A fully connected STDP layer over the flattened ``(C, H, W)`` input (thesis 3.2.3). A learning
-    spike always resets every learning accumulator of the layer (it is one map)."""
-
-    type: Literal["fc"] = "fc"
-    """Which kind of layer this table is."""
-    neurons: int
-    """Number of neurons N, in [1, 65536]. Thesis: 1000 (MNIST, Table 3.1's network), 1024 (N-MNIST,
-    section 3.3.2)."""
-    wta_inf: bool = False
-    """Whether an inference spike resets every other neuron's inference accumulator. Not in the thesis
-    (its fc has no inference inhibition); configs/nmnist.toml turns it on."""
     a_minus: float = -0.002
     w_init_mean: float = 0.67
 
     @override
     def __post_init__(self) -> None:
-        if not (1 <= self.neurons <= MAX_CHANNELS):
-            msg = f"neurons must be in [1, {MAX_CHANNELS}], got {self.neurons!r}"
-            raise ValueError(msg)
-        super().__post_init__()
+        FcShape.__post_init__(self)
+        _ThieleRule.__post_init__(self)
 
 
-LayerParams = ConvParams | PoolParams | FcParams
-
-
-def output_shape(input_shape: Sequence[int], layers: Sequence[LayerParams]) -> tuple[int, int, int]:
-    """The ``(C, H, W)`` of the spikes a network of these ``layers`` sends, without building it (no
-    weights are drawn); raises ``ValueError`` for a layer that does not fit its input, as ``Network``
-    would."""
-    c, h, w = (int(v) for v in input_shape)
-    for i, p in enumerate(layers):
-        if isinstance(p, PoolParams):
-            h, w = -(-h // p.size), -(-w // p.size)
-        elif isinstance(p, ConvParams):
-            if h < p.kernel or w < p.kernel:
-                msg = f"layer {i}: kernel {p.kernel} is larger than its input {(c, h, w)}"
-                raise ValueError(msg)
-            c, h, w = p.maps, h - p.kernel + 1, w - p.kernel + 1
-        else:
-            c, h, w = p.neurons, 1, 1
-    return c, h, w
+#: Every layer a config can name. Within a layer kind the default rule comes first: a table without a
+#: ``rule`` key is built as the first member of its ``type`` (see ``pipeline.config``). A new rule adds
+#: its conv and fc params classes here (and its builder to ``nodes.stdp.rules.registry``).
+LayerParams = ConvParams | PoolParams | FcParams | TraceConvParams | TraceFcParams

@@ -23,9 +23,15 @@ from pipeline.errors import ConfigError
 from pipeline.events import SPIKE_DTYPE
 
 from . import state as _state
-from .layers import MAX_CHANNELS, ConvParams, FcParams, LayerParams, PoolParams
-from .records import Constants, LayerArrays
-from .state import Layer, PoolLayer, WeightedLayer
+from .layers import ConvParams, FcParams, LayerParams
+from .records import Columns, Constants, LayerArrays
+from .rules.registry import RuleLayer, build_layer
+from .shapes import MAX_CHANNELS, ConvShape, FcShape, PoolParams
+from .state import PoolLayer, WeightedLayer
+
+__all__ = ["Columns", "Network", "as_spikes"]
+
+Layer = WeightedLayer | PoolLayer | RuleLayer
 
 #: Batches whose output maps a layer keeps before folding them into its per-map counts (``count_maps``).
 MAP_FOLD = 256
@@ -73,10 +79,10 @@ class Network:
         for i, p in enumerate(self.params):
             if isinstance(p, PoolParams):
                 self._layers.append(_state.pool_layer(p, cur))
-            elif isinstance(p, (ConvParams, FcParams)):
-                self._layers.append(_state.weighted_layer(i, p, cur, rng))
+            elif isinstance(p, ConvShape | FcShape):
+                self._layers.append(build_layer(i, p, cur, rng))
             else:
-                msg = f"layer {i} is {p!r}; expected ConvParams, PoolParams or FcParams"
+                msg = f"layer {i} is {p!r}; expected a conv, pool or fc layer's params"
                 raise ValueError(msg)
             cur = self._layers[-1].out_shape
 
@@ -124,18 +130,19 @@ class Network:
         spike (and so learned) since the network was made: a map whose reset stamp was ever set."""
         out: list[dict[str, int | str]] = []
         for layer in self._layers:
-            kind = (
-                "pool" if isinstance(layer, PoolLayer) else ("conv" if isinstance(layer.params, ConvParams) else "fc")
-            )
+            kind = "pool" if isinstance(layer, PoolLayer) else ("conv" if isinstance(layer.params, ConvShape) else "fc")
             row: dict[str, int | str] = {
                 "kind": kind,
                 "inputs": int(layer.counters[0]),
                 "learning_spikes": int(layer.counters[1]),
                 "inference_spikes": int(layer.counters[2]),
             }
-            if not isinstance(layer, PoolLayer):
+            if isinstance(layer, WeightedLayer):
                 row["maps"] = int(layer.out_shape[0])
                 row["maps_learned"] = int(np.count_nonzero(layer.arrays.map_ref))
+            elif not isinstance(layer, PoolLayer):
+                row["maps"] = int(layer.out_shape[0])
+                row["maps_learned"] = layer.maps_learned()
             out.append(row)
         return out
 
@@ -166,12 +173,14 @@ class Network:
         return out
 
     def first_kernels(self) -> np.ndarray | None:
-        """The first weighted layer's weights as ``(M, C, KH, KW)`` (a copy), if it is a conv layer."""
+        """The first learning layer's weights as ``(M, C, KH, KW)`` (a copy), if it is a conv layer of
+        Thiele's rule; None otherwise (other rules keep their own state layout)."""
         for layer in self._layers:
-            if isinstance(layer, WeightedLayer):
-                if not isinstance(layer.params, ConvParams):
-                    return None
+            if isinstance(layer, PoolLayer):
+                continue
+            if isinstance(layer, WeightedLayer) and isinstance(layer.params, ConvParams):
                 return _state.get_weights(layer)
+            return None
         return None
 
     # ------------------------------------------------------------------ processing
@@ -219,7 +228,12 @@ class Network:
         counts = self._map_spikes
         for i in range(start, stop):
             layer = self._layers[i]
-            cols = _pool(cols, layer) if isinstance(layer, PoolLayer) else _run_weighted(cols, layer, learning)
+            if isinstance(layer, PoolLayer):
+                cols = _pool(cols, layer)
+            elif isinstance(layer, WeightedLayer):
+                cols = _run_weighted(cols, layer, learning)
+            else:
+                cols = layer.run(cols, learning)
             if counts is not None and (c := counts[i]) is not None and cols[3].shape[0]:
                 pending = self._map_pending[i]
                 pending.append(cols[3].copy())
@@ -260,11 +274,6 @@ class Network:
         inter-map reset and its map's ``map_ref`` (a state from ``state_dict`` always is).
         """
         _state.load_state_dict(self._layers, state)
-
-
-#: Spikes between layers: contiguous columns t (int64) and x, y, c (uint16, as in SPIKE_DTYPE), the form
-#: the kernel takes and returns, so that no layer packs or unpacks a structured array.
-Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _columns(spikes: np.ndarray) -> Columns:

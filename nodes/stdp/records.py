@@ -48,3 +48,8 @@ class LayerArrays(NamedTuple):
     last_in: np.ndarray  # int64, flat (C, H, W): counter of each input position's last spike
     lazy: np.ndarray  # int32 [epoch, map epochs (M), position epochs (Ho*Wo)]: pending map resets
     counters: np.ndarray  # int64 [n, learning spikes, inference spikes]
+
+
+#: Spikes between layers: contiguous columns t (int64) and x, y, c (uint16, as in SPIKE_DTYPE), the form
+#: the kernels take and return, so that no layer packs or unpacks a structured array.
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

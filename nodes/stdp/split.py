@@ -23,7 +23,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from .layers import ConvParams, FcParams, LayerParams, PoolParams
+from .layers import LayerParams
+from .shapes import ConvShape, FcShape, PoolParams
 
 #: the fixed cost of one input spike of a weighted layer, in units of one neuron reached; fitted to the
 #: per-input seconds of conv1 (reach 400) and conv2 (reach 3200) of the N-MNIST network
@@ -42,18 +43,19 @@ def layer_costs(input_shape: Sequence[int], layers: Sequence[LayerParams]) -> li
             costs.append(rate * POOL)
             h, w = -(-h // p.size), -(-w // p.size)
             continue
-        if isinstance(p, ConvParams):
+        if isinstance(p, ConvShape):
             ho, wo = h - p.kernel + 1, w - p.kernel + 1
             reach = min(p.kernel, ho) * min(p.kernel, wo) * p.maps
             inhibited = p.maps if p.r_inf >= 0 else 1
             h, w = ho, wo
         else:
-            assert isinstance(p, FcParams)
+            assert isinstance(p, FcShape)
             reach = p.neurons
             inhibited = p.neurons if p.wta_inf else 1
             h, w = 1, 1
         costs.append(rate * (PER_INPUT + reach))
-        rate *= reach * p.w_init_mean / p.th_inf / inhibited
+        # every rule so far has an initial weight mean and an inference threshold; one without counts 1
+        rate *= reach * getattr(p, "w_init_mean", 1.0) / getattr(p, "th_inf", 1.0) / inhibited
     return costs
 
 

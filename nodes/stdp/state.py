@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nodes.stdp import kernel
 
-from .layers import ConvParams, FcParams, PoolParams
+from .layers import ConvParams, FcParams
 from .records import Geometry, LayerArrays
+from .shapes import PoolParams
+
+if TYPE_CHECKING:
+    from .rules.registry import RuleLayer
 
 
 @dataclass
@@ -68,19 +73,17 @@ class PoolLayer:
     counters: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))  # inputs, 0, forwarded
 
 
-Layer = WeightedLayer | PoolLayer
-
-
 def pool_layer(p: PoolParams, cur: tuple[int, int, int]) -> PoolLayer:
     """The pooling layer over input ``cur``; a partial window at the edge is an output cell of its own."""
     out = (cur[0], -(-cur[1] // p.size), -(-cur[2] // p.size))
     return PoolLayer(params=p, in_shape=cur, out_shape=out)
 
 
-def weighted_layer(
-    i: int, p: ConvParams | FcParams, cur: tuple[int, int, int], rng: np.random.Generator
-) -> WeightedLayer:
+def weighted_layer(i: int, p: object, cur: tuple[int, int, int], rng: np.random.Generator) -> WeightedLayer:
     """A fresh layer over input ``cur``: weights drawn from ``rng``, every accumulator and counter 0."""
+    if not isinstance(p, ConvParams | FcParams):
+        msg = f"layer {i}: {p!r} is not a layer of Thiele's rule"
+        raise TypeError(msg)
     c, h, w_ = cur
     if isinstance(p, ConvParams):
         kh = kw = p.kernel
@@ -130,12 +133,15 @@ def get_weights(layer: WeightedLayer) -> np.ndarray:
     return np.ascontiguousarray(four).reshape(layer.canonical_weight_shape())
 
 
-def state_dict(layers: Sequence[Layer]) -> dict[str, np.ndarray]:
+def state_dict(layers: Sequence[WeightedLayer | PoolLayer | RuleLayer]) -> dict[str, np.ndarray]:
     """Copies of all learned and dynamic state, in canonical layouts (see ``Network.state_dict``)."""
     d: dict[str, np.ndarray] = {}
     for i, layer in enumerate(layers):
         d[f"{i}.counters"] = layer.counters.copy()
         if isinstance(layer, PoolLayer):
+            continue
+        if not isinstance(layer, WeightedLayer):
+            d.update({f"{i}.{name}": arr for name, arr in layer.state_arrays().items()})
             continue
         a = layer.arrays
         m = layer.out_shape[0]
@@ -152,12 +158,17 @@ def state_dict(layers: Sequence[Layer]) -> dict[str, np.ndarray]:
     return d
 
 
-def _expected_state(layers: Sequence[Layer]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def _expected_state(
+    layers: Sequence[WeightedLayer | PoolLayer | RuleLayer],
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     exp: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     f4, i8 = np.dtype(np.float32), np.dtype(np.int64)
     for i, layer in enumerate(layers):
         exp[f"{i}.counters"] = ((3,), i8)
         if isinstance(layer, PoolLayer):
+            continue
+        if not isinstance(layer, WeightedLayer):
+            exp.update({f"{i}.{name}": spec for name, spec in layer.expected_state().items()})
             continue
         nshape = layer.neuron_shape()
         exp[f"{i}.weight"] = (layer.canonical_weight_shape(), f4)
@@ -169,7 +180,7 @@ def _expected_state(layers: Sequence[Layer]) -> dict[str, tuple[tuple[int, ...],
     return exp
 
 
-def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) -> None:
+def load_state_dict(layers: Sequence[WeightedLayer | PoolLayer | RuleLayer], state: Mapping[str, np.ndarray]) -> None:
     """Replace all state with ``state`` (see ``Network.load_state_dict``); nothing changes on an error."""
     exp = _expected_state(layers)
     missing = sorted(set(exp) - set(state))
@@ -195,7 +206,7 @@ def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) ->
         arrays[key] = arr.astype(dtype, copy=True)
     pos_refs: dict[int, np.ndarray] = {}
     for i, layer in enumerate(layers):
-        if isinstance(layer, PoolLayer):
+        if not isinstance(layer, WeightedLayer):
             continue
         m, ho, wo = layer.out_shape
         ref = arrays[f"{i}.ref"].reshape(m, ho * wo).T  # (positions, maps)
@@ -210,6 +221,10 @@ def load_state_dict(layers: Sequence[Layer], state: Mapping[str, np.ndarray]) ->
     for i, layer in enumerate(layers):
         layer.counters[:] = arrays[f"{i}.counters"]
         if isinstance(layer, PoolLayer):
+            continue
+        if not isinstance(layer, WeightedLayer):
+            own = {name: arrays[f"{i}.{name}"] for name in layer.expected_state()}
+            layer.load_state_arrays(own)
             continue
         a = layer.arrays
         m, ho, wo = layer.out_shape

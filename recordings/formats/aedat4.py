@@ -326,7 +326,7 @@ def open_aedat4(path: Path) -> Recording:
 
     def _batch(parts: list[tuple[int, np.ndarray]]) -> np.ndarray:
         # a fresh, writable array (a single packet would otherwise be a read-only view of its buffer)
-        out = np.concatenate([raw for _, raw in parts]).view(EVENT_DTYPE)
+        out: np.ndarray = np.concatenate([raw for _, raw in parts]).view(EVENT_DTYPE)
         if _outside(out, width, height):  # checked per batch; per packet only to name the bad one
             pos = next(pos for pos, raw in parts if _outside(raw.view(EVENT_DTYPE), width, height))
             msg = f"{path} at byte {pos}: corrupt event packet (an event outside the {width}x{height} sensor)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ast
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from recordings.formats.reading import fail
 from recordings.formats.writing import atomic_write, check_events
 from recordings.recording import WHOLE, Recording
 
+#: numpy's .npy descr parser, typed (numpy < 2.4 ships it without annotations)
+_descr_to_dtype: Callable[[Any], np.dtype[Any]] = np.lib.format.descr_to_dtype
 MAGIC = b"\x93NUMPY"
 #: Longest header dict accepted, in bytes (numpy's own reader refuses more than 10,000 by default).
 MAX_HEADER = 10_000
@@ -76,7 +78,7 @@ def _header(path: Path) -> tuple[np.dtype, tuple[int, ...], int, int]:
     if not isinstance(fields["fortran_order"], bool):
         raise fail(path, start, "damaged .npy header (fortran_order is not True or False)")
     try:
-        dtype = np.lib.format.descr_to_dtype(fields["descr"])
+        dtype = _descr_to_dtype(fields["descr"])
     except Exception:  # noqa: BLE001 - numpy's dtype parser raises whatever a malformed descr provokes
         raise fail(path, start, f"damaged .npy header (descr {str(fields['descr'])[:60]})") from None
     return dtype, shape, start, start + size
