@@ -60,10 +60,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def nmnist_table(samples: int, test: int) -> dict[str, Any]:
+def nmnist_table(samples: int, test: int, transport: str = "inproc") -> dict[str, Any]:
     """configs/nmnist.toml with its phases shortened: one pass over ``samples`` Train, ``test`` Test samples."""
     raw = tomllib.loads((ROOT / "configs" / "nmnist.toml").read_text())
     raw["log_every_s"] = 0
+    raw["transport"] = transport
     raw["nodes"]["evaluate"]["log_every"] = 0
     raw["nodes"]["source"]["phases"] = [
         {"split": "Train", "samples": samples, "passes": 1, "name": "train"},
@@ -151,6 +152,33 @@ def watched(browser: Browser | None, url: str) -> Iterator[dict[str, Any]]:
             time.sleep(0.05)
 
 
+def descendants_cpu_s() -> float:
+    """CPU seconds used so far by this process's descendants that are still alive (the browser's
+    processes), read from /proc: what the page costs the machine beside the graph."""
+    parent: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    me = os.getpid()
+    total = 0.0
+    for pid, cpu in times.items():
+        p = parent.get(pid, 0)
+        while p not in (0, 1, me):
+            p = parent.get(p, 0)
+        if p == me:
+            total += cpu
+    return total
+
+
 def run_once(
     table: dict[str, Any], browser: Browser | None, *, dashboard: bool | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -171,8 +199,8 @@ def run_once(
 def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
     """Pairs of runs of the shortened N-MNIST config, without (A) and with (B) the dashboard and a page (the
     order alternates); with ``--no-page-arm`` a third run per pair, C: the dashboard without a page."""
-    table = nmnist_table(args.samples, args.test)
-    run_once(nmnist_table(5, 2), None)  # compile and page in everything once, outside the figures
+    table = nmnist_table(args.samples, args.test, args.graph_transport)
+    run_once(nmnist_table(5, 2, args.graph_transport), None)  # compile and page in everything once, outside the figures
     pairs: list[dict[str, Any]] = []
     for i in range(args.pairs):
         order: tuple[str, ...] = ("A", "B") if i % 2 == 0 else ("B", "A")
@@ -183,11 +211,15 @@ def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
         cpu: dict[str, float] = {}
         extra: dict[str, Any] = {}
         for arm in order:
+            browser_cpu = descendants_cpu_s()
+            t0 = time.monotonic()
             results, page = run_once(table, browser if arm == "B" else None, dashboard=arm != "A")
+            if arm == "B":  # cores the browser kept busy while the graph ran
+                browser_cores = (descendants_cpu_s() - browser_cpu) / (time.monotonic() - t0)
             rates[arm] = float(results["events_per_s"])
             node = results["nodes"]["stdp"]  # the network's own rate: its input over its running time
             stdp[arm] = node["counters"]["events_in"] / node["wall_s"]
-            # one process: any node's cpu_s is the whole graph's (browser excluded), per event
+            # inproc: any node's cpu_s is the whole graph's; ipc: the stdp process's (browser excluded)
             cpu[arm] = node["cpu_s"] / results["events_in"]
             if arm == "B":
                 extra = {
@@ -195,6 +227,7 @@ def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
                     "frames_dropped": results.get("dashboard_frames_dropped"),
                     "tap_lost": results.get("dashboard_tap_lost"),
                     "page_frames": page.get("frames"),
+                    "browser_cores": round(browser_cores, 2),
                 }
             events = results["events_in"]
         pair: dict[str, Any] = {"order": "".join(order), "A": rates["A"], "B": rates["B"]}
@@ -224,6 +257,7 @@ def throughput(args: argparse.Namespace, browser: Browser) -> dict[str, Any]:
         "ratio_mean": statistics.fmean(ratios),
         "stdp_ratio_median": statistics.median(float(p["stdp_ratio"]) for p in pairs),
         "cpu_ratio_median": statistics.median(float(p["cpu_ratio"]) for p in pairs),
+        "browser_cores_median": statistics.median(float(p["browser_cores"]) for p in pairs),
     } | (
         {
             "no_page_ratio_median": statistics.median(float(p["no_page_ratio"]) for p in pairs),
@@ -350,6 +384,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=12.0, help="wall seconds of the latency run (default 12)")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of frames not counted (default 2)")
     ap.add_argument("--transport", default="ipc", help="transport of the latency run (default ipc)")
+    ap.add_argument(
+        "--graph-transport", default="inproc", help="transport of the N-MNIST runs (default inproc: one process)"
+    )
     ap.add_argument("--recording", default="aedat2/pyaedattools_IMU_rotDisk.aedat", help="the camera's recording")
     ap.add_argument("--no-page-arm", action="store_true", help="also run the dashboard without a page (C)")
     ap.add_argument("--tap-hwm", type=int, default=0, help="the latency graph's tap_hwm (default: its own)")
@@ -373,7 +410,7 @@ def main() -> None:
                 f"events/s with the dashboard and a page / without: median {100 * t['ratio_median']:.1f} %, "
                 f"mean {100 * t['ratio_mean']:.1f} % over {len(t['pairs'])} pairs (target >= 97 %); the stdp "
                 f"node's own rate: median {100 * t['stdp_ratio_median']:.1f} %; the graph process's CPU per event: "
-                f"median {100 * t['cpu_ratio_median']:.1f} %"
+                f"median {100 * t['cpu_ratio_median']:.1f} %; the browser: median {t['browser_cores_median']:.2f} cores"
                 + (
                     f"; the dashboard without a page: median {100 * t['no_page_ratio_median']:.1f} % "
                     f"(CPU per event {100 * t['no_page_cpu_ratio_median']:.1f} %)"
