@@ -1,0 +1,170 @@
+"""Numba kernel of one DECOLLE layer: LIF neurons learning online from a fixed random local readout.
+
+Only ``@njit`` functions over plain arrays and scalars; ``nodes.decolle.network`` owns the state, walks the
+labels and validates the input. The contract the kernel and ``tests/reference/decolle_reference.py`` (a
+backward pass through time, a different algorithm) must both meet, one input spike ``k`` of the layer at a
+time (channel ``c``, time ``t_k``, ``a = exp(-(t_k - t_{k-1}) / tau_mem)``, ``b = exp(-(t_k - t_{k-1}) /
+tau_out)``; the first spike of a segment decays nothing, as every trace is at rest then):
+
+1. ``x_j <- a x_j + [j == c]`` (presynaptic trace), ``u_i <- a u_i + v_i[c]`` where ``v`` are the
+   forward weights (``w_fwd``, the weights as the segment opened);
+2. ``z_i = [u_i >= theta]``, ``psi_i = 1 / (1 + sharpness |u_i - theta| / theta)^2`` (SuperSpike's
+   surrogate of ``dz_i / du_i``); ``z_i = 1`` sends an output spike ``(t_k, i)`` up; ``u_i -= theta z_i``;
+3. ``e_ij <- b e_ij + psi_i x_j`` (eligibility), ``y_i <- b y_i + z_i`` (filtered output spikes);
+4. the local readout ``r = G y`` (``G`` fixed, random, seeded: never learnt), its error
+   ``delta = G^T (r - target onehot(label))``;
+5. when teaching: ``w_ij <- w_ij - eta delta_i e_ij``.
+
+So over a training segment the change of ``w`` is exactly ``-eta`` times the gradient of the layer's own
+loss ``sum_k 1/2 |G y[k] - target onehot|^2`` with respect to ``w_fwd``, with ``dz/du := psi`` and the
+reset a constant; the layer's input is whatever spikes arrive (the layer below's output is a constant to
+it: no gradient crosses layers, DECOLLE's defining property).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Layout of the float64 constants array ``consts``.
+C_TAU_MEM = 0  # membrane and presynaptic-trace time constant, microseconds
+C_TAU_OUT = 1  # output and eligibility filter time constant, microseconds
+C_THETA = 2  # firing threshold
+C_SHARPNESS = 3  # steepness of the surrogate derivative
+C_ETA = 4  # learning rate
+C_TARGET = 5  # the labelled class's target of the local readout
+N_CONSTS = 6
+
+# Layout of a layer's int64 state ``lstate``.
+L_LAST_T = 0  # time of the layer's last input spike in this segment (INT64_MIN: none yet)
+L_N_INPUTS = 1  # input spikes since creation
+L_N_OUTPUTS = 2  # output spikes since creation
+L_N_UPDATES = 3  # teaching steps since creation
+N_LSTATE = 4
+
+INT64_MIN = np.iinfo(np.int64).min
+
+
+@njit(cache=True)
+def layer_run(
+    in_t: np.ndarray,
+    in_c: np.ndarray,
+    lo: int,
+    w: np.ndarray,
+    w_fwd: np.ndarray,
+    g: np.ndarray,
+    elig: np.ndarray,
+    x: np.ndarray,
+    active: np.ndarray,
+    u: np.ndarray,
+    y: np.ndarray,
+    lstate: np.ndarray,
+    consts: np.ndarray,
+    label: int,
+    teach: bool,
+    learn: bool,
+    out_t: np.ndarray,
+    out_c: np.ndarray,
+) -> tuple[int, int]:
+    """Run the layer over input spikes ``lo..`` of one segment (the steps in the module docstring).
+
+    ``w``, ``w_fwd``, ``elig`` (neurons, inputs), ``g`` (classes, neurons), ``x`` (inputs,), ``u``, ``y``
+    (neurons,) float64; ``active`` (2 inputs + 1,) int64: the inputs seen since the segment opened, a seen
+    flag per input, their number (only they have traces, so a spike costs neurons x that number). Stops
+    before a spike when ``out_t`` has no room for every neuron firing; returns ``(next spike, spikes out)``.
+    """
+    n_out, n_in = w.shape
+    n_cls = g.shape[0]
+    tau_mem = consts[C_TAU_MEM]
+    tau_out = consts[C_TAU_OUT]
+    theta = consts[C_THETA]
+    sharp = consts[C_SHARPNESS]
+    eta = consts[C_ETA]
+    target = consts[C_TARGET]
+    cap = out_t.shape[0]
+    psi = np.empty(n_out)
+    r = np.empty(n_cls)
+    delta = np.empty(n_out)
+    last = lstate[L_LAST_T]
+    o = 0
+    s = lo
+    while s < in_t.shape[0] and o + n_out <= cap:
+        t = in_t[s]
+        c = in_c[s]
+        a = 1.0
+        b = 1.0
+        if last != INT64_MIN and t > last:
+            dt = float(t - last)
+            a = math.exp(-dt / tau_mem)
+            b = math.exp(-dt / tau_out)
+        last = t
+        n_act = active[2 * n_in]
+        if active[n_in + c] == 0:
+            active[n_in + c] = 1
+            active[n_act] = c
+            n_act += 1
+            active[2 * n_in] = n_act
+        for q in range(n_act):
+            x[active[q]] *= a
+        x[c] += 1.0
+        for i in range(n_out):
+            ui = a * u[i] + w_fwd[i, c]
+            d = 1.0 + sharp * abs(ui - theta) / theta
+            psi[i] = 1.0 / (d * d)
+            zi = 0.0
+            if ui >= theta:
+                zi = 1.0
+                ui -= theta
+                out_t[o] = t
+                out_c[o] = i
+                o += 1
+            u[i] = ui
+            y[i] = b * y[i] + zi
+        if learn:
+            for i in range(n_out):
+                p = psi[i]
+                for q in range(n_act):
+                    j = active[q]
+                    elig[i, j] = b * elig[i, j] + p * x[j]
+        if teach:
+            for k in range(n_cls):
+                acc = 0.0
+                for i in range(n_out):
+                    acc += g[k, i] * y[i]
+                r[k] = acc - (target if k == label else 0.0)
+            for i in range(n_out):
+                acc = 0.0
+                for k in range(n_cls):
+                    acc += g[k, i] * r[k]
+                delta[i] = acc
+            for i in range(n_out):
+                step = eta * delta[i]
+                if step != 0.0:
+                    for q in range(n_act):
+                        j = active[q]
+                        w[i, j] -= step * elig[i, j]
+            lstate[L_N_UPDATES] += 1
+        s += 1
+    lstate[L_LAST_T] = last
+    lstate[L_N_INPUTS] += s - lo
+    lstate[L_N_OUTPUTS] += o
+    return s, o
+
+
+@njit(cache=True)
+def layer_reset(
+    elig: np.ndarray, x: np.ndarray, active: np.ndarray, u: np.ndarray, y: np.ndarray, lstate: np.ndarray
+) -> None:
+    """Bring the layer to rest for a new segment: traces, membranes, outputs (the per-label reset)."""
+    n_in = x.shape[0]
+    for q in range(active[2 * n_in]):
+        j = active[q]
+        x[j] = 0.0
+        elig[:, j] = 0.0
+        active[n_in + j] = 0
+    active[2 * n_in] = 0
+    u[:] = 0.0
+    y[:] = 0.0
+    lstate[L_LAST_T] = INT64_MIN

@@ -1,0 +1,157 @@
+"""DECOLLE layers: each layer's online update is the gradient of its own local loss, whatever the batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nodes.decolle.network import DecolleLayer, DecolleNetwork, DecolleParams
+from pipeline.config import ConfigError, build_params
+from tests.reference.decolle_reference import decolle_reference
+from tests.test_classifier import feed, labels_of, spikes_of, streams
+
+#: time constants of a few microseconds, so that the stream's 0-3 us gaps decay the traces visibly
+layers = st.builds(
+    DecolleLayer,
+    neurons=st.integers(1, 4),
+    tau_mem_us=st.floats(1.0, 20.0),
+    tau_out_us=st.floats(1.0, 20.0),
+    threshold=st.floats(0.5, 2.0),
+    sharpness=st.floats(0.5, 4.0),
+    eta=st.floats(0.0, 0.5),
+    target=st.floats(0.5, 2.0),
+    w_mean=st.floats(0.0, 0.8),
+    w_std=st.floats(0.1, 1.5),
+)
+
+
+def network(n_cls: int, n_in: int, *stack: DecolleLayer, seed: int = 3) -> DecolleNetwork:
+    return DecolleNetwork(DecolleParams(n_inputs=n_in, n_classes=n_cls, layers=stack, seed=seed))
+
+
+def same_spikes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Field by field (concatenation leaves the padding bytes of aligned records undefined)."""
+    return all(a[f].tobytes() == b[f].tobytes() for f in ("t", "x", "y", "c"))
+
+
+def reference_of(net: DecolleNetwork, layer: int, spikes: np.ndarray, labels: np.ndarray):
+    p = net.params.layers[layer]
+    return decolle_reference(
+        spikes,
+        labels,
+        net.weights(layer),
+        net.layers[layer]["g"],
+        tau_mem=p.tau_mem_us,
+        tau_out=p.tau_out_us,
+        theta=p.threshold,
+        sharpness=p.sharpness,
+        eta=p.eta,
+        target=p.target,
+    )
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), layers)
+def test_a_layers_online_update_equals_its_backpropagated_local_gradient_in_any_batching(stream, layer) -> None:
+    n_cls, n_in, spikes, labels, cuts, extra, split = stream
+    net = network(n_cls, n_in, layer)
+    ref_out, w_ref = reference_of(net, 0, spikes, labels)
+    out = np.concatenate(feed(net, spikes, labels, cuts, extra, split))
+    np.testing.assert_allclose(net.weights(0), w_ref, rtol=1e-9, atol=1e-9)
+    assert [(int(s["t"]), int(s["c"])) for s in out] == ref_out
+
+
+@settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), layers, layers, st.booleans())
+def test_learning_is_deterministic_and_identical_whatever_the_batching(stream, low, high, learn) -> None:
+    n_cls, n_in, spikes, labels, cuts, extra, split = stream
+    fed = network(n_cls, n_in, low, high)
+    one = network(n_cls, n_in, low, high)
+    if not learn:
+        fed.freeze()
+        one.freeze()
+    out = np.concatenate(feed(fed, spikes, labels, cuts, extra, split))
+    one.add_labels(labels)
+    out1 = np.concatenate([one.process(spikes), one.flush()])
+    assert same_spikes(out, out1)
+    a, b = fed.state_dict(), one.state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].tobytes() == b[name].tobytes(), name
+    if not learn:
+        assert fed.weights(0).tobytes() == network(n_cls, n_in, low, high).weights(0).tobytes()
+
+
+@settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), layers, layers)
+def test_the_upper_layer_learns_its_own_local_gradient_on_the_lower_layers_spikes(stream, low, high) -> None:
+    # The lower layer alone gives the spikes the upper layer sees; the upper layer's update is then the
+    # gradient of its own loss over those spikes, with nothing passed down or up.
+    n_cls, n_in, spikes, labels, cuts, extra, split = stream
+    alone = network(n_cls, n_in, low)
+    alone.add_labels(labels)
+    lower_out = np.concatenate([alone.process(spikes), alone.flush()])
+    both = network(n_cls, n_in, low, high)
+    _, w_ref = reference_of(both, 1, lower_out, labels)
+    top = np.concatenate(feed(both, spikes, labels, cuts, extra, split))
+    np.testing.assert_allclose(both.weights(1), w_ref, rtol=1e-9, atol=1e-9)
+    assert both.weights(0).tobytes() == alone.weights(0).tobytes()
+    assert top.shape[0] == len(reference_of(network(n_cls, n_in, low, high), 1, lower_out, labels)[0])
+
+
+def test_the_lower_layers_update_does_not_depend_on_the_upper_layers_weights() -> None:
+    # Local learning: two stacks with the same lower layer and very different upper weights (and upper
+    # layers that do fire and learn) end with bit-identical lower weights.
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.integers(0, 4000, 600))
+    spikes = spikes_of(t, rng.integers(0, 8, 600))
+    labels = labels_of(*[(k * 500, k % 3, 1) for k in range(8)])
+    low = DecolleLayer(neurons=6, tau_mem_us=50.0, tau_out_us=50.0, w_mean=0.3, w_std=0.3, eta=0.05)
+    nets = []
+    for w_mean in (0.0, 2.0):
+        high = DecolleLayer(neurons=5, tau_mem_us=50.0, tau_out_us=50.0, w_mean=w_mean, w_std=0.5, eta=0.05)
+        net = network(3, 8, low, high)
+        before = net.weights(1)
+        net.add_labels(labels)
+        top = np.concatenate([net.process(spikes), net.flush()])
+        assert len(top) > 0
+        assert not np.array_equal(net.weights(1), before)  # the upper layer learnt
+        nets.append(net)
+    assert not np.array_equal(nets[0].weights(1), nets[1].weights(1))
+    assert not np.array_equal(nets[0].weights(0), network(3, 8, low).weights(0))  # the lower layer learnt
+    assert nets[0].weights(0).tobytes() == nets[1].weights(0).tobytes()
+
+
+def test_a_state_taken_mid_stream_continues_bit_for_bit() -> None:
+    rng = np.random.default_rng(4)
+    spikes = spikes_of(np.sort(rng.integers(0, 3000, 400)), rng.integers(0, 6, 400))
+    labels = labels_of(*[(k * 300, k % 2, int(k < 8)) for k in range(10)])
+    low = DecolleLayer(neurons=5, tau_mem_us=40.0, tau_out_us=40.0, w_mean=0.4, eta=0.05)
+    high = DecolleLayer(neurons=3, tau_mem_us=40.0, tau_out_us=40.0, w_mean=0.4, eta=0.05)
+    full = network(2, 6, low, high)
+    full.add_labels(labels)
+    out = np.concatenate([full.process(spikes), full.flush()])
+    part = network(2, 6, low, high)
+    part.add_labels(labels)
+    first = part.process(spikes[:171])
+    resumed = network(2, 6, low, high, seed=9)  # another seed: everything comes from the state
+    resumed.load_state_dict(part.state_dict())
+    rest = np.concatenate([resumed.process(spikes[171:]), resumed.flush()])
+    assert same_spikes(np.concatenate([first, rest]), out)
+    assert resumed.weights(1).tobytes() == full.weights(1).tobytes()
+    with pytest.raises(ValueError, match="state '0.w' has shape"):
+        network(2, 7, low, high).load_state_dict(part.state_dict())
+
+
+def test_its_parameters_come_from_a_config_table_and_bad_values_are_named() -> None:
+    table = {"n_inputs": 12, "layers": [{"neurons": 7, "eta": 0.01}, {"neurons": 3}]}
+    p = build_params(DecolleParams, table, "test")
+    assert [la.neurons for la in p.layers] == [7, 3]
+    assert p.layers[0].eta == 0.01
+    assert network(10, 12, *p.layers).layers[1]["w"].shape == (3, 7)
+    with pytest.raises(ConfigError, match="unknown key 'tau'"):
+        build_params(DecolleParams, {"n_inputs": 2, "layers": [{"tau": 1.0}]}, "test")
+    with pytest.raises(ConfigError, match="tau_out_us must be > 0"):
+        build_params(DecolleParams, {"n_inputs": 2, "layers": [{"tau_out_us": 0.0}]}, "test")
