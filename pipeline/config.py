@@ -30,6 +30,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .overrides import apply_overrides
+from .tagged import pick_member, tagged_members
 
 TRANSPORTS = ("inproc", "ipc", "tcp")
 NODE_RUNTIME_KEYS = ("type", "address", "bind", "tap_address", "tap_bind", "curve", "max_age_ms")
@@ -280,95 +281,18 @@ def load_graph(path: str | os.PathLike[str], overrides: list[str] | None = None)
     return parse_graph(apply_overrides(raw, overrides or [], str(p)), str(p))
 
 
-#: The keys that pick a member of a union of tagged dataclasses, in order: ``type`` names the kind (conv,
-#: pool, fc ...), ``rule`` (where members have it) the variant of that kind (the STDP layers' learning rule).
-TAG_KEYS = ("type", "rule")
-
-
-def _tags(member: Any) -> dict[str, tuple[Any, ...]] | None:
-    """The values each tag key of a dataclass accepts (its ``Literal[...]`` fields among ``TAG_KEYS``), or
-    None when ``member`` is not a dataclass with a ``type: Literal[...]`` field."""
-    if not (dataclasses.is_dataclass(member) and isinstance(member, type)):
-        return None
-    hints = typing.get_type_hints(member)
-    tags: dict[str, tuple[Any, ...]] = {}
-    for key in TAG_KEYS:
-        if typing.get_origin(hints.get(key)) is typing.Literal:
-            tags[key] = typing.get_args(hints[key])
-    return tags if "type" in tags else None
-
-
-def _tagged(members: tuple[Any, ...]) -> list[tuple[type, dict[str, tuple[Any, ...]]]]:
-    """For a union of dataclasses that each have a ``type: Literal[...]`` field (and maybe a ``rule``
-    one), each member with its tag values, in union order; empty for any other union."""
-    kinds: list[tuple[type, dict[str, tuple[Any, ...]]]] = []
-    for member in members:
-        if member is type(None):
-            continue
-        tags = _tags(member)
-        if tags is None:
-            return []
-        kinds.append((member, tags))
-    return kinds
-
-
-def _values(kinds: list[tuple[type, dict[str, tuple[Any, ...]]]], key: str) -> str:
-    seen: list[Any] = []
-    for _, tags in kinds:
-        seen.extend(v for v in tags.get(key, ()) if v not in seen)
-    return ", ".join(map(repr, seen))
-
-
-def _pick_tagged(kinds: list[tuple[type, dict[str, tuple[Any, ...]]]], value: dict[str, Any], where: str) -> Any:
-    """Build ``value`` as the member its tag keys name: by ``type``, then by each further tag key (absent:
-    the first member of that ``type`` in union order, the default). A key that only another member of the
-    same ``type`` knows is reported as belonging to that member's variant, with the path."""
-    if "type" not in value:
-        msg = f"{where}: missing required key(s) type (one of {_values(kinds, 'type')})"
-        raise ConfigError(msg)
-    same = [(cls, tags) for cls, tags in kinds if value["type"] in tags["type"]]
-    if not same:
-        msg = f"{where} type must be one of {_values(kinds, 'type')}, got {value['type']!r}"
-        raise ConfigError(msg)
-    chosen = same
-    for key in TAG_KEYS[1:]:
-        if key in value:
-            chosen = [(cls, tags) for cls, tags in chosen if value[key] in tags.get(key, ())]
-            if not chosen:
-                msg = (
-                    f"{where} {key} must be one of {_values(same, key)} for type {value['type']!r}, got {value[key]!r}"
-                )
-                raise ConfigError(msg)
-    cls, tags = chosen[0]
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in value:
-        if key in known:
-            continue
-        for other, other_tags in same:
-            if key in {f.name for f in dataclasses.fields(other)}:
-                variant = next((k for k in TAG_KEYS[1:] if k in tags and k in other_tags), None)
-                if variant is not None:
-                    msg = (
-                        f"{where}: key {key!r} is a parameter of {variant} {other_tags[variant][0]!r}, not of "
-                        f"this layer's {variant} {tags[variant][0]!r} (set {variant} = "
-                        f"{other_tags[variant][0]!r} or remove the key)"
-                    )
-                    raise ConfigError(msg)
-    return build_params(cls, value, where)
-
-
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a (simple) type annotation; ints are accepted for floats, lists for tuples,
-    and a table meant for a union of tagged dataclasses (see ``_tagged``) is built as the one its ``type``
+    and a table meant for a union of tagged dataclasses (see ``pipeline.tagged``) is built as the one its ``type``
     names."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        kinds = _tagged(args)
+        kinds = tagged_members(args)
         if kinds and isinstance(value, dict):
-            return _pick_tagged(kinds, value, where)
+            return build_params(pick_member(kinds, value, where), value, where)
         errors = []
         for arg in args:
             if arg is type(None) and value is None:
