@@ -21,6 +21,7 @@ from typing import Any
 
 import zmq.asyncio
 
+from . import background
 from .checkpoint import RestorePlan, cut_members
 from .config import GraphConfig
 from .endpoints import Endpoints
@@ -33,7 +34,6 @@ from .node import Counters, Source
 from .node_checkpoints import NodeCheckpoints
 from .progress import log_counters
 from .shedding import LagShedder
-from .transport import Inlet
 from .validation import BuiltNode
 
 _DATA = (EVENTS, SPIKES)  # what a node with max_age_ms may shed; labels and control always pass
@@ -314,7 +314,7 @@ class NodeRunner:
             return bool(tapped) and tap_ended >= tapped  # fed by taps only: every tapped node has ended
 
         while not ended():
-            msg = await (self._next_message(inlet) if self.node.background_pending() else inlet.recv())
+            msg = await background.next_message(self.node, inlet, self._send, self._handle_error)
             if msg.kind == METRICS:  # a tapped node's counters: for the nodes that watch, never latency
                 if is_final(msg):
                     tap_ended.add(str((msg.body or {}).get("node")))
@@ -341,39 +341,6 @@ class NodeRunner:
             else:  # handed to the node; forwarded only when it came over a link, never from a tap
                 await self._control(msg, forward=msg.stream in senders)
 
-    async def _next_message(self, inlet: Inlet) -> Message:
-        """The next input message; meanwhile the node's background outputs go out as soon as they are done."""
-        while self.node.background_pending():
-            readable = asyncio.ensure_future(inlet.wait_readable())
-            ready = asyncio.ensure_future(self.node.background_ready())
-            try:
-                await asyncio.wait((readable, ready), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (readable, ready):
-                    task.cancel()  # no-op when done; a cancelled background_ready() has taken nothing
-            await asyncio.wait((readable, ready))  # settled: done or cancelled
-            if not ready.cancelled():
-                error = ready.exception()
-                if error is not None:
-                    self._handle_error("background processing", error)
-                elif out := ready.result():
-                    await self._send(out)
-            if not readable.cancelled():
-                readable.result()  # (an inlet that failed fails here, as its recv would)
-                break
-        return await inlet.recv()
-
-    async def _drain_background(self) -> None:
-        """Send every background output of the node: before a control message, a checkpoint and flush."""
-        while self.node.background_pending():
-            try:
-                out = await self.node.background_ready()
-            except Exception as exc:  # noqa: BLE001 - a stage's bug costs one message, not the graph
-                self._handle_error("background processing", exc)
-                continue
-            if out:
-                await self._send(out)
-
     async def _process(self, msg: Message) -> None:
         if self._max_age_ns and msg.kind in _DATA:
             stale = time.time_ns() - msg.created_ns > self._max_age_ns
@@ -390,7 +357,7 @@ class NodeRunner:
         if out:
             await self._send(out, msg.created_ns)
         if not self.checkpoints.in_cut and self.checkpoints.due():
-            await self._drain_background()
+            await background.drain(self.node, self._send, self._handle_error)
             self._checkpoint()
 
     def _end_of_upstream(self, msg: Message) -> None:
@@ -403,7 +370,8 @@ class NodeRunner:
         self.checkpoints.final_generation = self.checkpoints.marker(body)
 
     async def _control(self, msg: Message, *, forward: bool = True) -> None:
-        await self._drain_background()  # every output of the messages before it goes out first
+        # every output of the messages before it goes out first
+        await background.drain(self.node, self._send, self._handle_error)
         if msg.command == CHECKPOINT:
             generation = self.checkpoints.marker(msg.body or {})
             if generation is not None:
@@ -434,7 +402,7 @@ class NodeRunner:
 
         async def finish() -> None:
             nonlocal flushed
-            await self._drain_background()
+            await background.drain(self.node, self._send, self._handle_error)
             try:
                 await self._send(await self.node.flush())
             except Exception as exc:  # noqa: BLE001 - end-of-stream must still go downstream
