@@ -82,6 +82,11 @@ class Node:
         it exist?); reading it is ``start``'s. A graph run whole checks every node, a node run alone itself.
         Default: nothing to check."""
 
+    def warm(self) -> None:
+        """Load compiled kernels, so that the first live batch does not wait for them. Called once the
+        node's state is restored, before ``start``: a node whose checkpoint does not fit is refused before
+        it spends seconds compiling. Default: nothing to load."""
+
     async def start(self) -> None:
         """Open resources (files, devices, brokers). Called once before the first message."""
 

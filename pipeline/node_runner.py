@@ -142,6 +142,7 @@ class NodeRunner:
         try:
             try:
                 self.checkpoints.restore()
+                self.node.warm()
                 await self.node.start()
             except Exception:
                 if started is None:

@@ -122,7 +122,10 @@ class ClassifierNode(Node):
             self.clf.freeze()
         #: decisions of this run: [no class, class 0, class 1, ...]
         self._decided = np.zeros(config.classes + 1, np.int64)
-        self.clf.process(np.zeros(0, SPIKE_DTYPE))  # load the compiled kernel now; an empty batch changes nothing
+
+    @override
+    def warm(self) -> None:
+        self.clf.process(np.zeros(0, SPIKE_DTYPE))  # an empty batch changes nothing
 
     def _emit(self, records: np.ndarray) -> Sequence[Message]:
         decided = records["label"][records["decision"] == 1]

@@ -92,10 +92,10 @@ class DecolleNode(Node):
             self.net.freeze()
         self.channels, self.height, self.width = config.input
         self._dropped = 0
-        self._warm()
 
-    def _warm(self) -> None:
-        """Load the compiled kernels now, on a throw-away network (the first live batch would wait for them)."""
+    @override
+    def warm(self) -> None:
+        """A throw-away network loads the kernels (one input event would change the node's own)."""
         probe = DecolleNetwork(DecolleParams(n_inputs=1, n_classes=1, layers=(DecolleLayer(neurons=1),)))
         probe.process(np.zeros(1, SPIKE_DTYPE))
         probe.flush()

@@ -57,9 +57,11 @@ class EncoderNode(Node):
         self._pending_state: dict[str, np.ndarray] | None = None
         if config.sensor is not None:
             self._make(*config.sensor)
-        # Load the compiled kernel before the stream starts (a throw-away transform, as the sensor size may
-        # come only with the first message): a camera started with the graph must not wait for it.
-        _, h, w = config.output
+
+    @override
+    def warm(self) -> None:
+        """A throw-away transform loads the kernel: the sensor size may come only with the first message."""
+        _, h, w = self.config.output
         EventTransform(self._params(w, h, crop=None))(np.zeros(0, EVENT_DTYPE))
 
     def _params(self, width: int, height: int, crop: tuple[int, int, int, int] | None) -> TransformParams:

@@ -125,14 +125,17 @@ class StdpNode(Node):
         self.net.learning = config.learning
         self.channels, self.height, self.width = config.input
         self._dropped = 0
-        # Load the compiled kernels now (an empty batch changes nothing): on the first live batch this
-        # took ~0.3 s, long enough for a camera started with the graph to drop events.
-        self.net.process(np.zeros(0, SPIKE_DTYPE))
         # threads > 1: the pipeline, started on the first batch and stopped by stop(); its last worker wakes
         # the event loop that waits for it (bound anew when a later call runs in another loop)
         self._pipe: PipelinedNetwork[Message] | None = None
         self._waker: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._error: BaseException | None = None  # a worker's, met while draining for control()
+
+    @override
+    def warm(self) -> None:
+        # on the first live batch this took ~0.3 s, long enough for a camera started with the graph to drop
+        # events; an empty batch changes nothing
+        self.net.process(np.zeros(0, SPIKE_DTYPE))
 
     def _input_spikes(self, msg: Message) -> np.ndarray:
         data = msg.data
