@@ -52,32 +52,54 @@ def metrics_of(results: dict[str, Any]) -> dict[str, Any]:
 
 def trainable(config: dict[str, Any]) -> None:
     """The Tune function trainable: ``config`` holds the sweep file, the output folder, the seed and one
-    value per space key."""
+    value per space key.
+
+    A trial whose results file is already written (Ctrl-C came between that file and Tune's record of the
+    trial's end) is not run again on ``--resume``: its stored curve and figures are reported instead."""
     from ray import tune
 
     sweep = load_sweep(config[SWEEP_FILE])
     params = {k: v for k, v in config.items() if k not in (SWEEP_FILE, SEED, OUT)}
+    path = Path(config[OUT]) / "trials" / f"{tune.get_context().get_trial_id()}.json"
     t0 = time.perf_counter()
     last: dict[str, Any] = {}
+    curve: list[dict[str, Any]] = []
 
     def report(_node: str, samples: int, window: float, cumulative: float) -> None:
         last.update(samples=samples, window_accuracy=window, train_accuracy=cumulative)
+        curve.append(dict(last))
         tune.report({**last, "final": False, "trial_wall_s": time.perf_counter() - t0})
 
-    evaluation.curve_listeners.append(report)
-    try:
-        results = run_config(sweep, params, seed=config.get(SEED))
-    finally:
-        evaluation.curve_listeners.remove(report)
+    results = _finished(path, params, config.get(SEED))
+    if results is not None:
+        for point in results["sweep_curve"]:
+            last.update(point)
+            tune.report({**last, "final": False, "trial_wall_s": time.perf_counter() - t0})
+    else:
+        evaluation.curve_listeners.append(report)
+        try:
+            results = run_config(sweep, params, seed=config.get(SEED))
+        finally:
+            evaluation.curve_listeners.remove(report)
     figures = metrics_of(results)
     if figures["errors"]:
         msg = f"the trial's graph failed: {figures['errors']}"
         raise RuntimeError(msg)
-    trial_id = tune.get_context().get_trial_id()
-    path = Path(config[OUT]) / "trials" / f"{trial_id}.json"
-    write_results(str(path), results | {"sweep_params": params, "sweep_seed": config.get(SEED)})
+    if "sweep_curve" not in results:
+        results = results | {"sweep_params": params, "sweep_seed": config.get(SEED), "sweep_curve": curve}
+        write_results(str(path), results)
     final = {k: v for k, v in figures.items() if v is not None}
     tune.report({**last, **final, "final": True, "results_file": str(path), "trial_wall_s": time.perf_counter() - t0})
+
+
+def _finished(path: Path, params: dict[str, Any], seed: int | None) -> dict[str, Any] | None:
+    """The results this trial already wrote, when ``path`` holds them for the same parameters and seed."""
+    try:
+        kept = read_results(path)
+    except (FileNotFoundError, ValueError):
+        return None
+    same = kept.get("sweep_params") == params and kept.get("sweep_seed") == seed and "sweep_curve" in kept
+    return kept if same else None
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
