@@ -25,6 +25,7 @@ import numpy as np
 from typing_extensions import override
 
 from . import eprop_kernel
+from .kernel import Columns, Labels, Spikes
 from .labelled import LabelledStream
 from .readout import _check_sizes
 
@@ -129,22 +130,8 @@ class EpropReadout(LabelledStream):
         super().unfreeze()
 
     @override
-    def _kernel(
-        self,
-        st: np.ndarray,
-        sc: np.ndarray,
-        lt: np.ndarray,
-        ll: np.ndarray,
-        ltr: np.ndarray,
-        final: bool,
-        bufs: tuple[np.ndarray, ...],
-    ) -> tuple[int, int]:
-        return eprop_kernel.eprop_run(
-            st,
-            sc,
-            lt,
-            ll,
-            ltr,
+    def _kernel(self, spikes: Spikes, labels: Labels, final: bool, bufs: Columns) -> tuple[int, int]:
+        state = (
             self._w,
             self._w_fwd,
             self._elig,
@@ -154,9 +141,7 @@ class EpropReadout(LabelledStream):
             self._r,
             self._y,
             self._seg_scores,
-            self._istate,
             self._consts,
             self.learning,
-            final,
-            bufs,
         )
+        return eprop_kernel.eprop_run(spikes, labels, state, self._istate, final, bufs)

@@ -48,6 +48,8 @@ from .kernel import (
     I_SEG_TRAIN,
     INT64_MIN,
     Columns,
+    Labels,
+    Spikes,
     _argmax_or_none,
     _merge,
     _open_segment,
@@ -81,41 +83,22 @@ N_CONSTS = 6
 
 @njit(cache=True)
 def eprop_run(
-    spk_t: np.ndarray,
-    spk_c: np.ndarray,
-    lab_t: np.ndarray,
-    lab_label: np.ndarray,
-    lab_train: np.ndarray,
-    w: np.ndarray,
-    w_fwd: np.ndarray,
-    elig: np.ndarray,
-    x: np.ndarray,
-    active: np.ndarray,
-    u: np.ndarray,
-    r: np.ndarray,
-    y: np.ndarray,
-    seg_scores: np.ndarray,
-    istate: np.ndarray,
-    consts: np.ndarray,
-    learn: bool,
-    final: bool,
-    out: Columns,
+    spikes: Spikes, labels: Labels, state: EpropState, istate: np.ndarray, final: bool, out: Columns
 ) -> tuple[int, int]:
     """Run the e-prop readout over one batch of spikes (the steps in the module docstring).
 
-    ``w``, ``w_fwd``, ``elig`` (classes, inputs), ``x`` (inputs,), ``u``, ``r``, ``y``, ``seg_scores``
-    (classes,) float64, ``active`` (2 inputs + 1,) int64 (the inputs seen since the segment opened, then a
-    seen flag per input, then their number: the only inputs with traces, so a spike costs classes x
-    that number, not classes x inputs) and
-    ``istate`` are updated in place; ``consts`` holds the constants ``C_*``.
+    ``state`` = ``(w, w_fwd, elig, x, active, u, r, y, seg_scores, consts, learn)``: ``w``, ``w_fwd``,
+    ``elig`` (classes, inputs), ``x`` (inputs,), ``u``, ``r``, ``y``, ``seg_scores`` (classes,) float64,
+    ``active`` (2 inputs + 1,) int64 (the inputs seen since the segment opened, then a seen flag per input,
+    then their number: the only inputs with traces, so a spike costs classes x that number, not classes x
+    inputs); they and ``istate`` are updated in place. ``consts`` holds the constants ``C_*``.
     While ``learn`` is false the eligibility traces are not kept (the caller clears them when learning
     resumes). Emits a running prediction on every spike that makes an output neuron fire and one decision
     per segment. Returns ``(labels used, records written)``.
     """
-    state = (w, w_fwd, elig, x, active, u, r, y, seg_scores, consts, learn)
     return _merge(
-        (spk_t, spk_c),
-        (lab_t, lab_label, lab_train),
+        spikes,
+        labels,
         istate,
         final,
         out,

@@ -35,8 +35,11 @@ ISTATE_SIZE = 11
 
 INT64_MIN = np.iinfo(np.int64).min
 
-# For the type checker only (numba ignores annotations): the output columns (t, label, truth, decision,
-# train, scores), and each readout's own state tuple.
+# For the type checker only (numba ignores annotations): the input spikes (t, c), the queued label records
+# (t, label, train), the output columns (t, label, truth, decision, train, scores), and each readout's own
+# state tuple: its arrays, then its constants, then whether it learns.
+Spikes = tuple[np.ndarray, np.ndarray]
+Labels = tuple[np.ndarray, np.ndarray, np.ndarray]
 Columns = tuple[np.ndarray, ...]
 SupervisedState = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, float, bool]
 ReadoutState = tuple[np.ndarray, np.ndarray, np.ndarray, bool]
@@ -97,8 +100,8 @@ def _open_segment(t: int, label: int, train: int, istate: np.ndarray) -> None:
 
 @njit(inline="always")
 def _merge(
-    spikes: tuple[np.ndarray, np.ndarray],
-    labels: tuple[np.ndarray, np.ndarray, np.ndarray],
+    spikes: Spikes,
+    labels: Labels,
     istate: np.ndarray,
     final: bool,
     out: Columns,
@@ -152,36 +155,20 @@ def _merge(
 
 @njit(cache=True)
 def supervised_run(
-    spk_t: np.ndarray,
-    spk_c: np.ndarray,
-    lab_t: np.ndarray,
-    lab_label: np.ndarray,
-    lab_train: np.ndarray,
-    w: np.ndarray,
-    w_open: np.ndarray,
-    e: np.ndarray,
-    v: np.ndarray,
-    seg_scores: np.ndarray,
-    istate: np.ndarray,
-    threshold: float,
-    eta: float,
-    m: float,
-    learn: bool,
-    final: bool,
-    out: Columns,
+    spikes: Spikes, labels: Labels, state: SupervisedState, istate: np.ndarray, final: bool, out: Columns
 ) -> tuple[int, int]:
     """Run the supervised classifier (eqs. 3.6/3.7) over one batch of input spikes.
 
-    ``w`` (classes, inputs) float64, ``w_open`` (the weights as the current segment opened; the segment
-    scores sum these), ``e``/``v``/``seg_scores`` (classes,) float64 and ``istate`` are updated in
-    place. Labels ``lab_*`` are the queued label records; the first ``used`` of them are
-    applied (all of them when ``final``, which also closes the last segment). The output columns ``out``
-    (see ``_write_record``) must hold ``len(spk_t) + len(lab_t) + 1`` records. Returns ``(used, n_out)``.
+    ``state`` = ``(w, w_open, e, v, seg_scores, threshold, eta, m, learn)``: ``w`` (classes, inputs)
+    float64, ``w_open`` (the weights as the current segment opened; the segment scores sum these),
+    ``e``/``v``/``seg_scores`` (classes,) float64; they and ``istate`` are updated in place. ``labels`` are
+    the queued label records; the first ``used`` of them are applied (all of them when ``final``, which
+    also closes the last segment). The output columns ``out`` (see ``_write_record``) must hold one record
+    per spike and label, plus one. Returns ``(used, n_out)``.
     """
-    state = (w, w_open, e, v, seg_scores, threshold, eta, m, learn)
     return _merge(
-        (spk_t, spk_c),
-        (lab_t, lab_label, lab_train),
+        spikes,
+        labels,
         istate,
         final,
         out,
@@ -267,29 +254,18 @@ def _supervised_label(
 
 @njit(cache=True)
 def readout_run(
-    spk_t: np.ndarray,
-    spk_c: np.ndarray,
-    lab_t: np.ndarray,
-    lab_label: np.ndarray,
-    lab_train: np.ndarray,
-    counts: np.ndarray,
-    seg_counts: np.ndarray,
-    seg_scores: np.ndarray,
-    istate: np.ndarray,
-    learn: bool,
-    final: bool,
-    out: Columns,
+    spikes: Spikes, labels: Labels, state: ReadoutState, istate: np.ndarray, final: bool, out: Columns
 ) -> tuple[int, int]:
     """Run the label-assignment spike-count readout (thesis 3.3.1) over one batch of spikes.
 
-    ``counts`` (inputs, classes) int64 holds how often each top neuron was the most active one of a
-    training segment of each class; ``seg_counts`` (inputs,) int64 the spikes of each neuron in the
-    current segment. Emits only decision records. Returns ``(labels used, n_out)``.
+    ``state`` = ``(counts, seg_counts, seg_scores, learn)``: ``counts`` (inputs, classes) int64 holds how
+    often each top neuron was the most active one of a training segment of each class; ``seg_counts``
+    (inputs,) int64 the spikes of each neuron in the current segment. Emits only decision records. Returns
+    ``(labels used, n_out)``.
     """
-    state = (counts, seg_counts, seg_scores, learn)
     return _merge(
-        (spk_t, spk_c),
-        (lab_t, lab_label, lab_train),
+        spikes,
+        labels,
         istate,
         final,
         out,
@@ -368,19 +344,7 @@ def _readout_label(
 
 @njit(cache=True)
 def delta_run(
-    spk_t: np.ndarray,
-    spk_c: np.ndarray,
-    lab_t: np.ndarray,
-    lab_label: np.ndarray,
-    lab_train: np.ndarray,
-    w: np.ndarray,
-    seg_counts: np.ndarray,
-    seg_scores: np.ndarray,
-    istate: np.ndarray,
-    eta: float,
-    learn: bool,
-    final: bool,
-    out: Columns,
+    spikes: Spikes, labels: Labels, state: DeltaState, istate: np.ndarray, final: bool, out: Columns
 ) -> tuple[int, int]:
     """Run the delta-rule readout over one batch of spikes.
 
@@ -388,13 +352,13 @@ def delta_run(
     ``w`` changes only when a segment closes, so ``S = w x`` (``x``: the segment's spike counts) is the
     prediction made before its label teaches anything. A training segment with a known label then
     moves ``w`` by ``eta (R - S) x^T / |x|^2`` (least mean squares, normalised: one online step towards
-    the least-squares readout of the counts). ``w`` (classes, inputs) float64, ``seg_counts`` (inputs,)
-    int64, ``seg_scores`` (classes,) float64. Emits decision records only. Returns ``(labels used, n_out)``.
+    the least-squares readout of the counts). ``state`` = ``(w, seg_counts, seg_scores, eta, learn)``: ``w``
+    (classes, inputs) float64, ``seg_counts`` (inputs,) int64, ``seg_scores`` (classes,) float64. Emits decision
+    records only. Returns ``(labels used, n_out)``.
     """
-    state = (w, seg_counts, seg_scores, eta, learn)
     return _merge(
-        (spk_t, spk_c),
-        (lab_t, lab_label, lab_train),
+        spikes,
+        labels,
         istate,
         final,
         out,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nodes.classifier import kernel
+from nodes.classifier.kernel import Columns, Labels, Spikes
 from pipeline.events import LABEL_DTYPE, SPIKE_DTYPE, prediction_dtype
 
 log = logging.getLogger(__name__)
@@ -141,27 +142,21 @@ class LabelledStream:
         q = self._queue
         bufs = self._buffers(len(spikes) + len(q) + 1)
         used, n = self._kernel(
-            np.ascontiguousarray(spikes["t"]),
-            np.ascontiguousarray(spikes["c"]).astype(np.int64),
-            np.ascontiguousarray(q["t"]),
-            np.ascontiguousarray(q["label"]).astype(np.int64),
-            np.ascontiguousarray(q["train"]).astype(np.int64),
+            (np.ascontiguousarray(spikes["t"]), np.ascontiguousarray(spikes["c"]).astype(np.int64)),
+            (
+                np.ascontiguousarray(q["t"]),
+                np.ascontiguousarray(q["label"]).astype(np.int64),
+                np.ascontiguousarray(q["train"]).astype(np.int64),
+            ),
             final,
             bufs,
         )
         self._queue = q[used:].copy()
         return self._assemble(bufs, n)
 
-    def _kernel(
-        self,
-        st: np.ndarray,
-        sc: np.ndarray,
-        lt: np.ndarray,
-        ll: np.ndarray,
-        ltr: np.ndarray,
-        final: bool,
-        bufs: tuple[np.ndarray, ...],
-    ) -> tuple[int, int]:
+    def _kernel(self, spikes: Spikes, labels: Labels, final: bool, bufs: Columns) -> tuple[int, int]:
+        """Run the readout's kernel over ``spikes`` = ``(t, c)`` and the queued ``labels`` = ``(t, label,
+        train)``; returns ``(labels used, records written)``."""
         raise NotImplementedError
 
     # -- state -----------------------------------------------------------------------------------

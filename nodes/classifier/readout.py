@@ -51,6 +51,7 @@ import numpy as np
 from typing_extensions import override
 
 from nodes.classifier import kernel
+from nodes.classifier.kernel import Columns, Labels, Spikes
 
 from .labelled import LabelledStream
 
@@ -155,36 +156,20 @@ class SupervisedClassifier(LabelledStream):
         return self._v.copy()
 
     @override
-    def _kernel(
-        self,
-        st: np.ndarray,
-        sc: np.ndarray,
-        lt: np.ndarray,
-        ll: np.ndarray,
-        ltr: np.ndarray,
-        final: bool,
-        bufs: tuple[np.ndarray, ...],
-    ) -> tuple[int, int]:
+    def _kernel(self, spikes: Spikes, labels: Labels, final: bool, bufs: Columns) -> tuple[int, int]:
         p = self.params
-        return kernel.supervised_run(
-            st,
-            sc,
-            lt,
-            ll,
-            ltr,
+        state = (
             self._w,
             self._w_open,
             self._e,
             self._v,
             self._seg_scores,
-            self._istate,
             float(p.threshold),
             float(p.eta),
             float(p.m),
             self.learning,
-            final,
-            bufs,
         )
+        return kernel.supervised_run(spikes, labels, state, self._istate, final, bufs)
 
 
 class LabelAssignmentReadout(LabelledStream):
@@ -216,30 +201,9 @@ class LabelAssignmentReadout(LabelledStream):
         return pref
 
     @override
-    def _kernel(
-        self,
-        st: np.ndarray,
-        sc: np.ndarray,
-        lt: np.ndarray,
-        ll: np.ndarray,
-        ltr: np.ndarray,
-        final: bool,
-        bufs: tuple[np.ndarray, ...],
-    ) -> tuple[int, int]:
-        return kernel.readout_run(
-            st,
-            sc,
-            lt,
-            ll,
-            ltr,
-            self._counts,
-            self._seg_counts,
-            self._seg_scores,
-            self._istate,
-            self.learning,
-            final,
-            bufs,
-        )
+    def _kernel(self, spikes: Spikes, labels: Labels, final: bool, bufs: Columns) -> tuple[int, int]:
+        state = (self._counts, self._seg_counts, self._seg_scores, self.learning)
+        return kernel.readout_run(spikes, labels, state, self._istate, final, bufs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,28 +244,6 @@ class DeltaReadout(LabelledStream):
         return self._w.copy()
 
     @override
-    def _kernel(
-        self,
-        st: np.ndarray,
-        sc: np.ndarray,
-        lt: np.ndarray,
-        ll: np.ndarray,
-        ltr: np.ndarray,
-        final: bool,
-        bufs: tuple[np.ndarray, ...],
-    ) -> tuple[int, int]:
-        return kernel.delta_run(
-            st,
-            sc,
-            lt,
-            ll,
-            ltr,
-            self._w,
-            self._seg_counts,
-            self._seg_scores,
-            self._istate,
-            float(self.params.eta),
-            self.learning,
-            final,
-            bufs,
-        )
+    def _kernel(self, spikes: Spikes, labels: Labels, final: bool, bufs: Columns) -> tuple[int, int]:
+        state = (self._w, self._seg_counts, self._seg_scores, float(self.params.eta), self.learning)
+        return kernel.delta_run(spikes, labels, state, self._istate, final, bufs)
