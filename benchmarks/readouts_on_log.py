@@ -79,8 +79,11 @@ def make(spec: dict[str, Any], n_classes: int, n_inputs: int) -> LabelledStream:
     raise ValueError(msg)
 
 
-def run(chunks: list[Chunk], clf: LabelledStream) -> dict[str, float]:
-    """Feed the chunks; accuracy on evaluation and on training decisions, and input spikes per second."""
+def run(chunks: list[Chunk], clf: LabelledStream, validation: int = 0) -> dict[str, float]:
+    """Feed the chunks; accuracy on evaluation and on training decisions, and input spikes per second.
+
+    ``validation``: the first that many evaluation decisions are a validation phase (held-out training
+    data, for choosing settings), reported apart from the rest (the test phase)."""
     outs = []
     n = 0
     start = time.perf_counter()
@@ -99,7 +102,10 @@ def run(chunks: list[Chunk], clf: LabelledStream) -> dict[str, float]:
     out = np.concatenate(outs)
     dec = out[(out["decision"] == 1) & (out["truth"] >= 0)]
     ev, tr = dec[dec["train"] == 0], dec[dec["train"] == 1]
+    val, ev = ev[:validation], ev[validation:]
     return {
+        "validation": float(np.mean(val["label"] == val["truth"])) if len(val) else float("nan"),
+        "validated": float(len(val)),
         "evaluation": float(np.mean(ev["label"] == ev["truth"])) if len(ev) else float("nan"),
         "evaluated": float(len(ev)),
         "online": float(np.mean(tr["label"] == tr["truth"])) if len(tr) else float("nan"),
@@ -113,12 +119,16 @@ def main() -> None:
     ap.add_argument("readouts", nargs="+", help="JSON objects, one per readout")
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--inputs", type=int, default=1024)
+    ap.add_argument(
+        "--validation", type=int, default=0, help="the first N evaluation decisions are validation, reported apart"
+    )
     args = ap.parse_args()
     chunks = load(args.log)
     for text in args.readouts:
-        r = run(chunks, make(json.loads(text), args.classes, args.inputs))
+        r = run(chunks, make(json.loads(text), args.classes, args.inputs), args.validation)
+        held = f"validation {100 * r['validation']:.2f} % of {r['validated']:.0f}, " if args.validation else ""
         print(
-            f"{text}: evaluation {100 * r['evaluation']:.2f} % of {r['evaluated']:.0f}, "
+            f"{text}: {held}evaluation {100 * r['evaluation']:.2f} % of {r['evaluated']:.0f}, "
             f"online {100 * r['online']:.2f} %, {r['spikes_per_s'] / 1e3:.0f} k spikes/s"
         )
 
