@@ -135,13 +135,19 @@ class EventTransform:
         out_y = np.empty(n_in, dtype=np.int64)
         out_c = np.empty(n_in, dtype=np.int64)
         x0, y0, w, h = pr.crop_window
+        geometry = (x0, y0, w, h, pr.out_width, pr.out_height, pr.channels, pr.merge_polarities,
+                    pr.ba_window_us, pr.refractory_us)  # fmt: skip
         n = kernel.transform_events(
-            np.ascontiguousarray(events["t"]), np.ascontiguousarray(events["x"]),
-            np.ascontiguousarray(events["y"]), np.ascontiguousarray(events["p"]),
-            x0, y0, w, h, pr.out_width, pr.out_height, pr.channels, pr.merge_polarities,
-            pr.ba_window_us, pr.refractory_us, self._ba_last, self._refr_last, self._counters,
-            out_t, out_x, out_y, out_c,
-        )  # fmt: skip
+            (
+                np.ascontiguousarray(events["t"]),
+                np.ascontiguousarray(events["x"]),
+                np.ascontiguousarray(events["y"]),
+                np.ascontiguousarray(events["p"]),
+            ),
+            geometry,
+            (self._ba_last, self._refr_last, self._counters),
+            (out_t, out_x, out_y, out_c),
+        )
         out = np.zeros(n, dtype=EVENT_DTYPE)  # zeros: padding bytes deterministic on the wire
         out["t"] = out_t[:n]
         out["x"] = out_x[:n]

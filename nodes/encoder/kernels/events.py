@@ -15,34 +15,22 @@ C_REFRACTORY = 4  # dropped: refractory filter
 C_OUT = 5  # events emitted
 N_COUNTERS = 6
 
+#: For the type checker only: the crop window, the output size, the channels and the filters' windows.
+Geometry = tuple[int, int, int, int, int, int, int, bool, int, int]
+
 
 @njit(cache=True)
 def transform_events(
-    t: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    p: np.ndarray,
-    x0: int,
-    y0: int,
-    crop_w: int,
-    crop_h: int,
-    out_w: int,
-    out_h: int,
-    channels: int,
-    merge_polarities: bool,
-    ba_window_us: int,
-    refractory_us: int,
-    ba_last: np.ndarray,
-    refr_last: np.ndarray,
-    counters: np.ndarray,
-    out_t: np.ndarray,
-    out_x: np.ndarray,
-    out_y: np.ndarray,
-    out_c: np.ndarray,
+    events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    geometry: Geometry,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> int:
     """Crop → background-activity filter (crop geometry) → downsample → channel → refractory filter
-    (per output pixel and channel), one event at a time, in order. Writes the kept events to
-    ``out_*[:n]`` and returns ``n``.
+    (per output pixel and channel), one event at a time, in order. ``events`` = ``(t, x, y, p)``;
+    ``geometry`` = ``(x0, y0, crop_w, crop_h, out_w, out_h, channels, merge_polarities, ba_window_us,
+    refractory_us)``; ``state`` = ``(ba_last, refr_last, counters)``, updated in place. Writes the kept
+    events to ``out`` = ``(t, x, y, c)``, rows ``[:n]``, and returns ``n``.
 
     ``ba_last`` (``(crop_h, crop_w)``) holds the time of the last event at each cropped pixel (every
     event that reaches the filter updates it, kept or not); an event is kept when one of its 8
@@ -50,6 +38,10 @@ def transform_events(
     time of the last *emitted* event; an event with ``t - last < refractory_us`` is dropped.
     A window of 0 disables that filter. ``counters`` is indexed by the ``C_*`` constants.
     """
+    t, x, y, p = events
+    x0, y0, crop_w, crop_h, out_w, out_h, channels, merge_polarities, ba_window_us, refractory_us = geometry
+    ba_last, refr_last, counters = state
+    out_t, out_x, out_y, out_c = out
     n = 0
     for k in range(t.shape[0]):
         counters[C_IN] += 1
