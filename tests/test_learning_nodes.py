@@ -214,7 +214,7 @@ def test_restore_refuses_a_checkpoint_of_another_network(tmp_path):
     assert SPIKES == "spikes"
 
 
-def test_evaluator_reports_per_phase():
+def test_evaluator_reports_each_phases_decisions_and_accuracies():
     from nodes.evaluation.node import EvaluationConfig, EvaluationNode
     from pipeline.events import prediction_dtype
 
@@ -231,17 +231,20 @@ def test_evaluator_reports_per_phase():
         await ev.process(decisions([1, 1], [1, 1], 1))  # phase 2: 2 of 2
         ev.control(control_message("freeze", scope="features"))  # another scope: no new phase
         ev.control(control_message("freeze", scope="classifier"))
-        await ev.process(decisions([2], [0], 0))  # phase 3: test, wrong
+        await ev.process(decisions([2, 1], [0, 1], 0))  # phase 3: validation, 1 of 2
+        ev.control(control_message("freeze", scope="classifier"))
+        await ev.process(decisions([2, 0, 1, 2], [0, 0, 1, 2], 0))  # phase 4: test, 3 of 4
 
     asyncio.run(go())
     r = ev.results()
     assert r["phases_evaluated"] == [
-        {"train": 4, "test": 0, "train_accuracy": 0.5},
-        {"train": 2, "test": 0, "train_accuracy": 1.0},
-        {"train": 0, "test": 1, "train_accuracy": None},
+        {"train": 4, "test": 0, "train_accuracy": 0.5, "test_accuracy": None},
+        {"train": 2, "test": 0, "train_accuracy": 1.0, "test_accuracy": None},
+        {"train": 0, "test": 2, "train_accuracy": None, "test_accuracy": 0.5},
+        {"train": 0, "test": 4, "train_accuracy": None, "test_accuracy": 0.75},
     ]
     assert r["train_accuracy"] == 4 / 6
-    assert r["test_accuracy"] == 0.0
+    assert r["test_accuracy"] == 4 / 6  # both evaluation phases pooled
 
 
 def split_graph(ipc_dir: Path, transport: str) -> dict:

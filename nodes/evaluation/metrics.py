@@ -155,6 +155,11 @@ class Evaluator:
         """Accuracy over every evaluation decision (NaN when none)."""
         return accuracy(*self._test_arrays())
 
+    def test_accuracy_between(self, start: int, stop: int) -> float:
+        """Accuracy over evaluation decisions ``start .. stop-1`` (NaN when none)."""
+        pred, truth = self._test_arrays()
+        return accuracy(pred[start:stop], truth[start:stop])
+
     def confusion(self) -> np.ndarray:
         """Confusion matrix of the evaluation decisions: (n_classes, n_classes + 1), last column -1."""
         pred, truth = self._test_arrays()

@@ -109,12 +109,21 @@ class EvaluationNode(Node):
         self._next_log = done + self.config.log_every
 
     def phases(self) -> list[dict[str, Any]]:
-        """Per phase: how many training and test decisions, and the training accuracy within it."""
+        """Per phase: how many training and test decisions, and the accuracy of each within it (a validation
+        phase and a test phase in one run are told apart here; ``test_accuracy`` pools them)."""
         bounds = [*self._phase_starts, (self.ev.train_samples, self.ev.test_samples)]
         out = []
         for (tr0, te0), (tr1, te1) in pairwise(bounds):
-            acc = self.ev.train_accuracy_between(tr0, tr1)
-            out.append({"train": tr1 - tr0, "test": te1 - te0, "train_accuracy": None if acc != acc else acc})
+            train = self.ev.train_accuracy_between(tr0, tr1)
+            test = self.ev.test_accuracy_between(te0, te1)
+            out.append(
+                {
+                    "train": tr1 - tr0,
+                    "test": te1 - te0,
+                    "train_accuracy": None if train != train else train,
+                    "test_accuracy": None if test != test else test,
+                }
+            )
         return out
 
     def describe(self) -> str:
