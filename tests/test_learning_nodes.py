@@ -245,6 +245,10 @@ def test_evaluator_reports_each_phases_decisions_and_accuracies():
     ]
     assert r["train_accuracy"] == 4 / 6
     assert r["test_accuracy"] == 4 / 6  # both evaluation phases pooled
+    assert r["summary"] == [
+        "phase 3: 2 evaluation decisions, accuracy 50.00 %",
+        "phase 4: 4 evaluation decisions, accuracy 75.00 %",
+    ]
 
 
 def split_graph(ipc_dir: Path, transport: str) -> dict:

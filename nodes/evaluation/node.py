@@ -146,4 +146,12 @@ class EvaluationNode(Node):
 
     @override
     def results(self) -> dict[str, Any]:
-        return self.ev.summary() | {"phases_evaluated": self.phases()}
+        phases = self.phases()
+        out = self.ev.summary() | {"phases_evaluated": phases}
+        evaluated = [(n, p) for n, p in enumerate(phases, 1) if p["test"]]
+        if len(evaluated) > 1:  # a validation phase and a test phase: the pooled figure alone would mislead
+            out["summary"] = [
+                f"phase {n}: {p['test']:,} evaluation decisions, accuracy {100 * p['test_accuracy']:.2f} %"
+                for n, p in evaluated
+            ]
+        return out
