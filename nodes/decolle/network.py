@@ -46,6 +46,14 @@ class DecolleLayer:
     eta: float = 0.001
     #: what the labelled class's local readout should reach (the others: 0) (> 0)
     target: float = 1.0
+    #: weight of the regulariser ``quiet * relu(floor - u)`` per neuron and input spike, which lifts a
+    #: membrane that sinks below ``floor`` (DECOLLE's; keeps neurons from falling silent) (>= 0, 0 = off)
+    quiet: float = 0.0
+    #: membrane (weight units) below which ``quiet`` lifts (any value below ``threshold``)
+    floor: float = 0.0
+    #: weight of the regulariser ``busy * relu(u - threshold)`` per neuron and input spike, which
+    #: penalises firing (DECOLLE's; keeps the layer sparse) (>= 0, 0 = off)
+    busy: float = 0.0
     #: mean and standard deviation of the initial weights, drawn N(w_mean, w_std) with the seed (w_std >= 0)
     w_mean: float = 0.0
     w_std: float = 0.1
@@ -58,7 +66,10 @@ class DecolleLayer:
             if not getattr(self, name) > 0:
                 msg = f"{name} must be > 0, got {getattr(self, name)}"
                 raise ValueError(msg)
-        for name in ("eta", "w_std"):
+        if not self.floor < self.threshold:
+            msg = f"floor must be < threshold ({self.threshold}), got {self.floor}"
+            raise ValueError(msg)
+        for name in ("eta", "w_std", "quiet", "busy"):
             if not getattr(self, name) >= 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -92,6 +103,9 @@ def _consts(p: DecolleLayer) -> np.ndarray:
     consts[kernel.C_SHARPNESS] = p.sharpness
     consts[kernel.C_ETA] = p.eta
     consts[kernel.C_TARGET] = p.target
+    consts[kernel.C_QUIET] = p.quiet
+    consts[kernel.C_FLOOR] = p.floor
+    consts[kernel.C_BUSY] = p.busy
     return consts
 
 
