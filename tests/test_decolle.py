@@ -25,6 +25,7 @@ layers = st.builds(
     quiet=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
     floor=st.floats(-1.0, 0.4),
     busy=st.sampled_from([0.0, 0.0, 0.2, 1.5]),
+    feedback=st.sampled_from(["readout", "random"]),
     w_mean=st.floats(0.0, 0.8),
     w_std=st.floats(0.1, 1.5),
 )
@@ -55,6 +56,7 @@ def reference_of(net: DecolleNetwork, layer: int, spikes: np.ndarray, labels: np
         quiet=p.quiet,
         floor=p.floor,
         busy=p.busy,
+        feedback=p.feedback,
     )
 
 
@@ -163,6 +165,8 @@ def test_its_parameters_come_from_a_config_table_and_bad_values_are_named() -> N
         build_params(DecolleParams, {"n_inputs": 2, "layers": [{"tau_out_us": 0.0}]}, "test")
     with pytest.raises(ConfigError, match="quiet must be >= 0"):
         build_params(DecolleParams, {"n_inputs": 2, "layers": [{"quiet": -1.0}]}, "test")
+    with pytest.raises(ConfigError, match="feedback"):
+        build_params(DecolleParams, {"n_inputs": 2, "layers": [{"feedback": "aligned"}]}, "test")
     with pytest.raises(ConfigError, match="floor must be < threshold"):
         build_params(DecolleParams, {"n_inputs": 2, "layers": [{"floor": 1.0, "threshold": 1.0}]}, "test")
 

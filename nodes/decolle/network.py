@@ -32,6 +32,9 @@ class DecolleLayer:
 
     #: the layer type: only "fc" (fully connected)
     type: Literal["fc"] = "fc"
+    #: the layer's learning signal: "readout" (DECOLLE: the error of its fixed random readout of its
+    #: output) or "random" (direct random target projection: the fixed random projection of the target)
+    feedback: Literal["readout", "random"] = "readout"
     #: number of LIF neurons (>= 1)
     neurons: int = 100
     #: membrane and presynaptic-trace time constant, microseconds (> 0)
@@ -66,6 +69,9 @@ class DecolleLayer:
             if not getattr(self, name) > 0:
                 msg = f"{name} must be > 0, got {getattr(self, name)}"
                 raise ValueError(msg)
+        if self.feedback not in ("readout", "random"):
+            msg = f"feedback must be 'readout' or 'random', got {self.feedback!r}"
+            raise ValueError(msg)
         if not self.floor < self.threshold:
             msg = f"floor must be < threshold ({self.threshold}), got {self.floor}"
             raise ValueError(msg)
@@ -106,6 +112,7 @@ def _consts(p: DecolleLayer) -> np.ndarray:
     consts[kernel.C_QUIET] = p.quiet
     consts[kernel.C_FLOOR] = p.floor
     consts[kernel.C_BUSY] = p.busy
+    consts[kernel.C_RANDOM] = 1.0 if p.feedback == "random" else 0.0
     return consts
 
 
