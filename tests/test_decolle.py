@@ -22,6 +22,10 @@ layers = st.builds(
     sharpness=st.floats(0.5, 4.0),
     eta=st.floats(0.0, 0.5),
     target=st.floats(0.5, 2.0),
+    quiet=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
+    floor=st.floats(-1.0, 0.4),
+    busy=st.sampled_from([0.0, 0.0, 0.2, 1.5]),
+    feedback=st.sampled_from(["readout", "random"]),
     w_mean=st.floats(0.0, 0.8),
     w_std=st.floats(0.1, 1.5),
 )
@@ -49,6 +53,10 @@ def reference_of(net: DecolleNetwork, layer: int, spikes: np.ndarray, labels: np
         sharpness=p.sharpness,
         eta=p.eta,
         target=p.target,
+        quiet=p.quiet,
+        floor=p.floor,
+        busy=p.busy,
+        feedback=p.feedback,
     )
 
 
@@ -155,3 +163,27 @@ def test_its_parameters_come_from_a_config_table_and_bad_values_are_named() -> N
         build_params(DecolleParams, {"n_inputs": 2, "layers": [{"tau": 1.0}]}, "test")
     with pytest.raises(ConfigError, match="tau_out_us must be > 0"):
         build_params(DecolleParams, {"n_inputs": 2, "layers": [{"tau_out_us": 0.0}]}, "test")
+    with pytest.raises(ConfigError, match="quiet must be >= 0"):
+        build_params(DecolleParams, {"n_inputs": 2, "layers": [{"quiet": -1.0}]}, "test")
+    with pytest.raises(ConfigError, match="feedback"):
+        build_params(DecolleParams, {"n_inputs": 2, "layers": [{"feedback": "aligned"}]}, "test")
+    with pytest.raises(ConfigError, match="floor must be < threshold"):
+        build_params(DecolleParams, {"n_inputs": 2, "layers": [{"floor": 1.0, "threshold": 1.0}]}, "test")
+
+
+def test_the_activity_regularisers_lift_a_silent_layer_and_quiet_a_busy_one() -> None:
+    # A layer whose weights keep every membrane below the floor learns nothing from its readout (it never
+    # fires); the quiet regulariser raises its weights. A layer that fires at every input spike is calmed by
+    # the busy one. The exact gradients are the reference test's; this is their sign, on a fixed case.
+    rng = np.random.default_rng(6)
+    spikes = spikes_of(np.sort(rng.integers(0, 2000, 300)), rng.integers(0, 5, 300))
+    labels = labels_of(*[(k * 400, k % 2, 1) for k in range(5)])
+    base = {"neurons": 4, "tau_mem_us": 50.0, "tau_out_us": 50.0, "w_std": 0.05, "eta": 0.01}
+    for w_mean, reg, sign in ((-0.5, {"quiet": 1.0, "floor": 0.2}, 1.0), (2.0, {"busy": 1.0}, -1.0)):
+        plain = network(2, 5, DecolleLayer(**base, w_mean=w_mean))
+        regular = network(2, 5, DecolleLayer(**base, w_mean=w_mean, **reg))
+        for net in (plain, regular):
+            net.add_labels(labels)
+            net.process(spikes)
+            net.flush()
+        assert sign * (regular.weights(0).sum() - plain.weights(0).sum()) > 1.0

@@ -12,13 +12,20 @@ tau_out)``; the first spike of a segment decays nothing, as every trace is at re
    surrogate of ``dz_i / du_i``); ``z_i = 1`` sends an output spike ``(t_k, i)`` up; ``u_i -= theta z_i``;
 3. ``e_ij <- b e_ij + psi_i x_j`` (eligibility), ``y_i <- b y_i + z_i`` (filtered output spikes);
 4. the local readout ``r = G y`` (``G`` fixed, random, seeded: never learnt), its error
-   ``delta = G^T (r - target onehot(label))``;
-5. when teaching: ``w_ij <- w_ij - eta delta_i e_ij``.
+   ``delta = G^T (r - target onehot(label))``; with random feedback (direct random target projection,
+   Frenkel, Lefebvre and Bol 2021) the readout's own term is dropped, ``delta = -G^T target onehot``
+   (``G`` is then the fixed feedback matrix); the activity regularisers' slope on the membrane (``u_i``
+   before the reset) ``rho_i = busy [u_i > theta] - quiet [u_i < floor]``;
+5. when teaching: ``w_ij <- w_ij - eta (delta_i e_ij + rho_i x_j)``.
 
 So over a training segment the change of ``w`` is exactly ``-eta`` times the gradient of the layer's own
-loss ``sum_k 1/2 |G y[k] - target onehot|^2`` with respect to ``w_fwd``, with ``dz/du := psi`` and the
-reset a constant; the layer's input is whatever spikes arrive (the layer below's output is a constant to
-it: no gradient crosses layers, DECOLLE's defining property).
+loss with respect to ``w_fwd``, with ``dz/du := psi`` and the reset a constant (so ``du_i[k] / dw_ij =
+x_j[k]``): ``sum_k 1/2 |G y[k] - target onehot|^2`` (random feedback: the linear ``sum_k -target onehot .
+G y[k]``) plus ``sum_k sum_i (busy relu(u_i[k] - theta) + quiet relu(floor - u_i[k]))``. The layer's
+input is whatever spikes arrive (the layer below's output is a constant to it: no gradient crosses
+layers, DECOLLE's defining property). The two regularisers are DECOLLE's (Kaiser, Mostafa and Neftci
+2020, "activity regularisation"), per neuron: one lifts a membrane that sinks below ``floor`` (a silent
+neuron learns nothing and tells the readout nothing), one penalises firing.
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ C_THETA = 2  # firing threshold
 C_SHARPNESS = 3  # steepness of the surrogate derivative
 C_ETA = 4  # learning rate
 C_TARGET = 5  # the labelled class's target of the local readout
-N_CONSTS = 6
+C_QUIET = 6  # weight of the regulariser that lifts membranes below C_FLOOR
+C_FLOOR = 7  # membrane below which the quiet regulariser lifts
+C_BUSY = 8  # weight of the regulariser on membranes above threshold (firing)
+C_RANDOM = 9  # 1.0: random feedback (the error is -G^T target onehot), 0.0: the local readout's error
+N_CONSTS = 10
 
 # Layout of a layer's int64 state ``lstate``.
 L_LAST_T = 0  # time of the layer's last input spike in this segment (INT64_MIN: none yet)
@@ -83,10 +94,15 @@ def layer_run(
     sharp = consts[C_SHARPNESS]
     eta = consts[C_ETA]
     target = consts[C_TARGET]
+    quiet = consts[C_QUIET]
+    floor = consts[C_FLOOR]
+    busy = consts[C_BUSY]
+    readout = 0.0 if consts[C_RANDOM] != 0.0 else 1.0
     cap = out_t.shape[0]
     psi = np.empty(n_out)
     r = np.empty(n_cls)
     delta = np.empty(n_out)
+    rho = np.zeros(n_out)
     last = lstate[L_LAST_T]
     o = 0
     s = lo
@@ -113,6 +129,7 @@ def layer_run(
             ui = a * u[i] + w_fwd[i, c]
             d = 1.0 + sharp * abs(ui - theta) / theta
             psi[i] = 1.0 / (d * d)
+            rho[i] = (busy if ui > theta else 0.0) - (quiet if ui < floor else 0.0)
             zi = 0.0
             if ui >= theta:
                 zi = 1.0
@@ -133,7 +150,7 @@ def layer_run(
                 acc = 0.0
                 for i in range(n_out):
                     acc += g[k, i] * y[i]
-                r[k] = acc - (target if k == label else 0.0)
+                r[k] = readout * acc - (target if k == label else 0.0)
             for i in range(n_out):
                 acc = 0.0
                 for k in range(n_cls):
@@ -141,10 +158,11 @@ def layer_run(
                 delta[i] = acc
             for i in range(n_out):
                 step = eta * delta[i]
-                if step != 0.0:
+                lift = eta * rho[i]
+                if step != 0.0 or lift != 0.0:
                     for q in range(n_act):
                         j = active[q]
-                        w[i, j] -= step * elig[i, j]
+                        w[i, j] -= step * elig[i, j] + lift * x[j]
             lstate[L_N_UPDATES] += 1
         s += 1
     lstate[L_LAST_T] = last

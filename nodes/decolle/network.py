@@ -32,6 +32,9 @@ class DecolleLayer:
 
     #: the layer type: only "fc" (fully connected)
     type: Literal["fc"] = "fc"
+    #: the layer's learning signal: "readout" (DECOLLE: the error of its fixed random readout of its
+    #: output) or "random" (direct random target projection: the fixed random projection of the target)
+    feedback: Literal["readout", "random"] = "readout"
     #: number of LIF neurons (>= 1)
     neurons: int = 100
     #: membrane and presynaptic-trace time constant, microseconds (> 0)
@@ -46,6 +49,14 @@ class DecolleLayer:
     eta: float = 0.001
     #: what the labelled class's local readout should reach (the others: 0) (> 0)
     target: float = 1.0
+    #: weight of the regulariser ``quiet * relu(floor - u)`` per neuron and input spike, which lifts a
+    #: membrane that sinks below ``floor`` (DECOLLE's; keeps neurons from falling silent) (>= 0, 0 = off)
+    quiet: float = 0.0
+    #: membrane (weight units) below which ``quiet`` lifts (any value below ``threshold``)
+    floor: float = 0.0
+    #: weight of the regulariser ``busy * relu(u - threshold)`` per neuron and input spike, which
+    #: penalises firing (DECOLLE's; keeps the layer sparse) (>= 0, 0 = off)
+    busy: float = 0.0
     #: mean and standard deviation of the initial weights, drawn N(w_mean, w_std) with the seed (w_std >= 0)
     w_mean: float = 0.0
     w_std: float = 0.1
@@ -58,7 +69,13 @@ class DecolleLayer:
             if not getattr(self, name) > 0:
                 msg = f"{name} must be > 0, got {getattr(self, name)}"
                 raise ValueError(msg)
-        for name in ("eta", "w_std"):
+        if self.feedback not in ("readout", "random"):
+            msg = f"feedback must be 'readout' or 'random', got {self.feedback!r}"
+            raise ValueError(msg)
+        if not self.floor < self.threshold:
+            msg = f"floor must be < threshold ({self.threshold}), got {self.floor}"
+            raise ValueError(msg)
+        for name in ("eta", "w_std", "quiet", "busy"):
             if not getattr(self, name) >= 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -92,6 +109,10 @@ def _consts(p: DecolleLayer) -> np.ndarray:
     consts[kernel.C_SHARPNESS] = p.sharpness
     consts[kernel.C_ETA] = p.eta
     consts[kernel.C_TARGET] = p.target
+    consts[kernel.C_QUIET] = p.quiet
+    consts[kernel.C_FLOOR] = p.floor
+    consts[kernel.C_BUSY] = p.busy
+    consts[kernel.C_RANDOM] = 1.0 if p.feedback == "random" else 0.0
     return consts
 
 

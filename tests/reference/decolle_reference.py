@@ -5,7 +5,9 @@ the derivative of each filtered output with respect to each weight, and the loca
 weights at once. This reference does what an offline trainer does instead: it simulates the layer keeping
 the segment's whole history (membranes recomputed from scratch as sums over every past input and output
 spike, not updated incrementally) and, at the close of each training segment, runs a backward pass over
-that history for the layer's local loss ``sum_k 1/2 |G y[k] - target onehot|^2`` with the conventions of
+that history for the layer's local loss ``sum_k 1/2 |G y[k] - target onehot|^2`` (with random feedback
+``sum_k -target onehot . G y[k]``) plus the activity
+regularisers ``sum_k sum_i busy relu(u_i[k] - theta) + quiet relu(floor - u_i[k])`` with the conventions of
 e-prop's reference (``dz/du := psi``, the reset a constant). Every label record starts from rest. Agreement
 is the claim that the online rule is this gradient, exactly. Returns the output spikes ``(t, neuron)`` and
 the final learning weights.
@@ -32,6 +34,10 @@ def decolle_reference(
     sharpness: float,
     eta: float,
     target: float,
+    quiet: float = 0.0,
+    floor: float = 0.0,
+    busy: float = 0.0,
+    feedback: str = "readout",
 ) -> tuple[list[tuple[int, int]], np.ndarray]:
     """Run one layer over the whole stream with learning on (see the module docstring)."""
     n_out, n_in = w0.shape
@@ -42,6 +48,7 @@ def decolle_reference(
     hist_z: list[np.ndarray] = []
     hist_psi: list[np.ndarray] = []
     hist_y: list[np.ndarray] = []
+    hist_u: list[np.ndarray] = []
     out: list[tuple[int, int]] = []
     seg = {"label": -1, "train": 0, "open": False}
 
@@ -69,8 +76,12 @@ def decolle_reference(
             if k < last:
                 g_y = g_y * decay(tau_out, hist_t[k], hist_t[k + 1])
                 g_u = g_u * decay(tau_mem, hist_t[k], hist_t[k + 1])
-            g_y = g_y + g.T @ (g @ hist_y[k] - tgt)  # the local readout's error at step k
+            # the local readout's error at step k; random feedback: the linear loss -tgt . G y[k]
+            readout = 0.0 if feedback == "random" else 1.0
+            g_y = g_y + g.T @ (readout * (g @ hist_y[k]) - tgt)
             g_u = g_u + hist_psi[k] * g_y  # y[k] = b y[k-1] + z[k], dz/du := psi
+            u = hist_u[k]  # the regularisers busy relu(u - theta) + quiet relu(floor - u), on u directly
+            g_u = g_u + busy * (u > theta) - quiet * (u < floor)
             grad[:, hist_c[k]] += g_u  # u[k] = a (u[k-1] - theta z[k-1]) + w[:, c_k], the reset a constant
         w = w - eta * grad
 
@@ -83,7 +94,7 @@ def decolle_reference(
     for kind, t, a, b in _merged(spikes, labels):
         if kind == "label":
             close()
-            for h in (hist_t, hist_c, hist_z, hist_psi, hist_y):
+            for h in (hist_t, hist_c, hist_z, hist_psi, hist_y, hist_u):
                 h.clear()  # every segment starts from rest
             seg.update(label=a, train=b, open=True)
             continue
@@ -105,6 +116,7 @@ def decolle_reference(
         hist_z.append(z)
         hist_psi.append(psi)
         hist_y.append(y)
+        hist_u.append(u)
         out += [(t, i) for i in np.flatnonzero(z).tolist()]
     close()
     return out, w
