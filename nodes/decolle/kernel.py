@@ -58,34 +58,34 @@ N_LSTATE = 4
 INT64_MIN = np.iinfo(np.int64).min
 
 
+#: For the type checker only: (w, w_fwd, g, elig, x, active, u, y, lstate).
+LayerState = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
+
 @njit(cache=True)
 def layer_run(
-    in_t: np.ndarray,
-    in_c: np.ndarray,
+    spikes: tuple[np.ndarray, np.ndarray],
     lo: int,
-    w: np.ndarray,
-    w_fwd: np.ndarray,
-    g: np.ndarray,
-    elig: np.ndarray,
-    x: np.ndarray,
-    active: np.ndarray,
-    u: np.ndarray,
-    y: np.ndarray,
-    lstate: np.ndarray,
+    state: LayerState,
     consts: np.ndarray,
-    label: int,
-    teach: bool,
-    learn: bool,
-    out_t: np.ndarray,
-    out_c: np.ndarray,
+    segment: tuple[int, bool, bool],
+    out: tuple[np.ndarray, np.ndarray],
 ) -> tuple[int, int]:
     """Run the layer over input spikes ``lo..`` of one segment (the steps in the module docstring).
 
+    ``spikes`` = ``(t, c)``; ``state`` = ``(w, w_fwd, g, elig, x, active, u, y, lstate)``, updated in place:
     ``w``, ``w_fwd``, ``elig`` (neurons, inputs), ``g`` (classes, neurons), ``x`` (inputs,), ``u``, ``y``
     (neurons,) float64; ``active`` (2 inputs + 1,) int64: the inputs seen since the segment opened, a seen
-    flag per input, their number (only they have traces, so a spike costs neurons x that number). Stops
-    before a spike when ``out_t`` has no room for every neuron firing; returns ``(next spike, spikes out)``.
+    flag per input, their number (only they have traces, so a spike costs neurons x that number).
+    ``segment`` = ``(label, teach, learn)``. Writes the layer's spikes to ``out`` = ``(t, c)``; stops before a
+    spike when ``out`` has no room for every neuron firing; returns ``(next spike, spikes out)``.
     """
+    in_t, in_c = spikes
+    w, w_fwd, g, elig, x, active, u, y, lstate = state
+    label, teach, learn = segment
+    out_t, out_c = out
     n_out, n_in = w.shape
     n_cls = g.shape[0]
     tau_mem = consts[C_TAU_MEM]

@@ -246,10 +246,9 @@ class DecolleNetwork:
             while s < len(t):
                 out_t = np.empty(cap, np.int64)
                 out_c = np.empty(cap, np.int64)
-                s, n = kernel.layer_run(
-                    t, c, s, layer["w"], layer["w_fwd"], layer["g"], layer["elig"], layer["x"], layer["active"],
-                    layer["u"], layer["y"], layer["lstate"], consts, label, teach, self.learning, out_t, out_c,
-                )  # fmt: skip
+                state = (layer["w"], layer["w_fwd"], layer["g"], layer["elig"], layer["x"], layer["active"],
+                         layer["u"], layer["y"], layer["lstate"])  # fmt: skip
+                s, n = kernel.layer_run((t, c), s, state, consts, (label, teach, self.learning), (out_t, out_c))
                 got_t.append(out_t[:n])
                 got_c.append(out_c[:n])
             t = np.concatenate(got_t) if got_t else np.zeros(0, np.int64)
