@@ -32,6 +32,9 @@ from .layers import SdnnLayer
 from .network import DogParams, SdnnNetwork
 
 ROLE = "features"
+#: ``standardize``: |z| is capped here, so that the first few digits' small spreads cannot ask for
+#: millions of spikes (the cap is far out in the tails of a settled distribution)
+Z_CLIP = 8.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +63,7 @@ class SdnnConfig:
     """Feature units per output spike (> 0); with ``standardize``, standard deviations per output spike."""
     standardize: bool = False
     """Centre and scale each feature by the running mean and standard deviation of the features of the
-    training segments seen so far, and send ``z`` on two channels per map: ``c = m`` carries
+    training segments seen so far (``|z|`` capped at 8), and send ``z`` on two channels per map: ``c = m`` carries
     ``floor(max(z, 0) / quantum)`` spikes, ``c = maps + m`` ``floor(max(-z, 0) / quantum)`` (spikes cannot be
     negative). The raw features share a large common part that a delta-rule readout follows slowly; the
     classifier then has ``inputs = 2 * maps``. ``features_out`` still writes the raw features."""
@@ -170,7 +173,10 @@ class SdnnNode(Node):
         z = np.zeros_like(feats)
         if self._n >= 2:
             sd = np.sqrt(self._m2 / (self._n - 1))
-            z = np.where(sd > 0, (feats - self._mean) / np.where(sd > 0, sd, 1.0), 0.0)
+            # a spread within rounding of the mean (equal features summed in another order) is no spread
+            live = sd > 1e-9 * (1.0 + np.abs(self._mean))
+            z = np.where(live, (feats - self._mean) / np.where(live, sd, 1.0), 0.0)
+            z = np.clip(z, -Z_CLIP, Z_CLIP)
         if train:
             self._n += 1
             delta = feats - self._mean
