@@ -118,6 +118,26 @@ def test_layers_learn_one_after_the_other_and_the_rates_grow_on_schedule() -> No
     assert net.learnt.tolist() == [6, 6]
 
 
+def test_a_padded_layer_sees_never_spiking_inputs_around_the_frame_and_learns_there() -> None:
+    layers = (SdnnConv(maps=3, kernel=3, pad=1, threshold=1.0, winners=3, radius=0, images=1),)
+    net = SdnnNetwork(6, 6, DogParams(size=3, sigma_center=0.5, sigma_surround=1.0, threshold=0.01, steps=4), layers, 3)
+    assert net.shapes == [(3, 6, 6)]  # "same" size: 6 + 2 - 3 + 1
+    frame = np.zeros((6, 6))
+    frame[0, 0] = 1.0  # a corner dot: only padded windows centre on it
+    times = net.input_wave(frame)
+    padded = np.full((2, 8, 8), 4, np.int32)
+    padded[:, 1:7, 1:7] = times
+    w = net.weights[0].copy()
+    out_t, at_spike, _ = kernel.conv_wave(padded, w, 1.0, 4)
+    assert (out_t[:, 0, 0] < 4).any()  # a neuron centred on the corner fires
+    win = kernel.select_winners(out_t, at_spike, 3, 0, 4)
+    kernel.stdp_update(w, padded, out_t, win, 0.004, -0.003)
+    assert net.present(frame) is None  # the layer learns from this image
+    np.testing.assert_array_equal(net.weights[0], w)  # exactly as the valid wave over the padded input
+    with pytest.raises(ValueError, match="pad"):
+        SdnnConv(maps=1, threshold=1.0, pad=-1)
+
+
 def segments(seed: int, n: int = 8, size: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """``n`` latency-coded random blobs of 1000 µs each, one label per image."""
     rng = np.random.default_rng(seed)
@@ -135,7 +155,7 @@ def segments(seed: int, n: int = 8, size: int = 12) -> tuple[np.ndarray, np.ndar
     return np.concatenate(events), np.array(labels, LABEL_DTYPE)
 
 
-def make_node(features_out: str = "") -> SdnnNode:
+def make_node(features_out: str = "", *, standardize: bool = False) -> SdnnNode:
     config = SdnnConfig(
         input=(12, 12),
         reset="label",
@@ -145,6 +165,7 @@ def make_node(features_out: str = "") -> SdnnNode:
         quantum=0.1,
         seed=2,
         features_out=features_out,
+        standardize=standardize,
     )
     return SdnnNode("sdnn", config, NodeContext("sdnn", "g"))
 
@@ -205,6 +226,40 @@ def test_each_label_starts_a_fresh_wave_and_features_reach_the_file(tmp_path) ->
     assert feats is not None
     np.testing.assert_allclose(saved["features"][5], feats[0].astype(np.float32))
     assert sum(m.kind == "labels" for m in out) == 1  # labels pass through
+
+
+def test_standardized_features_use_only_earlier_training_segments_and_go_out_on_two_channels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    events, labels = segments(11, n=16)
+    labels["train"][-3:] = 0  # the last three images are test images: they never join the statistics
+    node = make_node(str(tmp_path / "f.npz"), standardize=True)
+    node.net.learnt[:] = [6, 6]
+    assert SdnnNode.stream_facts(node.config, {})["shape"] == (10, 1, 1)  # two channels per map
+    out = spikes_of(run_node(node, events, labels, [50, 300]))
+    raw = np.load(tmp_path / "f.npz")["features"].astype(np.float64)
+    np.testing.assert_allclose(node._mean, raw[:13].mean(0), rtol=1e-5, atol=1e-6)
+    assert node._n == 13
+    seg = out["t"] // 1000
+    for i in range(16):
+        prior = raw[: min(i, 13)]
+        got = np.bincount(out["c"][seg == i], minlength=10)
+        if len(prior) < 2:
+            assert got.sum() == 0  # no statistics yet: nothing to say
+            continue
+        sd = prior.std(0, ddof=1)
+        z = np.clip(np.where(sd > 0, (raw[i] - prior.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0), -8, 8)
+        want = np.floor(np.concatenate([np.maximum(z, 0), np.maximum(-z, 0)]) / 0.1)
+        assert np.abs(got - want).max() <= 1  # float32 rows in the file: a count may differ at a boundary
+    # two features equal up to rounding have no spread: a third cannot be billions of deviations away
+    tiny = make_node(standardize=True)
+    for f in (1.0, 1.0 + 1e-15):
+        tiny._standardized_counts(np.full(5, f), train=True)
+    assert tiny._standardized_counts(np.full(5, 2.0), train=False).sum() == 0
+    tiny._standardized_counts(np.full(5, 3.0), train=True)
+    assert tiny._standardized_counts(np.full(5, 1e9), train=False).max() == 80  # |z| capped at 8 (quantum 0.1)
+    fresh = make_node(standardize=True)
+    fresh.restore(node.snapshot())
+    assert fresh._n == 13
+    np.testing.assert_array_equal(fresh._m2, node._m2)
 
 
 def test_a_freeze_closes_the_open_image_before_learning_stops() -> None:

@@ -14,8 +14,11 @@ class SdnnConv:
     type: Literal["conv"] = "conv"
     #: feature maps (MNIST: 30, then 100)
     maps: int
-    #: kernel side, odd or even, >= 1 (MNIST: 5); "valid" correlation, no padding
+    #: kernel side, odd or even, >= 1 (MNIST: 5)
     kernel: int = 5
+    #: rows/columns of never-spiking inputs added on each side before the correlation: 0 = "valid" (maps
+    #: shrink by ``kernel - 1``), ``kernel // 2`` = "same" for an odd kernel (edges near the border count)
+    pad: int = 0
     #: firing threshold, in weight units (MNIST: 15, then 10)
     threshold: float
     #: STDP steps: ``dw = a · w (1 − w)`` with ``a_plus`` > 0 for causal inputs, ``a_minus`` < 0 otherwise
@@ -36,8 +39,8 @@ class SdnnConv:
     w_std: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.maps < 1 or self.kernel < 1:
-            msg = f"conv needs maps >= 1 and kernel >= 1, got {self.maps}, {self.kernel}"
+        if self.maps < 1 or self.kernel < 1 or self.pad < 0:
+            msg = f"conv needs maps >= 1, kernel >= 1 and pad >= 0, got {self.maps}, {self.kernel}, {self.pad}"
             raise ValueError(msg)
         if not self.threshold > 0:
             msg = f"conv threshold must be > 0, got {self.threshold}"
@@ -85,7 +88,7 @@ def layer_shapes(input_shape: tuple[int, int, int], layers: Sequence[SdnnLayer])
     c, h, w = input_shape
     for i, layer in enumerate(layers):
         if isinstance(layer, SdnnConv):
-            c, h, w = layer.maps, h - layer.kernel + 1, w - layer.kernel + 1
+            c, h, w = layer.maps, h + 2 * layer.pad - layer.kernel + 1, w + 2 * layer.pad - layer.kernel + 1
         else:
             h, w = (h - layer.size) // layer.stride + 1, (w - layer.size) // layer.stride + 1
         if h < 1 or w < 1:

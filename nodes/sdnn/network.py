@@ -55,6 +55,11 @@ def dog_kernel(params: DogParams) -> np.ndarray:
     return np.ascontiguousarray(dog / dog.max())
 
 
+def pad_wave(times: np.ndarray, pad: int, n_steps: int) -> np.ndarray:
+    """``times`` ``[C, H, W]`` surrounded by ``pad`` rows and columns of inputs that never spike."""
+    return np.pad(times, ((0, 0), (pad, pad), (pad, pad)), constant_values=n_steps)
+
+
 class SdnnNetwork:
     """Weights, learning progress and the per-image wave of an SDNN on ``height`` x ``width`` frames."""
 
@@ -119,6 +124,8 @@ class SdnnNetwork:
         for layer in self.layers:
             if isinstance(layer, SdnnConv):
                 w = self.weights[ci]
+                if layer.pad:
+                    times = pad_wave(times, int(layer.pad), steps)
                 out_t, at_spike, final = kernel.conv_wave(times, w, float(layer.threshold), steps)
                 if ci == learner:
                     win = kernel.select_winners(out_t, at_spike, int(layer.winners), int(layer.radius), steps)

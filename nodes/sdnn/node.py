@@ -32,6 +32,9 @@ from .layers import SdnnLayer
 from .network import DogParams, SdnnNetwork
 
 ROLE = "features"
+#: ``standardize``: |z| is capped here, so that the first few digits' small spreads cannot ask for
+#: millions of spikes (the cap is far out in the tails of a settled distribution)
+Z_CLIP = 8.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +60,13 @@ class SdnnConfig:
     """The features: the global max of the top layer's final potentials, or per map ``steps`` minus its
     earliest spike step."""
     quantum: float = 1.0
-    """Feature units per output spike (> 0)."""
+    """Feature units per output spike (> 0); with ``standardize``, standard deviations per output spike."""
+    standardize: bool = False
+    """Centre and scale each feature by the running mean and standard deviation of the features of the
+    training segments seen so far (``|z|`` capped at 8), and send ``z`` on two channels per map: ``c = m`` carries
+    ``floor(max(z, 0) / quantum)`` spikes, ``c = maps + m`` ``floor(max(-z, 0) / quantum)`` (spikes cannot be
+    negative). The raw features share a large common part that a delta-rule readout follows slowly; the
+    classifier then has ``inputs = 2 * maps``. ``features_out`` still writes the raw features."""
     features_out: str = ""
     """Write every feature vector with its label, train flag and phase to this ``.npz`` at the end ("": no)."""
     seed: int = 0
@@ -96,7 +105,7 @@ class SdnnNode(Node):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         out = {k: v for k, v in received.items() if k not in ("sensor", "shape")}
-        return out | {"shape": (net.features, 1, 1)}
+        return out | {"shape": (net.features * (2 if config.standardize else 1), 1, 1)}
 
     def __init__(self, name: str, config: SdnnConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -110,6 +119,10 @@ class SdnnNode(Node):
         self._seg_label["t"], self._seg_label["label"] = 0, -1
         self._phase = 0
         self._rows: list[tuple[np.ndarray, int, int, int]] = []  # features_out: features, label, train, phase
+        #: running count, mean and sum of squared deviations of the training features (``standardize``)
+        self._n = 0
+        self._mean = np.zeros(self.net.features)
+        self._m2 = np.zeros(self.net.features)
         self.images = 0
         self.waves_out = 0
         self._dropped = 0
@@ -144,13 +157,34 @@ class SdnnNode(Node):
         if self.config.features_out:
             lab = self._seg_label
             self._rows.append((feats.astype(np.float32), int(lab["label"]), int(lab["train"]), self._phase))
-        counts = np.floor(feats / self.config.quantum).astype(np.int64)
-        counts = np.clip(counts, 0, None)
+        if self.config.standardize:
+            counts = self._standardized_counts(feats, bool(self._seg_label["train"]))
+        else:
+            counts = np.clip(np.floor(feats / self.config.quantum).astype(np.int64), 0, None)
         spikes = np.zeros(int(counts.sum()), SPIKE_DTYPE)
         spikes["t"] = int(events["t"][-1])
-        spikes["c"] = np.repeat(np.arange(feats.shape[0]), counts)
+        spikes["c"] = np.repeat(np.arange(counts.shape[0]), counts)
         self.waves_out += 1
         return [spikes_message(spikes)] if spikes.shape[0] else []
+
+    def _standardized_counts(self, feats: np.ndarray, train: bool) -> np.ndarray:
+        """Spike counts ``[2 * maps]`` of the standardised features; a training segment then joins the
+        running statistics (Welford), so a segment is never scaled by statistics that include itself."""
+        z = np.zeros_like(feats)
+        if self._n >= 2:
+            sd = np.sqrt(self._m2 / (self._n - 1))
+            # a spread within rounding of the mean (equal features summed in another order) is no spread
+            live = sd > 1e-9 * (1.0 + np.abs(self._mean))
+            z = np.where(live, (feats - self._mean) / np.where(live, sd, 1.0), 0.0)
+            z = np.clip(z, -Z_CLIP, Z_CLIP)
+        if train:
+            self._n += 1
+            delta = feats - self._mean
+            self._mean += delta / self._n
+            self._m2 += delta * (feats - self._mean)
+        q = self.config.quantum
+        both = np.concatenate([np.maximum(z, 0.0), np.maximum(-z, 0.0)])
+        return np.asarray(np.floor(both / q), dtype=np.int64)
 
     def _advance(self) -> list[Message]:
         """Close the open segment and open the next queued one."""
@@ -227,6 +261,9 @@ class SdnnNode(Node):
     def snapshot(self) -> dict[str, np.ndarray]:
         state = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         state["node.learning"] = np.array(self.net.learning)
+        state["node.feature_n"] = np.array(self._n, np.int64)
+        state["node.feature_mean"] = self._mean.copy()
+        state["node.feature_m2"] = self._m2.copy()
         return state
 
     @override
@@ -238,6 +275,14 @@ class SdnnNode(Node):
             raise CheckpointError(str(exc)) from None
         if "node.learning" in state:
             self.net.learning = bool(state["node.learning"])
+        if "node.feature_n" in state:
+            if state["node.feature_mean"].shape != self._mean.shape:
+                got = state["node.feature_mean"].shape[0]
+                msg = f"feature statistics of {got} maps, expected {self._mean.shape[0]}"
+                raise CheckpointError(msg)
+            self._n = int(state["node.feature_n"])
+            self._mean = np.array(state["node.feature_mean"], dtype=np.float64)
+            self._m2 = np.array(state["node.feature_m2"], dtype=np.float64)
 
     @override
     def results(self) -> dict[str, Any]:
