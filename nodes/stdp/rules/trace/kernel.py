@@ -20,16 +20,22 @@ Semantics (binding for kernel and ``tests/reference/trace_reference.py``)
   (when learning), both with the weights before this input's depression; (4) learning: for each
   reached neuron in canonical order ``(m, oy, ox)``, its synapse from this input is depressed by
   ``a_ltd * x_post`` (its post trace at ``t``; multiplicative: times ``w``), clipped to [0, 1];
-  (5) learning: the reached learning neurons with ``v >= th_learn`` are visited by decreasing ``v``
-  (ties: lowest canonical index); each still ``>= th_learn`` fires: every synapse of its kernel
+  (5) learning: the reached learning neurons with ``v >= th_learn + theta`` are visited by decreasing
+  ``v`` (ties: lowest canonical index); each still at its threshold fires: every synapse of its kernel
   changes by ``dw = a_ltp * (x_pre - x_tar)`` (its input position's pre trace at ``t``;
   multiplicative: times ``1 - w`` when ``dw > 0``, else times ``w``), clipped; its post trace decays
-  to ``t`` and += 1; with ``wta_learn`` every neuron of its
+  to ``t`` and += 1, and so does its ``theta`` by ``theta_plus``; with ``wta_learn`` every neuron of its
   map and of every map at the positions within ``r_learn`` gets ``v = 0, I = 0``; then the neuron
   itself ``v = v_reset`` and is refractory until ``t + t_ref``; (6) the reached inference neurons with
-  ``v >= th_inf`` are visited the same way; each still ``>= th_inf`` fires an output spike
+  ``v >= th_inf`` (with ``theta_inf``: ``th_inf + theta``) are visited the same way; each still at its
+  threshold fires an output spike
   ``(t, ox, oy, m)``, gets ``v = v_reset``, refractory until ``t + t_ref``, and when ``r_inf >= 0`` the
   *other* maps' inference neurons at positions within ``r_inf`` get ``v = 0, I = 0``.
+* Adaptive threshold: a neuron's ``theta`` at ``t`` is ``theta * exp(-(t - t_theta) / tau_theta)`` from its
+  last raise (exact, lazy; it decays with learning off too and only learning spikes raise it). It is
+  added to the learning threshold, and to the inference threshold with ``theta_inf``. Thresholds are
+  still tested at input times only: exact while ``th / tau_m > theta / tau_theta`` (near threshold the
+  potential then falls faster than the threshold, so no crossing happens between inputs).
 * Numbers: float64 throughout; times are the events' int64 µs.
 """
 
@@ -112,6 +118,15 @@ def _reset_region(
                     v[k] = 0.0
                     cur[k] = 0.0
                     tl[k] = t
+
+
+@numba.njit(cache=True, nogil=True)
+def _theta_at(theta: np.ndarray, t_theta: np.ndarray, idx: int, t: int, tau_theta: float) -> float:
+    """Neuron ``idx``'s adaptive threshold offset at ``t`` (0 without one: no exp on that path)."""
+    th = float(theta[idx])
+    if th == 0.0:
+        return 0.0
+    return th * math.exp(-float(t - t_theta[idx]) / tau_theta)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -208,7 +223,7 @@ def trace_layer_run(
                 a.v_l[idx] = v
                 a.cur_l[idx] = cur
                 a.t_l[idx] = t
-                if v >= k.th_learn:
+                if v >= k.th_learn and v >= k.th_learn + _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta):
                     cand_l[nl] = idx
                     nl += 1
             t0 = a.t_i[idx]
@@ -226,7 +241,9 @@ def trace_layer_run(
             a.v_i[idx] = v
             a.cur_i[idx] = cur
             a.t_i[idx] = t
-            if v >= k.th_inf:
+            if v >= k.th_inf and (
+                not k.theta_inf or v >= k.th_inf + _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta)
+            ):
                 cand_i[ni] = idx
                 ni += 1
         if learning:
@@ -245,7 +262,8 @@ def trace_layer_run(
             _order(cand_l, nl, a.v_l)
             for q in range(nl):
                 idx = cand_l[q]
-                if a.v_l[idx] < k.th_learn:
+                theta = _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta)
+                if a.v_l[idx] < k.th_learn + theta:
                     continue
                 m = idx // (ho * wo)
                 pos = idx - m * ho * wo
@@ -267,6 +285,9 @@ def trace_layer_run(
                             a.w[wi] = _clip01(wv + dw)
                 a.x_post[idx] = a.x_post[idx] * math.exp(-float(t - a.t_post[idx]) / k.tau_post) + 1.0
                 a.t_post[idx] = t
+                if k.theta_plus > 0.0:
+                    a.theta[idx] = theta + k.theta_plus
+                    a.t_theta[idx] = t
                 if k.wta_learn:
                     for p in range(ho * wo):
                         kk = m * ho * wo + p
@@ -282,7 +303,9 @@ def trace_layer_run(
         _order(cand_i, ni, a.v_i)
         for q in range(ni):
             idx = cand_i[q]
-            if a.v_i[idx] < k.th_inf:
+            if a.v_i[idx] < k.th_inf or (
+                k.theta_inf and a.v_i[idx] < k.th_inf + _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta)
+            ):
                 continue
             m = idx // (ho * wo)
             pos = idx - m * ho * wo
