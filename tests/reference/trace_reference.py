@@ -95,6 +95,7 @@ class _RefTraceLayer:
         self.inf = _Population(self.nshape)
         self.x_post = np.zeros(self.nshape)
         self.theta = np.zeros(self.nshape)  # adaptive threshold offsets, decayed eagerly with the traces
+        self.fired: list[tuple[int, ...]] = []  # this input's learning spikes, whose thetas rise last
         self.x_pre = np.zeros((self.C, self.H, self.W))
         self.map_spikes = np.zeros(self.M, np.int64)
         self.t_now = 0  # the inference neurons' time
@@ -176,6 +177,9 @@ class _RefTraceLayer:
                 self.weight[widx] = min(1.0, max(0.0, w - dw))
             self._fire(self.learn, [i for i, _ in reached], p.th_learn, t, learn=True, out=out)
         self._fire(self.inf, [i for i, _ in reached], p.th_inf, t, learn=False, out=out)
+        for idx in self.fired:  # after the inference spikes: they see the thresholds from before this input
+            self.theta[idx] += p.theta_plus
+        self.fired = []
         return out
 
     def _theta_now(self, t: int) -> np.ndarray:
@@ -204,7 +208,7 @@ class _RefTraceLayer:
                         dw *= (1.0 - w) if dw > 0 else w
                     self.weight[widx] = min(1.0, max(0.0, w + dw))
                 self.x_post[best] += 1.0
-                self.theta[best] += p.theta_plus
+                self.fired.append(best)
                 if p.wta_learn:
                     if self.fc:
                         wiped = [(i,) for i in range(self.M)]

@@ -24,13 +24,16 @@ Semantics (binding for kernel and ``tests/reference/trace_reference.py``)
   ``v`` (ties: lowest canonical index); each still at its threshold fires: every synapse of its kernel
   changes by ``dw = a_ltp * (x_pre - x_tar)`` (its input position's pre trace at ``t``;
   multiplicative: times ``1 - w`` when ``dw > 0``, else times ``w``), clipped; its post trace decays
-  to ``t`` and += 1, and so does its ``theta`` by ``theta_plus``; with ``wta_learn`` every neuron of its
+  to ``t`` and += 1; with ``wta_learn`` every neuron of its
   map and of every map at the positions within ``r_learn`` gets ``v = 0, I = 0``; then the neuron
   itself ``v = v_reset`` and is refractory until ``t + t_ref``; (6) the reached inference neurons with
   ``v >= th_inf`` (with ``theta_inf``: ``th_inf + theta``) are visited the same way; each still at its
   threshold fires an output spike
   ``(t, ox, oy, m)``, gets ``v = v_reset``, refractory until ``t + t_ref``, and when ``r_inf >= 0`` the
-  *other* maps' inference neurons at positions within ``r_inf`` get ``v = 0, I = 0``.
+  *other* maps' inference neurons at positions within ``r_inf`` get ``v = 0, I = 0``; (7) learning:
+  the ``theta`` of each neuron that fired a learning spike in (5) rises by ``theta_plus`` (after (6),
+  so that the inference neuron is tested against the threshold from before the spike, as a single
+  neuron's would be).
 * Adaptive threshold: a neuron's ``theta`` at ``t`` is ``theta * exp(-(t - t_theta) / tau_theta)`` from its
   last raise (exact, lazy; it decays with learning off too and only learning spikes raise it). It is
   added to the learning threshold, and to the inference threshold with ``theta_inf``. Thresholds are
@@ -174,6 +177,8 @@ def trace_layer_run(
     cand_i = np.empty(most, np.int64)
     touched = np.empty(most, np.int64)
     touched_w = np.empty(most, np.int64)
+    raised = np.empty(most, np.int64)  # the learning spikes of one input, whose thetas rise in (7)
+    raised_theta = np.empty(most, np.float64)
     syn = kh * kw
     ksize = c_count * syn
     consumed = n_events
@@ -200,6 +205,7 @@ def trace_layer_run(
                     n_touch += 1
         nl = 0
         ni = 0
+        n_raised = 0
         # most reached neurons were last updated at the same time (an fc layer: all of them), so the
         # decay factors of one gap are computed once per input and reused (identical numbers)
         memo_t0 = np.int64(-1)
@@ -286,8 +292,9 @@ def trace_layer_run(
                 a.x_post[idx] = a.x_post[idx] * math.exp(-float(t - a.t_post[idx]) / k.tau_post) + 1.0
                 a.t_post[idx] = t
                 if k.theta_plus > 0.0:
-                    a.theta[idx] = theta + k.theta_plus
-                    a.t_theta[idx] = t
+                    raised[n_raised] = idx
+                    raised_theta[n_raised] = theta
+                    n_raised += 1
                 if k.wta_learn:
                     for p in range(ho * wo):
                         kk = m * ho * wo + p
@@ -321,4 +328,8 @@ def trace_layer_run(
             a.counters[2] += 1
             if k.r_inf >= 0:
                 _reset_region(a.v_i, a.cur_i, a.t_i, t, m, oy, ox, k.r_inf, ho, wo, m_count)
+        # (7) the adaptive thresholds of this input's learning spikes
+        for q in range(n_raised):
+            a.theta[raised[q]] = raised_theta[q] + k.theta_plus
+            a.t_theta[raised[q]] = t
     return out_t, out_x, out_y, out_c, n_out, consumed
