@@ -5,6 +5,8 @@ What is compared (Brian2's numpy code generation, ``dt = 10 µs``, method ``exac
 * an fc layer and a small conv layer (shared kernels), delta synapses, refractory period, additive
   (and for fc multiplicative) pair STDP with ``x_tar``, no WTA (``wta_learn = false``, no inference
   inhibition): output spike times and final weights;
+* an fc layer with adaptive thresholds (``theta_plus``, ``tau_theta``, ``theta_inf``): spike times,
+  weights and each neuron's ``theta``;
 * a current-based synapse (``tau_syn > 0``, also ``tau_m == tau_syn``) below threshold: the potential
   at the last input, which checks the closed-form decay between events.
 
@@ -17,7 +19,11 @@ since all STDP pairs keep their spacing, weights agree to rounding (tolerance 1e
 Had the input's jump been tested a step later, a potential within a factor ``exp(-dt / tau_m)`` of
 threshold (0.1 % at 10 µs / 8 ms) could fire a step late or not at all, and pairs would shift by
 ``dt`` (weight errors ~``a * dt / tau``). The refractory period is a whole number of steps, which
-Brian2 rounds it to anyway. Inputs are at least 5 steps apart, so no two events share a step. Not
+Brian2 rounds it to anyway. Inputs are at least 5 steps apart, so no two events share a step. The
+adaptive threshold decays exactly in both (Brian2: one factor ``exp(-dt / tau_theta)`` per step, whose
+rounding stays ~1e-13 over the run), so ``theta`` agrees within 1e-9 too; Brian2 tests the threshold at
+every step and the kernel at inputs only, which agree because the parameters keep ``th / tau_m >
+theta / tau_theta`` (the potential falls faster than the threshold near it; see the kernel). Not
 covered: WTA (a same-step lateral reset is not expressible in Brian2 without a custom schedule) and
 firing with a current-based synapse, where the kernel tests the threshold only at input times and
 Brian2 at every step (docs/learning-rules.md).
@@ -61,10 +67,12 @@ def _brian2_run(
     pre_post: list[tuple[int, int, int]],
     n_post: int,
     w0: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One Brian2 group of ``n_post`` LIF neurons fed by ``spikes``; synapse ``k`` is ``pre_post[k] =
     (input index, neuron, kernel entry)``; entries shared by several synapses are kept equal by summing
-    their changes each step (conv weight sharing). Returns spike times (µs), neurons, final kernel."""
+    their changes each step (conv weight sharing). With ``theta_plus > 0`` each spike raises the
+    neuron's threshold offset ``theta``, which decays with ``tau_theta``. Returns spike times (µs),
+    neurons, final kernel and ``theta`` at the end of the run."""
     b2 = _brian2()
     us = b2.usecond
     b2.start_scope()
@@ -78,12 +86,15 @@ def _brian2_run(
         "a_ltp": p.a_ltp,
         "a_ltd": p.a_ltd,
         "x_tar": p.x_tar,
+        "theta_plus": p.theta_plus,
+        "tau_theta": p.tau_theta_us * us,
     }
     group = b2.NeuronGroup(
         n_post,
-        "dv/dt = -v / tau_m : 1 (unless refractory)",
-        threshold="v >= th",
-        reset="v = v_reset",
+        """dv/dt = -v / tau_m : 1 (unless refractory)
+        dtheta/dt = -theta / tau_theta : 1""",
+        threshold="v >= th + theta",
+        reset="v = v_reset\ntheta += theta_plus",
         refractory=p.t_ref_us * us,
         method="exact",
         namespace=ns,
@@ -133,7 +144,7 @@ def _brian2_run(
     if len(np.unique(entry)) == len(entry):
         kernel[entry] = np.asarray(syn.w[:])
     times = np.round(np.asarray(monitor.t / us)).astype(np.int64)
-    return times, np.asarray(monitor.i, np.int64), kernel
+    return times, np.asarray(monitor.i, np.int64), kernel, np.asarray(group.theta[:])
 
 
 def _ours(p: TraceFcParams | TraceConvParams, spikes: np.ndarray, shape: tuple[int, int, int]):  # type: ignore[no-untyped-def]
@@ -155,12 +166,45 @@ def test_an_fc_layer_spikes_and_learns_as_brian2_within_one_step(update):
     out, w0, w_ours = _ours(p, spikes, shape)
     n_in = shape[0] * shape[1] * shape[2]
     pre_post = [(j, i, i * n_in + j) for i in range(p.neurons) for j in range(n_in)]
-    t_b, i_b, w_b = _brian2_run(p, spikes, shape, pre_post, p.neurons, w0.ravel())
+    t_b, i_b, w_b, _ = _brian2_run(p, spikes, shape, pre_post, p.neurons, w0.ravel())
     assert len(out) > 30  # every neuron's spikes are compared, and there are enough of them
     ours = sorted(zip((out["t"] + DT_US).tolist(), out["c"].tolist(), strict=True))
     assert ours == sorted(zip(t_b.tolist(), i_b.tolist(), strict=True))  # Brian2: exactly one step later
     assert np.max(np.abs(w_ours.ravel() - w_b)) < 1e-9
     assert np.max(np.abs(w_ours - w0)) > 0.05  # and the weights did learn
+
+
+def test_an_fc_layer_with_adaptive_thresholds_spikes_learns_and_adapts_as_brian2_within_one_step():
+    shape = (2, 4, 4)
+    # th / tau_m (2.75e-4 per µs) exceeds theta / tau_theta for every theta reached (< 4 / 20 ms = 2e-4 per
+    # µs): near threshold the potential falls faster than the threshold, so no crossing happens between
+    # inputs, where only Brian2 would look, and both see the same spikes
+    p = TraceFcParams(
+        neurons=6, th_learn=2.2, th_inf=2.2, v_reset=-0.3, tau_m_us=8000.0, t_ref_us=1000.0,
+        tau_pre_us=5000.0, tau_post_us=7000.0, a_ltp=0.02, a_ltd=0.015, x_tar=0.2, theta_plus=0.25,
+        tau_theta_us=20_000.0, theta_inf=True, wta_learn=False, w_init_mean=0.6, w_init_std=0.2,
+    )  # fmt: skip
+    spikes = _spikes(300, shape, seed=7)
+    net = Network(shape, [p], seed=4)
+    w0 = net.state_dict()["0.weight"].copy()
+    out = net.process(spikes)
+    state = net.state_dict()
+    n_in = shape[0] * shape[1] * shape[2]
+    pre_post = [(j, i, i * n_in + j) for i in range(p.neurons) for j in range(n_in)]
+    t_b, i_b, w_b, theta_b = _brian2_run(p, spikes, shape, pre_post, p.neurons, w0.ravel())
+    assert len(out) > 30
+    ours = sorted(zip((out["t"] + DT_US).tolist(), out["c"].tolist(), strict=True))
+    assert ours == sorted(zip(t_b.tolist(), i_b.tolist(), strict=True))
+    assert np.max(np.abs(state["0.weight"].ravel() - w_b)) < 1e-9
+    # Brian2's state after a run is at the start of its last step, one step behind its clock's end, and its
+    # events are one step late: ours is compared decayed from each last raise to that time, one step earlier
+    end = int(spikes["t"][-1]) + 20 * DT_US - 2 * DT_US
+    theta_ours = state["0.theta"] * np.exp(-(end - state["0.t_theta"]) / p.tau_theta_us)
+    assert state["0.theta"].max() > 0.5  # the thresholds did adapt, several spikes deep
+    assert state["0.theta"].max() < 4.0  # (the bound the comment above relies on)
+    assert np.allclose(theta_ours, theta_b, rtol=1e-9, atol=1e-12)
+    without = Network(shape, [TraceFcParams(**{**p.__dict__, "theta_plus": 0.0})], seed=4)
+    assert len(without.process(spikes)) > len(out)  # and the adaptation changed what fired
 
 
 def test_a_conv_layer_with_shared_kernels_spikes_and_learns_as_brian2_within_one_step():
@@ -183,7 +227,7 @@ def test_a_conv_layer_with_shared_kernels_spikes_and_learns_as_brian2_within_one
         for ky in range(k)
         for kx in range(k)
     ]
-    t_b, i_b, w_b = _brian2_run(p, spikes, shape, pre_post, p.maps * ho * wo, w0.ravel())
+    t_b, i_b, w_b, _ = _brian2_run(p, spikes, shape, pre_post, p.maps * ho * wo, w0.ravel())
     assert len(out) > 30
     ours_idx = (out["c"].astype(np.int64) * ho + out["y"]) * wo + out["x"]
     a = sorted(zip((out["t"] + DT_US).tolist(), ours_idx.tolist(), strict=True))

@@ -48,6 +48,16 @@ def test_rule_trace_builds_the_trace_params_of_each_layer_kind():
             "network layers[0]: key 'tau_m_us' is a parameter of rule 'trace', not of this layer's rule 'thiele'",
         ),
         (
+            {"type": "fc", "neurons": 2, "th_learn": 1.0, "th_inf": 1.0, "theta_plus": 0.1},
+            "network layers[0]: key 'theta_plus' is a parameter of rule 'trace', not of this layer's rule 'thiele'",
+        ),
+        (
+            {"type": "conv", "maps": 2, "th_learn": 1.0, "th_inf": 1.0, "tau_theta_us": 1e6},
+            "network layers[0]: key 'tau_theta_us' is a parameter of rule 'trace'",
+        ),
+        ({"type": "fc", "rule": "trace", "neurons": 2, "theta_plus": -0.1}, "theta_plus must be a finite number >= 0"),
+        ({"type": "fc", "rule": "trace", "neurons": 2, "tau_theta_us": 0.0}, "tau_theta_us must be a finite number"),
+        (
             {"type": "fc", "rule": "trace", "neurons": 2, "beta_plus": 3.0},
             "network layers[0]: key 'beta_plus' is a parameter of rule 'thiele', not of this layer's rule 'trace'",
         ),

@@ -20,8 +20,12 @@ from tests.reference.trace_reference import TraceReferenceNetwork
 SHAPE = (2, 7, 7)
 
 
-def layers(tau_syn: float = 0.0, update: str = "additive", tau_m: float = 20_000.0) -> list[object]:
-    """conv (WTA radii 1 and 0, refractory, reset below rest) -> pool -> fc (wta_inf)."""
+def layers(
+    tau_syn: float = 0.0, update: str = "additive", tau_m: float = 20_000.0, theta_plus: float = 0.0
+) -> list[object]:
+    """conv (WTA radii 1 and 0, refractory, reset below rest) -> pool -> fc (wta_inf); with ``theta_plus``
+    both learn with an adaptive threshold (decaying over 30 ms), the fc's inference neurons use it too."""
+    theta = {"theta_plus": theta_plus, "tau_theta_us": 30_000.0}
     return [
         TraceConvParams(
             maps=3,
@@ -38,9 +42,19 @@ def layers(tau_syn: float = 0.0, update: str = "additive", tau_m: float = 20_000
             x_tar=0.3,
             update=update,
             v_reset=-0.2,
+            **theta,
         ),
         PoolParams(),
-        TraceFcParams(neurons=4, th_learn=1.2, th_inf=1.0, wta_inf=True, tau_syn_us=tau_syn, update=update),
+        TraceFcParams(
+            neurons=4,
+            th_learn=1.2,
+            th_inf=1.0,
+            wta_inf=True,
+            tau_syn_us=tau_syn,
+            update=update,
+            theta_inf=True,
+            **theta,
+        ),
     ]
 
 
@@ -105,21 +119,49 @@ def test_one_input_above_threshold_fires_potentiates_and_then_depresses_on_the_n
     assert net.counters()[0]["learning_spikes"] >= 1
 
 
+def test_an_adaptive_threshold_rises_with_each_learning_spike_and_decays_exactly():
+    p = TraceFcParams(
+        neurons=1, th_learn=0.5, th_inf=9.0, a_ltp=0.0, a_ltd=0.0, tau_m_us=1000.0, theta_plus=0.25,
+        tau_theta_us=4000.0, w_init_mean=0.6, w_init_std=0.0,
+    )  # fmt: skip
+    net = Network((1, 1, 1), [p], seed=0)
+    spikes = np.zeros(3, SPIKE_DTYPE)
+    spikes["t"] = [1000, 1001, 9000]
+    net.process(spikes)
+    state = net.state_dict()
+    # 1000: v = 0.6 fires, theta = 0.25. 1001: v = 0.6 < 0.5 + 0.25 (v_reset 0 plus one input): no spike.
+    # 9000: v ~ 0 + 0.6 >= 0.5 + 0.25 e^-2 (0.534): fires, theta = 0.25 e^-(8000/4000) + 0.25
+    assert net.counters()[0]["learning_spikes"] == 2
+    assert state["0.theta"][0] == pytest.approx(0.25 * math.exp(-2.0) + 0.25, rel=1e-15)
+    assert state["0.t_theta"][0] == 9000
+
+
+def test_without_theta_plus_the_threshold_never_moves():
+    net = Network(SHAPE, layers(), seed=0)
+    net.process(random_spikes(200, seed=2))
+    state = net.state_dict()
+    assert net.counters()[0]["learning_spikes"] > 0
+    for key in ("0.theta", "0.t_theta", "2.theta", "2.t_theta"):
+        assert not np.any(state[key]), key
+
+
 # ----------------------------------------------------------------------------- the reference
 
 
 @pytest.mark.parametrize(
-    ("tau_syn", "tau_m", "update"),
+    ("tau_syn", "tau_m", "update", "theta_plus"),
     [
-        (0.0, 20_000.0, "additive"),
-        (0.0, 20_000.0, "multiplicative"),
-        (3_000.0, 20_000.0, "additive"),
-        (2_000.0, 2_000.0, "multiplicative"),  # tau_m == tau_syn
+        (0.0, 20_000.0, "additive", 0.0),
+        (0.0, 20_000.0, "multiplicative", 0.0),
+        (3_000.0, 20_000.0, "additive", 0.0),
+        (2_000.0, 2_000.0, "multiplicative", 0.0),  # tau_m == tau_syn
+        (0.0, 20_000.0, "additive", 0.3),  # adaptive thresholds
+        (3_000.0, 20_000.0, "multiplicative", 0.3),
     ],
 )
-def test_the_kernel_agrees_with_the_slow_reference(tau_syn, tau_m, update):
+def test_the_kernel_agrees_with_the_slow_reference(tau_syn, tau_m, update, theta_plus):
     spikes = random_spikes(200, seed=int(tau_syn) + len(update))
-    ls = layers(tau_syn, update, tau_m)
+    ls = layers(tau_syn, update, tau_m, theta_plus)
     net = Network(SHAPE, ls, seed=3)
     ref = TraceReferenceNetwork(SHAPE, ls, seed=3)
     got, want = net.process_all_layers(spikes), ref.process_all_layers(spikes)
@@ -133,6 +175,13 @@ def test_the_kernel_agrees_with_the_slow_reference(tau_syn, tau_m, update):
             assert np.array_equal(sd[key], rd[key]), key
         elif key.endswith("weight"):
             assert np.allclose(sd[key], rd[key], rtol=0, atol=1e-12), key
+        elif key.endswith("theta"):  # the kernel's at each neuron's last raise, the reference's at its last input
+            layer = int(key.split(".")[0])
+            since = ref.layers[layer].t_learn - sd[f"{layer}.t_theta"]
+            assert np.allclose(sd[key] * np.exp(-since / 30_000.0), rd[key], rtol=0, atol=1e-12), key
+    if theta_plus:
+        assert sd["0.theta"].max() > 0
+        assert sd["2.theta"].max() > 0
 
 
 def test_learning_off_leaves_weights_and_learning_neurons_alone_and_infers_the_same():
@@ -152,18 +201,40 @@ def test_learning_off_leaves_weights_and_learning_neurons_alone_and_infers_the_s
     assert not np.array_equal(on.state_dict()["0.weight"], before["0.weight"])
 
 
+def test_with_learning_off_thresholds_only_decay_and_inference_agrees_with_the_reference():
+    spikes = random_spikes(300, seed=8)
+    ls = layers(theta_plus=0.3)
+    net, ref = Network(SHAPE, ls, seed=2), TraceReferenceNetwork(SHAPE, ls, seed=2)
+    net.process_all_layers(spikes[:150])
+    ref.process_all_layers(spikes[:150])
+    raised = net.state_dict()
+    assert raised["2.theta"].max() > 0
+    net.learning = ref.learning = False
+    got, want = net.process_all_layers(spikes[150:]), ref.process_all_layers(spikes[150:])
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+    assert len(got[-1]) > 0
+    for key in ("0.theta", "0.t_theta", "2.theta", "2.t_theta"):
+        assert np.array_equal(net.state_dict()[key], raised[key]), key
+
+
 # ----------------------------------------------------------------------------- invariants (Hypothesis)
 
 streams = st.tuples(st.integers(0, 300), st.integers(0, 2**31 - 1))
 
 
-@settings(max_examples=15, deadline=None)
-@given(stream=streams, cuts=st.lists(st.integers(0, 300), max_size=5), tau_syn=st.sampled_from([0.0, 4000.0]))
-def test_batch_invariance(stream: tuple[int, int], cuts: list[int], tau_syn: float) -> None:
+@settings(max_examples=20, deadline=None)
+@given(
+    stream=streams,
+    cuts=st.lists(st.integers(0, 300), max_size=5),
+    tau_syn=st.sampled_from([0.0, 4000.0]),
+    theta_plus=st.sampled_from([0.0, 0.3]),
+)
+def test_batch_invariance(stream: tuple[int, int], cuts: list[int], tau_syn: float, theta_plus: float) -> None:
     spikes = random_spikes(stream[0], stream[1])
-    whole = Network(SHAPE, layers(tau_syn), seed=0)
+    whole = Network(SHAPE, layers(tau_syn, theta_plus=theta_plus), seed=0)
     want = whole.process_all_layers(spikes)
-    split = Network(SHAPE, layers(tau_syn), seed=0)
+    split = Network(SHAPE, layers(tau_syn, theta_plus=theta_plus), seed=0)
     bounds = sorted({min(c, len(spikes)) for c in cuts} | {0, len(spikes)})
     parts = [split.process_all_layers(spikes[a:b]) for a, b in itertools.pairwise(bounds)]
     for layer in range(len(want)):
@@ -176,7 +247,8 @@ def test_batch_invariance(stream: tuple[int, int], cuts: list[int], tau_syn: flo
 @given(stream=streams, seed=st.integers(0, 2**16))
 def test_the_same_seed_and_stream_learn_the_same_bits(stream: tuple[int, int], seed: int) -> None:
     spikes = random_spikes(stream[0], stream[1])
-    a, b = Network(SHAPE, layers(3000.0), seed=seed), Network(SHAPE, layers(3000.0), seed=seed)
+    ls = layers(3000.0, theta_plus=0.3)
+    a, b = Network(SHAPE, ls, seed=seed), Network(SHAPE, ls, seed=seed)
     assert np.array_equal(a.process(spikes), b.process(spikes))
     assert_same_state(a.state_dict(), b.state_dict())
 
@@ -185,10 +257,11 @@ def test_the_same_seed_and_stream_learn_the_same_bits(stream: tuple[int, int], s
 @given(stream=streams, split=st.integers(0, 300))
 def test_state_dict_round_trip_continues_exactly(stream: tuple[int, int], split: int) -> None:
     spikes = random_spikes(stream[0], stream[1])
-    first, straight = Network(SHAPE, layers(3000.0), seed=0), Network(SHAPE, layers(3000.0), seed=0)
+    ls = layers(3000.0, theta_plus=0.3)  # the adaptive thresholds must come back too
+    first, straight = Network(SHAPE, ls, seed=0), Network(SHAPE, ls, seed=0)
     first.process(spikes[:split])
     straight.process(spikes[:split])
-    resumed = Network(SHAPE, layers(3000.0), seed=42)  # other weights: all must come from the state
+    resumed = Network(SHAPE, ls, seed=42)  # other weights: all must come from the state
     resumed.load_state_dict({k: v.copy() for k, v in first.state_dict().items()})
     assert np.array_equal(resumed.process(spikes[split:]), straight.process(spikes[split:]))
     assert_same_state(resumed.state_dict(), straight.state_dict())

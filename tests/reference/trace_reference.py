@@ -94,6 +94,8 @@ class _RefTraceLayer:
         self.learn = _Population(self.nshape)
         self.inf = _Population(self.nshape)
         self.x_post = np.zeros(self.nshape)
+        self.theta = np.zeros(self.nshape)  # adaptive threshold offsets, decayed eagerly with the traces
+        self.fired: list[tuple[int, ...]] = []  # this input's learning spikes, whose thetas rise last
         self.x_pre = np.zeros((self.C, self.H, self.W))
         self.map_spikes = np.zeros(self.M, np.int64)
         self.t_now = 0  # the inference neurons' time
@@ -155,6 +157,7 @@ class _RefTraceLayer:
             self.learn.advance_all(self.t_learn, t, tau_m, tau_syn)
             self.x_post *= math.exp(-(t - self.t_learn) / p.tau_post_us)
             self.x_pre *= math.exp(-(t - self.t_learn) / p.tau_pre_us)
+            self.theta *= math.exp(-(t - self.t_learn) / p.tau_theta_us)
             self.t_learn = t
         self.inf.advance_all(self.t_now, t, tau_m, tau_syn)
         self.t_now = t
@@ -174,16 +177,25 @@ class _RefTraceLayer:
                 self.weight[widx] = min(1.0, max(0.0, w - dw))
             self._fire(self.learn, [i for i, _ in reached], p.th_learn, t, learn=True, out=out)
         self._fire(self.inf, [i for i, _ in reached], p.th_inf, t, learn=False, out=out)
+        for idx in self.fired:  # after the inference spikes: they see the thresholds from before this input
+            self.theta[idx] += p.theta_plus
+        self.fired = []
         return out
+
+    def _theta_now(self, t: int) -> np.ndarray:
+        """``theta`` at ``t``: it decays with learning off too, from the last learning input's time."""
+        return self.theta * math.exp(-(t - self.t_learn) / self.p.tau_theta_us)
 
     def _fire(
         self, pop: _Population, reached: list[tuple[int, ...]], th: float, t: int, learn: bool, out: list[Any]
     ) -> None:
         p = self.p
+        uses_theta = learn or p.theta_inf
         while True:
+            theta = self._theta_now(t) if uses_theta else np.zeros(self.nshape)
             best = None
             for idx in reached:  # canonical order: the first of equal values wins
-                if pop.v[idx] >= th and (best is None or pop.v[idx] > pop.v[best]):
+                if pop.v[idx] >= th + theta[idx] and (best is None or pop.v[idx] > pop.v[best]):
                     best = idx
             if best is None:
                 return
@@ -196,6 +208,7 @@ class _RefTraceLayer:
                         dw *= (1.0 - w) if dw > 0 else w
                     self.weight[widx] = min(1.0, max(0.0, w + dw))
                 self.x_post[best] += 1.0
+                self.fired.append(best)
                 if p.wta_learn:
                     if self.fc:
                         wiped = [(i,) for i in range(self.M)]
@@ -225,6 +238,7 @@ class _RefTraceLayer:
             prefix + "weight": self.weight.copy(),
             prefix + "v_l": self.learn.v.copy(),
             prefix + "v_i": self.inf.v.copy(),
+            prefix + "theta": self.theta.copy(),
             prefix + "map_spikes": self.map_spikes.copy(),
             prefix + "counters": self.counters.copy(),
         }

@@ -20,16 +20,25 @@ Semantics (binding for kernel and ``tests/reference/trace_reference.py``)
   (when learning), both with the weights before this input's depression; (4) learning: for each
   reached neuron in canonical order ``(m, oy, ox)``, its synapse from this input is depressed by
   ``a_ltd * x_post`` (its post trace at ``t``; multiplicative: times ``w``), clipped to [0, 1];
-  (5) learning: the reached learning neurons with ``v >= th_learn`` are visited by decreasing ``v``
-  (ties: lowest canonical index); each still ``>= th_learn`` fires: every synapse of its kernel
+  (5) learning: the reached learning neurons with ``v >= th_learn + theta`` are visited by decreasing
+  ``v`` (ties: lowest canonical index); each still at its threshold fires: every synapse of its kernel
   changes by ``dw = a_ltp * (x_pre - x_tar)`` (its input position's pre trace at ``t``;
   multiplicative: times ``1 - w`` when ``dw > 0``, else times ``w``), clipped; its post trace decays
   to ``t`` and += 1; with ``wta_learn`` every neuron of its
   map and of every map at the positions within ``r_learn`` gets ``v = 0, I = 0``; then the neuron
   itself ``v = v_reset`` and is refractory until ``t + t_ref``; (6) the reached inference neurons with
-  ``v >= th_inf`` are visited the same way; each still ``>= th_inf`` fires an output spike
+  ``v >= th_inf`` (with ``theta_inf``: ``th_inf + theta``) are visited the same way; each still at its
+  threshold fires an output spike
   ``(t, ox, oy, m)``, gets ``v = v_reset``, refractory until ``t + t_ref``, and when ``r_inf >= 0`` the
-  *other* maps' inference neurons at positions within ``r_inf`` get ``v = 0, I = 0``.
+  *other* maps' inference neurons at positions within ``r_inf`` get ``v = 0, I = 0``; (7) learning:
+  the ``theta`` of each neuron that fired a learning spike in (5) rises by ``theta_plus`` (after (6),
+  so that the inference neuron is tested against the threshold from before the spike, as a single
+  neuron's would be).
+* Adaptive threshold: a neuron's ``theta`` at ``t`` is ``theta * exp(-(t - t_theta) / tau_theta)`` from its
+  last raise (exact, lazy; it decays with learning off too and only learning spikes raise it). It is
+  added to the learning threshold, and to the inference threshold with ``theta_inf``. Thresholds are
+  still tested at input times only: exact while ``th / tau_m > theta / tau_theta`` (near threshold the
+  potential then falls faster than the threshold, so no crossing happens between inputs).
 * Numbers: float64 throughout; times are the events' int64 µs.
 """
 
@@ -115,6 +124,15 @@ def _reset_region(
 
 
 @numba.njit(cache=True, nogil=True)
+def _theta_at(theta: np.ndarray, t_theta: np.ndarray, idx: int, t: int, tau_theta: float) -> float:
+    """Neuron ``idx``'s adaptive threshold offset at ``t`` (0 without one: no exp on that path)."""
+    th = float(theta[idx])
+    if th == 0.0:
+        return 0.0
+    return th * math.exp(-float(t - t_theta[idx]) / tau_theta)
+
+
+@numba.njit(cache=True, nogil=True)
 def _order(cand: np.ndarray, count: int, v: np.ndarray) -> None:
     """Sort ``cand[:count]`` by decreasing ``v[cand]``, ties by increasing index (insertion sort: the
     candidates of one input are few)."""
@@ -159,6 +177,8 @@ def trace_layer_run(
     cand_i = np.empty(most, np.int64)
     touched = np.empty(most, np.int64)
     touched_w = np.empty(most, np.int64)
+    raised = np.empty(most, np.int64)  # the learning spikes of one input, whose thetas rise in (7)
+    raised_theta = np.empty(most, np.float64)
     syn = kh * kw
     ksize = c_count * syn
     consumed = n_events
@@ -185,6 +205,7 @@ def trace_layer_run(
                     n_touch += 1
         nl = 0
         ni = 0
+        n_raised = 0
         # most reached neurons were last updated at the same time (an fc layer: all of them), so the
         # decay factors of one gap are computed once per input and reused (identical numbers)
         memo_t0 = np.int64(-1)
@@ -208,7 +229,7 @@ def trace_layer_run(
                 a.v_l[idx] = v
                 a.cur_l[idx] = cur
                 a.t_l[idx] = t
-                if v >= k.th_learn:
+                if v >= k.th_learn and v >= k.th_learn + _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta):
                     cand_l[nl] = idx
                     nl += 1
             t0 = a.t_i[idx]
@@ -226,7 +247,9 @@ def trace_layer_run(
             a.v_i[idx] = v
             a.cur_i[idx] = cur
             a.t_i[idx] = t
-            if v >= k.th_inf:
+            if v >= k.th_inf and (
+                not k.theta_inf or v >= k.th_inf + _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta)
+            ):
                 cand_i[ni] = idx
                 ni += 1
         if learning:
@@ -245,7 +268,8 @@ def trace_layer_run(
             _order(cand_l, nl, a.v_l)
             for q in range(nl):
                 idx = cand_l[q]
-                if a.v_l[idx] < k.th_learn:
+                theta = _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta)
+                if a.v_l[idx] < k.th_learn + theta:
                     continue
                 m = idx // (ho * wo)
                 pos = idx - m * ho * wo
@@ -267,6 +291,10 @@ def trace_layer_run(
                             a.w[wi] = _clip01(wv + dw)
                 a.x_post[idx] = a.x_post[idx] * math.exp(-float(t - a.t_post[idx]) / k.tau_post) + 1.0
                 a.t_post[idx] = t
+                if k.theta_plus > 0.0:
+                    raised[n_raised] = idx
+                    raised_theta[n_raised] = theta
+                    n_raised += 1
                 if k.wta_learn:
                     for p in range(ho * wo):
                         kk = m * ho * wo + p
@@ -282,7 +310,9 @@ def trace_layer_run(
         _order(cand_i, ni, a.v_i)
         for q in range(ni):
             idx = cand_i[q]
-            if a.v_i[idx] < k.th_inf:
+            if a.v_i[idx] < k.th_inf or (
+                k.theta_inf and a.v_i[idx] < k.th_inf + _theta_at(a.theta, a.t_theta, idx, t, k.tau_theta)
+            ):
                 continue
             m = idx // (ho * wo)
             pos = idx - m * ho * wo
@@ -298,4 +328,8 @@ def trace_layer_run(
             a.counters[2] += 1
             if k.r_inf >= 0:
                 _reset_region(a.v_i, a.cur_i, a.t_i, t, m, oy, ox, k.r_inf, ho, wo, m_count)
+        # (7) the adaptive thresholds of this input's learning spikes
+        for q in range(n_raised):
+            a.theta[raised[q]] = raised_theta[q] + k.theta_plus
+            a.t_theta[raised[q]] = t
     return out_t, out_x, out_y, out_c, n_out, consumed

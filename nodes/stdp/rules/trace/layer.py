@@ -25,6 +25,8 @@ _NEURON_ARRAYS = {
     "cur_i": np.float64,
     "t_i": np.int64,
     "ref_i": np.float64,
+    "theta": np.float64,
+    "t_theta": np.int64,
     "x_post": np.float64,
     "t_post": np.int64,
 }
@@ -48,6 +50,9 @@ def _constants(p: TraceConvParams | TraceFcParams) -> TraceConstants:
         a_ltp=float(p.a_ltp),
         a_ltd=float(p.a_ltd),
         x_tar=float(p.x_tar),
+        theta_plus=float(p.theta_plus),
+        tau_theta=float(p.tau_theta_us),
+        theta_inf=bool(p.theta_inf),
         multiplicative=p.update == "multiplicative",
         wta_learn=bool(p.wta_learn),
         r_learn=r_learn,

@@ -49,6 +49,16 @@ class _TraceRule:
     """Target pre trace (>= 0): a post spike changes each synapse by ``a_ltp * (x_pre - x_tar)``, so the
     synapses of inputs that were silent are depressed (Diehl & Cook 2015's offset; 0 = plain pair STDP,
     where a silent input's weight never changes)."""
+    theta_plus: float = 0.0
+    """Adaptive threshold (homeostasis, Diehl & Cook 2015), in weight units (>= 0): each learning spike
+    raises its neuron's threshold offset ``theta`` by this much; the learning threshold is
+    ``th_learn + theta``. 0 (the default) = no adaptive threshold, results as without the option."""
+    tau_theta_us: float = 10_000_000.0
+    """Time constant of ``theta``'s exponential decay, µs (> 0), computed exactly from time differences.
+    It decays with learning off too (only learning spikes raise it)."""
+    theta_inf: bool = False
+    """Whether the inference threshold also adds the neuron's ``theta`` (``th_inf + theta``); false:
+    the inference neurons fire on their weights alone."""
     update: Literal["additive", "multiplicative"] = "additive"
     """``additive``: ``dw = a * trace`` clipped to [0, 1]; ``multiplicative`` (soft bounds): an increase
     scaled by ``1 - w``, a decrease by ``w``."""
@@ -61,12 +71,12 @@ class _TraceRule:
     """Standard deviation of the initial weights (>= 0)."""
 
     def __post_init__(self) -> None:
-        for name in ("th_learn", "th_inf", "tau_m_us", "tau_pre_us", "tau_post_us"):
+        for name in ("th_learn", "th_inf", "tau_m_us", "tau_pre_us", "tau_post_us", "tau_theta_us"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 msg = f"{name} must be a finite number > 0, got {value!r}"
                 raise ValueError(msg)
-        for name in ("tau_syn_us", "t_ref_us", "a_ltp", "a_ltd", "x_tar", "w_init_std"):
+        for name in ("tau_syn_us", "t_ref_us", "a_ltp", "a_ltd", "x_tar", "theta_plus", "w_init_std"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 msg = f"{name} must be a finite number >= 0, got {value!r}"

@@ -22,6 +22,9 @@ class TraceConstants(NamedTuple):
     a_ltp: float
     a_ltd: float
     x_tar: float
+    theta_plus: float  # 0: no adaptive threshold
+    tau_theta: float
+    theta_inf: bool
     multiplicative: bool
     wta_learn: bool
     r_learn: int  # inter-map WTA radius of learning spikes (fc: 0)
@@ -42,6 +45,8 @@ class TraceArrays(NamedTuple):
     cur_i: np.ndarray  # float64 (N,)
     t_i: np.ndarray  # int64 (N,)
     ref_i: np.ndarray  # float64 (N,)
+    theta: np.ndarray  # float64 (N,): adaptive threshold offset at t_theta
+    t_theta: np.ndarray  # int64 (N,)
     x_post: np.ndarray  # float64 (N,): post trace of the learning neurons
     t_post: np.ndarray  # int64 (N,)
     x_pre: np.ndarray  # float64 (C*H*W,): pre trace of each input position
