@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sdnn_offline import accuracy, ridge, standardise
 
 from nodes.decolle.network import DecolleLayer, DecolleNetwork, DecolleParams
 from nodes.encoder.events import EventTransform, TransformParams
@@ -70,22 +71,12 @@ class Feeder:
 
 
 def probe(f_fit: np.ndarray, y_fit: np.ndarray, f_val: np.ndarray, y_val: np.ndarray) -> float:
-    """Ridge on standardised counts; lambda chosen on the fit set's last 60 rows, then refitted on all."""
-    mean, sd = f_fit.mean(0), f_fit.std(0) + 1e-9
-
-    def design(f: np.ndarray) -> np.ndarray:
-        d: np.ndarray = np.c_[(f - mean) / sd, np.ones(len(f))]
-        return d
-
-    def fit(a: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-        w: np.ndarray = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ np.eye(10)[y])
-        return w
-
-    a, b = design(f_fit), design(f_val)
+    """Ridge on standardised counts (``sdnn_offline``'s); lambda chosen on the fit set's last 60 rows, then
+    refitted on all. ``ridge`` scales its penalty by the rows; dividing keeps these lambdas absolute."""
+    a, b = standardise(f_fit, f_val)
     lams = (1.0, 10.0, 100.0)
-    held = [float((np.argmax(a[-60:] @ fit(a[:-60], y_fit[:-60], lam), 1) == y_fit[-60:]).mean()) for lam in lams]
-    w = fit(a, y_fit, lams[int(np.argmax(held))])
-    return float((np.argmax(b @ w, 1) == y_val).mean())
+    held = [accuracy(ridge(a[:-60], y_fit[:-60], lam / (len(a) - 60)), a[-60:], y_fit[-60:]) for lam in lams]
+    return accuracy(ridge(a, y_fit, lams[int(np.argmax(held))] / len(a)), b, y_val)
 
 
 def main() -> None:
