@@ -84,6 +84,7 @@ class DashboardNode(Node):
     def __init__(self, name: str, config: DashboardParams, context: NodeContext) -> None:
         super().__init__(name, config, context)
         self.state = DashboardState(config.classes, config.window_ms, config.class_names)
+        self.state.expect(context.upstream)
         token = config.token or ("" if is_loopback(config.host) else secrets.token_urlsafe(16))
         self._commands: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.accepted = 0

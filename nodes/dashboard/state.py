@@ -38,6 +38,16 @@ RECENT_DECISIONS = 12
 CURVE_POINTS = 400
 #: Input older than this (latency p50, ms) marks a node as behind.
 BEHIND_MS = 1000.0
+#: What the page shows of a tapped node that has not reported yet.
+_NOT_REPORTED: dict[str, Any] = {
+    "type": None,
+    "counters": {},
+    "final": False,
+    "wall_ns": None,
+    "learning": None,
+    "behind": False,
+    "fell_behind_at": None,
+}
 
 
 @dataclass
@@ -153,6 +163,13 @@ class DashboardState:
             self.tap_lost += msg.seq - last - 1
         self._last_seq[msg.stream] = msg.seq
 
+    def expect(self, names: tuple[str, ...]) -> None:
+        """List ``names`` (the nodes it taps) before any of them reports: a busy tap may lose a node's
+        first counters, and a page should not look as if that stage were missing."""
+        with self._lock:
+            for name in names:
+                self.nodes.setdefault(name, dict(_NOT_REPORTED))
+
     def _metrics(self, body: dict[str, Any], now: float) -> None:
         name = str(body.get("node", "?"))
         counters = body.get("counters") or {}
@@ -255,7 +272,7 @@ class DashboardState:
                 "ended": self.ended,
                 "classes": self.classes,
                 "class_names": list(self.class_names),
-                "nodes": {n: v | {"age_s": round((wall - v["wall_ns"]) / 1e9, 2)} for n, v in self.nodes.items()},
+                "nodes": {n: v | {"age_s": _age_s(wall, v["wall_ns"])} for n, v in self.nodes.items()},
                 "prediction": self.prediction,
                 "predictions_seen": self.predictions_seen,
                 "predictions_from": self.predictions_from,
@@ -336,6 +353,11 @@ class DashboardState:
             "pixels": base64.b64encode(pixels.tobytes()).decode("ascii"),
             "created_ms": created_ns / 1e6,  # when its newest events were sent: the page's frame latency
         }
+
+
+def _age_s(wall_ns: int, read_ns: int | None) -> float | None:
+    """Seconds since a node read the counters the page shows (none before its first report)."""
+    return None if read_ns is None else round((wall_ns - read_ns) / 1e9, 2)
 
 
 def _thin(curve: list[tuple[int, float]]) -> list[tuple[int, float]]:

@@ -338,11 +338,12 @@ function drawNodes(nodes) {
       tr = body.insertRow();
       tr.dataset.node = name;
       tr.insertCell().textContent = name;
-      tr.insertCell().textContent = n.type;
+      tr.insertCell().dataset.counter = "type";
       for (const k of COUNTERS) tr.insertCell().dataset.counter = k;
       for (const k of ["last_checkpoint", "learning", "latency", "age"]) tr.insertCell().dataset.counter = k;
       tr.insertCell().className = "muted";
     }
+    tr.querySelector('td[data-counter="type"]').textContent = n.type || "";
     const c = n.counters;
     for (const k of COUNTERS) tr.querySelector(`td[data-counter="${k}"]`).textContent = fmt(c[k]);
     const lat = c.latency || {};
@@ -356,13 +357,14 @@ function drawNodes(nodes) {
     learning.className = n.learning === false ? "frozen" : "";
     // how old the counters are: a busy tap delivers them late (they are snapshots: the next one replaces it)
     const age = tr.querySelector('td[data-counter="age"]');
-    age.textContent = n.final ? "final" : `${Math.max(0, n.age_s).toFixed(1)} s`;
+    const reported = n.age_s !== null;
+    age.textContent = n.final ? "final" : reported ? `${Math.max(0, n.age_s).toFixed(1)} s` : "–";
     age.className = !n.final && n.age_s > 3 ? "stale" : "";
     // falling behind (it sheds, or its input is more than a second old) stays marked once seen
     const fell = n.fell_behind_at;
     tr.className = fell ? "behind" : "";
     const since = fell ? new Date(fell * 1000).toLocaleTimeString("en-GB") : "";
-    tr.cells[tr.cells.length - 1].textContent = (n.final ? "ended" : "running") +
+    tr.cells[tr.cells.length - 1].textContent = (n.final ? "ended" : reported ? "running" : "no report yet") +
       (n.behind ? " · behind" : fell ? ` · fell behind at ${since}` : "");
   }
 }
