@@ -205,6 +205,28 @@ def test_attaching_taps_every_node_and_links_the_page_to_the_first_stdp_node() -
     assert cut_members(attached) == cut_members(demo) is not None
 
 
+@pytest.mark.parametrize(
+    ("links", "target"),
+    [
+        (["cam -> encoder", "encoder -> decolle", "decolle -> classifier"], "decolle"),
+        (["cam -> encoder", "encoder -> stdp", "stdp -> decolle", "decolle -> classifier"], "stdp"),
+        (["cam -> encoder", "encoder -> classifier"], "classifier"),
+        (["cam -> encoder"], None),
+    ],
+)
+def test_the_page_teaches_the_first_learning_node_along_the_links(links: list[str], target: str | None) -> None:
+    nodes = {
+        "cam": {"type": "simulated-camera", "width": 16, "height": 16},
+        "encoder": encoder(16),
+        "stdp": stdp((2, 16, 16), [conv(4, 8.0), pool(), fc(8, 10.0)], seed=1),
+        "decolle": {"type": "decolle", "input": [2, 16, 16], "reset": "label", "classes": 4},
+        "classifier": {"type": "classifier", "readout": "delta", "classes": 4, "inputs": 8},
+    }
+    used = {n for link in links for n in link.split(" -> ")}
+    g = parse_graph(graph("t", links, {n: v for n, v in nodes.items() if n in used}), "t")
+    assert attach_dashboard(g, "127.0.0.1:0").downstream("dashboard") == ([target] if target else [])
+
+
 def run_cli(*args: str, logs: Path) -> subprocess.Popen[str]:
     """The CLI in a process group of its own, its output in ``logs``.out and .err: files, not pipes, which
     a long run would fill (and then block in its logging) while the test is busy elsewhere."""

@@ -1,9 +1,9 @@
 """Attach a dashboard to any graph without editing its file (``spikestream run CONFIG --dashboard``).
 
 The transform adds a ``dashboard`` node, a tap from every node to it, and one lossless link from it into
-the graph for the page's commands: to the first STDP node (labels and control then travel down the
-learning chain in order, and "freeze features" reaches the features), else to the classifier. A graph
-without either gets a read-only dashboard.
+the graph for the page's commands: to the first learning node (an STDP, DECOLLE or SDNN node, else the
+classifier), so that labels and control travel down the learning chain in order and "freeze features"
+reaches the features. A graph without a learning node gets a read-only dashboard.
 """
 
 from __future__ import annotations
@@ -34,16 +34,29 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+#: Node types that learn from the labels that pass through them, in the order a command prefers them.
+LEARNERS = ("stdp", "decolle", "sdnn", "classifier")
+
+
 def _teaching_target(graph: GraphConfig) -> str | None:
-    """The first STDP node along the links (none of its upstream nodes is one), else a classifier."""
-    by_type: dict[str, list[str]] = {}
-    for name, spec in graph.nodes.items():
-        by_type.setdefault(spec.type, []).append(name)
-    for name in by_type.get("stdp", []):
-        if not any(graph.nodes[u].type == "stdp" for u in graph.upstream(name)):
-            return name
-    classifiers = by_type.get("classifier", [])
-    return classifiers[0] if classifiers else None
+    """The first learning node along the links (no learning node sends to it), so that labels and control
+    travel down the whole learning chain in order; among several such, an STDP node before a DECOLLE or
+    SDNN node before a classifier."""
+    learners = [n for n, spec in graph.nodes.items() if spec.type in LEARNERS]
+    sources = [n for n in learners if not any(graph.nodes[u].type in LEARNERS for u in _above(graph, n))]
+    return min(sources, key=lambda n: LEARNERS.index(graph.nodes[n].type), default=None)
+
+
+def _above(graph: GraphConfig, name: str) -> set[str]:
+    """Every node that reaches ``name`` over lossless links."""
+    seen: set[str] = set()
+    todo = list(graph.upstream(name))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.upstream(node))
+    return seen
 
 
 def attach_dashboard(graph: GraphConfig, address: str = DEFAULT_ADDRESS, **params: Any) -> GraphConfig:
