@@ -9,19 +9,22 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import numpy as np
 import pytest
 from graphs import conv, encoder, fc, graph, pool, stdp, write_graph
 from mqtt_broker import Broker, running_broker
 
+from nodes.decolle.node import DecolleNode
 from nodes.mqtt.sink import MqttParams, MqttSink
 from nodes.mqtt.teach import TeachParams, TeachSource
 from nodes.sources.predictions import make_predictions
-from pipeline.config import build_params, parse_graph
+from pipeline.config import build_params, load_graph, parse_graph
 from pipeline.events import LABEL_DTYPE
 from pipeline.message import CONTROL, LABELS, Message, predictions_message
 from pipeline.node import NodeContext
@@ -30,6 +33,7 @@ from pipeline.runner import run_graph
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]
 
 USERS = {"alice": "s3cret"}
+REPO = Path(__file__).parent.parent
 
 
 @pytest.fixture
@@ -492,6 +496,33 @@ class Inbox:
         return self.by_topic.get(topic, [])
 
 
+async def command_answered(
+    client: aiomqtt.Client, inbox: Inbox, proc: subprocess.Popen[str], cmd: dict[str, Any]
+) -> dict[str, Any]:
+    """Publish ``cmd`` until the teach source answers (it may not be subscribed yet at first)."""
+    replies = lambda: inbox.get("spikestream/control/reply")  # noqa: E731
+    before = len(replies())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        await client.publish("spikestream/control", json.dumps(cmd), qos=1)
+        for _ in range(50):
+            if len(replies()) > before:
+                return dict(replies()[before])
+            await asyncio.sleep(0.01)
+    msg = f"no reply to {cmd}"
+    raise AssertionError(msg)
+
+
+async def until_true(cond: Callable[[], object], what: str, proc: subprocess.Popen[str], timeout_s: float = 30) -> None:
+    """Wait for ``cond`` while the graph ``proc`` runs."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
 @pytest.mark.timeout(150)
 def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker: Broker, tmp_path: Path) -> None:
     """Labels published on <prefix>/control reach the classifier of a running multi-process graph through the
@@ -507,31 +538,15 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
             async with aiomqtt.Client(broker.host, broker.port) as client:
                 await client.subscribe("spikestream/#", qos=1)
                 inbox = Inbox(client)
-                replies = lambda: inbox.get("spikestream/control/reply")  # noqa: E731
 
                 async def command(cmd: dict[str, Any]) -> dict[str, Any]:
-                    """Publish until the teach source answers (it may not be subscribed yet at first)."""
-                    before = len(replies())
-                    deadline = time.monotonic() + 60
-                    while time.monotonic() < deadline:
-                        assert proc.poll() is None, proc.communicate()[1]
-                        await client.publish("spikestream/control", json.dumps(cmd), qos=1)
-                        for _ in range(50):
-                            if len(replies()) > before:
-                                return replies()[before]
-                            await asyncio.sleep(0.01)
-                    msg = f"no reply to {cmd}"
-                    raise AssertionError(msg)
+                    return await command_answered(client, inbox, proc, cmd)
 
                 def predictions() -> list[dict[str, Any]]:
                     return inbox.get("spikestream/prediction")
 
                 async def until(cond: Callable[[], bool], what: str) -> None:
-                    deadline = time.monotonic() + 30
-                    while not cond():
-                        assert proc.poll() is None, proc.communicate()[1]
-                        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-                        await asyncio.sleep(0.02)
+                    await until_true(cond, what, proc)
 
                 await until(lambda: len(predictions()) > 0, "running predictions before any label")
                 assert all(p["train"] is False and p["truth"] == -1 for p in predictions())
@@ -599,6 +614,62 @@ def test_a_live_graph_taught_over_mqtt_learns_the_label_and_ends_cleanly(broker:
     final = inbox.get("spikestream/status")[-1]
     assert final["node"] == "actuator"
     assert final["published"] == results["mqtt_published"]
+
+
+@pytest.mark.timeout(150)
+def test_the_shipped_decolle_camera_graph_taught_over_mqtt_learns_in_its_layers(broker: Broker, tmp_path: Path) -> None:
+    """configs/camera-decolle.toml as shipped, a simulated camera in place of a real one: a label published on
+    <prefix>/control reaches the DECOLLE layers first (they learn from it) and, passed on, the readout, which
+    decides the taught segment with it."""
+    doc = tomllib.loads((REPO / "configs" / "camera-decolle.toml").read_text())
+    doc["nodes"]["camera"] = {"type": "simulated-camera", "rate": 20000, "width": 64, "height": 48}
+    doc["nodes"]["teach"] |= {"port": broker.port, "reconnect_min_s": 0.05}
+    doc["nodes"]["actuator"] |= {"port": broker.port, "status_period_s": 0}
+    doc |= {"ipc_dir": str(tmp_path), "log_every_s": 0}
+    cfg = write_graph(tmp_path / "camera-decolle.toml", doc)
+    state = tmp_path / "state"
+    proc = spawn_cli("run", str(cfg), "--state", str(state), "--results", str(tmp_path / "r.json"), "-q")
+    try:
+
+        async def main() -> tuple[Inbox, dict[str, Any]]:
+            async with aiomqtt.Client(broker.host, broker.port) as client:
+                await client.subscribe("spikestream/#", qos=1)
+                inbox = Inbox(client)
+                decisions = lambda: [p for p in inbox.get("spikestream/prediction") if p["decision"]]  # noqa: E731
+                first = await command_answered(client, inbox, proc, {"cmd": "label", "label": 2})
+                await asyncio.sleep(3)  # three seconds of the scene taught as class 2
+                await command_answered(client, inbox, proc, {"cmd": "label", "label": None, "train": False})
+                await until_true(decisions, "the taught segment's decision", proc)
+                await command_answered(client, inbox, proc, {"cmd": "snapshot"})
+                await until_true((state / "decolle.npz").exists, "the DECOLLE node's snapshot", proc)
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(proc.wait, 60) == 0, proc.communicate()[1]
+                inbox.task.cancel()
+                return inbox, first
+
+        inbox, first = run(main())
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+
+    assert first["ok"]
+    decision = next(p for p in inbox.get("spikestream/prediction") if p["decision"])
+    assert decision["truth"] == 2
+    assert decision["train"] is True
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["errors"] == {}
+    layers = results["decolle"]
+    assert layers["segments"] >= 2  # the label taught, then the unknown one after it
+    assert layers["updates"][0] > 0  # the layer learnt from the label it was sent
+    assert layers["inputs"][0] > 0
+    # its weights moved away from where the seed put them
+    spec = load_graph(cfg).nodes["decolle"]
+    fresh = DecolleNode("decolle", build_params(DecolleNode.Config, spec.params, "decolle"), NodeContext("d", "g"))
+    learnt = np.load(state / "decolle.npz")["net.0.w"]
+    assert learnt.shape == fresh.net.weights(0).shape
+    assert not np.array_equal(learnt, fresh.net.weights(0))
+    assert results["classifier"]["updates"] > 0
 
 
 def test_a_killed_sink_leaves_its_last_will_as_the_retained_status(broker: Broker, tmp_path: Path) -> None:
