@@ -24,6 +24,7 @@ from sdnn_offline import accuracy, ridge, softmax_fit, standardise
 
 from nodes.sdnn.layers import SdnnConv, SdnnLayer, SdnnPool
 from nodes.sdnn.network import DogParams, SdnnNetwork
+from nodes.sdnn.standardize import RunningStandardizer
 from recordings.datasets.mnist import load_mnist
 
 
@@ -45,21 +46,9 @@ def delta_one_pass(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: n
 
 
 def standardized_counts(f: np.ndarray, train: np.ndarray, quantum: float = 0.1) -> np.ndarray:
-    """The node's ``standardize`` output: z by the running statistics of earlier training rows, z+ | z-."""
-    n, mean, m2 = 0, np.zeros(f.shape[1]), np.zeros(f.shape[1])
-    out = np.zeros((len(f), 2 * f.shape[1]))
-    for i, x in enumerate(f):
-        z = np.zeros_like(x)
-        if n >= 2:
-            sd = np.sqrt(m2 / (n - 1))
-            z = np.where(sd > 0, (x - mean) / np.where(sd > 0, sd, 1.0), 0.0)
-        if train[i]:
-            n += 1
-            d = x - mean
-            mean += d / n
-            m2 += d * (x - mean)
-        out[i] = np.floor(np.concatenate([np.maximum(z, 0.0), np.maximum(-z, 0.0)]) / quantum)
-    return out
+    """The node's ``standardize`` output, row by row (``train`` rows join the statistics)."""
+    z = RunningStandardizer(f.shape[1])
+    return np.array([z.counts(x, train=bool(t), quantum=quantum) for x, t in zip(f, train, strict=True)])
 
 
 def main() -> None:

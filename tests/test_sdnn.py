@@ -236,8 +236,8 @@ def test_standardized_features_use_only_earlier_training_segments_and_go_out_on_
     assert SdnnNode.stream_facts(node.config, {})["shape"] == (10, 1, 1)  # two channels per map
     out = spikes_of(run_node(node, events, labels, [50, 300]))
     raw = np.load(tmp_path / "f.npz")["features"].astype(np.float64)
-    np.testing.assert_allclose(node._mean, raw[:13].mean(0), rtol=1e-5, atol=1e-6)
-    assert node._n == 13
+    np.testing.assert_allclose(node.standardizer.mean, raw[:13].mean(0), rtol=1e-5, atol=1e-6)
+    assert node.standardizer.n == 13
     seg = out["t"] // 1000
     for i in range(16):
         prior = raw[: min(i, 13)]
@@ -252,14 +252,16 @@ def test_standardized_features_use_only_earlier_training_segments_and_go_out_on_
     # two features equal up to rounding have no spread: a third cannot be billions of deviations away
     tiny = make_node(standardize=True)
     for f in (1.0, 1.0 + 1e-15):
-        tiny._standardized_counts(np.full(5, f), train=True)
-    assert tiny._standardized_counts(np.full(5, 2.0), train=False).sum() == 0
-    tiny._standardized_counts(np.full(5, 3.0), train=True)
-    assert tiny._standardized_counts(np.full(5, 1e9), train=False).max() == 80  # |z| capped at 8 (quantum 0.1)
+        tiny.standardizer.counts(np.full(5, f), train=True, quantum=0.1)
+    assert tiny.standardizer.counts(np.full(5, 2.0), train=False, quantum=0.1).sum() == 0
+    tiny.standardizer.counts(np.full(5, 3.0), train=True, quantum=0.1)
+    assert (
+        tiny.standardizer.counts(np.full(5, 1e9), train=False, quantum=0.1).max() == 80
+    )  # |z| capped at 8 (quantum 0.1)
     fresh = make_node(standardize=True)
     fresh.restore(node.snapshot())
-    assert fresh._n == 13
-    np.testing.assert_array_equal(fresh._m2, node._m2)
+    assert fresh.standardizer.n == 13
+    np.testing.assert_array_equal(fresh.standardizer.m2, node.standardizer.m2)
 
 
 def test_a_freeze_closes_the_open_image_before_learning_stops() -> None:

@@ -30,11 +30,9 @@ from pipeline.node import Node, NodeContext
 
 from .layers import SdnnLayer
 from .network import DogParams, SdnnNetwork
+from .standardize import RunningStandardizer
 
 ROLE = "features"
-#: ``standardize``: |z| is capped here, so that the first few digits' small spreads cannot ask for
-#: millions of spikes (the cap is far out in the tails of a settled distribution)
-Z_CLIP = 8.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,10 +117,7 @@ class SdnnNode(Node):
         self._seg_label["t"], self._seg_label["label"] = 0, -1
         self._phase = 0
         self._rows: list[tuple[np.ndarray, int, int, int]] = []  # features_out: features, label, train, phase
-        #: running count, mean and sum of squared deviations of the training features (``standardize``)
-        self._n = 0
-        self._mean = np.zeros(self.net.features)
-        self._m2 = np.zeros(self.net.features)
+        self.standardizer = RunningStandardizer(self.net.features)  #: used with ``standardize``
         self.images = 0
         self.waves_out = 0
         self._dropped = 0
@@ -158,7 +153,7 @@ class SdnnNode(Node):
             lab = self._seg_label
             self._rows.append((feats.astype(np.float32), int(lab["label"]), int(lab["train"]), self._phase))
         if self.config.standardize:
-            counts = self._standardized_counts(feats, bool(self._seg_label["train"]))
+            counts = self.standardizer.counts(feats, train=bool(self._seg_label["train"]), quantum=self.config.quantum)
         else:
             counts = np.clip(np.floor(feats / self.config.quantum).astype(np.int64), 0, None)
         spikes = np.zeros(int(counts.sum()), SPIKE_DTYPE)
@@ -166,25 +161,6 @@ class SdnnNode(Node):
         spikes["c"] = np.repeat(np.arange(counts.shape[0]), counts)
         self.waves_out += 1
         return [spikes_message(spikes)] if spikes.shape[0] else []
-
-    def _standardized_counts(self, feats: np.ndarray, train: bool) -> np.ndarray:
-        """Spike counts ``[2 * maps]`` of the standardised features; a training segment then joins the
-        running statistics (Welford), so a segment is never scaled by statistics that include itself."""
-        z = np.zeros_like(feats)
-        if self._n >= 2:
-            sd = np.sqrt(self._m2 / (self._n - 1))
-            # a spread within rounding of the mean (equal features summed in another order) is no spread
-            live = sd > 1e-9 * (1.0 + np.abs(self._mean))
-            z = np.where(live, (feats - self._mean) / np.where(live, sd, 1.0), 0.0)
-            z = np.clip(z, -Z_CLIP, Z_CLIP)
-        if train:
-            self._n += 1
-            delta = feats - self._mean
-            self._mean += delta / self._n
-            self._m2 += delta * (feats - self._mean)
-        q = self.config.quantum
-        both = np.concatenate([np.maximum(z, 0.0), np.maximum(-z, 0.0)])
-        return np.asarray(np.floor(both / q), dtype=np.int64)
 
     def _advance(self) -> list[Message]:
         """Close the open segment and open the next queued one."""
@@ -261,9 +237,7 @@ class SdnnNode(Node):
     def snapshot(self) -> dict[str, np.ndarray]:
         state = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         state["node.learning"] = np.array(self.net.learning)
-        state["node.feature_n"] = np.array(self._n, np.int64)
-        state["node.feature_mean"] = self._mean.copy()
-        state["node.feature_m2"] = self._m2.copy()
+        state |= {f"node.{k}": v for k, v in self.standardizer.state().items()}
         return state
 
     @override
@@ -276,13 +250,10 @@ class SdnnNode(Node):
         if "node.learning" in state:
             self.net.learning = bool(state["node.learning"])
         if "node.feature_n" in state:
-            if state["node.feature_mean"].shape != self._mean.shape:
-                got = state["node.feature_mean"].shape[0]
-                msg = f"feature statistics of {got} maps, expected {self._mean.shape[0]}"
-                raise CheckpointError(msg)
-            self._n = int(state["node.feature_n"])
-            self._mean = np.array(state["node.feature_mean"], dtype=np.float64)
-            self._m2 = np.array(state["node.feature_m2"], dtype=np.float64)
+            try:
+                self.standardizer.load({k[5:]: v for k, v in state.items() if k.startswith("node.feature_")})
+            except ValueError as exc:
+                raise CheckpointError(str(exc)) from None
 
     @override
     def results(self) -> dict[str, Any]:
