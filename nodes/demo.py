@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
-import threading
 import time
 import tomllib
 from importlib import resources
@@ -21,6 +19,7 @@ from typing import Any
 from pipeline.cli import print_summary, write_results
 from pipeline.config import parse_graph
 from pipeline.errors import ConfigError
+from pipeline.lifecycle import wait_for_ctrl_c
 from pipeline.overrides import apply_overrides
 from pipeline.runner import run_graph
 
@@ -94,7 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
     status = _verdict(results, test)
     if url is not None:
         print(f"dashboard: the last state stays at {url} until Ctrl-C", flush=True)
-        _wait_for_ctrl_c()
+        wait_for_ctrl_c()
     return status
 
 
@@ -110,19 +109,6 @@ def _verdict(results: dict[str, Any], test: float | None) -> int:
         return 0
     print(f"verdict: it did NOT learn: test accuracy {100 * test:.1f} % is near chance ({100 * CHANCE:.0f} %).")
     return 1
-
-
-def _wait_for_ctrl_c() -> None:
-    """Wait until Ctrl-C or SIGTERM (the dashboard keeps serving meanwhile, from its own thread)."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def register(sub: Any) -> None:

@@ -76,6 +76,22 @@ class _StopWaiting(Exception):  # noqa: N818 - a signal to stop waiting, not an 
 _abandoned: list[zmq.Context[Any]] = []
 
 
+def wait_for_ctrl_c() -> None:
+    """Block until Ctrl-C or SIGTERM (a page served from another thread stays up meanwhile). Ctrl-C is
+    Python's own here, whatever handler a library left installed."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+
+
 def terminate(ctx: zmq.Context[Any], who: str) -> None:
     """Terminate ``ctx``, which waits until every message queued on its sockets is delivered.
 

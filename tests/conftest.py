@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -14,6 +15,8 @@ import zmq
 from pipeline.config import data_root
 
 REPO = Path(__file__).resolve().parent.parent
+#: The system's Chromium (Debian's package), which Playwright drives: no browser download.
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,15 @@ def zmq_socket() -> Iterator[Callable[[int], zmq.Socket[bytes]]]:
     for sock in made:
         sock.close(linger=0)
     ctx.term()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for the module's tests (skipped, saying why, without it or Playwright)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()

@@ -32,7 +32,6 @@ from pipeline.message import predictions_message
 from pipeline.metrics import counters_message, metrics_stream
 from pipeline.node import Counters, NodeContext
 
-CHROMIUM = Path("/usr/bin/chromium")
 COMPARED = ("messages_in", "messages_out", "events_in", "events_out", "gaps", "drops", "malformed", "errors")
 
 
@@ -351,17 +350,6 @@ class Live:
         self.proc.wait(timeout=60)
         assert self.proc.returncode == 0, output(self.logs)[1]
         return dict(json.loads(self.results.read_text()))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

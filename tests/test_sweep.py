@@ -4,6 +4,7 @@ configuration, a raising trial, and the refusal to select on test data."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,12 +13,14 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from graphs import free_port
 
 from nodes.sweep.spec import load_sweep
 from nodes.sweep.toml_text import toml_document, toml_value
@@ -188,3 +191,89 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_clus
     after = {p.name: p.stat().st_mtime_ns for p in (out / "trials").glob("*.json")}
     assert len(after) == 2
     assert all(after[name] == mtime for name, mtime in finished.items())  # not run again
+
+
+# -- the live page -----------------------------------------------------------------------------------------------
+def wait_for(what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes], timeout_s: float = 120) -> Any:
+    """``check()`` once it is truthy; fails naming ``what`` on timeout or when the sweep's process ends."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            if got := check():
+                return got
+        assert proc.poll() is None, f"the sweep ended (exit code {proc.returncode}) while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def sweep_status(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sweep", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+@pytest.mark.ray
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_the_sweep_page_shows_each_trial_while_it_learns_and_then_the_written_table(
+    ray_cluster: str, browser: Any, tmp_path: Path
+) -> None:
+    body = "final_test = false\n[space]\n" + '"nodes.classifier.eta" = { grid = [0.01, 0.02] }\n'
+    longer = [VALIDATION[0] | {"passes": 5}, VALIDATION[1]]  # trials of seconds: long enough to watch one run
+    path = write_sweep(tmp_path, body, fixed={"nodes.digits.phases": longer})
+    out, port = tmp_path / "out", free_port()
+    cmd = [sys.executable, "-m", "pipeline.cli", "sweep", str(path), "--out", str(out), "--max-concurrent", "1"]
+    cmd += ["--address", ray_cluster, "--dashboard", str(port)]
+    with (tmp_path / "sweep.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the page's server", lambda: sweep_status(port), proc)
+        errors: list[str] = []
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{port}/")
+        cells = "#trials tbody tr td:nth-child(4)"  # trial, eta, seed, status
+        wait_for("a trial running on the page", lambda: "running" in page.locator(cells).all_inner_texts(), proc)
+        wait_for("a learning curve drawn while it runs", lambda: curve_pixels(page) > 0, proc)
+        assert any(t["curve"] and t["status"] == "running" for t in sweep_status(port)["trials"].values())
+        wait_for("the end of the sweep on the page", lambda: page.inner_text("#status") == "sweep ended", proc)
+        rows = {r["trial_id"]: r for r in table(out)}
+        final = sweep_status(port)
+        assert set(final["trials"]) == set(rows)
+        for trial_id, row in rows.items():
+            shown = final["trials"][trial_id]
+            assert shown["status"] == row["status"] == "done"
+            assert shown["figures"]["validation_accuracy"] == pytest.approx(float(row["validation_accuracy"]))
+            assert shown["params"]["nodes.classifier.eta"] == float(row["nodes.classifier.eta"])
+            assert shown["curve"]
+        page_rows = page.locator("#trials tbody tr")
+        assert sorted(page_rows.evaluate_all("rows => rows.map(r => r.dataset.trial)")) == sorted(rows)
+        assert page.locator(cells).all_inner_texts() == ["done", "done"]
+        best = max(rows.values(), key=lambda r: float(r["validation_accuracy"]))
+        assert final["best"]["trial_id"] == best["trial_id"]
+        assert errors == []
+        if shot := os.environ.get("SPIKESTREAM_SWEEP_SCREENSHOT"):  # (docs/sweep-dashboard.png is made so)
+            page.set_viewport_size({"width": 1200, "height": 760})
+            page.wait_for_timeout(1500)
+            page.screenshot(path=shot, full_page=True)
+        proc.send_signal(signal.SIGINT)  # the page stays up after the sweep until Ctrl-C
+        assert proc.wait(timeout=30) == 0, (tmp_path / "sweep.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def curve_pixels(page: Any) -> int:
+    """Pixels of the learning-curve canvas that differ from its background."""
+    return int(
+        page.evaluate(
+            """() => {
+                const c = document.getElementById('curves');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i] !== 17 || d[i + 1] !== 17 || d[i + 2] !== 17) n++;
+                return n;
+            }"""
+        )
+    )

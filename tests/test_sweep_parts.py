@@ -86,3 +86,35 @@ def test_the_evaluate_node_tells_its_curve_listeners_every_new_point() -> None:
     finally:
         evaluation.curve_listeners.clear()
     assert heard == [("ev", 2, 0.5, 0.5), ("ev", 4, 0.75, 0.75)]
+
+
+def test_the_sweep_page_keeps_a_bounded_curve_and_ends_on_the_written_table() -> None:
+    from nodes.sweep.board import MAX_POINTS, SweepBoard
+    from nodes.sweep.report import DONE, STOPPED, Row
+
+    board = SweepBoard("s", "validation_accuracy", ["eta"])
+    config = {"eta": 0.1, "seed": 2, "__sweep_file": "s.toml", "__out": "out"}
+    for k in range(3 * MAX_POINTS):
+        board.reported("t1", config, {"samples": k, "window_accuracy": k / (3 * MAX_POINTS), "final": False})
+    board.reported("t2", config | {"eta": 0.2}, {"samples": 5, "window_accuracy": 0.5, "final": False})
+    live = board.status()
+    assert live["trials"]["t1"]["params"] == {"eta": 0.1}
+    assert live["trials"]["t1"]["seed"] == 2
+    curve = live["trials"]["t1"]["curve"]
+    assert len(curve) <= MAX_POINTS
+    assert curve[0] == [0, 0.0]
+    assert curve == sorted(curve)  # thinned, never reordered
+    assert live["trials"]["t1"]["status"] == "running"
+    assert not live["ended"]
+    rows = [
+        Row("t1", DONE, 2, {"eta": 0.1}, 0.75, {"events_per_s": 1e5}),
+        Row("t2", STOPPED, 2, {"eta": 0.2}, None, {}),
+    ]
+    board.finish(rows, rows[0], {"test_accuracy": 0.7})
+    end = board.status()
+    assert end["ended"]
+    assert end["trials"]["t1"]["status"] == DONE
+    assert end["trials"]["t1"]["figures"]["validation_accuracy"] == 0.75
+    assert end["trials"]["t2"]["status"] == STOPPED
+    assert end["best"] == {"trial_id": "t1", "metric": 0.75}
+    assert end["test_accuracy"] == 0.7

@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.cli import EXIT_INTERRUPTED
 from pipeline.errors import ConfigError
+from pipeline.lifecycle import wait_for_ctrl_c
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -16,14 +17,39 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ImportError:
         msg = "spikestream sweep needs Ray Tune: pip install 'spikestream[sweep]'"
         raise ConfigError(msg) from None
-    from .report import summary_lines
-    from .run import run_sweep
+    from nodes.dashboard.attach import parse_address
+
+    from .board import BoardServer, SweepBoard
+    from .run import find_sweep
     from .spec import load_sweep
 
     if args.resume is None and args.sweep is None:
         msg = "give a sweep file, or --resume DIR"
         raise ConfigError(msg)
     out = args.resume or args.out or f"sweep-{load_sweep(args.sweep).name}"
+    board, server = None, None
+    if args.dashboard is not None:
+        sweep = find_sweep(args.sweep, out, resume=args.resume is not None)
+        board = SweepBoard(sweep.name, sweep.spec.metric, list(sweep.spec.space))
+        server = BoardServer(board, *parse_address(args.dashboard))
+        server.start()
+        print(f"sweep dashboard: {server.url}", flush=True)
+    try:
+        code = _run(args, out, board)
+        if server is not None and code == 0:  # (a sweep stopped by Ctrl-C ends at once)
+            print(f"the page stays at {server.url} until Ctrl-C", flush=True)
+            wait_for_ctrl_c()
+        return code
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(args: argparse.Namespace, out: str, board: Any) -> int:
+    """Run or resume the sweep, then print what it found."""
+    from .report import summary_lines
+    from .run import run_sweep
+
     outcome = run_sweep(
         args.sweep,
         out,
@@ -31,6 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resume=args.resume is not None,
         max_concurrent=args.max_concurrent,
         verbose=args.verbose,
+        board=board,
     )
     metric = outcome.metric
     for line in summary_lines(outcome.rows, outcome.keys, metric):
@@ -58,4 +85,11 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted sweep in DIR")
     p.add_argument("--address", help="an existing Ray cluster (ray start --head prints it), e.g. 10.0.0.1:6379")
     p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: as many as Ray fits)")
+    p.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:8050",
+        metavar="[HOST:]PORT",
+        help="serve a live page of the trials (default 127.0.0.1:8050); it stays up after the sweep until Ctrl-C",
+    )
     p.set_defaults(func=cmd_sweep)

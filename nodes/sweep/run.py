@@ -19,6 +19,7 @@ from pipeline.cli import write_results
 from pipeline.errors import ConfigError
 
 from . import report
+from .board import SweepBoard
 from .report import DONE, ERROR, STOPPED, UNFINISHED, Row
 from .spec import CURVE_METRIC, Sweep, load_sweep
 from .trial import OUT, SEED, SWEEP_FILE, metrics_of, run_config, trainable
@@ -64,7 +65,7 @@ def param_space(sweep: Sweep, out: Path) -> dict[str, Any]:
     return space | {SWEEP_FILE: str(sweep.path.resolve()), OUT: str(out.resolve())}
 
 
-def _tuner(sweep: Sweep, out: Path, *, resume: bool, max_concurrent: int, verbose: int) -> Any:
+def _tuner(sweep: Sweep, out: Path, *, resume: bool, max_concurrent: int, verbose: int, callbacks: list[Any]) -> Any:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
@@ -103,8 +104,23 @@ def _tuner(sweep: Sweep, out: Path, *, resume: bool, max_concurrent: int, verbos
             storage_path=str(out.resolve()),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=verbose,
+            callbacks=callbacks,
         ),
     )
+
+
+def find_sweep(sweep_file: str | Path | None, out: str | Path, *, resume: bool) -> Sweep:
+    """The sweep to run: ``sweep_file``, or (``resume``) the one whose folder ``out`` is."""
+    if resume:
+        try:
+            sweep_file = json.loads((Path(out) / SWEEP_JSON).read_text())["sweep_file"]
+        except (FileNotFoundError, KeyError, json.JSONDecodeError):
+            msg = f"--resume {out}: not a sweep folder (no {SWEEP_JSON} there)"
+            raise ConfigError(msg) from None
+    if sweep_file is None:
+        msg = "give a sweep file, or --resume DIR"
+        raise ConfigError(msg)
+    return load_sweep(sweep_file)
 
 
 def run_sweep(
@@ -115,21 +131,14 @@ def run_sweep(
     resume: bool = False,
     max_concurrent: int = 0,
     verbose: int = 0,
+    board: SweepBoard | None = None,
 ) -> SweepOutcome:
-    """Run (or, with ``resume``, continue) the sweep of ``sweep_file`` in folder ``out``."""
+    """Run (or, with ``resume``, continue) the sweep of ``sweep_file`` in folder ``out``; ``board`` (a page's
+    state) hears of every trial as it goes (of a resumed sweep: its table at the end)."""
     import ray
 
     out = Path(out)
-    if resume:
-        try:
-            sweep_file = json.loads((out / SWEEP_JSON).read_text())["sweep_file"]
-        except (FileNotFoundError, KeyError, json.JSONDecodeError):
-            msg = f"--resume {out}: not a sweep folder (no {SWEEP_JSON} there)"
-            raise ConfigError(msg) from None
-    if sweep_file is None:
-        msg = "give a sweep file, or --resume DIR"
-        raise ConfigError(msg)
-    sweep = load_sweep(sweep_file)
+    sweep = find_sweep(sweep_file, out, resume=resume)
     if not resume:
         if (out / TUNE_DIR).exists():
             msg = f"{out} already holds a sweep: continue it with --resume {out}, or choose another --out"
@@ -138,7 +147,12 @@ def run_sweep(
         (out / SWEEP_JSON).write_text(json.dumps({"sweep_file": str(sweep.path.resolve())}) + "\n")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 0, configure_logging=False)
-    tuner = _tuner(sweep, out, resume=resume, max_concurrent=max_concurrent, verbose=verbose)
+    callbacks = []
+    if board is not None:
+        from .board_callback import BoardCallback
+
+        callbacks.append(BoardCallback(board))
+    tuner = _tuner(sweep, out, resume=resume, max_concurrent=max_concurrent, verbose=verbose, callbacks=callbacks)
     grid = tuner.fit()
     from .scheduler import stopped_trials
 
@@ -160,6 +174,8 @@ def run_sweep(
         files += report.write_plots(rows, keys, metric, out / "plots")
     except (ImportError, ValueError, OSError) as exc:  # a table without plots is still the answer
         log.warning("sweep: no plots: %s", exc)
+    if board is not None:
+        board.finish(rows, best, test)
     return SweepOutcome(rows, metric, keys, best, test, files, interrupted)
 
 
