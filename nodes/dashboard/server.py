@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from typing_extensions import override
 
-from pipeline.errors import SpikestreamError
-
+from .site import ThreadedSite
 from .state import DashboardState
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -39,10 +38,6 @@ MAX_COMMAND_BYTES = 4096
 #: What a page sends when it has drawn a frame: the next goes only then, so that frames never queue up in
 #: the socket of a page that draws slowly (they were seconds late at 1 M events/s on a loaded machine).
 DRAWN = "drawn"
-
-
-class DashboardError(SpikestreamError):
-    """The dashboard cannot serve (its address is taken, say); the message names the address."""
 
 
 @dataclass(eq=False)
@@ -57,7 +52,7 @@ class _Client:
     drawing: bool = False
 
 
-class DashboardServer:
+class DashboardServer(ThreadedSite):
     """Serves ``state`` on ``host:port`` (0: any free port) from a thread; ``start`` returns once it
     listens (or raises ``DashboardError``), ``stop`` closes every connection and the thread."""
 
@@ -72,92 +67,46 @@ class DashboardServer:
         submit: Callable[[str], dict[str, Any]],
         log: logging.Logger,
     ) -> None:
+        super().__init__(host, port, "dashboard")
         self.state = state
-        self.host = host
-        self.port = port
         self.token = token
         self.period_s = 1.0 / fps
         self.submit = submit
         self.log = log
         self._clients: set[_Client] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready = threading.Event()
-        self._error: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="dashboard-server", daemon=True)
         self._slow_at = 0.0  #: when a view last carried what changes at most once a second
         self._new_page = False  #: a page connected since: the next view carries everything
-
-    @property
-    def address(self) -> str:
-        """Where the page is, without the token."""
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # (shown, not bound)
-        return f"http://{host}:{self.port}/"
 
     @property
     def url(self) -> str:
         """Where to open the page, with the token when one is needed to teach."""
         return self.address + (f"?token={self.token}" if self.token else "")
 
-    def start(self) -> None:
-        """Start serving; raises ``DashboardError`` when the address cannot be bound."""
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
-            raise DashboardError(self._error)
-
-    def stop(self) -> None:
-        """Close the connections and the server; returns once its thread has ended."""
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):  # (its loop may have closed meanwhile)
-                loop.call_soon_threadsafe(stopping.set)
-            self._thread.join(10)
-
-    # -- the thread --------------------------------------------------------------------------------------
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-            self._ready.set()  # (a failure before it listened must not leave start() waiting)
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
+    # -- the site --------------------------------------------------------------------------------------
+    @override
+    def application(self) -> web.Application:
         self._connected = asyncio.Event()  # set while a page is connected
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/ws", self._websocket)
         app.router.add_static("/static", STATIC)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
-        except OSError as exc:
-            self._error = f"dashboard: cannot serve on {self.host}:{self.port}: {exc.strerror or exc}"
-            await runner.cleanup()
-            return
-        self.port = int(runner.addresses[0][1])
-        self._ready.set()
-        broadcast = asyncio.ensure_future(self._broadcast())
-        try:
-            await self._stopping.wait()
-        finally:
-            broadcast.cancel()
-            # the last state goes to every page before the server closes: it stays on screen there
-            last = json.dumps({"type": "view", **self.state.view()})
-            for client in list(self._clients):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._send(client, last), 1.0)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.ws.close(), 1.0)
-            await runner.cleanup()
+        return app
+
+    @override
+    async def serving(self) -> None:
+        await self._broadcast()
+
+    @override
+    async def closing(self) -> None:
+        # the last state goes to every page before the server closes: it stays on screen there
+        last = json.dumps({"type": "view", **self.state.view()})
+        for client in list(self._clients):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._send(client, last), 1.0)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.ws.close(), 1.0)
 
     # -- routes ------------------------------------------------------------------------------------------
     async def _index(self, _request: web.Request) -> web.StreamResponse:

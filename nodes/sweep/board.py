@@ -11,17 +11,16 @@ After the sweep the page keeps its last state until Ctrl-C.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from typing_extensions import override
 
 from nodes.dashboard.server import STATIC as DASHBOARD_STATIC
-from nodes.dashboard.server import DashboardError
+from nodes.dashboard.site import ThreadedSite
 
 from .report import Row
 from .trial import OUT, SEED, SWEEP_FILE
@@ -105,60 +104,16 @@ class SweepBoard:
             }
 
 
-class BoardServer:
+class BoardServer(ThreadedSite):
     """Serves ``board`` on ``host:port`` from a thread; ``start`` returns once it listens (or raises
     ``DashboardError`` naming the address), ``stop`` closes it."""
 
     def __init__(self, board: SweepBoard, host: str, port: int) -> None:
+        super().__init__(host, port, "sweep dashboard")
         self.board = board
-        self.host = host
-        self.port = port
-        self._ready = threading.Event()
-        self._error: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="sweep-board", daemon=True)
 
-    @property
-    def url(self) -> str:
-        """Where to open the page."""
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # (shown, not bound)
-        return f"http://{host}:{self.port}/"
-
-    def start(self) -> None:
-        """Start serving; raises ``DashboardError`` when the address cannot be bound."""
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
-            raise DashboardError(self._error)
-
-    def stop(self) -> None:
-        """Close the server; returns once its thread has ended."""
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stopping.set)
-            self._thread.join(10)
-
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        files = {
-            "/": STATIC / "sweep.html",
-            "/sweep.js": STATIC / "sweep.js",
-            "/style.css": DASHBOARD_STATIC / "style.css",
-        }
-
+    @override
+    def application(self) -> web.Application:
         async def status(_request: web.Request) -> web.StreamResponse:
             return web.json_response(self.board.status())
 
@@ -168,20 +123,9 @@ class BoardServer:
 
             return handler
 
-        for route, path in files.items():
-            app.router.add_get(route, serve(path))
+        app = web.Application()
+        app.router.add_get("/", serve(STATIC / "sweep.html"))
+        app.router.add_get("/sweep.js", serve(STATIC / "sweep.js"))
+        app.router.add_get("/style.css", serve(DASHBOARD_STATIC / "style.css"))
         app.router.add_get("/api/sweep", status)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except OSError as exc:
-            self._error = f"sweep dashboard: cannot serve on {self.host}:{self.port}: {exc.strerror or exc}"
-            await runner.cleanup()
-            return
-        self.port = int(runner.addresses[0][1])
-        self._ready.set()
-        try:
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
+        return app

@@ -33,11 +33,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         board = SweepBoard(sweep.name, sweep.spec.metric, list(sweep.spec.space))
         server = BoardServer(board, *parse_address(args.dashboard))
         server.start()
-        print(f"sweep dashboard: {server.url}", flush=True)
+        print(f"sweep dashboard: {server.address}", flush=True)
     try:
         code = _run(args, out, board)
         if server is not None and code == 0:  # (a sweep stopped by Ctrl-C ends at once)
-            print(f"the page stays at {server.url} until Ctrl-C", flush=True)
+            print(f"the page stays at {server.address} until Ctrl-C", flush=True)
             wait_for_ctrl_c()
         return code
     finally:
