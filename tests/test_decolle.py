@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from nodes.decolle.network import DecolleLayer, DecolleNetwork, DecolleParams
 from pipeline.config import ConfigError, build_params
-from tests.reference.decolle_reference import decolle_reference
+from tests.reference.decolle_reference import conv_reference, decolle_reference
 from tests.test_classifier import feed, labels_of, spikes_of, streams
 
 #: time constants of a few microseconds, so that the stream's 0-3 us gaps decay the traces visibly
@@ -31,8 +31,24 @@ layers = st.builds(
 )
 
 
-def network(n_cls: int, n_in: int, *stack: DecolleLayer, seed: int = 3) -> DecolleNetwork:
-    return DecolleNetwork(DecolleParams(n_inputs=n_in, n_classes=n_cls, layers=stack, seed=seed))
+def network(
+    n_cls: int, n_in: int, *stack: DecolleLayer, seed: int = 3, shape: tuple[int, int, int] | None = None
+) -> DecolleNetwork:
+    return DecolleNetwork(DecolleParams(n_inputs=n_in, n_classes=n_cls, layers=stack, seed=seed, input_shape=shape))
+
+
+@st.composite
+def conv_cases(draw):  # type: ignore[no-untyped-def]
+    """An input geometry, a conv layer that fits it, and a stream over its channels (the labels and the
+    feeding plan of ``streams``)."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    kernel = draw(st.integers(2, min(shape[1:])))  # (a 1x1 kernel is an fc layer per position)
+    layer = draw(layers)
+    layer = DecolleLayer(**{**vars(layer), "type": "conv", "maps": draw(st.integers(1, 2)), "kernel": kernel})
+    n_cls, _, spikes, labels, cuts, extra, split = draw(streams())
+    n_in = shape[0] * shape[1] * shape[2]
+    spikes["c"] = draw(st.lists(st.integers(0, n_in - 1), min_size=len(spikes), max_size=len(spikes)))
+    return shape, layer, (n_cls, n_in, spikes, labels, cuts, extra, split)
 
 
 def same_spikes(a: np.ndarray, b: np.ndarray) -> bool:
@@ -90,6 +106,67 @@ def test_learning_is_deterministic_and_identical_whatever_the_batching(stream, l
         assert a[name].tobytes() == b[name].tobytes(), name
     if not learn:
         assert fed.weights(0).tobytes() == network(n_cls, n_in, low, high).weights(0).tobytes()
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_cases())
+def test_a_conv_layers_online_update_equals_the_gradient_of_its_tied_weights_in_any_batching(case) -> None:
+    shape, layer, (n_cls, n_in, spikes, labels, cuts, extra, split) = case
+    net = network(n_cls, n_in, layer, shape=shape)
+    p = net.params.layers[0]
+    ref_out, k_ref = conv_reference(
+        spikes, labels, net.weights(0), net.layers[0]["g"], shape,
+        tau_mem=p.tau_mem_us, tau_out=p.tau_out_us, theta=p.threshold, sharpness=p.sharpness, eta=p.eta,
+        target=p.target, quiet=p.quiet, floor=p.floor, busy=p.busy, feedback=p.feedback,
+    )  # fmt: skip
+    out = np.concatenate(feed(net, spikes, labels, cuts, extra, split))
+    np.testing.assert_allclose(net.weights(0), k_ref, rtol=1e-9, atol=1e-9)
+    assert [(int(s["t"]), int(s["c"])) for s in out] == ref_out
+
+
+def test_a_conv_layer_on_a_busy_stream_learns_its_tied_gradient() -> None:
+    # A fixed case with every tap in use: a 3x3 kernel over 2 channels of a 4x5 input, hundreds of spikes
+    # and training segments (the random cases above are small).
+    rng = np.random.default_rng(8)
+    spikes = spikes_of(np.sort(rng.integers(0, 400, 300)), rng.integers(0, 40, 300))
+    labels = labels_of(*[(k * 40, k % 3, int(k % 4 != 3)) for k in range(10)])
+    layer = DecolleLayer(type="conv", maps=2, kernel=3, tau_mem_us=30.0, tau_out_us=20.0, w_mean=0.2, w_std=0.3,
+                         eta=0.02, target=2.0, quiet=0.3, floor=-0.2, busy=0.1)  # fmt: skip
+    net = network(3, 40, layer, shape=(2, 4, 5))
+    p, k0 = net.params.layers[0], net.weights(0)
+    ref_out, k_ref = conv_reference(
+        spikes, labels, k0, net.layers[0]["g"], (2, 4, 5),
+        tau_mem=p.tau_mem_us, tau_out=p.tau_out_us, theta=p.threshold, sharpness=p.sharpness, eta=p.eta,
+        target=p.target, quiet=p.quiet, floor=p.floor, busy=p.busy,
+    )  # fmt: skip
+    net.add_labels(labels)
+    out = np.concatenate([net.process(spikes), net.flush()])
+    assert len(ref_out) > 20  # it fires
+    assert np.abs(k_ref - k0).max() > 0.01  # and learns
+    np.testing.assert_allclose(net.weights(0), k_ref, rtol=1e-9, atol=1e-9)
+    assert [(int(s["t"]), int(s["c"])) for s in out] == ref_out
+
+
+def test_a_conv_layer_feeds_an_fc_layer_and_says_its_shape() -> None:
+    conv = DecolleLayer(type="conv", maps=3, kernel=2, tau_mem_us=40.0, tau_out_us=40.0, w_mean=0.5, eta=0.05)
+    fc = DecolleLayer(neurons=4, tau_mem_us=40.0, tau_out_us=40.0, w_mean=0.3, eta=0.05)
+    net = network(2, 2 * 4 * 5, conv, fc, shape=(2, 4, 5))
+    assert net.layers[0]["w"].shape == (3, 2 * 2 * 2)  # maps, taps
+    assert net.layers[1]["w"].shape == (4, 3 * 3 * 4)  # the fc layer sees every conv neuron
+    assert net.output_shape == (4, 1, 1)
+    assert network(2, 40, conv, shape=(2, 4, 5)).output_shape == (3, 3, 4)
+    with pytest.raises(ValueError, match="does not fit its 1x1 input"):
+        network(2, 40, fc, conv, shape=(2, 4, 5))
+    with pytest.raises(ValueError, match="does not hold n_inputs"):
+        network(2, 41, conv, shape=(2, 4, 5))
+    rng = np.random.default_rng(5)
+    spikes = spikes_of(np.sort(rng.integers(0, 3000, 500)), rng.integers(0, 40, 500))
+    net.add_labels(labels_of(*[(k * 600, k % 2, 1) for k in range(5)]))
+    before = net.weights(0)
+    top = np.concatenate([net.process(spikes), net.flush()])
+    assert len(top) > 0
+    assert not np.array_equal(net.weights(0), before)
+    assert net.counters["inputs"][1] == net.counters["outputs"][0]  # the fc layer got every conv spike
 
 
 @settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -87,3 +87,28 @@ def test_its_stream_facts_check_the_input_shape_and_announce_the_top_layer() -> 
     assert DecolleNode.stream_facts(config, {"shape": (2, 3, 4)})["shape"] == (6, 1, 1)
     with pytest.raises(ValueError, match="spikes of shape"):
         DecolleNode.stream_facts(config, {"shape": (1, 3, 4)})
+
+
+def test_a_conv_top_layer_sends_each_spike_as_its_map_and_position() -> None:
+    layers = [{"type": "conv", "maps": 2, "kernel": 2, "w_mean": 0.7, "w_std": 0.2, "tau_mem_us": 50.0}]
+    node = node_of(TABLE | {"layers": layers})
+    assert DecolleNode.stream_facts(node.config, {})["shape"] == (2, 2, 3)  # maps, 3-2+1, 4-2+1
+    rng = np.random.default_rng(2)
+    events = np.zeros(300, EVENT_DTYPE)
+    events["t"] = np.sort(rng.integers(0, 2000, 300))
+    events["x"], events["y"], events["p"] = rng.integers(0, 4, 300), rng.integers(0, 3, 300), rng.integers(0, 2, 300)
+
+    async def go() -> list[Message]:
+        await node.process(labels_message(np.array([(0, 1, 1)], LABEL_DTYPE)))
+        return [*await node.process(events_message(events, 4, 3)), *await node.flush()]
+
+    got = np.concatenate([m.data for m in asyncio.run(go()) if m.kind == SPIKES and m.data is not None])
+    net = DecolleNetwork(node_of(TABLE | {"layers": layers}).config.params())
+    flat = np.zeros(300, SPIKE_DTYPE)
+    flat["t"] = events["t"]
+    flat["c"] = (events["p"].astype(np.int64) * 3 + events["y"]) * 4 + events["x"]
+    net.add_labels(np.array([(0, 1, 1)], LABEL_DTYPE))
+    want = net.process(flat)
+    assert len(got) == len(want) > 0
+    assert got["c"].max() < 2
+    np.testing.assert_array_equal((got["c"].astype(np.int64) * 2 + got["y"]) * 3 + got["x"], want["c"])

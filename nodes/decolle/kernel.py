@@ -186,3 +186,161 @@ def layer_reset(
     u[:] = 0.0
     y[:] = 0.0
     lstate[L_LAST_T] = INT64_MIN
+
+
+# Layout of a convolution layer's int64 geometry ``geom``.
+G_CHANNELS = 0  # input channels
+G_HEIGHT = 1  # input height
+G_WIDTH = 2  # input width
+G_KERNEL = 3  # kernel side
+G_MAPS = 4  # output maps
+G_OUT_H = 5  # output height (height - kernel + 1)
+G_OUT_W = 6  # output width
+N_GEOM = 7
+
+
+@njit(cache=True)
+def conv_layer_run(
+    spikes: tuple[np.ndarray, np.ndarray],
+    lo: int,
+    state: LayerState,
+    consts: np.ndarray,
+    geom: np.ndarray,
+    segment: tuple[int, bool, bool],
+    out: tuple[np.ndarray, np.ndarray],
+) -> tuple[int, int]:
+    """``layer_run`` for a convolution layer: the same steps with tied weights.
+
+    Input channel ``(ci * H + yy) * W + xx``, output neuron ``(m * OH + oy) * OW + ox`` (stride 1, no
+    padding); neuron ``(m, oy, ox)`` sees inputs ``(cj, oy + dy, ox + dx)`` through kernel tap
+    ``q = (cj * k + dy) * k + dx`` of map ``m``. ``w`` and ``w_fwd`` are the kernels ``(maps, taps)``,
+    ``elig`` is per neuron and tap ``(neurons, taps)``; a tap's step is the sum of its neurons' steps, so
+    the change of a kernel over a training segment is ``-eta`` times the gradient of the same local loss,
+    the weights tied. ``geom``: ``G_*`` above.
+    """
+    in_t, in_c = spikes
+    w, w_fwd, g, elig, x, active, u, y, lstate = state
+    label, teach, learn = segment
+    out_t, out_c = out
+    n_ch, height, width = geom[G_CHANNELS], geom[G_HEIGHT], geom[G_WIDTH]
+    k, oh, ow = geom[G_KERNEL], geom[G_OUT_H], geom[G_OUT_W]
+    n_in = n_ch * height * width
+    n_out = u.shape[0]
+    taps = w.shape[1]
+    plane = oh * ow
+    n_cls = g.shape[0]
+    tau_mem = consts[C_TAU_MEM]
+    tau_out = consts[C_TAU_OUT]
+    theta = consts[C_THETA]
+    sharp = consts[C_SHARPNESS]
+    eta = consts[C_ETA]
+    target = consts[C_TARGET]
+    quiet = consts[C_QUIET]
+    floor = consts[C_FLOOR]
+    busy = consts[C_BUSY]
+    readout = 0.0 if consts[C_RANDOM] != 0.0 else 1.0
+    cap = out_t.shape[0]
+    psi = np.empty(n_out)
+    r = np.empty(n_cls)
+    delta = np.empty(n_out)
+    rho = np.zeros(n_out)
+    last = lstate[L_LAST_T]
+    o = 0
+    s = lo
+    while s < in_t.shape[0] and o + n_out <= cap:
+        t = in_t[s]
+        c = in_c[s]
+        a = 1.0
+        b = 1.0
+        if last != INT64_MIN and t > last:
+            dt = float(t - last)
+            a = math.exp(-dt / tau_mem)
+            b = math.exp(-dt / tau_out)
+        last = t
+        n_act = active[2 * n_in]
+        if active[n_in + c] == 0:
+            active[n_in + c] = 1
+            active[n_act] = c
+            n_act += 1
+            active[2 * n_in] = n_act
+        for q in range(n_act):
+            x[active[q]] *= a
+        x[c] += 1.0
+        ci = c // (height * width)
+        yy = (c // width) % height
+        xx = c % width
+        for i in range(n_out):
+            m = i // plane
+            oy = (i // ow) % oh
+            ox = i % ow
+            dy = yy - oy
+            dx = xx - ox
+            ui = a * u[i]
+            if 0 <= dy < k and 0 <= dx < k:
+                ui += w_fwd[m, (ci * k + dy) * k + dx]
+            d = 1.0 + sharp * abs(ui - theta) / theta
+            psi[i] = 1.0 / (d * d)
+            rho[i] = (busy if ui > theta else 0.0) - (quiet if ui < floor else 0.0)
+            zi = 0.0
+            if ui >= theta:
+                zi = 1.0
+                ui -= theta
+                out_t[o] = t
+                out_c[o] = i
+                o += 1
+            u[i] = ui
+            y[i] = b * y[i] + zi
+        if learn:
+            for i in range(n_out):
+                p = psi[i]
+                oy = (i // ow) % oh
+                ox = i % ow
+                for q in range(taps):
+                    cj = q // (k * k)
+                    j = (cj * height + oy + (q // k) % k) * width + ox + q % k
+                    elig[i, q] = b * elig[i, q] + p * x[j]
+        if teach:
+            for kk in range(n_cls):
+                acc = 0.0
+                for i in range(n_out):
+                    acc += g[kk, i] * y[i]
+                r[kk] = readout * acc - (target if kk == label else 0.0)
+            for i in range(n_out):
+                acc = 0.0
+                for kk in range(n_cls):
+                    acc += g[kk, i] * r[kk]
+                delta[i] = acc
+            for i in range(n_out):
+                step = eta * delta[i]
+                lift = eta * rho[i]
+                if step != 0.0 or lift != 0.0:
+                    m = i // plane
+                    oy = (i // ow) % oh
+                    ox = i % ow
+                    for q in range(taps):
+                        cj = q // (k * k)
+                        j = (cj * height + oy + (q // k) % k) * width + ox + q % k
+                        w[m, q] -= step * elig[i, q] + lift * x[j]
+            lstate[L_N_UPDATES] += 1
+        s += 1
+    lstate[L_LAST_T] = last
+    lstate[L_N_INPUTS] += s - lo
+    lstate[L_N_OUTPUTS] += o
+    return s, o
+
+
+@njit(cache=True)
+def conv_layer_reset(
+    elig: np.ndarray, x: np.ndarray, active: np.ndarray, u: np.ndarray, y: np.ndarray, lstate: np.ndarray
+) -> None:
+    """``layer_reset`` for a convolution layer (its eligibility is per neuron and tap)."""
+    n_in = x.shape[0]
+    for q in range(active[2 * n_in]):
+        j = active[q]
+        x[j] = 0.0
+        active[n_in + j] = 0
+    active[2 * n_in] = 0
+    elig[:, :] = 0.0
+    u[:] = 0.0
+    y[:] = 0.0
+    lstate[L_LAST_T] = INT64_MIN

@@ -1,7 +1,8 @@
 """A stack of DECOLLE layers on a spike stream: label walk, input checks, state; each layer learns locally.
 
 Not in the thesis: DECOLLE (Kaiser, Mostafa and Neftci 2020), made event-driven. Every layer is a fully
-connected layer of LIF neurons with a fixed random readout ``G`` to the classes (seeded, never learnt)
+connected or convolution layer of LIF neurons with a fixed random readout ``G`` to the classes (seeded,
+never learnt)
 and a local loss, the squared error of that readout of its filtered output spikes against the current
 label's one-hot target. Each layer learns at every one of its input spikes from eligibility traces and a
 surrogate derivative (``nodes.decolle.kernel``), from its own loss only: the spikes it receives from the
@@ -28,15 +29,19 @@ from . import kernel
 
 @dataclass(frozen=True, kw_only=True)
 class DecolleLayer:
-    """One fully connected DECOLLE layer (an entry of ``layers``); defaults ours."""
+    """One DECOLLE layer (an entry of ``layers``); defaults ours."""
 
-    #: the layer type: only "fc" (fully connected)
-    type: Literal["fc"] = "fc"
+    #: the layer type: "fc" (fully connected, ``neurons``) or "conv" (``maps`` kernels of ``kernel`` x
+    #: ``kernel`` over every input channel, stride 1, no padding; its neurons: maps x positions)
+    type: Literal["fc", "conv"] = "fc"
     #: the layer's learning signal: "readout" (DECOLLE: the error of its fixed random readout of its
     #: output) or "random" (direct random target projection: the fixed random projection of the target)
     feedback: Literal["readout", "random"] = "readout"
-    #: number of LIF neurons (>= 1)
+    #: number of LIF neurons of an fc layer (>= 1)
     neurons: int = 100
+    #: maps and kernel side of a conv layer (>= 1 each)
+    maps: int = 8
+    kernel: int = 5
     #: membrane and presynaptic-trace time constant, microseconds (> 0)
     tau_mem_us: float = 20_000.0
     #: time constant of the filtered output spikes and of the eligibility traces, microseconds (> 0)
@@ -69,6 +74,12 @@ class DecolleLayer:
             if not getattr(self, name) > 0:
                 msg = f"{name} must be > 0, got {getattr(self, name)}"
                 raise ValueError(msg)
+        if self.type not in ("fc", "conv"):
+            msg = f"type must be 'fc' or 'conv', got {self.type!r}"
+            raise ValueError(msg)
+        if self.maps < 1 or self.kernel < 1:
+            msg = f"maps and kernel must be >= 1, got {self.maps}, {self.kernel}"
+            raise ValueError(msg)
         if self.feedback not in ("readout", "random"):
             msg = f"feedback must be 'readout' or 'random', got {self.feedback!r}"
             raise ValueError(msg)
@@ -93,12 +104,36 @@ class DecolleParams:
     layers: tuple[DecolleLayer, ...] = (DecolleLayer(),)
     #: seed of the weights and the fixed local readouts (layer ``l`` draws from ``default_rng((seed, l))``)
     seed: int = 0
+    #: the inputs as (channels, height, width), channel ``(c * height + y) * width + x``: what a conv layer
+    #: convolves (default: ``(n_inputs, 1, 1)``)
+    input_shape: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.n_inputs < 1 or self.n_classes < 1 or not self.layers:
             got = f"{self.n_inputs}, {self.n_classes}, {len(self.layers)}"
             msg = f"n_inputs, n_classes and the number of layers must be >= 1, got {got}"
             raise ValueError(msg)
+        if self.input_shape is not None and int(np.prod(self.input_shape)) != self.n_inputs:
+            msg = f"input_shape {list(self.input_shape)} does not hold n_inputs = {self.n_inputs}"
+            raise ValueError(msg)
+        layer_shapes(self.input_shape or (self.n_inputs, 1, 1), self.layers)  # (raises when one does not fit)
+
+
+def layer_shapes(input_shape: tuple[int, int, int], layers: tuple[DecolleLayer, ...]) -> list[tuple[int, int, int]]:
+    """Each layer's output as (channels, height, width), bottom up; raises ValueError when a conv kernel
+    is larger than what it convolves."""
+    shapes = []
+    c, h, w = input_shape
+    for index, lp in enumerate(layers):
+        if lp.type == "conv":
+            if lp.kernel > h or lp.kernel > w:
+                msg = f"layer {index}: a {lp.kernel}x{lp.kernel} kernel does not fit its {h}x{w} input"
+                raise ValueError(msg)
+            c, h, w = lp.maps, h - lp.kernel + 1, w - lp.kernel + 1
+        else:
+            c, h, w = lp.neurons, 1, 1
+        shapes.append((c, h, w))
+    return shapes
 
 
 def _consts(p: DecolleLayer) -> np.ndarray:
@@ -127,12 +162,22 @@ class DecolleNetwork:
         self.params = params
         self.learning = True
         self.layers: list[dict[str, np.ndarray]] = []
-        n_in = params.n_inputs
+        #: per layer, a conv layer's geometry (``kernel.G_*``), None for an fc layer
+        self._geoms: list[np.ndarray | None] = []
+        shape_in = params.input_shape or (params.n_inputs, 1, 1)
+        shapes = layer_shapes(shape_in, params.layers)
         for index, lp in enumerate(params.layers):
             rng = np.random.default_rng((params.seed, index))
-            shape = (lp.neurons, n_in)
+            n_in = int(np.prod(shape_in))
+            n_out = int(np.prod(shapes[index]))
+            if lp.type == "conv":
+                shape = (lp.maps, shape_in[0] * lp.kernel * lp.kernel)
+                geom = np.array([*shape_in, lp.kernel, *shapes[index]], np.int64)
+                elig_shape = (n_out, shape[1])
+            else:
+                shape, geom, elig_shape = (n_out, n_in), None, (n_out, n_in)
             w = rng.normal(lp.w_mean, lp.w_std, size=shape) if lp.w_std > 0 else np.full(shape, lp.w_mean)
-            g = rng.normal(0.0, 1.0 / np.sqrt(lp.neurons), size=(params.n_classes, lp.neurons))
+            g = rng.normal(0.0, 1.0 / np.sqrt(n_out), size=(params.n_classes, n_out))
             lstate = np.zeros(kernel.N_LSTATE, np.int64)
             lstate[kernel.L_LAST_T] = kernel.INT64_MIN
             self.layers.append(
@@ -140,15 +185,19 @@ class DecolleNetwork:
                     "w": w,
                     "w_fwd": w.copy(),
                     "g": g,
-                    "elig": np.zeros(shape),
+                    "elig": np.zeros(elig_shape),
                     "x": np.zeros(n_in),
                     "active": np.zeros(2 * n_in + 1, np.int64),
-                    "u": np.zeros(lp.neurons),
-                    "y": np.zeros(lp.neurons),
+                    "u": np.zeros(n_out),
+                    "y": np.zeros(n_out),
                     "lstate": lstate,
                 }
             )
-            n_in = lp.neurons
+            self._geoms.append(geom)
+            shape_in = shapes[index]
+        n_in = int(np.prod(shape_in))
+        #: the top layer's spikes as (channels, height, width)
+        self.output_shape = shape_in
         self._consts = [_consts(lp) for lp in params.layers]
         self.n_outputs = n_in
         self._queue = np.zeros(0, LABEL_DTYPE)
@@ -195,8 +244,9 @@ class DecolleNetwork:
         if self._seg[2] == 1 and self._seg[1] == 1:
             for layer in self.layers:
                 layer["w_fwd"][:, :] = layer["w"]
-        for layer in self.layers:
-            kernel.layer_reset(layer["elig"], layer["x"], layer["active"], layer["u"], layer["y"], layer["lstate"])
+        for layer, geom in zip(self.layers, self._geoms, strict=True):
+            reset = kernel.layer_reset if geom is None else kernel.conv_layer_reset
+            reset(layer["elig"], layer["x"], layer["active"], layer["u"], layer["y"], layer["lstate"])
         self._seg[:] = (int(rec["label"]), int(rec["train"]), 1)
         self._last_label_t = int(rec["t"])
         self.segments += 1
@@ -237,7 +287,7 @@ class DecolleNetwork:
         """One run of spikes within a segment through every layer; the top layer's ``(t, c)`` rows."""
         label = int(self._seg[0])
         teach = self.learning and self._seg[1] == 1 and label >= 0
-        for layer, consts in zip(self.layers, self._consts, strict=True):
+        for layer, consts, geom in zip(self.layers, self._consts, self._geoms, strict=True):
             n_out = layer["u"].shape[0]
             cap = max(n_out, min(len(t) * n_out, 1 << 16))
             got_t: list[np.ndarray] = []
@@ -248,7 +298,11 @@ class DecolleNetwork:
                 out_c = np.empty(cap, np.int64)
                 state = (layer["w"], layer["w_fwd"], layer["g"], layer["elig"], layer["x"], layer["active"],
                          layer["u"], layer["y"], layer["lstate"])  # fmt: skip
-                s, n = kernel.layer_run((t, c), s, state, consts, (label, teach, self.learning), (out_t, out_c))
+                seg = (label, teach, self.learning)
+                if geom is None:
+                    s, n = kernel.layer_run((t, c), s, state, consts, seg, (out_t, out_c))
+                else:
+                    s, n = kernel.conv_layer_run((t, c), s, state, consts, geom, seg, (out_t, out_c))
                 got_t.append(out_t[:n])
                 got_c.append(out_c[:n])
             t = np.concatenate(got_t) if got_t else np.zeros(0, np.int64)
@@ -268,7 +322,8 @@ class DecolleNetwork:
 
     # -- state -----------------------------------------------------------------------------------
     def weights(self, layer: int) -> np.ndarray:
-        """A copy of layer ``layer``'s learning weights, shape (neurons, inputs)."""
+        """A copy of layer ``layer``'s learning weights: (neurons, inputs) for an fc layer, (maps, taps)
+        for a conv layer (tap ``(channel * kernel + dy) * kernel + dx``)."""
         return self.layers[layer]["w"].copy()
 
     @property

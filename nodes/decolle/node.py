@@ -3,7 +3,8 @@
 The node takes the encoder's events or an stdp node's spikes (input ``[channels, height, width]``; input
 channel ``(c * height + y) * width + x``), runs them through its layers (``nodes.decolle.network``), each
 learning online from its own fixed random readout and the current label, and sends the top layer's spikes
-on (``c`` = neuron, ``x = y = 0``), so a readout can sit on top (``type = "classifier"``, e.g.
+on (an fc layer's: ``c`` = neuron, ``x = y = 0``; a conv layer's: ``c`` = map, ``x``, ``y`` its position),
+so a readout can sit on top (``type = "classifier"``, e.g.
 ``readout = "delta"`` or ``"eprop"``). Labels are consumed for learning and passed on unchanged. Every
 label record brings the layers to rest (the config must say ``reset = "label"``, the design's documented
 exception to "no resets", as the SDNN's). ``freeze``/``unfreeze`` control (scope "features" or none)
@@ -24,7 +25,7 @@ from pipeline.events import SPIKE_DTYPE
 from pipeline.message import EVENTS, FREEZE, LABELS, SPIKES, UNFREEZE, Message, applies_to, spikes_message
 from pipeline.node import Node, NodeContext
 
-from .network import DecolleLayer, DecolleNetwork, DecolleParams
+from .network import DecolleLayer, DecolleNetwork, DecolleParams, layer_shapes
 
 ROLE = "features"
 
@@ -38,7 +39,7 @@ class DecolleConfig:
     reset: Literal["label"]
     """Required, and only "label": every label record brings the layers to rest; a config must say so."""
     layers: tuple[DecolleLayer, ...] = (DecolleLayer(),)
-    """Fully connected layers bottom up (``nodes.decolle.network.DecolleLayer``)."""
+    """Layers bottom up, fc or conv (``nodes.decolle.network.DecolleLayer``)."""
     classes: int = 10
     """Number of classes of the labels (rows of every layer's local readout)."""
     seed: int = 0
@@ -57,7 +58,9 @@ class DecolleConfig:
     def params(self) -> DecolleParams:
         """The network's parameters."""
         c, h, w = self.input
-        return DecolleParams(n_inputs=c * h * w, n_classes=self.classes, layers=self.layers, seed=self.seed)
+        return DecolleParams(
+            n_inputs=c * h * w, n_classes=self.classes, layers=self.layers, seed=self.seed, input_shape=self.input
+        )
 
 
 class DecolleNode(Node):
@@ -83,7 +86,7 @@ class DecolleNode(Node):
             msg = f"labels of {classes} classes, but classes = {config.classes}"
             raise ValueError(msg)
         out = {k: v for k, v in received.items() if k not in ("sensor", "shape")}
-        return out | {"shape": (config.layers[-1].neurons, 1, 1)}
+        return out | {"shape": layer_shapes(config.input, config.layers)[-1]}
 
     def __init__(self, name: str, config: DecolleConfig, context: NodeContext) -> None:
         super().__init__(name, config, context)
@@ -129,7 +132,12 @@ class DecolleNode(Node):
         if msg.data is None or not msg.count:
             return ()
         out = self.net.process(self._input(msg))
-        return (spikes_message(out),) if out.shape[0] else ()
+        if not out.shape[0]:
+            return ()
+        _, h, w = self.net.output_shape  # neuron (m * h + y) * w + x of the top layer as (c, y, x)
+        flat = out["c"].astype(np.int64)
+        out["c"], out["y"], out["x"] = flat // (h * w), (flat // w) % h, flat % w
+        return (spikes_message(out),)
 
     @override
     def control(self, msg: Message) -> Sequence[Message]:

@@ -11,11 +11,16 @@ regularisers ``sum_k sum_i busy relu(u_i[k] - theta) + quiet relu(floor - u_i[k]
 e-prop's reference (``dz/du := psi``, the reset a constant). Every label record starts from rest. Agreement
 is the claim that the online rule is this gradient, exactly. Returns the output spikes ``(t, neuron)`` and
 the final learning weights.
+
+A convolution layer (``conv_reference``) is the same fully connected layer with tied weights: its weight
+matrix is unrolled from the kernels, and a kernel's gradient is the sum of the gradients of the matrix
+entries tied to it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,10 +43,15 @@ def decolle_reference(
     floor: float = 0.0,
     busy: float = 0.0,
     feedback: str = "readout",
+    tied: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """Run one layer over the whole stream with learning on (see the module docstring)."""
-    n_out, n_in = w0.shape
-    w = np.array(w0, dtype=np.float64)
+    """Run one layer over the whole stream with learning on (see the module docstring). ``tied`` =
+    ``(unroll, fold)``: ``w0`` are then the free parameters, ``unroll`` makes the weight matrix of them and
+    ``fold`` sums a matrix's entries into them; the free parameters are returned."""
+    params = np.array(w0, dtype=np.float64)
+    unroll, fold = tied if tied is not None else ((lambda v: v), (lambda v: v))
+    w = unroll(params)
+    n_out, n_in = w.shape
     w_fwd = w.copy()
     hist_t: list[int] = []
     hist_c: list[int] = []
@@ -63,7 +73,7 @@ def decolle_reference(
         return f
 
     def learn_segment() -> None:
-        nonlocal w
+        nonlocal w, params
         if not (seg["train"] == 1 and seg["label"] >= 0 and hist_t):
             return
         tgt = np.zeros(g.shape[0])
@@ -83,7 +93,8 @@ def decolle_reference(
             u = hist_u[k]  # the regularisers busy relu(u - theta) + quiet relu(floor - u), on u directly
             g_u = g_u + busy * (u > theta) - quiet * (u < floor)
             grad[:, hist_c[k]] += g_u  # u[k] = a (u[k-1] - theta z[k-1]) + w[:, c_k], the reset a constant
-        w = w - eta * grad
+        params = params - eta * fold(grad)
+        w = unroll(params)
 
     def close() -> None:
         if seg["open"]:
@@ -119,4 +130,39 @@ def decolle_reference(
         hist_u.append(u)
         out += [(t, i) for i in np.flatnonzero(z).tolist()]
     close()
-    return out, w
+    return out, params
+
+
+def conv_reference(
+    spikes: np.ndarray, labels: np.ndarray, k0: np.ndarray, g: np.ndarray, shape: tuple[int, int, int], **kw: float
+) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """``decolle_reference`` of a convolution layer: kernels ``k0`` (maps, channels * k * k) over inputs of
+    ``shape`` (channels, height, width), stride 1, no padding; neuron ``(m * oh + oy) * ow + ox``."""
+    maps, taps = k0.shape
+    ch, height, width = shape
+    k = math.isqrt(taps // ch)
+    oh, ow = height - k + 1, width - k + 1
+    # (neuron, input, map, tap) of every tied entry, by brute force over the definition
+    ties = [
+        ((m * oh + oy) * ow + ox, (c * height + oy + dy) * width + ox + dx, m, (c * k + dy) * k + dx)
+        for m in range(maps)
+        for oy in range(oh)
+        for ox in range(ow)
+        for c in range(ch)
+        for dy in range(k)
+        for dx in range(k)
+    ]
+
+    def unroll(kernels: np.ndarray) -> np.ndarray:
+        w = np.zeros((maps * oh * ow, ch * height * width))
+        for i, j, m, q in ties:
+            w[i, j] = kernels[m, q]
+        return w
+
+    def fold(grad: np.ndarray) -> np.ndarray:
+        out = np.zeros((maps, taps))
+        for i, j, m, q in ties:
+            out[m, q] += grad[i, j]
+        return out
+
+    return decolle_reference(spikes, labels, k0, g, tied=(unroll, fold), **kw)  # type: ignore[arg-type]
