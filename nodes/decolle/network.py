@@ -298,7 +298,9 @@ class DecolleNetwork:
                 out_c = np.empty(cap, np.int64)
                 state = (layer["w"], layer["w_fwd"], layer["g"], layer["elig"], layer["x"], layer["active"],
                          layer["u"], layer["y"], layer["lstate"])  # fmt: skip
-                seg = (label, teach, self.learning)
+                # a layer with eta 0 never changes its weights: no eligibility to keep, no step to take
+                moves = bool(consts[kernel.C_ETA] > 0.0)
+                seg = (label, teach and moves, self.learning and moves)
                 if geom is None:
                     s, n = kernel.layer_run((t, c), s, state, consts, seg, (out_t, out_c))
                 else:
