@@ -58,6 +58,42 @@ N_LSTATE = 4
 INT64_MIN = np.iinfo(np.int64).min
 
 
+@njit(cache=True)
+def _take_input(x: np.ndarray, active: np.ndarray, c: int, a: float) -> int:
+    """Input ``c`` spikes: mark it seen in the segment, decay every seen input's trace by ``a`` and add
+    one to ``c``'s; returns the number of seen inputs (``active`` as in ``layer_run``)."""
+    n_in = x.shape[0]
+    n_act = active[2 * n_in]
+    if active[n_in + c] == 0:
+        active[n_in + c] = 1
+        active[n_act] = c
+        n_act += 1
+        active[2 * n_in] = n_act
+    for q in range(n_act):
+        x[active[q]] *= a
+    x[c] += 1.0
+    return int(n_act)
+
+
+@njit(cache=True)
+def _local_error(
+    g: np.ndarray, y: np.ndarray, label: int, target: float, readout: float, r: np.ndarray, delta: np.ndarray
+) -> None:
+    """The local readout's error ``r = readout G y - target onehot(label)`` and its projection
+    ``delta = G^T r`` onto the neurons (step 4 of the module docstring), into ``r`` and ``delta``."""
+    n_cls, n_out = g.shape
+    for k in range(n_cls):
+        acc = 0.0
+        for i in range(n_out):
+            acc += g[k, i] * y[i]
+        r[k] = readout * acc - (target if k == label else 0.0)
+    for i in range(n_out):
+        acc = 0.0
+        for k in range(n_cls):
+            acc += g[k, i] * r[k]
+        delta[i] = acc
+
+
 #: For the type checker only: (w, w_fwd, g, elig, x, active, u, y, lstate).
 LayerState = tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
@@ -86,7 +122,7 @@ def layer_run(
     w, w_fwd, g, elig, x, active, u, y, lstate = state
     label, teach, learn = segment
     out_t, out_c = out
-    n_out, n_in = w.shape
+    n_out = w.shape[0]
     n_cls = g.shape[0]
     tau_mem = consts[C_TAU_MEM]
     tau_out = consts[C_TAU_OUT]
@@ -116,15 +152,7 @@ def layer_run(
             a = math.exp(-dt / tau_mem)
             b = math.exp(-dt / tau_out)
         last = t
-        n_act = active[2 * n_in]
-        if active[n_in + c] == 0:
-            active[n_in + c] = 1
-            active[n_act] = c
-            n_act += 1
-            active[2 * n_in] = n_act
-        for q in range(n_act):
-            x[active[q]] *= a
-        x[c] += 1.0
+        n_act = _take_input(x, active, c, a)
         for i in range(n_out):
             ui = a * u[i] + w_fwd[i, c]
             d = 1.0 + sharp * abs(ui - theta) / theta
@@ -146,16 +174,7 @@ def layer_run(
                     j = active[q]
                     elig[i, j] = b * elig[i, j] + p * x[j]
         if teach:
-            for k in range(n_cls):
-                acc = 0.0
-                for i in range(n_out):
-                    acc += g[k, i] * y[i]
-                r[k] = readout * acc - (target if k == label else 0.0)
-            for i in range(n_out):
-                acc = 0.0
-                for k in range(n_cls):
-                    acc += g[k, i] * r[k]
-                delta[i] = acc
+            _local_error(g, y, label, target, readout, r, delta)
             for i in range(n_out):
                 step = eta * delta[i]
                 lift = eta * rho[i]
@@ -222,9 +241,8 @@ def conv_layer_run(
     w, w_fwd, g, elig, x, active, u, y, lstate = state
     label, teach, learn = segment
     out_t, out_c = out
-    n_ch, height, width = geom[G_CHANNELS], geom[G_HEIGHT], geom[G_WIDTH]
+    height, width = geom[G_HEIGHT], geom[G_WIDTH]
     k, oh, ow = geom[G_KERNEL], geom[G_OUT_H], geom[G_OUT_W]
-    n_in = n_ch * height * width
     n_out = u.shape[0]
     taps = w.shape[1]
     plane = oh * ow
@@ -257,15 +275,7 @@ def conv_layer_run(
             a = math.exp(-dt / tau_mem)
             b = math.exp(-dt / tau_out)
         last = t
-        n_act = active[2 * n_in]
-        if active[n_in + c] == 0:
-            active[n_in + c] = 1
-            active[n_act] = c
-            n_act += 1
-            active[2 * n_in] = n_act
-        for q in range(n_act):
-            x[active[q]] *= a
-        x[c] += 1.0
+        _take_input(x, active, c, a)
         ci = c // (height * width)
         yy = (c // width) % height
         xx = c % width
@@ -300,16 +310,7 @@ def conv_layer_run(
                     j = (cj * height + oy + (q // k) % k) * width + ox + q % k
                     elig[i, q] = b * elig[i, q] + p * x[j]
         if teach:
-            for kk in range(n_cls):
-                acc = 0.0
-                for i in range(n_out):
-                    acc += g[kk, i] * y[i]
-                r[kk] = readout * acc - (target if kk == label else 0.0)
-            for i in range(n_out):
-                acc = 0.0
-                for kk in range(n_cls):
-                    acc += g[kk, i] * r[kk]
-                delta[i] = acc
+            _local_error(g, y, label, target, readout, r, delta)
             for i in range(n_out):
                 step = eta * delta[i]
                 lift = eta * rho[i]
