@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nodes.decolle import kernel
 from nodes.decolle.network import DecolleLayer, DecolleNetwork, DecolleParams
 from pipeline.config import ConfigError, build_params
 from tests.reference.decolle_reference import conv_reference, decolle_reference
@@ -32,9 +33,19 @@ layers = st.builds(
 
 
 def network(
-    n_cls: int, n_in: int, *stack: DecolleLayer, seed: int = 3, shape: tuple[int, int, int] | None = None
+    n_cls: int,
+    n_in: int,
+    *stack: DecolleLayer,
+    seed: int = 3,
+    shape: tuple[int, int, int] | None = None,
+    rebase_every: int = kernel.REBASE_EVERY,
 ) -> DecolleNetwork:
-    return DecolleNetwork(DecolleParams(n_inputs=n_in, n_classes=n_cls, layers=stack, seed=seed, input_shape=shape))
+    params = DecolleParams(n_inputs=n_in, n_classes=n_cls, layers=stack, seed=seed, input_shape=shape)
+    return DecolleNetwork(params, rebase_every=rebase_every)
+
+
+#: how often the kernel restarts its factored sums: every few spikes, or (the default) rarely
+rebases = st.sampled_from([2, 5, kernel.REBASE_EVERY])
 
 
 @st.composite
@@ -77,10 +88,12 @@ def reference_of(net: DecolleNetwork, layer: int, spikes: np.ndarray, labels: np
 
 
 @settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams(), layers)
-def test_a_layers_online_update_equals_its_backpropagated_local_gradient_in_any_batching(stream, layer) -> None:
+@given(streams(), layers, rebases)
+def test_a_layers_online_update_equals_its_backpropagated_local_gradient_in_any_batching(
+    stream, layer, rebase_every
+) -> None:
     n_cls, n_in, spikes, labels, cuts, extra, split = stream
-    net = network(n_cls, n_in, layer)
+    net = network(n_cls, n_in, layer, rebase_every=rebase_every)
     ref_out, w_ref = reference_of(net, 0, spikes, labels)
     out = np.concatenate(feed(net, spikes, labels, cuts, extra, split))
     np.testing.assert_allclose(net.weights(0), w_ref, rtol=1e-9, atol=1e-9)
@@ -88,11 +101,11 @@ def test_a_layers_online_update_equals_its_backpropagated_local_gradient_in_any_
 
 
 @settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams(), layers, layers, st.booleans())
-def test_learning_is_deterministic_and_identical_whatever_the_batching(stream, low, high, learn) -> None:
+@given(streams(), layers, layers, st.booleans(), rebases)
+def test_learning_is_deterministic_and_identical_whatever_the_batching(stream, low, high, learn, rebase_every) -> None:
     n_cls, n_in, spikes, labels, cuts, extra, split = stream
-    fed = network(n_cls, n_in, low, high)
-    one = network(n_cls, n_in, low, high)
+    fed = network(n_cls, n_in, low, high, rebase_every=rebase_every)
+    one = network(n_cls, n_in, low, high, rebase_every=rebase_every)
     if not learn:
         fed.freeze()
         one.freeze()
@@ -109,10 +122,12 @@ def test_learning_is_deterministic_and_identical_whatever_the_batching(stream, l
 
 
 @settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(conv_cases())
-def test_a_conv_layers_online_update_equals_the_gradient_of_its_tied_weights_in_any_batching(case) -> None:
+@given(conv_cases(), rebases)
+def test_a_conv_layers_online_update_equals_the_gradient_of_its_tied_weights_in_any_batching(
+    case, rebase_every
+) -> None:
     shape, layer, (n_cls, n_in, spikes, labels, cuts, extra, split) = case
-    net = network(n_cls, n_in, layer, shape=shape)
+    net = network(n_cls, n_in, layer, shape=shape, rebase_every=rebase_every)
     p = net.params.layers[0]
     ref_out, k_ref = conv_reference(
         spikes, labels, net.weights(0), net.layers[0]["g"], shape,
@@ -145,6 +160,26 @@ def test_a_conv_layer_on_a_busy_stream_learns_its_tied_gradient() -> None:
     assert np.abs(k_ref - k0).max() > 0.01  # and learns
     np.testing.assert_allclose(net.weights(0), k_ref, rtol=1e-9, atol=1e-9)
     assert [(int(s["t"]), int(s["c"])) for s in out] == ref_out
+
+
+def test_a_long_segment_restarts_the_kernels_sums_many_times_and_still_learns_the_exact_gradient() -> None:
+    # One training segment of 125 membrane time constants: the kernel's factored sums restart every
+    # ~7 time constants (A below REBASE_LOW) and, in the second network, every 16 spikes.
+    rng = np.random.default_rng(5)
+    spikes = spikes_of(np.sort(rng.integers(0, 250_000, 400)), rng.integers(0, 5, 400))
+    labels = labels_of((0, 1, 1), (200_000, 0, 1))
+    layer = DecolleLayer(neurons=2, tau_mem_us=2000.0, tau_out_us=3000.0, w_mean=0.3, w_std=0.3, eta=0.001,
+                         target=2.0, quiet=0.2, floor=-0.3)  # fmt: skip
+    w0 = network(2, 5, layer).weights(0)
+    for rebase_every in (16, kernel.REBASE_EVERY):
+        net = network(2, 5, layer, rebase_every=rebase_every)
+        ref_out, w_ref = reference_of(net, 0, spikes, labels)
+        net.add_labels(labels)
+        out = np.concatenate([net.process(spikes), net.flush()])
+        assert len(ref_out) > 50  # it fires
+        assert np.abs(w_ref - w0).max() > 0.1  # and learns
+        np.testing.assert_allclose(net.weights(0), w_ref, rtol=1e-9, atol=1e-9)
+        assert [(int(s["t"]), int(s["c"])) for s in out] == ref_out
 
 
 def test_a_conv_layer_feeds_an_fc_layer_and_says_its_shape() -> None:

@@ -136,8 +136,9 @@ def layer_shapes(input_shape: tuple[int, int, int], layers: tuple[DecolleLayer, 
     return shapes
 
 
-def _consts(p: DecolleLayer) -> np.ndarray:
+def _consts(p: DecolleLayer, rebase_every: int) -> np.ndarray:
     consts = np.zeros(kernel.N_CONSTS)
+    consts[kernel.C_REBASE_EVERY] = rebase_every
     consts[kernel.C_TAU_MEM] = p.tau_mem_us
     consts[kernel.C_TAU_OUT] = p.tau_out_us
     consts[kernel.C_THETA] = p.threshold
@@ -152,13 +153,21 @@ def _consts(p: DecolleLayer) -> np.ndarray:
 
 
 #: every array of a layer's state, each kept in the layer's dict under this name
-LAYER_ARRAYS = ("w", "w_fwd", "g", "elig", "x", "active", "u", "y", "lstate")
+LAYER_ARRAYS = ("w", "w_fwd", "g", "elig", "pend", "x", "active", "u", "y", "acc", "lstate", "fstate")
+
+
+def _state(layer: dict[str, np.ndarray]) -> kernel.LayerState:
+    """A layer's arrays in the kernel's order."""
+    return tuple(layer[name] for name in LAYER_ARRAYS)  # type: ignore[return-value]
 
 
 class DecolleNetwork:
     """DECOLLE layers on one spike stream (semantics in the module docstring)."""
 
-    def __init__(self, params: DecolleParams) -> None:
+    def __init__(self, params: DecolleParams, *, rebase_every: int = kernel.REBASE_EVERY) -> None:
+        """``rebase_every``: how many input spikes the kernel's factored sums run at most before they
+        restart (the kernel's docstring); results do not depend on it beyond float rounding, which the
+        tests check by setting it low."""
         self.params = params
         self.learning = True
         self.layers: list[dict[str, np.ndarray]] = []
@@ -180,17 +189,21 @@ class DecolleNetwork:
             g = rng.normal(0.0, 1.0 / np.sqrt(n_out), size=(params.n_classes, n_out))
             lstate = np.zeros(kernel.N_LSTATE, np.int64)
             lstate[kernel.L_LAST_T] = kernel.INT64_MIN
+            fstate = np.ones(kernel.N_FSTATE)
             self.layers.append(
                 {
                     "w": w,
                     "w_fwd": w.copy(),
                     "g": g,
                     "elig": np.zeros(elig_shape),
+                    "pend": np.zeros(elig_shape),
                     "x": np.zeros(n_in),
                     "active": np.zeros(2 * n_in + 1, np.int64),
                     "u": np.zeros(n_out),
                     "y": np.zeros(n_out),
+                    "acc": np.zeros((3, n_out)),
                     "lstate": lstate,
+                    "fstate": fstate,
                 }
             )
             self._geoms.append(geom)
@@ -198,7 +211,7 @@ class DecolleNetwork:
         n_in = int(np.prod(shape_in))
         #: the top layer's spikes as (channels, height, width)
         self.output_shape = shape_in
-        self._consts = [_consts(lp) for lp in params.layers]
+        self._consts = [_consts(lp, rebase_every) for lp in params.layers]
         self.n_outputs = n_in
         self._queue = np.zeros(0, LABEL_DTYPE)
         # the open segment: label (-1 unknown), train flag, opened (0/1); last spike and label times
@@ -215,8 +228,12 @@ class DecolleNetwork:
     def unfreeze(self) -> None:
         """Resume learning; eligibility traces, not kept while frozen, start afresh."""
         if not self.learning:
-            for layer in self.layers:
-                layer["elig"][:] = 0.0
+            for index, layer in enumerate(self.layers):
+                geom = self._geoms[index]
+                if geom is None:
+                    kernel.relearn(_state(layer), self._consts[index])
+                else:
+                    kernel.conv_relearn(_state(layer), self._consts[index], geom)
         self.learning = True
 
     # -- input -----------------------------------------------------------------------------------
@@ -241,12 +258,14 @@ class DecolleNetwork:
 
     def _apply_label(self, rec: np.void) -> None:
         """Close the open segment and start the next at rest."""
+        for layer, consts, geom in zip(self.layers, self._consts, self._geoms, strict=True):
+            if geom is None:
+                kernel.layer_reset(_state(layer), consts)
+            else:
+                kernel.conv_layer_reset(_state(layer), consts, geom)
         if self._seg[2] == 1 and self._seg[1] == 1:
             for layer in self.layers:
                 layer["w_fwd"][:, :] = layer["w"]
-        for layer, geom in zip(self.layers, self._geoms, strict=True):
-            reset = kernel.layer_reset if geom is None else kernel.conv_layer_reset
-            reset(layer["elig"], layer["x"], layer["active"], layer["u"], layer["y"], layer["lstate"])
         self._seg[:] = (int(rec["label"]), int(rec["train"]), 1)
         self._last_label_t = int(rec["t"])
         self.segments += 1
@@ -296,8 +315,7 @@ class DecolleNetwork:
             while s < len(t):
                 out_t = np.empty(cap, np.int64)
                 out_c = np.empty(cap, np.int64)
-                state = (layer["w"], layer["w_fwd"], layer["g"], layer["elig"], layer["x"], layer["active"],
-                         layer["u"], layer["y"], layer["lstate"])  # fmt: skip
+                state = _state(layer)
                 # a layer with eta 0 never changes its weights: no eligibility to keep, no step to take
                 moves = bool(consts[kernel.C_ETA] > 0.0)
                 seg = (label, teach and moves, self.learning and moves)
@@ -316,6 +334,8 @@ class DecolleNetwork:
         for rec in self._queue:
             self._apply_label(rec)
         self._queue = self._queue[:0]
+        for index, layer in enumerate(self.layers):
+            self._settle(index, layer)
         if self._seg[2] == 1 and self._seg[1] == 1:
             for layer in self.layers:
                 layer["w_fwd"][:, :] = layer["w"]
@@ -325,8 +345,18 @@ class DecolleNetwork:
     # -- state -----------------------------------------------------------------------------------
     def weights(self, layer: int) -> np.ndarray:
         """A copy of layer ``layer``'s learning weights: (neurons, inputs) for an fc layer, (maps, taps)
-        for a conv layer (tap ``(channel * kernel + dy) * kernel + dx``)."""
-        return self.layers[layer]["w"].copy()
+        for a conv layer (tap ``(channel * kernel + dy) * kernel + dx``), with the open segment's steps so far."""
+        copy = {k: v.copy() for k, v in self.layers[layer].items()}
+        self._settle(layer, copy)
+        return copy["w"]
+
+    def _settle(self, index: int, layer: dict[str, np.ndarray]) -> None:
+        """Move a layer's pending steps into its ``w`` (``kernel.settle``)."""
+        geom = self._geoms[index]
+        if geom is None:
+            kernel.settle(_state(layer), self._consts[index])
+        else:
+            kernel.conv_settle(_state(layer), self._consts[index], geom)
 
     @property
     def counters(self) -> dict[str, Any]:
