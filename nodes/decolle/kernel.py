@@ -190,6 +190,15 @@ def settle(state: LayerState, consts: np.ndarray) -> None:
 
 
 @njit(cache=True)
+def _restart(acc: np.ndarray, lstate: np.ndarray, fstate: np.ndarray) -> None:
+    """Start ``A``, ``B`` and ``Q`` afresh (after a rebase has folded them into the traces)."""
+    acc[A_Q, :] = 0.0
+    fstate[F_A] = 1.0
+    fstate[F_B] = 1.0
+    lstate[L_SINCE] = 0
+
+
+@njit(cache=True)
 def _rebase(state: LayerState, consts: np.ndarray, learn: bool) -> None:
     """Settle, then restart ``A``, ``B`` and ``Q`` from the current traces (an fc layer)."""
     settle(state, consts)
@@ -203,10 +212,7 @@ def _rebase(state: LayerState, consts: np.ndarray, learn: bool) -> None:
             for i in range(elig.shape[0]):
                 elig[i, j] = big_b * (elig[i, j] + xj * acc[A_Q, i])
         x[j] *= big_a
-    acc[A_Q, :] = 0.0
-    fstate[F_A] = 1.0
-    fstate[F_B] = 1.0
-    lstate[L_SINCE] = 0
+    _restart(acc, lstate, fstate)
 
 
 @njit(cache=True)
@@ -316,10 +322,8 @@ def _rest(u: np.ndarray, y: np.ndarray, acc: np.ndarray, lstate: np.ndarray, fst
     u[:] = 0.0
     y[:] = 0.0
     acc[:, :] = 0.0
-    fstate[F_A] = 1.0
-    fstate[F_B] = 1.0
+    _restart(acc, lstate, fstate)
     lstate[L_LAST_T] = INT64_MIN
-    lstate[L_SINCE] = 0
 
 
 @njit(cache=True)
@@ -389,10 +393,7 @@ def _conv_rebase(state: LayerState, consts: np.ndarray, geom: np.ndarray, learn:
     n_in = x.shape[0]
     for q in range(active[2 * n_in]):
         x[active[q]] *= big_a
-    acc[A_Q, :] = 0.0
-    fstate[F_A] = 1.0
-    fstate[F_B] = 1.0
-    lstate[L_SINCE] = 0
+    _restart(acc, lstate, fstate)
 
 
 @njit(cache=True)
