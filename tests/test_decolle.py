@@ -299,3 +299,21 @@ def test_the_activity_regularisers_lift_a_silent_layer_and_quiet_a_busy_one() ->
             net.process(spikes)
             net.flush()
         assert sign * (regular.weights(0).sum() - plain.weights(0).sum()) > 1.0
+
+
+def test_freezing_mid_segment_keeps_exactly_the_steps_taken_before_it() -> None:
+    # The steps of a training segment wait, factored, until the segment closes; a freeze must fix them
+    # where they stand: later spikes (which still move the presynaptic traces) change nothing.
+    rng = np.random.default_rng(6)
+    spikes = spikes_of(np.sort(rng.integers(0, 3000, 400)), rng.integers(0, 6, 400))
+    layer = DecolleLayer(neurons=4, tau_mem_us=400.0, tau_out_us=300.0, w_mean=0.4, eta=0.05, quiet=0.3, busy=0.2)
+    frozen, cut = network(2, 6, layer), network(2, 6, layer)
+    for net in (frozen, cut):
+        net.add_labels(labels_of((0, 1, 1)))
+        net.process(spikes[:250])
+    frozen.freeze()
+    frozen.process(spikes[250:])
+    frozen.flush()
+    cut.flush()
+    assert not np.array_equal(cut.weights(0), network(2, 6, layer).weights(0))  # it learnt before the freeze
+    assert frozen.weights(0).tobytes() == cut.weights(0).tobytes()

@@ -34,10 +34,11 @@ only when ``j`` spikes), ``e_ij = B (K_ij + X_j Q_i)`` with ``Q_i = sum psi_i A 
 step ``sum (delta_i e_ij + rho_i x_j) = L_ij + K_ij R_i + X_j S_i`` with ``R_i = sum delta_i B`` and
 ``S_i = sum (delta_i B Q_i + rho_i A)``. A spike of ``j`` changes ``X_j`` by ``1 / A``; ``K_ij`` and
 ``L_ij`` take the change that keeps ``e_ij`` and the pending step continuous. The pending step goes into
-``w`` (settling) at each rebase and when the segment closes: ``w_fwd`` does not read ``w`` in between. A
-rebase (settle, then ``K_ij <- e_ij``, ``X_j <- x_j``, ``Q = 0``, ``A = B = 1``) comes when ``A`` or ``B``
-would fall below ``REBASE_LOW`` or after ``C_REBASE_EVERY`` spikes, which bounds the cancellation in these
-sums. Both are counted from the segment's spikes, never from the batches, so results stay identical
+``w`` (settling) at each rebase, when the segment closes and when learning stops (the network's
+``freeze``): ``w_fwd`` does not read ``w`` in between. A rebase (settle, then ``K_ij <- e_ij``,
+``X_j <- x_j``, ``Q = 0``, ``A = B = 1``) comes when ``A`` or ``B`` would fall below ``REBASE_LOW`` or after
+``C_REBASE_EVERY`` spikes, which bounds the cancellation in these sums. Both are counted from the
+segment's spikes, never from the batches, so results stay identical
 whatever the batching; they equal steps 3 and 5 up to float rounding (the reference test: 1e-9).
 """
 

@@ -222,7 +222,11 @@ class DecolleNetwork:
 
     # -- learning switch -------------------------------------------------------------------------
     def freeze(self) -> None:
-        """Stop learning; the layers keep running on their weights."""
+        """Stop learning; the layers keep running on their weights. The open segment's steps so far are
+        settled first: later spikes still move the traces they are factored over."""
+        if self.learning:
+            for index, layer in enumerate(self.layers):
+                self._settle(index, layer)
         self.learning = False
 
     def unfreeze(self) -> None:
