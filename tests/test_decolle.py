@@ -317,3 +317,20 @@ def test_freezing_mid_segment_keeps_exactly_the_steps_taken_before_it() -> None:
     cut.flush()
     assert not np.array_equal(cut.weights(0), network(2, 6, layer).weights(0))  # it learnt before the freeze
     assert frozen.weights(0).tobytes() == cut.weights(0).tobytes()
+
+
+def test_a_silence_of_thousands_of_time_constants_inside_a_segment_leaves_the_exact_gradient() -> None:
+    # A static scene sends no events while its label holds: the decay over the gap underflows to 0, and
+    # the factored traces must not turn that into 1 / 0.
+    rng = np.random.default_rng(7)
+    t = np.concatenate([np.sort(rng.integers(0, 300, 60)), 10**9 + np.sort(rng.integers(0, 300, 60))])
+    spikes = spikes_of(t, rng.integers(0, 4, 120))
+    labels = labels_of((0, 1, 1))
+    layer = DecolleLayer(neurons=3, tau_mem_us=20.0, tau_out_us=30.0, w_mean=0.5, w_std=0.4, eta=0.05, quiet=0.3)
+    net = network(2, 4, layer)
+    ref_out, w_ref = reference_of(net, 0, spikes, labels)
+    net.add_labels(labels)
+    out = np.concatenate([net.process(spikes), net.flush()])
+    assert np.isfinite(net.weights(0)).all()
+    np.testing.assert_allclose(net.weights(0), w_ref, rtol=1e-9, atol=1e-9)
+    assert [(int(s["t"]), int(s["c"])) for s in out] == ref_out

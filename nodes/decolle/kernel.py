@@ -200,11 +200,12 @@ def _restart(acc: np.ndarray, lstate: np.ndarray, fstate: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _rebase(state: LayerState, consts: np.ndarray, learn: bool) -> None:
-    """Settle, then restart ``A``, ``B`` and ``Q`` from the current traces (an fc layer)."""
+def _rebase(state: LayerState, consts: np.ndarray, learn: bool, a: float, b: float) -> None:
+    """Settle, then restart ``A``, ``B`` and ``Q`` from the current traces decayed by the coming spike's
+    ``a`` and ``b`` (an fc layer). Folding them in keeps ``1 / A`` finite after any silence."""
     settle(state, consts)
     _, _, _, elig, _, x, active, _, _, acc, lstate, fstate = state
-    big_a, big_b = fstate[F_A], fstate[F_B]
+    big_a, big_b = fstate[F_A] * a, fstate[F_B] * b
     n_in = x.shape[0]
     for q in range(active[2 * n_in]):
         j = active[q]
@@ -273,11 +274,12 @@ def layer_run(
         a, b = _decays(t, lstate, consts)
         lstate[L_LAST_T] = t
         if _rebase_due(fstate, lstate, consts, a, b):
-            _rebase(state, consts, learn)
-        big_a = fstate[F_A] * a
-        big_b = fstate[F_B] * b
-        fstate[F_A] = big_a
-        fstate[F_B] = big_b
+            _rebase(state, consts, learn, a, b)  # (A = B = 1 after it, this spike's decays folded in)
+        else:
+            fstate[F_A] *= a
+            fstate[F_B] *= b
+        big_a = fstate[F_A]
+        big_b = fstate[F_B]
         lstate[L_SINCE] += 1
         inv = 1.0 / big_a
         _mark(active, n_in, c)
@@ -381,11 +383,11 @@ def conv_settle(state: LayerState, consts: np.ndarray, geom: np.ndarray) -> None
 
 
 @njit(cache=True)
-def _conv_rebase(state: LayerState, consts: np.ndarray, geom: np.ndarray, learn: bool) -> None:
+def _conv_rebase(state: LayerState, consts: np.ndarray, geom: np.ndarray, learn: bool, a: float, b: float) -> None:
     """``_rebase`` for a convolution layer (its eligibility is per neuron and tap)."""
     conv_settle(state, consts, geom)
     _, _, _, elig, _, x, active, _, _, acc, lstate, fstate = state
-    big_a, big_b = fstate[F_A], fstate[F_B]
+    big_a, big_b = fstate[F_A] * a, fstate[F_B] * b
     if learn:
         for i in range(elig.shape[0]):
             qi = acc[A_Q, i]
@@ -440,11 +442,12 @@ def conv_layer_run(
         a, b = _decays(t, lstate, consts)
         lstate[L_LAST_T] = t
         if _rebase_due(fstate, lstate, consts, a, b):
-            _conv_rebase(state, consts, geom, learn)
-        big_a = fstate[F_A] * a
-        big_b = fstate[F_B] * b
-        fstate[F_A] = big_a
-        fstate[F_B] = big_b
+            _conv_rebase(state, consts, geom, learn, a, b)  # (A = B = 1 after it, this spike's decays folded in)
+        else:
+            fstate[F_A] *= a
+            fstate[F_B] *= b
+        big_a = fstate[F_A]
+        big_b = fstate[F_B]
         lstate[L_SINCE] += 1
         inv = 1.0 / big_a
         _mark(active, n_in, c)
